@@ -1,0 +1,50 @@
+# webchat: `make run` serves the demo, `make test` runs the whole suite.
+# Both set up what they need: a virtualenv in .venv, the pinned requirements, the compiled
+# translations and (for run) the database with demo data.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# `make run` is the demo/development server: debug pages on unless you say otherwise.
+DEBUG ?= True
+export DEBUG
+
+.PHONY: run test setup test-setup assets clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.requirements: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.requirements-test: requirements-test.txt requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@ $(VENV)/.requirements
+
+# Compiled .mo files and collected static files are build output (git-ignored).
+assets: $(VENV)/.requirements
+	@command -v msgfmt >/dev/null || (apt-get update -qq && apt-get install -y -qq gettext >/dev/null)
+	$(BIN)/python manage.py compilemessages --ignore=.venv -v0
+	$(BIN)/python manage.py collectstatic --no-input -v0
+
+setup: $(VENV)/.requirements assets
+	$(BIN)/python manage.py migrate --no-input -v0
+	$(BIN)/python manage.py seed_demo
+
+run: setup
+	@echo "webchat on http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
+	INTERNAL_BASE_URL=http://127.0.0.1:$(PORT) $(BIN)/uvicorn webchat.asgi:application \
+		--host $(HOST) --port $(PORT) --lifespan off --no-access-log
+
+test-setup: $(VENV)/.requirements-test assets
+	bash scripts/test-services.sh
+
+test: test-setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .cache var staticfiles

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Conversation(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations", verbose_name=_("owner")
+    )
+    classroom = models.ForeignKey(
+        "accounts.Classroom",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversations",
+        verbose_name=_("class"),
+    )
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    model = models.ForeignKey(
+        "providers.ChatModel", on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("last model")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+        ordering = ["-updated_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent")]
+
+    def __str__(self) -> str:
+        return self.title or _("New conversation")
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        SYSTEM = "system", _("System")
+        USER = "user", _("User")
+        ASSISTANT = "assistant", _("Assistant")
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming", _("Streaming")
+        COMPLETE = "complete", _("Complete")
+        STOPPED = "stopped", _("Stopped")
+        INTERRUPTED = "interrupted", _("Interrupted")
+        FAILED = "failed", _("Failed")
+
+    class UsageSource(models.TextChoices):
+        PROVIDER = "provider", _("Reported by the provider")
+        COUNTED = "counted", _("Counted with tiktoken")
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    content = models.TextField(_("content"), blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    model = models.ForeignKey(
+        "providers.ChatModel", on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("model")
+    )
+    # The route actually used (after any failover) and the key's scope, for the reply's
+    # footer and the ledger.
+    route_name = models.CharField(_("route"), max_length=300, blank=True)
+    credential_scope = models.CharField(_("key scope"), max_length=16, blank=True)
+    prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
+    usage_source = models.CharField(_("usage source"), max_length=16, choices=UsageSource.choices, blank=True)
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
+    first_chunk_ms = models.PositiveIntegerField(_("time to first token (ms)"), null=True, blank=True)
+    total_ms = models.PositiveIntegerField(_("total time (ms)"), null=True, blank=True)
+    request_id = models.CharField(_("request id"), max_length=64, blank=True, db_index=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"
+
+    @property
+    def is_reply(self) -> bool:
+        return self.role == self.Role.ASSISTANT

@@ -1,0 +1,257 @@
+"""The completion pipeline: the one place a chat request is served, whatever the entry point.
+
+    1 authorize   who, which class, is the model allowed
+    2 route       provider + model + credential
+    3 reserve     billing hold (billing issue)
+    4 call        openai SDK; retry before the first chunk only
+    5 relay       deltas to the caller as they arrive
+    6 settle      ledger entry from real usage (billing issue)
+    7 persist     the reply, complete or partial, with its status
+
+The caller hands in `relay`, an async callable taking protocol frames (frames.py), and a
+`stop` event. Setting `stop` ends the upstream call; the partial reply is kept. If the
+caller goes away (browser closed), it keeps calling `relay`, which may drop the frames:
+the reply still completes, is saved and billed.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.http import Http404
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from apps.accounts.models import User
+from apps.accounts.selectors import classroom_for_student
+from apps.providers.client import Route, UpstreamError, Usage, chat_stream
+from apps.providers.routes import route_resolve
+from apps.providers.selectors import chat_model_get_by_route_name
+from apps.providers.tokens import count_prompt_tokens, count_text_tokens
+
+from .frames import ServerFrame
+from .models import Message
+from .selectors import conversation_get_for_user, conversation_prompt_history
+from .services import TurnOutcome, turn_begin, turn_finish
+
+logger = logging.getLogger(__name__)
+
+Relay = Callable[[ServerFrame], Awaitable[None]]
+
+# What a student reads when an upstream fault ends a reply, by code.
+UPSTREAM_MESSAGES: dict[str, Promise] = {
+    "upstream_rate_limited": _("The provider is busy (rate limited). Wait a moment and try again."),
+    "upstream_auth_failed": _("The class key was rejected by the provider. Tell your teacher."),
+    "upstream_timeout": _("The provider took too long to answer. Try again."),
+    "upstream_unreachable": _("The provider could not be reached. Try again later."),
+    "upstream_dropped": _("The connection to the provider dropped in the middle of the reply. What arrived was saved."),
+    "upstream_rejected": _("The provider refused this request."),
+    "upstream_error": _("The provider had an error. Try again."),
+    "internal_error": _("Something went wrong on the server. What arrived was saved."),
+}
+
+
+class ChatError(Exception):
+    """A request the pipeline refuses before calling anyone. Nothing was written."""
+
+    def __init__(self, code: str, message: Promise | str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    conversation_id: int | None
+    model: str
+    content: str
+    entry_point: str = "chat"
+    max_tokens: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreparedTurn:
+    conversation_id: int
+    reply_id: int
+    request_id: str
+    route: Route
+    messages: list[dict[str, str]]
+    max_tokens: int
+
+
+def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
+    """Steps 1-2 (and the turn's first write): authorize, route, record the question."""
+    content = request.content.strip()
+    if not content:
+        raise ChatError("bad_request", _("The message is empty."))
+    if len(content) > settings.CHAT_MAX_CONTENT_CHARS:
+        raise ChatError(
+            "content_too_long",
+            _("The message is too long (at most %(limit)d characters).") % {"limit": settings.CHAT_MAX_CONTENT_CHARS},
+        )
+    conversation = None
+    if request.conversation_id is not None:
+        try:
+            conversation = conversation_get_for_user(user=user, conversation_id=request.conversation_id)
+        except Http404:
+            raise ChatError("not_found", _("That conversation does not exist.")) from None
+    model = chat_model_get_by_route_name(route_name=request.model)
+    if model is None:
+        raise ChatError("model_not_allowed", _("That model is not available."))
+    classroom = conversation.classroom if conversation else classroom_for_student(user=user)
+    route = route_resolve(model=model)
+    max_tokens = min(request.max_tokens or settings.CHAT_DEFAULT_MAX_TOKENS, model.max_output_tokens)
+
+    history = conversation_prompt_history(conversation=conversation) if conversation else []
+    messages = history + [{"role": "user", "content": content}]
+    request_id = uuid.uuid4().hex
+    rows = turn_begin(
+        user=user, conversation=conversation, classroom=classroom, model=model, content=content, request_id=request_id
+    )
+    return PreparedTurn(
+        conversation_id=rows.conversation.pk,
+        reply_id=rows.reply.pk,
+        request_id=request_id,
+        route=route,
+        messages=messages,
+        max_tokens=max_tokens,
+    )
+
+
+def _backoff_seconds(attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter; a provider's Retry-After wins, within a cap."""
+    if retry_after is not None:
+        return min(retry_after, settings.LLM_RETRY_AFTER_CAP)
+    base = settings.LLM_BACKOFF_BASE * (2**attempt)
+    return random.uniform(0, min(base, settings.LLM_RETRY_AFTER_CAP))
+
+
+@dataclass
+class _Reply:
+    parts: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    first_chunk_ms: int | None = None
+    error: UpstreamError | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+async def _call_and_relay(*, turn: PreparedTurn, relay: Relay, reply: _Reply, started: float) -> None:
+    """Steps 4-5. Retries only while nothing has reached the caller."""
+    attempts = max(settings.LLM_MAX_ATTEMPTS, 1)
+    for attempt in range(attempts):
+        try:
+            stream = chat_stream(route=turn.route, messages=turn.messages, max_tokens=turn.max_tokens)
+            async with contextlib.aclosing(stream):
+                async for event in stream:
+                    if event.text:
+                        if reply.first_chunk_ms is None:
+                            reply.first_chunk_ms = int((time.monotonic() - started) * 1000)
+                        reply.parts.append(event.text)
+                        await relay({"type": "chat.delta", "text": event.text})
+                    if event.usage is not None:
+                        reply.usage = event.usage
+            return
+        except UpstreamError as exc:
+            if reply.parts or not exc.retryable or attempt == attempts - 1:
+                reply.error = exc
+                return
+            delay = _backoff_seconds(attempt, exc.retry_after)
+            logger.info("upstream %s on %s, retry %d in %.2fs", exc.code, turn.route.route_name, attempt + 1, delay)
+            await asyncio.sleep(delay)
+
+
+def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) -> TurnOutcome:
+    if reply.usage is not None:
+        prompt_tokens, completion_tokens = reply.usage.prompt_tokens, reply.usage.completion_tokens
+        source = Message.UsageSource.PROVIDER
+    else:
+        # No usage from the provider (stopped early, dropped, or it never reports): count.
+        model_name = turn.route.model_name
+        prompt_tokens = count_prompt_tokens(messages=turn.messages, model_name=model_name).tokens
+        completion_tokens = count_text_tokens(text=reply.text, model_name=model_name).tokens if reply.parts else 0
+        source = Message.UsageSource.COUNTED
+    return TurnOutcome(
+        content=reply.text,
+        status=status,
+        route_name=turn.route.route_name,
+        credential_scope=turn.route.credential_scope,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        usage_source=source,
+        error_code=reply.error.code if reply.error else "",
+        first_chunk_ms=reply.first_chunk_ms,
+        total_ms=int((time.monotonic() - started) * 1000),
+    )
+
+
+async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop: asyncio.Event) -> Message | None:
+    """Serve one chat request end to end.
+
+    Side effects: Conversation/Message rows (turn_begin, turn_finish); frames sent through
+    `relay`. Raises ChatError (nothing written) when the request is refused.
+    """
+    started = time.monotonic()
+    turn = await database_sync_to_async(turn_prepare)(user=user, request=request)
+    await relay({"type": "chat.started", "conversation": turn.conversation_id, "message": turn.reply_id})
+
+    reply = _Reply()
+    # The upstream call runs as its own task so a stop can cancel it wherever it waits
+    # (connecting, or between chunks) while this function goes on to save what arrived.
+    call = asyncio.create_task(_call_and_relay(turn=turn, relay=relay, reply=reply, started=started))
+    stop_wait = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({call, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop_wait.cancel()
+    crash: BaseException | None = None
+    if not call.done():
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await call
+        status = Message.Status.STOPPED
+    else:
+        crash = call.exception()
+        if crash is not None:
+            # A bug, not an upstream fault: keep what arrived, label it, then let it surface.
+            reply.error = UpstreamError("internal_error")
+        if reply.error is not None:
+            status = Message.Status.INTERRUPTED if reply.parts else Message.Status.FAILED
+        else:
+            status = Message.Status.COMPLETE
+
+    outcome = _outcome(turn=turn, reply=reply, status=status, started=started)
+    message = await database_sync_to_async(turn_finish)(reply_id=turn.reply_id, outcome=outcome)
+
+    if status == Message.Status.FAILED:
+        code = reply.error.code if reply.error else "upstream_error"
+        await relay({"type": "chat.error", "code": code,
+                     "message": str(UPSTREAM_MESSAGES.get(code, UPSTREAM_MESSAGES["upstream_error"]))})
+    else:
+        frame: ServerFrame = {
+            "type": "chat.done",
+            "message": message.pk,
+            "status": status,
+            "usage": {"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens},
+            "model": outcome.route_name,
+            "first_chunk_ms": outcome.first_chunk_ms,
+        }
+        if reply.error is not None:
+            frame["error_code"] = reply.error.code
+            frame["error"] = str(UPSTREAM_MESSAGES.get(reply.error.code, UPSTREAM_MESSAGES["upstream_error"]))
+        await relay(frame)
+    if crash is not None:
+        raise crash
+    return message

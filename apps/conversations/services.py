@@ -1,0 +1,92 @@
+"""Writes for conversations: opening a turn and closing it.
+
+A turn writes twice: once when it begins (the student's message and the reply's row, so the
+reply has an id to stream under) and once when it ends. Nothing is written per chunk.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import Classroom, User
+from apps.providers.models import ChatModel
+
+from .models import Conversation, Message
+
+TITLE_CHARS = 60
+
+
+@dataclass(frozen=True)
+class TurnRows:
+    conversation: Conversation
+    user_message: Message
+    reply: Message
+
+
+@transaction.atomic
+def turn_begin(*, user: User, conversation: Conversation | None, classroom: Classroom | None,
+               model: ChatModel, content: str, request_id: str) -> TurnRows:
+    """Record the student's message and an empty reply in state `streaming`.
+
+    Side effects: a Conversation (when `conversation` is None), two Message rows.
+    """
+    if conversation is None:
+        title = " ".join(content.split())[:TITLE_CHARS]
+        conversation = Conversation.objects.create(owner=user, classroom=classroom, title=title, model=model)
+    else:
+        conversation.model = model
+        conversation.save(update_fields=["model", "updated_at"])
+    user_message = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content=content, request_id=request_id
+    )
+    reply = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model=model,
+        route_name=model.route_name,
+        request_id=request_id,
+    )
+    return TurnRows(conversation=conversation, user_message=user_message, reply=reply)
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    content: str
+    status: str
+    route_name: str
+    credential_scope: str
+    prompt_tokens: int
+    completion_tokens: int
+    usage_source: str
+    error_code: str
+    first_chunk_ms: int | None
+    total_ms: int
+
+
+@transaction.atomic
+def turn_finish(*, reply_id: int, outcome: TurnOutcome) -> Message:
+    """Write the reply as it ended: complete, stopped, interrupted or failed.
+
+    Side effects: the reply's Message row updated once; the conversation's `updated_at`.
+    Only a reply still `streaming` is written, so finishing twice changes nothing.
+    """
+    updated = Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+        content=outcome.content,
+        status=outcome.status,
+        route_name=outcome.route_name,
+        credential_scope=outcome.credential_scope,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        usage_source=outcome.usage_source,
+        error_code=outcome.error_code,
+        first_chunk_ms=outcome.first_chunk_ms,
+        total_ms=outcome.total_ms,
+        finished_at=timezone.now(),
+    )
+    reply = Message.objects.select_related("conversation", "model__provider").get(pk=reply_id)
+    if updated:
+        Conversation.objects.filter(pk=reply.conversation_id).update(updated_at=timezone.now())
+    return reply

@@ -1,0 +1,83 @@
+"""The built-in demo model: what it says.
+
+It has no AI behind it. Every answer restates the question and walks through how a real
+LLM API would count and bill it, so a class can watch streaming and token billing work
+before the school has a single provider key.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .tokens import count_prompt_tokens
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+# Stream pieces the way a tokenizer would feel: one CJK character at a time, Latin text a
+# word (with its trailing space) at a time.
+_PIECES = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]+\s*|\s+")
+QUESTION_PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True)
+class DemoPrice:
+    input_per_million: Decimal
+    output_per_million: Decimal
+    currency: str
+
+
+def _money(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.000001')).normalize():f}"
+
+
+def demo_reply_compose(*, messages: list[dict[str, str]], model_name: str, price: DemoPrice | None) -> str:
+    question = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+    question = str(question).strip()
+    if len(question) > QUESTION_PREVIEW_CHARS:
+        question = question[:QUESTION_PREVIEW_CHARS] + "…"
+    count = count_prompt_tokens(messages=messages, model_name=model_name)
+    earlier = max(len(messages) - 1, 0)
+    if price is None:
+        price = DemoPrice(Decimal("1"), Decimal("2"), "CNY")
+    cost = Decimal(count.tokens) * price.input_per_million / Decimal(1_000_000)
+    figures = {
+        "q": question,
+        "n": count.tokens,
+        "k": earlier,
+        "enc": count.encoding,
+        "pin": _money(price.input_per_million),
+        "pout": _money(price.output_per_million),
+        "cur": price.currency,
+        "cost": _money(cost),
+    }
+    if _CJK.search(question):
+        return (
+            "这是演示模型：它背后没有真正的 AI，所以每个问题都用同一种方式回答——"
+            "演示一次真实的大模型 API 调用是怎样计费的。\n\n"
+            "你的问题是：“{q}”\n\n"
+            "**输入。** 这次的提示词共 {n} 个 token：你的问题，加上本对话之前的 {k} 条消息"
+            "（以及每条消息的格式开销），用 tiktoken 的 `{enc}` 编码计数。真实的模型每一轮都要"
+            "把它们重新读一遍，所以对话越长，每次提问越贵。\n\n"
+            "**输出。** 这段回复本身就是输出 token，回复结束后它的准确数量会显示在下方。\n\n"
+            "**费用。** 按每百万输入 token {pin} {cur} 计算，输入费用是 "
+            "{n} × {pin} ÷ 1,000,000 = {cost} {cur}；输出按每百万 token {pout} {cur} 同样计算。"
+            "总 token 数 = 输入 + 输出。"
+        ).format(**figures)
+    return (
+        "This is the demo model: there is no AI behind it, so it answers every question the "
+        "same way, by showing how a real LLM API would bill it.\n\n"
+        "You asked: \u201c{q}\u201d\n\n"
+        "**Input.** Your prompt was {n} tokens: your question plus the {k} earlier messages of "
+        "this conversation (and each message's framing), counted with tiktoken's `{enc}` "
+        "encoding. A real model reads them all again on every turn, which is why long "
+        "conversations cost more per question.\n\n"
+        "**Output.** This reply is made of output tokens; their exact count appears under it "
+        "when it finishes.\n\n"
+        "**Cost.** At {pin} {cur} per million input tokens, the input costs "
+        "{n} × {pin} ÷ 1,000,000 = {cost} {cur}. Output is billed the same way at {pout} {cur} "
+        "per million. Total tokens = input + output."
+    ).format(**figures)
+
+
+def demo_reply_pieces(text: str) -> list[str]:
+    return _PIECES.findall(text)

@@ -1,0 +1,153 @@
+"""The demo provider's OpenAI-compatible endpoint (/demo/v1/...).
+
+Served by webchat itself and called through the openai SDK over HTTP exactly like any other
+provider. It needs no key and no network.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from .demo import DemoPrice, demo_reply_compose, demo_reply_pieces
+from .models import ChatModel
+from .selectors import model_price_at
+from .tokens import count_prompt_tokens, count_text_tokens
+
+
+def _error(status: int, message: str, error_type: str = "invalid_request_error") -> JsonResponse:
+    return JsonResponse({"error": {"message": message, "type": error_type, "code": None}}, status=status)
+
+
+def _demo_price(model_name: str) -> DemoPrice | None:
+    model = ChatModel.objects.filter(provider__is_demo=True, name=model_name).first()
+    price = model_price_at(model=model) if model else None
+    if price is None:
+        return None
+    return DemoPrice(price.input_per_million, price.output_per_million, price.currency)
+
+
+def _demo_model_names() -> list[str]:
+    return list(ChatModel.objects.filter(provider__is_demo=True, enabled=True).values_list("name", flat=True))
+
+
+def _parse(body: bytes) -> dict[str, Any] | JsonResponse:
+    try:
+        payload = json.loads(body or b"null")
+    except ValueError:
+        return _error(400, "Request body is not valid JSON.")
+    if not isinstance(payload, dict):
+        return _error(400, "Request body must be a JSON object.")
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _error(400, "'messages' must be a non-empty array.")
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            return _error(400, "Each message needs a 'role' and 'content'.")
+    if not isinstance(payload.get("model"), str) or not payload["model"]:
+        return _error(400, "'model' is required.")
+    return payload
+
+
+@csrf_exempt
+@require_POST
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    parsed = _parse(request.body)
+    if isinstance(parsed, JsonResponse):
+        return parsed
+    model_name: str = parsed["model"]
+    if model_name not in await sync_to_async(_demo_model_names)():
+        return _error(404, f"The model '{model_name}' does not exist.", "not_found_error")
+    messages = [
+        {"role": str(m.get("role")), "content": m["content"] if isinstance(m.get("content"), str) else ""}
+        for m in parsed["messages"]
+    ]
+    price = await sync_to_async(_demo_price)(model_name)
+    text = await sync_to_async(demo_reply_compose)(messages=messages, model_name=model_name, price=price)
+    max_tokens = parsed.get("max_completion_tokens") or parsed.get("max_tokens")
+    finish_reason = "stop"
+    if isinstance(max_tokens, int) and max_tokens > 0:
+        # Honour max_tokens like a real model: cut the reply and say why.
+        pieces = demo_reply_pieces(text)
+        kept: list[str] = []
+        for piece in pieces:
+            if count_text_tokens(text="".join(kept + [piece]), model_name=model_name).tokens > max_tokens:
+                finish_reason = "length"
+                break
+            kept.append(piece)
+        text = "".join(kept)
+    usage = {
+        "prompt_tokens": count_prompt_tokens(messages=messages, model_name=model_name).tokens,
+        "completion_tokens": count_text_tokens(text=text, model_name=model_name).tokens,
+    }
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    completion_id = f"chatcmpl-demo-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+
+    if not parsed.get("stream"):
+        return JsonResponse(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": model_name,
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
+                ],
+                "usage": usage,
+            }
+        )
+
+    include_usage = bool((parsed.get("stream_options") or {}).get("include_usage"))
+
+    async def events() -> AsyncIterator[str]:
+        def chunk(delta: dict[str, Any], finish: str | None) -> str:
+            body = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model_name,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+            return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+        delay = settings.DEMO_STREAM_DELAY_MS / 1000
+        yield chunk({"role": "assistant", "content": ""}, None)
+        for piece in demo_reply_pieces(text):
+            if delay:
+                await asyncio.sleep(delay)
+            yield chunk({"content": piece}, None)
+        yield chunk({}, finish_reason)
+        if include_usage:
+            body = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model_name,
+                "choices": [],
+                "usage": usage,
+            }
+            yield f"data: {json.dumps(body)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@require_GET
+async def models_list(request: HttpRequest) -> JsonResponse:
+    names = await sync_to_async(_demo_model_names)()
+    return JsonResponse(
+        {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "webchat-demo"} for name in names]}
+    )

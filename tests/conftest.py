@@ -1,0 +1,192 @@
+"""Shared fixtures: two schools' worth of people, the fake upstream, a live ASGI server and
+websocket helpers. Test data is built through the services, not raw model writes."""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import uvicorn
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from apps.accounts.models import Classroom, User
+from apps.accounts.services import classroom_get_or_create, enrollment_add, user_upsert
+from apps.providers.catalog import ProviderEntry, catalog_apply
+from apps.providers.models import ChatModel, ModelPrice, Provider
+from tests.fake_upstream import FakeUpstream
+
+PASSWORD = "correct-horse-battery-42"
+
+
+def pytest_configure(config: Any) -> None:
+    from django.conf import settings
+
+    # The SQLite test database is a file (WAL, real locking across threads), kept in var/.
+    (settings.BASE_DIR / "var").mkdir(exist_ok=True)
+ORIGIN = b"http://127.0.0.1"
+
+
+@dataclass
+class People:
+    admin: User
+    teacher: User
+    co_teacher: User
+    student: User
+    classmate: User
+    other_teacher: User
+    other_student: User
+    classroom: Classroom
+    other_classroom: Classroom
+
+
+@pytest.fixture
+def people(db: Any) -> People:
+    """School one: a teacher and co-teacher, two students in one class. School two: another
+    teacher with a student of their own. And an admin over both."""
+    make = lambda name, role: user_upsert(username=name, role=role, display_name=name.title(), password=PASSWORD)[0]  # noqa: E731
+    admin = make("root", User.Role.ADMIN)
+    teacher = make("teacher_wang", User.Role.TEACHER)
+    co_teacher = make("teacher_zhao", User.Role.TEACHER)
+    student = make("xiaoming", User.Role.STUDENT)
+    classmate = make("xiaohong", User.Role.STUDENT)
+    other_teacher = make("teacher_chen", User.Role.TEACHER)
+    other_student = make("xiaogang", User.Role.STUDENT)
+    classroom, _ = classroom_get_or_create(name="Class 7A", teacher=teacher)
+    classroom.teachers.add(co_teacher)
+    enrollment_add(classroom=classroom, student=student)
+    enrollment_add(classroom=classroom, student=classmate)
+    other_classroom, _ = classroom_get_or_create(name="Class 9C", teacher=other_teacher)
+    enrollment_add(classroom=other_classroom, student=other_student)
+    return People(admin, teacher, co_teacher, student, classmate, other_teacher, other_student,
+                  classroom, other_classroom)
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[FakeUpstream]:
+    upstream = FakeUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+def _fake_provider_entry(base_url: str) -> ProviderEntry:
+    return {
+        "slug": "fakeai", "name_en": "Fake AI", "name_zh": "假 AI", "base_url": base_url, "signup_url": "",
+        "auth_style": "none", "is_demo": False, "sort_order": 50,
+        "models": [{"name": "fake-model", "display_name": "Fake model", "context_window": 16000,
+                    "max_output_tokens": 2048, "input_per_million": "2.00", "output_per_million": "8.00",
+                    "currency": "CNY", "effective_from": "2025-01-01"}],
+    }
+
+
+@pytest.fixture
+def fake_model(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
+    """A provider in the catalog whose base URL is the fake upstream."""
+    catalog_apply(entries=[_fake_provider_entry(fake_upstream.base_url)], provider_model=Provider,
+                  chat_model_model=ChatModel, price_model=ModelPrice)
+    return ChatModel.objects.select_related("provider").get(provider__slug="fakeai", name="fake-model")
+
+
+@pytest.fixture
+def demo_model(db: Any) -> ChatModel:
+    return ChatModel.objects.select_related("provider").get(provider__slug="demo")
+
+
+@pytest.fixture
+def price_start() -> datetime:
+    return datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    port: int
+
+
+@pytest.fixture
+def live_asgi(transactional_db: Any, settings: Any) -> Iterator[LiveServer]:
+    """The real ASGI app (HTTP and websockets) under uvicorn on 127.0.0.1, in a thread.
+    INTERNAL_BASE_URL points at it, so the demo provider is reached over real HTTP."""
+    from webchat.asgi import application
+
+    port = _free_port()
+    settings.INTERNAL_BASE_URL = f"http://127.0.0.1:{port}"
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+                            ws="websockets")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        threading.Event().wait(0.025)
+    yield LiveServer(url=f"http://127.0.0.1:{port}", port=port)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def session_cookie_for(user: User) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+async def ws_connect(user: User | None, *, origin: bytes = ORIGIN, language: str = "en") -> WebsocketCommunicator:
+    """Open /ws/chat/ as `user` (None: no session) through the real ASGI application."""
+    from webchat.asgi import application
+
+    headers = [(b"origin", origin), (b"host", b"127.0.0.1"), (b"cookie", f"django_language={language}".encode())]
+    if user is not None:
+        cookie = await sync_to_async(session_cookie_for)(user)
+        headers[2] = (b"cookie", f"sessionid={cookie}; django_language={language}".encode())
+    return WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+
+
+async def ws_frames_until(communicator: WebsocketCommunicator, types: set[str], timeout: float = 10) -> list[dict[str, Any]]:
+    """Collect frames until one whose type is in `types` (included)."""
+    frames: list[dict[str, Any]] = []
+    while True:
+        frame = json.loads(await communicator.receive_from(timeout=timeout))
+        frames.append(frame)
+        if frame["type"] in types:
+            return frames
+
+
+async def ws_turn(communicator: WebsocketCommunicator, **send: Any) -> list[dict[str, Any]]:
+    """Send one chat.send and return every frame up to chat.done or chat.error."""
+    await communicator.send_json_to({"type": "chat.send", "conversation": None, **send})
+    return await ws_frames_until(communicator, {"chat.done", "chat.error"})
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
+    """Poll an async predicate (for work that outlives the socket)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def money(value: str) -> Decimal:
+    return Decimal(value)
+
+
+async def aiter_list(source: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in source]

@@ -1,0 +1,188 @@
+"""A fake OpenAI-compatible provider: a real HTTP server on 127.0.0.1.
+
+It speaks the chat-completions wire protocol (JSON and SSE) and has knobs for the faults a
+real provider shows: delays, 429 with Retry-After, 5xx, 401, hanging, and a stream that
+drops in the middle. Tests queue `Behaviour`s; each request takes the next one (or the
+default when the queue is empty) and is recorded for assertions.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Behaviour:
+    status: int = 200
+    chunks: list[str] = field(default_factory=lambda: ["Hello", ", ", "class", "!"])
+    delay: float = 0.0  # seconds before each chunk
+    headers_delay: float = 0.0  # seconds before the response starts
+    retry_after: str | None = None
+    drop_after: int | None = None  # cut the connection after this many chunks
+    include_usage: bool = True  # send the usage chunk when the client asks for it
+    usage: tuple[int, int] | None = None  # (prompt, completion); default: made up from the text
+    error_message: str = "fake upstream error"
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class FakeUpstream:
+    def __init__(self) -> None:
+        self.queue: list[Behaviour] = []
+        self.default = Behaviour()
+        self.requests: list[RecordedRequest] = []
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> FakeUpstream:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def push(self, *behaviours: Behaviour) -> None:
+        with self.lock:
+            self.queue.extend(behaviours)
+
+    def next_behaviour(self) -> Behaviour:
+        with self.lock:
+            return self.queue.pop(0) if self.queue else self.default
+
+    def record(self, request: RecordedRequest) -> None:
+        with self.lock:
+            self.requests.append(request)
+
+    def chat_requests(self) -> list[RecordedRequest]:
+        with self.lock:
+            return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+
+def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+            pass
+
+        def _json(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _record(self, body: dict[str, Any]) -> None:
+            upstream.record(RecordedRequest(self.command, self.path, dict(self.headers.items()), body))
+
+        def do_GET(self) -> None:
+            self._record({})
+            behaviour = upstream.next_behaviour() if upstream.queue else upstream.default
+            if behaviour.status != 200:
+                self._error(behaviour)
+                return
+            if self.path.rstrip("/").endswith("/models"):
+                self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+            else:
+                self._json(404, {"error": {"message": "not found"}})
+
+        def _error(self, behaviour: Behaviour) -> None:
+            extra = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
+            self._json(behaviour.status, {"error": {"message": behaviour.error_message, "type": "fake"}}, extra)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                body = {}
+            self._record(body)
+            behaviour = upstream.next_behaviour()
+            if behaviour.headers_delay and self._sleep(behaviour.headers_delay):
+                return
+            if behaviour.status != 200:
+                self._error(behaviour)
+                return
+            text = "".join(behaviour.chunks)
+            prompt_tokens, completion_tokens = behaviour.usage or (
+                sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])) + 7,
+                max(len(behaviour.chunks), 1),
+            )
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                     "total_tokens": prompt_tokens + completion_tokens}
+            model = body.get("model", "fake-model")
+            if not body.get("stream"):
+                self._json(200, {
+                    "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "usage": usage,
+                })
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+
+            def event(payload: dict[str, Any] | str) -> bytes:
+                data = payload if isinstance(payload, str) else json.dumps(payload)
+                return f"data: {data}\n\n".encode()
+
+            def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+                return {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+                        "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+            try:
+                self._send_chunk(event(chunk({"role": "assistant", "content": ""}, None)))
+                for index, piece in enumerate(behaviour.chunks):
+                    if behaviour.drop_after is not None and index >= behaviour.drop_after:
+                        # Half a chunk, then the connection goes away: a real mid-stream drop.
+                        self.wfile.write(b"40\r\ndata: {\"trunc")
+                        self.wfile.flush()
+                        self.connection.shutdown(2)
+                        return
+                    if behaviour.delay and self._sleep(behaviour.delay):
+                        return
+                    self._send_chunk(event(chunk({"content": piece}, None)))
+                self._send_chunk(event(chunk({}, "stop")))
+                if behaviour.include_usage and (body.get("stream_options") or {}).get("include_usage"):
+                    self._send_chunk(event({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                                            "created": int(time.time()), "model": model, "choices": [],
+                                            "usage": usage}))
+                self._send_chunk(event("[DONE]"))
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                return  # the client went away (a stop): nothing more to send
+
+        def _send_chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def _sleep(self, seconds: float) -> bool:
+            """Sleep, waking early when the server shuts down. True when shutting down."""
+            return upstream.closing.wait(seconds)
+
+    return Handler
