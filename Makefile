@@ -38,7 +38,7 @@ setup: $(VENV)/.requirements assets
 run: setup
 	@echo "webchat on http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
 	INTERNAL_BASE_URL=http://127.0.0.1:$(PORT) $(BIN)/uvicorn webchat.asgi:application \
-		--host $(HOST) --port $(PORT) --lifespan off --no-access-log
+		--host $(HOST) --port $(PORT) --lifespan off --ws websockets-sansio --no-access-log
 
 test-setup: $(VENV)/.requirements-test assets
 	bash scripts/test-services.sh

@@ -6,10 +6,8 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from apps.accounts.models import Classroom, User
 from apps.accounts.services import classroom_get_or_create, enrollment_add, user_upsert
 from apps.providers.catalog import ProviderEntry, catalog_apply
 from apps.providers.models import ChatModel, ModelPrice, Provider
+from apps.providers.services import catalog_demo_ensure
 from tests.fake_upstream import FakeUpstream
 
 PASSWORD = "correct-horse-battery-42"
@@ -33,6 +32,12 @@ def pytest_configure(config: Any) -> None:
     # The SQLite test database is a file (WAL, real locking across threads), kept in var/.
     (settings.BASE_DIR / "var").mkdir(exist_ok=True)
 ORIGIN = b"http://127.0.0.1"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    # Real hashing costs ~0.2 s a user; the tests are about webchat, not PBKDF2.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @dataclass
@@ -97,12 +102,9 @@ def fake_model(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
 
 @pytest.fixture
 def demo_model(db: Any) -> ChatModel:
+    # Transactional tests flush the tables, data-migration rows included: ensure it exists.
+    catalog_demo_ensure()
     return ChatModel.objects.select_related("provider").get(provider__slug="demo")
-
-
-@pytest.fixture
-def price_start() -> datetime:
-    return datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
 def _free_port() -> int:
@@ -125,9 +127,8 @@ def live_asgi(transactional_db: Any, settings: Any) -> Iterator[LiveServer]:
 
     port = _free_port()
     settings.INTERNAL_BASE_URL = f"http://127.0.0.1:{port}"
-    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
     config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
-                            ws="websockets")
+                            ws="websockets-sansio")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -184,9 +185,3 @@ async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def money(value: str) -> Decimal:
-    return Decimal(value)
-
-
-async def aiter_list(source: AsyncIterator[Any]) -> list[Any]:
-    return [item async for item in source]

@@ -1,0 +1,92 @@
+"""The built-in demo provider, called through the openai SDK over real HTTP, and the chat
+using it end to end through a live ASGI server."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from openai import OpenAI
+from websockets.sync.client import connect as ws_open
+
+from apps.conversations.models import Message
+from apps.providers.demo import demo_reply_compose
+from tests.conftest import LiveServer, People, session_cookie_for
+
+
+@pytest.fixture
+def sdk(live_asgi: LiveServer, demo_model) -> OpenAI:  # type: ignore[no-untyped-def]
+    return OpenAI(api_key="unused", base_url=f"{live_asgi.url}/demo/v1", max_retries=0)
+
+
+def test_demo_answers_json_with_usage(sdk: OpenAI) -> None:
+    reply = sdk.chat.completions.create(model="demo-tutor", messages=[{"role": "user", "content": "What is a token?"}])
+    text = reply.choices[0].message.content or ""
+    assert "What is a token?" in text
+    assert f"{reply.usage.prompt_tokens} tokens" in text
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    assert reply.choices[0].finish_reason == "stop"
+
+
+def test_demo_streams_with_a_final_usage_chunk(sdk: OpenAI) -> None:
+    stream = sdk.chat.completions.create(model="demo-tutor", messages=[{"role": "user", "content": "什么是 API？"}],
+                                         stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 20
+    assert "什么是 API？" in text and "演示模型" in text
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens > 0
+
+
+def test_demo_stream_without_include_usage_has_no_usage_chunk(sdk: OpenAI) -> None:
+    chunks = list(sdk.chat.completions.create(model="demo-tutor", messages=[{"role": "user", "content": "hi"}],
+                                              stream=True))
+    assert all(c.usage is None for c in chunks)
+
+
+def test_demo_honours_max_tokens(sdk: OpenAI) -> None:
+    reply = sdk.chat.completions.create(model="demo-tutor", messages=[{"role": "user", "content": "hi"}], max_tokens=10)
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage.completion_tokens <= 10
+
+
+def test_demo_rejects_bad_requests_like_a_provider(live_asgi: LiveServer, demo_model, client: Any) -> None:  # type: ignore[no-untyped-def]
+    for body in ("not json", json.dumps({"model": "demo-tutor"}), json.dumps({"model": "demo-tutor", "messages": "x"})):
+        response = client.post("/demo/v1/chat/completions", body, content_type="application/json")
+        assert response.status_code == 400
+        assert "message" in response.json()["error"]
+    missing = client.post("/demo/v1/chat/completions", json.dumps({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}),
+                          content_type="application/json")
+    assert missing.status_code == 404
+    assert client.get("/demo/v1/chat/completions").status_code == 405
+
+
+def test_demo_lists_its_models(sdk: OpenAI) -> None:
+    assert [m.id for m in sdk.models.list()] == ["demo-tutor"]
+
+
+def test_demo_reply_is_deterministic_and_shows_the_bill(db: Any, demo_model) -> None:  # type: ignore[no-untyped-def]
+    messages = [{"role": "user", "content": "How are tokens billed?"}]
+    first = demo_reply_compose(messages=messages, model_name="demo-tutor", price=None)
+    assert first == demo_reply_compose(messages=messages, model_name="demo-tutor", price=None)
+    assert "How are tokens billed?" in first and "Total tokens = input + output" in first
+
+
+def test_student_chats_with_the_demo_model_over_a_real_websocket(live_asgi: LiveServer, people: People, demo_model) -> None:  # type: ignore[no-untyped-def]
+    cookie = session_cookie_for(people.student)
+    with ws_open(f"ws://127.0.0.1:{live_asgi.port}/ws/chat/", origin="http://127.0.0.1",
+                 additional_headers={"Cookie": f"sessionid={cookie}"}) as socket:
+        socket.send(json.dumps({"type": "chat.send", "conversation": None, "model": "demo/demo-tutor",
+                                "content": "Why do long chats cost more?"}))
+        frames = []
+        while not frames or frames[-1]["type"] not in ("chat.done", "chat.error"):
+            frames.append(json.loads(socket.recv(timeout=20)))
+    done = frames[-1]
+    assert done["type"] == "chat.done" and done["status"] == "complete", frames[-1]
+    deltas = [f["text"] for f in frames if f["type"] == "chat.delta"]
+    assert len(deltas) > 20
+    reply = Message.objects.get(pk=done["message"])
+    assert reply.content == "".join(deltas)
+    assert "Why do long chats cost more?" in reply.content
+    assert reply.usage_source == "provider" and reply.prompt_tokens == done["usage"]["prompt_tokens"]

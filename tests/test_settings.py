@@ -1,0 +1,46 @@
+"""Settings come from the environment; production refuses to start without a real secret."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
+         "print(settings.DEBUG, settings.TIME_ZONE, settings.LANGUAGE_CODE, settings.CHANNEL_LAYERS['default']['BACKEND'])"],
+        cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "webchat.settings"}, capture_output=True, text=True,
+        timeout=60,
+    )
+
+
+def test_production_without_a_secret_key_refuses_to_start_with_one_line() -> None:
+    result = start(DEBUG="False")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "SECRET_KEY" in lines[0] and "refuses to start" in lines[0]
+
+
+def test_production_with_a_short_secret_key_refuses_to_start() -> None:
+    result = start(DEBUG="False", SECRET_KEY="short")
+    assert result.returncode == 1
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_production_with_a_real_secret_key_starts_with_the_defaults() -> None:
+    result = start(DEBUG="False", SECRET_KEY="k" * 50)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "Asia/Shanghai", "zh-hans", "channels.layers.InMemoryChannelLayer"]
+
+
+def test_debug_starts_without_a_secret_and_redis_url_selects_redis_layer() -> None:
+    result = start(DEBUG="True", REDIS_URL="redis://127.0.0.1:6379/0", TIME_ZONE="UTC", LANGUAGE_CODE="en")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "UTC", "en", "channels_redis.core.RedisChannelLayer"]
