@@ -36,8 +36,8 @@ if not DEBUG and (SECRET_KEY == INSECURE_SECRET_KEY or len(SECRET_KEY) < 32):
         "string of at least 32 characters in the environment or .env"
     )
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+ALLOWED_HOSTS = [h for h in env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"]) if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env.list("CSRF_TRUSTED_ORIGINS", default=[]) if o]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -140,7 +140,7 @@ else:
 
 # Celery: Redis in production; in the embedded set-up a broker kept in files under var/,
 # so the worker and beat need no server.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {}
     if REDIS_URL
@@ -157,7 +157,7 @@ CELERY_TIMEZONE = "UTC"
 
 # Where the app reaches itself: the demo provider is served by this site and called over
 # HTTP like any other provider, so its base URL is relative to this address.
-INTERNAL_BASE_URL = env.str("INTERNAL_BASE_URL", default="http://127.0.0.1:8000")
+INTERNAL_BASE_URL = env.str("INTERNAL_BASE_URL", default="") or "http://127.0.0.1:8000"
 
 # Chat limits and upstream timeouts (seconds). The SDK's own default (600 s) is far too
 # long for a classroom.
@@ -176,7 +176,7 @@ LLM_RETRY_AFTER_CAP = env.float("LLM_RETRY_AFTER_CAP", default=10.0)
 DEMO_STREAM_DELAY_MS = env.int("DEMO_STREAM_DELAY_MS", default=35)
 
 # tiktoken's rank files are copied here from an installed package, never downloaded.
-TIKTOKEN_CACHE_DIR = env.str("TIKTOKEN_CACHE_DIR", default=str(BASE_DIR / ".cache" / "tiktoken"))
+TIKTOKEN_CACHE_DIR = env.str("TIKTOKEN_CACHE_DIR", default="") or str(BASE_DIR / ".cache" / "tiktoken")
 
 LOGGING = {
     "version": 1,
