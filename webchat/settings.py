@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
 
@@ -34,6 +35,22 @@ if not DEBUG and (SECRET_KEY == INSECURE_SECRET_KEY or len(SECRET_KEY) < 32):
     _refuse(
         "DEBUG is off and SECRET_KEY is missing or too short; set SECRET_KEY to a random "
         "string of at least 32 characters in the environment or .env"
+    )
+
+# Master keys that seal provider API keys at rest (base64, 32 bytes each, comma-separated):
+# the first seals, all open. Rotate by putting a new key first and running rotate_keys.
+KEY_ENCRYPTION_KEYS = [k for k in env.list("KEY_ENCRYPTION_KEYS", default=[]) if k]
+for _key in KEY_ENCRYPTION_KEYS:
+    try:
+        _ok = len(base64.urlsafe_b64decode(_key + "=" * (-len(_key) % 4))) == 32
+    except ValueError:
+        _ok = False
+    if not _ok:
+        _refuse("KEY_ENCRYPTION_KEYS holds a value that is not a base64 32-byte key")
+if not DEBUG and not KEY_ENCRYPTION_KEYS:
+    _refuse(
+        "DEBUG is off and KEY_ENCRYPTION_KEYS is empty; set it to one or more base64 32-byte keys "
+        "(python -c \"import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())\")"
     )
 
 ALLOWED_HOSTS = [h for h in env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"]) if h]
@@ -184,5 +201,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}},
+    # The HTTP and SDK loggers would print request details at DEBUG: keep them quiet.
+    "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai")},
 }
+
+# Networks that user-typed provider URLs may reach although they are not public (for a
+# school's own model server, e.g. 10.20.0.5/32). Empty: public addresses only.
+OUTBOUND_ALLOWED_NETWORKS = [n for n in env.list("OUTBOUND_ALLOWED_NETWORKS", default=[]) if n]
+# How long a "Test this key" call may take, in seconds.
+CREDENTIAL_CHECK_TIMEOUT = env.float("CREDENTIAL_CHECK_TIMEOUT", default=10.0)

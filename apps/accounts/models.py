@@ -36,6 +36,10 @@ class Classroom(models.Model):
     students = models.ManyToManyField(
         User, through="Enrollment", related_name="classrooms", verbose_name=_("students")
     )
+    allow_student_keys = models.BooleanField(
+        _("students may use their own keys"), default=False,
+        help_text=_("Students may add a personal API key, used before the class key."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:

@@ -71,11 +71,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(content, str):
             await self.send_error("bad_request", _("'content' is required."))
             return
+        params = frame.get("params", {})
+        if not isinstance(params, dict):
+            await self.send_error("bad_request", _("'params' must be an object."))
+            return
         if self.turn is not None and not self.turn.done():
             await self.send_error("busy", _("Wait for the current reply to finish, or stop it."))
             return
         self.stop = asyncio.Event()
-        request = ChatRequest(conversation_id=conversation, model=model, content=content)
+        request = ChatRequest(conversation_id=conversation, model=model, content=content, params=params)
         self.turn = asyncio.create_task(self.run_turn(request, self.stop))
 
     async def chat_stop(self, frame: dict[str, Any]) -> None:

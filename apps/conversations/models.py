@@ -62,6 +62,10 @@ class Message(models.Model):
     # footer and the ledger.
     route_name = models.CharField(_("route"), max_length=300, blank=True)
     credential_scope = models.CharField(_("key scope"), max_length=16, blank=True)
+    credential = models.ForeignKey(
+        "providers.Credential", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("key"),
+    )
     prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
     usage_source = models.CharField(_("usage source"), max_length=16, choices=UsageSource.choices, blank=True)

@@ -34,7 +34,8 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import User
 from apps.accounts.selectors import classroom_for_student
 from apps.providers.client import Route, UpstreamError, Usage, chat_stream
-from apps.providers.routes import route_resolve
+from apps.providers.routes import NoRoute, routes_for_request
+from apps.providers.services import credential_mark_failing
 from apps.providers.selectors import chat_model_get_by_route_name
 from apps.providers.tokens import count_prompt_tokens, count_text_tokens
 
@@ -51,6 +52,7 @@ Relay = Callable[[ServerFrame], Awaitable[None]]
 UPSTREAM_MESSAGES: dict[str, Promise] = {
     "upstream_rate_limited": _("The provider is busy (rate limited). Wait a moment and try again."),
     "upstream_auth_failed": _("The class key was rejected by the provider. Tell your teacher."),
+    "upstream_blocked": _("The provider's address is on a private network, which is not allowed."),
     "upstream_timeout": _("The provider took too long to answer. Try again."),
     "upstream_unreachable": _("The provider could not be reached. Try again later."),
     "upstream_dropped": _("The connection to the provider dropped in the middle of the reply. What arrived was saved."),
@@ -79,14 +81,40 @@ class ChatRequest:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+# Parameters a caller may pass through to the provider (the lessons' sampling knobs and
+# JSON-schema structured output). Anything else is refused, not silently dropped.
+PASSTHROUGH_PARAMS = {
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "presence_penalty": (int, float),
+    "frequency_penalty": (int, float),
+    "seed": (int,),
+    "stop": (str, list),
+    "response_format": (dict,),
+}
+
+
 @dataclass(frozen=True)
 class PreparedTurn:
     conversation_id: int
     reply_id: int
     request_id: str
-    route: Route
+    routes: list[Route]
     messages: list[dict[str, str]]
     max_tokens: int
+    params: dict[str, Any]
+
+    @property
+    def route(self) -> Route:
+        return self.routes[0]
+
+
+def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
+    for name, value in params.items():
+        types = PASSTHROUGH_PARAMS.get(name)
+        if types is None or isinstance(value, bool) or not isinstance(value, types):
+            raise ChatError("bad_request", _("Unsupported parameter: %(name)s.") % {"name": name})
+    return dict(params)
 
 
 def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
@@ -109,7 +137,11 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
     if model is None:
         raise ChatError("model_not_allowed", _("That model is not available."))
     classroom = conversation.classroom if conversation else classroom_for_student(user=user)
-    route = route_resolve(model=model)
+    params = _clean_params(request.params)
+    try:
+        routes = routes_for_request(model=model, user=user, classroom=classroom)
+    except NoRoute:
+        raise ChatError("no_credential", _("There is no key for this model yet. Tell your teacher.")) from None
     max_tokens = min(request.max_tokens or settings.CHAT_DEFAULT_MAX_TOKENS, model.max_output_tokens)
 
     history = conversation_prompt_history(conversation=conversation) if conversation else []
@@ -122,9 +154,10 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
         conversation_id=rows.conversation.pk,
         reply_id=rows.reply.pk,
         request_id=request_id,
-        route=route,
+        routes=routes,
         messages=messages,
         max_tokens=max_tokens,
+        params=params,
     )
 
 
@@ -138,6 +171,7 @@ def _backoff_seconds(attempt: int, retry_after: float | None) -> float:
 
 @dataclass
 class _Reply:
+    route: Route
     parts: list[str] = field(default_factory=list)
     usage: Usage | None = None
     first_chunk_ms: int | None = None
@@ -149,28 +183,40 @@ class _Reply:
 
 
 async def _call_and_relay(*, turn: PreparedTurn, relay: Relay, reply: _Reply, started: float) -> None:
-    """Steps 4-5. Retries only while nothing has reached the caller."""
+    """Steps 4-5. Each route is tried with retries, then the next route (failover), but
+    only while nothing has reached the caller: after the first chunk a fault ends the reply."""
     attempts = max(settings.LLM_MAX_ATTEMPTS, 1)
-    for attempt in range(attempts):
-        try:
-            stream = chat_stream(route=turn.route, messages=turn.messages, max_tokens=turn.max_tokens)
-            async with contextlib.aclosing(stream):
-                async for event in stream:
-                    if event.text:
-                        if reply.first_chunk_ms is None:
-                            reply.first_chunk_ms = int((time.monotonic() - started) * 1000)
-                        reply.parts.append(event.text)
-                        await relay({"type": "chat.delta", "text": event.text})
-                    if event.usage is not None:
-                        reply.usage = event.usage
-            return
-        except UpstreamError as exc:
-            if reply.parts or not exc.retryable or attempt == attempts - 1:
-                reply.error = exc
+    for route in turn.routes:
+        reply.route = route
+        for attempt in range(attempts):
+            try:
+                stream = chat_stream(route=route, messages=turn.messages, max_tokens=turn.max_tokens,
+                                     params=turn.params)
+                async with contextlib.aclosing(stream):
+                    async for event in stream:
+                        if event.text:
+                            if reply.first_chunk_ms is None:
+                                reply.first_chunk_ms = int((time.monotonic() - started) * 1000)
+                            reply.parts.append(event.text)
+                            await relay({"type": "chat.delta", "text": event.text})
+                        if event.usage is not None:
+                            reply.usage = event.usage
+                reply.error = None
                 return
-            delay = _backoff_seconds(attempt, exc.retry_after)
-            logger.info("upstream %s on %s, retry %d in %.2fs", exc.code, turn.route.route_name, attempt + 1, delay)
-            await asyncio.sleep(delay)
+            except UpstreamError as exc:
+                reply.error = exc
+                if exc.code == "upstream_auth_failed" and route.credential_id is not None:
+                    await database_sync_to_async(credential_mark_failing)(
+                        credential_id=route.credential_id, error=exc.code)
+                if reply.parts:
+                    return
+                if not exc.retryable or attempt == attempts - 1:
+                    break  # this route is done: fail over to the next one, if any
+                delay = _backoff_seconds(attempt, exc.retry_after)
+                logger.info("upstream %s on %s, retry %d in %.2fs", exc.code, route.route_name, attempt + 1, delay)
+                await asyncio.sleep(delay)
+        logger.info("route %s failed (%s); %s", route.route_name, reply.error.code if reply.error else "",
+                    "failing over" if route is not turn.routes[-1] else "no route left")
 
 
 def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) -> TurnOutcome:
@@ -179,15 +225,16 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) 
         source = Message.UsageSource.PROVIDER
     else:
         # No usage from the provider (stopped early, dropped, or it never reports): count.
-        model_name = turn.route.model_name
+        model_name = reply.route.model_name
         prompt_tokens = count_prompt_tokens(messages=turn.messages, model_name=model_name).tokens
         completion_tokens = count_text_tokens(text=reply.text, model_name=model_name).tokens if reply.parts else 0
         source = Message.UsageSource.COUNTED
     return TurnOutcome(
         content=reply.text,
         status=status,
-        route_name=turn.route.route_name,
-        credential_scope=turn.route.credential_scope,
+        route_name=reply.route.route_name,
+        credential_scope=reply.route.credential_scope,
+        credential_id=reply.route.credential_id,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         usage_source=source,
@@ -207,7 +254,7 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
     turn = await database_sync_to_async(turn_prepare)(user=user, request=request)
     await relay({"type": "chat.started", "conversation": turn.conversation_id, "message": turn.reply_id})
 
-    reply = _Reply()
+    reply = _Reply(route=turn.route)
     # The upstream call runs as its own task so a stop can cancel it wherever it waits
     # (connecting, or between chunks) while this function goes on to save what arrived.
     call = asyncio.create_task(_call_and_relay(turn=turn, relay=relay, reply=reply, started=started))

@@ -58,6 +58,7 @@ class TurnOutcome:
     status: str
     route_name: str
     credential_scope: str
+    credential_id: int | None
     prompt_tokens: int
     completion_tokens: int
     usage_source: str
@@ -78,6 +79,7 @@ def turn_finish(*, reply_id: int, outcome: TurnOutcome) -> Message:
         status=outcome.status,
         route_name=outcome.route_name,
         credential_scope=outcome.credential_scope,
+        credential_id=outcome.credential_id,
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         usage_source=outcome.usage_source,

@@ -20,7 +20,7 @@ class ModelEntry(TypedDict):
     effective_from: str
 
 
-class ProviderEntry(TypedDict):
+class _ProviderRequired(TypedDict):
     slug: str
     name_en: str
     name_zh: str
@@ -32,8 +32,26 @@ class ProviderEntry(TypedDict):
     models: list[ModelEntry]
 
 
+class ProviderEntry(_ProviderRequired, total=False):
+    token_url: str
+    env_key_var: str
+    env_secret_var: str
+    env_base_url_var: str
+    notes_en: str
+    notes_zh: str
+
+
+def _model(name: str, display_name: str, context_window: int, max_output_tokens: int, price_in: str, price_out: str,
+           currency: str, effective_from: str = "2025-01-01") -> ModelEntry:
+    return {"name": name, "display_name": display_name, "context_window": context_window,
+            "max_output_tokens": max_output_tokens, "input_per_million": price_in, "output_per_million": price_out,
+            "currency": currency, "effective_from": effective_from}
+
+
 DEMO: ProviderEntry = {
     "slug": "demo",
+    "notes_en": "Built into webchat: no key, no network. It explains how its own reply is billed.",
+    "notes_zh": "webchat 内置：不需要密钥，也不需要联网。它会讲解自己这条回复是怎样计费的。",
     "name_en": "Demo (built in)",
     "name_zh": "演示（内置）",
     "base_url": "/demo/v1",
@@ -56,15 +74,121 @@ DEMO: ProviderEntry = {
     ],
 }
 
-CATALOG: list[ProviderEntry] = [DEMO]
+# List prices per million tokens as published by each provider when this catalog was
+# written; admins keep them current in Django admin (a new price row with its start date).
+CATALOG: list[ProviderEntry] = [
+    DEMO,
+    {
+        "slug": "openai", "name_en": "OpenAI", "name_zh": "OpenAI", "sort_order": 10,
+        "base_url": "https://api.openai.com/v1", "signup_url": "https://platform.openai.com/api-keys",
+        "auth_style": "bearer", "is_demo": False,
+        "env_key_var": "OPENAI_API_KEY", "env_base_url_var": "OPENAI_BASE_URL",
+        "notes_en": "Pay as you go; a card is needed. OPENAI_BASE_URL may point at any OpenAI-compatible server.",
+        "notes_zh": "按量付费，需要绑定信用卡。OPENAI_BASE_URL 可以指向任何兼容 OpenAI 的服务。",
+        "models": [
+            _model("gpt-4o-mini", "GPT-4o mini", 128000, 16384, "0.15", "0.60", "USD"),
+            _model("gpt-4o", "GPT-4o", 128000, 16384, "2.50", "10.00", "USD"),
+            _model("gpt-4.1-mini", "GPT-4.1 mini", 1047576, 32768, "0.40", "1.60", "USD", "2025-04-14"),
+        ],
+    },
+    {
+        "slug": "openrouter", "name_en": "OpenRouter", "name_zh": "OpenRouter", "sort_order": 20,
+        "base_url": "https://openrouter.ai/api/v1", "signup_url": "https://openrouter.ai/keys",
+        "auth_style": "bearer", "is_demo": False, "env_key_var": "OPENROUTER_API_KEY",
+        "notes_en": "One key for many vendors' models: switch models to compare them in class. Some models are free.",
+        "notes_zh": "一个密钥调用多家厂商的模型，方便在课堂上切换对比。部分模型免费。",
+        "models": [
+            _model("openai/gpt-4o-mini", "GPT-4o mini (via OpenRouter)", 128000, 16384, "0.15", "0.60", "USD"),
+            _model("deepseek/deepseek-chat", "DeepSeek V3 (via OpenRouter)", 65536, 8192, "0.27", "1.10", "USD"),
+            _model("meta-llama/llama-3.1-8b-instruct", "Llama 3.1 8B (via OpenRouter)", 131072, 8192, "0.02",
+                   "0.05", "USD"),
+        ],
+    },
+    {
+        "slug": "deepseek", "name_en": "DeepSeek", "name_zh": "幻方-深度求索", "sort_order": 30,
+        "base_url": "https://api.deepseek.com/v1", "signup_url": "https://platform.deepseek.com/api_keys",
+        "auth_style": "bearer", "is_demo": False, "env_key_var": "DEEPSEEK_API_KEY",
+        "notes_en": "Top up in CNY; new accounts get a small free allowance.",
+        "notes_zh": "人民币充值；新账户有少量赠送额度。",
+        "models": [
+            _model("deepseek-chat", "DeepSeek-V3", 65536, 8192, "2.00", "8.00", "CNY"),
+            _model("deepseek-reasoner", "DeepSeek-R1", 65536, 8192, "4.00", "16.00", "CNY"),
+        ],
+    },
+    {
+        "slug": "moonshot", "name_en": "Moonshot AI (Kimi)", "name_zh": "月之暗面-Kimi", "sort_order": 40,
+        "base_url": "https://api.moonshot.cn/v1", "signup_url": "https://platform.moonshot.cn/console/api-keys",
+        "auth_style": "bearer", "is_demo": False, "env_key_var": "MOONSHOT_API_KEY",
+        "notes_en": "New accounts get free credit; rate limits rise with the amount topped up.",
+        "notes_zh": "新账户赠送额度；充值越多，速率限制越宽。",
+        "models": [
+            _model("moonshot-v1-8k", "Moonshot v1 8K", 8192, 4096, "2.00", "10.00", "CNY"),
+            _model("moonshot-v1-32k", "Moonshot v1 32K", 32768, 8192, "5.00", "20.00", "CNY"),
+            _model("kimi-k2-0711-preview", "Kimi K2", 131072, 8192, "4.00", "16.00", "CNY", "2025-07-11"),
+        ],
+    },
+    {
+        "slug": "glm", "name_en": "Zhipu AI (ChatGLM)", "name_zh": "智谱-智谱清言", "sort_order": 50,
+        "base_url": "https://open.bigmodel.cn/api/paas/v4", "signup_url": "https://open.bigmodel.cn/usercenter/apikeys",
+        "auth_style": "bearer", "is_demo": False, "env_key_var": "ZHIPUAI_API_KEY",
+        "notes_en": "GLM-4-Flash is free to call; new accounts get a token allowance.",
+        "notes_zh": "GLM-4-Flash 可免费调用；新账户赠送 token 额度。",
+        "models": [
+            _model("glm-4-flash", "GLM-4-Flash", 128000, 4096, "0", "0", "CNY"),
+            _model("glm-4-air", "GLM-4-Air", 128000, 4096, "0.50", "0.50", "CNY"),
+            _model("glm-4-plus", "GLM-4-Plus", 128000, 4096, "5.00", "5.00", "CNY"),
+        ],
+    },
+    {
+        "slug": "qwen", "name_en": "Alibaba Qwen (DashScope)", "name_zh": "通义千问", "sort_order": 60,
+        "base_url": "https://dashscope.aliyuncs.com/compatible-mode/v1",
+        "signup_url": "https://bailian.console.aliyun.com/?apiKey=1",
+        "auth_style": "bearer", "is_demo": False, "env_key_var": "DASHSCOPE_API_KEY",
+        "notes_en": "DashScope's OpenAI-compatible mode. Each model comes with a free token allowance.",
+        "notes_zh": "使用 DashScope 的 OpenAI 兼容模式。每个模型都有免费 token 额度。",
+        "models": [
+            _model("qwen-turbo", "Qwen Turbo", 131072, 8192, "0.30", "0.60", "CNY"),
+            _model("qwen-plus", "Qwen Plus", 131072, 8192, "0.80", "2.00", "CNY"),
+            _model("qwen-max", "Qwen Max", 32768, 8192, "2.40", "9.60", "CNY"),
+        ],
+    },
+    {
+        "slug": "ernie", "name_en": "Baidu ERNIE (Qianfan)", "name_zh": "百度-文心一言", "sort_order": 70,
+        "base_url": "https://qianfan.baidubce.com/v2", "signup_url": "https://console.bce.baidu.com/qianfan/ais/console/applicationConsole/application",
+        "token_url": "https://aip.baidubce.com/oauth/2.0/token",
+        "auth_style": "ernie", "is_demo": False,
+        "env_key_var": "QIANFAN_API_KEY", "env_secret_var": "QIANFAN_SECRET_KEY",
+        "notes_en": "An application's API Key + Secret Key are exchanged for an access token; a single Qianfan bearer key also works. ERNIE Speed and Lite are free.",
+        "notes_zh": "应用的 API Key + Secret Key 会先换取访问令牌；也可以直接用千帆的单个 API Key。ERNIE Speed 和 Lite 免费。",
+        "models": [
+            _model("ernie-4.0-8k", "ERNIE 4.0", 8192, 2048, "30.00", "90.00", "CNY"),
+            _model("ernie-3.5-8k", "ERNIE 3.5", 8192, 2048, "0.80", "2.00", "CNY"),
+            _model("ernie-speed-128k", "ERNIE Speed", 131072, 4096, "0", "0", "CNY"),
+        ],
+    },
+    {
+        "slug": "custom", "name_en": "Custom OpenAI-compatible server", "name_zh": "自定义兼容 OpenAI 的服务",
+        "sort_order": 80, "base_url": "http://127.0.0.1:11434/v1", "signup_url": "",
+        "auth_style": "bearer", "is_demo": False,
+        "env_key_var": "CUSTOM_OPENAI_API_KEY", "env_base_url_var": "CUSTOM_OPENAI_BASE_URL",
+        "notes_en": "Ollama, vLLM or a school proxy. Ollama accepts any key (for example: ollama).",
+        "notes_zh": "Ollama、vLLM 或学校自己的代理。Ollama 接受任意密钥（例如 ollama）。",
+        "models": [
+            _model("llama3.2", "Llama 3.2 (local)", 131072, 4096, "0", "0", "CNY"),
+            _model("qwen2.5:7b", "Qwen 2.5 7B (local)", 32768, 4096, "0", "0", "CNY"),
+        ],
+    },
+]
 
 
 def catalog_apply(*, entries: list[ProviderEntry], provider_model: Any, chat_model_model: Any, price_model: Any) -> int:
     """Create the providers, models and first prices that are missing. Takes the model
     classes so a migration can pass its historical ones. Returns how many rows it created."""
     created = 0
+    # A migration's historical model may predate some fields: pass only those it has.
+    known = {f.name for f in provider_model._meta.get_fields()}
     for entry in entries:
-        fields = {k: v for k, v in entry.items() if k not in ("slug", "models")}
+        fields = {k: v for k, v in entry.items() if k not in ("slug", "models") and k in known}
         provider, made = provider_model.objects.get_or_create(slug=entry["slug"], defaults=fields)
         created += made
         for model_entry in entry["models"]:

@@ -7,6 +7,7 @@ what to retry (only before the first chunk reached the user).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,8 @@ import httpx2
 import openai
 from django.conf import settings
 from openai import AsyncOpenAI
+
+from .netguard import BLOCKED_MARKER, http_client_for
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +37,17 @@ class Route:
     model_name: str
     base_url: str
     api_key: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
     credential_id: int | None = None
     credential_scope: str = "none"
+    auth_style: str = "bearer"
+    token_url: str = ""
+    user_supplied_url: bool = False
+
+    @property
+    def exchanges_token(self) -> bool:
+        """ERNIE with API Key + Secret Key: the bearer is an access token fetched first."""
+        return self.auth_style == "ernie" and bool(self.secret_key)
 
     @property
     def route_name(self) -> str:
@@ -99,6 +111,8 @@ def upstream_error_from(exc: BaseException) -> UpstreamError:
     if isinstance(exc, (openai.APITimeoutError, TimeoutError, httpx2.TimeoutException)):
         return UpstreamError("upstream_timeout", "timed out", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
+        if BLOCKED_MARKER in repr(exc.__cause__) or BLOCKED_MARKER in str(exc.__cause__):
+            return UpstreamError("upstream_blocked", "non-public address")
         return UpstreamError("upstream_unreachable", type(exc.__cause__ or exc).__name__, retryable=True)
     if isinstance(exc, (httpx2.HTTPError, openai.APIError)):
         return UpstreamError("upstream_dropped", type(exc).__name__)
@@ -111,8 +125,7 @@ async def chat_stream(*, route: Route, messages: list[dict[str, Any]], max_token
     the usage. Raises `UpstreamError`; a stream that ends without a finish reason is
     reported as `upstream_dropped` after what arrived was yielded."""
     timeout = httpx2.Timeout(settings.LLM_IDLE_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
-    client = AsyncOpenAI(api_key=route.api_key or NO_KEY_PLACEHOLDER, base_url=route.base_url,
-                         max_retries=0, timeout=timeout)
+    client = await _sdk_client(route, timeout)
     extra = dict(params or {})
     if max_tokens:
         extra["max_tokens"] = max_tokens
@@ -121,11 +134,24 @@ async def chat_stream(*, route: Route, messages: list[dict[str, Any]], max_token
     deadline = time.monotonic() + settings.LLM_TOTAL_TIMEOUT
     try:
         async with asyncio.timeout(settings.LLM_TOTAL_TIMEOUT):
-            stream = await asyncio.wait_for(
-                client.chat.completions.create(model=route.model_name, messages=messages, stream=True,
-                                               stream_options={"include_usage": True}, **extra),
-                timeout=settings.LLM_FIRST_CHUNK_TIMEOUT,
-            )
+            try:
+                stream = await asyncio.wait_for(
+                    client.chat.completions.create(model=route.model_name, messages=messages, stream=True,
+                                                   stream_options={"include_usage": True}, **extra),
+                    timeout=settings.LLM_FIRST_CHUNK_TIMEOUT,
+                )
+            except openai.AuthenticationError:
+                if not route.exchanges_token:
+                    raise
+                # The access token may have expired early or been revoked: fetch a new one
+                # once and try again; a second 401 is the key's fault.
+                await client.close()
+                client = await _sdk_client(route, timeout, refresh_token=True)
+                stream = await asyncio.wait_for(
+                    client.chat.completions.create(model=route.model_name, messages=messages, stream=True,
+                                                   stream_options={"include_usage": True}, **extra),
+                    timeout=settings.LLM_FIRST_CHUNK_TIMEOUT,
+                )
             chunks = stream.__aiter__()
             wait = settings.LLM_FIRST_CHUNK_TIMEOUT
             while True:
@@ -157,3 +183,75 @@ async def chat_stream(*, route: Route, messages: list[dict[str, Any]], max_token
         await client.close()
     if not finished:
         raise UpstreamError("upstream_dropped", "stream ended without a finish reason")
+
+
+# ERNIE access tokens, per key, until shortly before they expire. Process-local: each
+# worker fetches its own (a token is valid for weeks; the cost is one request per worker).
+_access_tokens: dict[tuple[str, str], tuple[str, float]] = {}
+TOKEN_EXPIRY_MARGIN = 300.0
+
+
+def _token_cache_key(route: Route) -> tuple[str, str]:
+    # Keyed by a digest of the key pair, so a replaced key never reuses an old token.
+    return route.token_url, hashlib.sha256(f"{route.api_key}\0{route.secret_key}".encode()).hexdigest()
+
+
+async def ernie_access_token(route: Route, *, refresh: bool = False) -> str:
+    """Exchange ERNIE's API Key + Secret Key for an access token (OAuth client credentials),
+    cached until it expires. Raises UpstreamError."""
+    key = _token_cache_key(route)
+    # Two requests racing here both fetch a token: harmless, and a lock would not span event loops.
+    cached = _access_tokens.get(key)
+    if cached and not refresh and cached[1] > time.monotonic():
+        return cached[0]
+    params = {"grant_type": "client_credentials", "client_id": route.api_key, "client_secret": route.secret_key}
+    timeout = httpx2.Timeout(settings.LLM_FIRST_CHUNK_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
+    try:
+        async with httpx2.AsyncClient(timeout=timeout) as http:
+            response = await http.post(route.token_url, params=params)
+    except httpx2.TimeoutException:
+        raise UpstreamError("upstream_timeout", "token endpoint", retryable=True) from None
+    except httpx2.HTTPError as exc:
+        raise UpstreamError("upstream_unreachable", type(exc).__name__, retryable=True) from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if response.status_code in (400, 401, 403) or (response.status_code == 200 and not token):
+        raise UpstreamError("upstream_auth_failed", f"token endpoint {response.status_code}",
+                            status=response.status_code)
+    if response.status_code != 200:
+        raise UpstreamError("upstream_error", f"token endpoint {response.status_code}",
+                            status=response.status_code, retryable=response.status_code >= 500)
+    lifetime = float(body.get("expires_in") or 3600)
+    _access_tokens[key] = (str(token), time.monotonic() + max(lifetime - TOKEN_EXPIRY_MARGIN, 1.0))
+    return str(token)
+
+
+async def _sdk_client(route: Route, timeout: httpx2.Timeout, *, refresh_token: bool = False) -> AsyncOpenAI:
+    bearer = await ernie_access_token(route, refresh=refresh_token) if route.exchanges_token else route.api_key
+    return AsyncOpenAI(api_key=bearer or NO_KEY_PLACEHOLDER, base_url=route.base_url, max_retries=0, timeout=timeout,
+                       http_client=http_client_for(user_supplied_url=route.user_supplied_url, timeout=timeout))
+
+
+async def key_check(route: Route) -> str:
+    """"Test this key": list the models (free at every provider). Returns one of works,
+    rejected, unreachable, rate_limited, error. Never includes the key."""
+    timeout = httpx2.Timeout(settings.CREDENTIAL_CHECK_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
+    try:
+        client = await _sdk_client(route, timeout)
+        try:
+            await asyncio.wait_for(client.models.list(), timeout=settings.CREDENTIAL_CHECK_TIMEOUT)
+        finally:
+            await client.close()
+    except (openai.APIError, httpx2.HTTPError, TimeoutError, UpstreamError) as exc:
+        code = upstream_error_from(exc).code
+        return {
+            "upstream_auth_failed": "rejected",
+            "upstream_rate_limited": "rate_limited",
+            "upstream_unreachable": "unreachable",
+            "upstream_timeout": "unreachable",
+            "upstream_blocked": "unreachable",
+        }.get(code, "error")
+    return "works"

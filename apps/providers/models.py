@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
@@ -18,6 +19,14 @@ class Provider(models.Model):
     # itself and reached through INTERNAL_BASE_URL).
     base_url = models.CharField(_("base URL"), max_length=500)
     signup_url = models.URLField(_("key page URL"), blank=True)
+    # ERNIE: where an API Key + Secret Key are exchanged for an access token.
+    token_url = models.URLField(_("token URL"), blank=True)
+    # The environment variables a site key may come from (the lessons' names).
+    env_key_var = models.CharField(_("API key variable"), max_length=64, blank=True)
+    env_secret_var = models.CharField(_("secret key variable"), max_length=64, blank=True)
+    env_base_url_var = models.CharField(_("base URL variable"), max_length=64, blank=True)
+    notes_en = models.TextField(_("notes (English)"), blank=True)
+    notes_zh = models.TextField(_("notes (Chinese)"), blank=True)
     auth_style = models.CharField(_("auth style"), max_length=16, choices=AuthStyle.choices, default=AuthStyle.BEARER)
     is_demo = models.BooleanField(_("demo"), default=False, help_text=_("The built-in demo model; no key, no network."))
     enabled = models.BooleanField(_("enabled"), default=True)
@@ -34,6 +43,14 @@ class Provider(models.Model):
     @property
     def display_name(self) -> str:
         return self.name_zh if (get_language() or "").startswith("zh") else self.name_en
+
+    @property
+    def notes(self) -> str:
+        return self.notes_zh if (get_language() or "").startswith("zh") else self.notes_en
+
+    @property
+    def needs_key(self) -> bool:
+        return self.auth_style != self.AuthStyle.NONE
 
 
 class ChatModel(models.Model):
@@ -87,3 +104,79 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model}: {self.input_per_million}/{self.output_per_million} {self.currency}"
+
+
+class ModelFallback(models.Model):
+    """When `model` fails before its first chunk, try `fallback` next (in `position` order),
+    optionally with a specific credential."""
+
+    model = models.ForeignKey(ChatModel, on_delete=models.CASCADE, related_name="fallbacks", verbose_name=_("model"))
+    position = models.PositiveSmallIntegerField(_("position"), default=1)
+    fallback = models.ForeignKey(
+        ChatModel, on_delete=models.CASCADE, related_name="+", verbose_name=_("fallback model")
+    )
+    credential = models.ForeignKey(
+        "Credential", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("credential"), help_text=_("Leave empty to choose the key as usual (user, class, site)."),
+    )
+
+    class Meta:
+        verbose_name = _("fallback route")
+        verbose_name_plural = _("fallback routes")
+        ordering = ["model", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.model} -> {self.fallback}"
+
+
+class Credential(models.Model):
+    """An API key, sealed with AES-GCM. The ciphertext is bound to this row's `public_id`,
+    its provider and its base URL: copied into another row, or with the URL changed, it no
+    longer opens."""
+
+    class Scope(models.TextChoices):
+        SITE = "site", _("Site")
+        CLASS = "class", _("Class")
+        USER = "user", _("Personal")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        FAILING = "failing", _("Rejected by the provider")
+        REVOKED = "revoked", _("Revoked")
+
+    public_id = models.UUIDField(_("public id"), unique=True, editable=False)
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="credentials", verbose_name=_("provider"))
+    scope = models.CharField(_("scope"), max_length=8, choices=Scope.choices)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="credentials",
+        verbose_name=_("owner"),
+    )
+    classroom = models.ForeignKey(
+        "accounts.Classroom", on_delete=models.SET_NULL, null=True, blank=True, related_name="credentials",
+        verbose_name=_("class"),
+    )
+    label = models.CharField(_("label"), max_length=100, blank=True)
+    # Empty: the provider's own base URL.
+    base_url = models.CharField(_("base URL"), max_length=500, blank=True)
+    sealed = models.BinaryField(_("sealed key"), editable=False)
+    kek_id = models.CharField(_("master key id"), max_length=16, editable=False)
+    last4 = models.CharField(_("last four characters"), max_length=4, editable=False)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    last_error = models.CharField(_("last error"), max_length=200, blank=True)
+    last_checked_at = models.DateTimeField(_("last checked"), null=True, blank=True)
+    last_check_result = models.CharField(_("last check"), max_length=16, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("credential")
+        verbose_name_plural = _("credentials")
+        ordering = ["provider__sort_order", "scope", "-created_at"]
+        indexes = [models.Index(fields=["provider", "scope", "status"], name="credential_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.provider.slug} {self.get_scope_display()} …{self.last4}"
+
+    @property
+    def masked(self) -> str:
+        return f"…{self.last4}"

@@ -4,10 +4,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
-from .models import ChatModel, ModelPrice
+from apps.accounts.models import Classroom, User
+
+from .models import ChatModel, Credential, ModelPrice, Provider
 
 
 def chat_models_enabled() -> QuerySet[ChatModel]:
@@ -33,3 +36,58 @@ def provider_base_url(*, base_url: str) -> str:
     if base_url.startswith("/"):
         return settings.INTERNAL_BASE_URL.rstrip("/") + base_url
     return base_url
+
+
+def credential_for_request(*, provider: Provider, user: User, classroom: Classroom | None) -> Credential | None:
+    """The stored key a request uses: the user's own, then the class's, then the site's.
+    Only active keys (a key the provider rejected is skipped until fixed or re-tested)."""
+    usable = Credential.objects.filter(provider=provider, status=Credential.Status.ACTIVE).select_related("provider")
+    own_allowed = user.role != User.Role.STUDENT or (classroom is not None and classroom.allow_student_keys)
+    if own_allowed:
+        own = usable.filter(scope=Credential.Scope.USER, owner=user).order_by("-created_at").first()
+        if own is not None:
+            return own
+    if classroom is not None:
+        class_key = usable.filter(scope=Credential.Scope.CLASS, classroom=classroom).order_by("-created_at").first()
+        if class_key is not None:
+            return class_key
+    return usable.filter(scope=Credential.Scope.SITE).order_by("-created_at").first()
+
+
+def credentials_visible_to(*, user: User) -> QuerySet[Credential]:
+    """Keys a user manages: their own, and (teachers) those attached to their classes."""
+    return (
+        Credential.objects.filter(Q(owner=user) | Q(classroom__teachers=user))
+        .distinct()
+        .select_related("provider", "classroom", "owner")
+        .order_by("provider__sort_order", "-created_at")
+    )
+
+
+def credential_get_for_user(*, user: User, credential_id: int) -> Credential:
+    """A key this user manages; 404 otherwise."""
+    credential = credentials_visible_to(user=user).filter(pk=credential_id).first()
+    if credential is None:
+        raise Http404("No such key.")
+    return credential
+
+
+def providers_with_status(*, user: User, classroom: Classroom | None) -> list[tuple[Provider, str]]:
+    """Every enabled provider with where a request of this user's would get its key:
+    "none-needed", "user", "class", "site", "environment" or "" (not usable yet)."""
+    from .services import site_env_key
+
+    rows: list[tuple[Provider, str]] = []
+    for provider in Provider.objects.filter(enabled=True).order_by("sort_order", "slug"):
+        if not provider.needs_key:
+            source = "none-needed"
+        else:
+            credential = credential_for_request(provider=provider, user=user, classroom=classroom)
+            if credential is not None:
+                source = credential.scope
+            elif site_env_key(provider=provider) is not None:
+                source = "environment"
+            else:
+                source = ""
+        rows.append((provider, source))
+    return rows

@@ -4,10 +4,10 @@ from django.db import migrations
 
 
 def apply_catalog(apps, schema_editor):  # type: ignore[no-untyped-def]
-    from apps.providers.catalog import CATALOG, catalog_apply
+    from apps.providers.catalog import DEMO, catalog_apply
 
     catalog_apply(
-        entries=CATALOG,
+        entries=[DEMO],
         provider_model=apps.get_model("providers", "Provider"),
         chat_model_model=apps.get_model("providers", "ChatModel"),
         price_model=apps.get_model("providers", "ModelPrice"),
