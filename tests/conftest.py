@@ -101,6 +101,17 @@ def fake_model(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
 
 
 @pytest.fixture
+def keyed_model(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
+    """A provider that needs a bearer key, served by the fake upstream."""
+    entry = _fake_provider_entry(fake_upstream.base_url)
+    entry.update({"slug": "keyedai", "name_en": "Keyed AI", "name_zh": "密钥 AI", "auth_style": "bearer",
+                  "env_key_var": "KEYEDAI_API_KEY"})
+    entry["models"][0]["name"] = "keyed-model"
+    catalog_apply(entries=[entry], provider_model=Provider, chat_model_model=ChatModel, price_model=ModelPrice)
+    return ChatModel.objects.select_related("provider").get(provider__slug="keyedai")
+
+
+@pytest.fixture
 def demo_model(db: Any) -> ChatModel:
     # Transactional tests flush the tables, data-migration rows included: ensure it exists.
     catalog_demo_ensure()

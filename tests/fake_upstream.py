@@ -26,6 +26,7 @@ class Behaviour:
     include_usage: bool = True  # send the usage chunk when the client asks for it
     usage: tuple[int, int] | None = None  # (prompt, completion); default: made up from the text
     error_message: str = "fake upstream error"
+    redirect_to: str | None = None  # answer 307 to this URL instead
 
 
 @dataclass
@@ -37,13 +38,18 @@ class RecordedRequest:
 
 
 class FakeUpstream:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.queue: list[Behaviour] = []
         self.default = Behaviour()
         self.requests: list[RecordedRequest] = []
         self.lock = threading.Lock()
         self.closing = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        # Bearer tokens the chat endpoint accepts; None accepts any (or none).
+        self.accepted_bearers: set[str] | None = None
+        # ERNIE-style token endpoint: the client id/secret it accepts, and tokens it issued.
+        self.token_credentials: tuple[str, str] = ("", "")
+        self.issued_tokens: list[str] = []
+        self.server = ThreadingHTTPServer((host, 0), _handler_for(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -73,6 +79,15 @@ class FakeUpstream:
         with self.lock:
             self.requests.append(request)
 
+    @property
+    def token_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/oauth/2.0/token"
+
+    def token_requests(self) -> list[RecordedRequest]:
+        with self.lock:
+            return [r for r in self.requests if "/oauth/2.0/token" in r.path]
+
     def chat_requests(self) -> list[RecordedRequest]:
         with self.lock:
             return [r for r in self.requests if r.path.endswith("/chat/completions")]
@@ -100,6 +115,10 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             self._record({})
+            bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            if upstream.accepted_bearers is not None and bearer not in upstream.accepted_bearers:
+                self._json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+                return
             behaviour = upstream.next_behaviour() if upstream.queue else upstream.default
             if behaviour.status != 200:
                 self._error(behaviour)
@@ -113,6 +132,18 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             extra = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
             self._json(behaviour.status, {"error": {"message": behaviour.error_message, "type": "fake"}}, extra)
 
+        def _token(self) -> None:
+            from urllib.parse import parse_qs, urlsplit
+
+            query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+            if (query.get("client_id"), query.get("client_secret")) != upstream.token_credentials:
+                self._json(401, {"error": "invalid_client", "error_description": "unknown client id"})
+                return
+            token = f"access-token-{len(upstream.issued_tokens) + 1}"
+            with upstream.lock:
+                upstream.issued_tokens.append(token)
+            self._json(200, {"access_token": token, "expires_in": 2592000})
+
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             try:
@@ -120,7 +151,20 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = {}
             self._record(body)
+            if "/oauth/2.0/token" in self.path:
+                self._token()
+                return
+            bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            if upstream.accepted_bearers is not None and bearer not in upstream.accepted_bearers:
+                self._json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+                return
             behaviour = upstream.next_behaviour()
+            if behaviour.redirect_to:
+                self.send_response(307)
+                self.send_header("Location", behaviour.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if behaviour.headers_delay and self._sleep(behaviour.headers_delay):
                 return
             if behaviour.status != 200:

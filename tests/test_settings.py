@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start(**env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "KEY_ENCRYPTION_KEYS")}
     clean.update(env)
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
@@ -34,8 +34,24 @@ def test_production_with_a_short_secret_key_refuses_to_start() -> None:
     assert "SECRET_KEY" in result.stderr
 
 
-def test_production_with_a_real_secret_key_starts_with_the_defaults() -> None:
+MASTER = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
+
+
+def test_production_without_master_keys_refuses_to_start() -> None:
     result = start(DEBUG="False", SECRET_KEY="k" * 50)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "KEY_ENCRYPTION_KEYS" in result.stderr
+
+
+def test_a_malformed_master_key_refuses_to_start() -> None:
+    result = start(DEBUG="True", KEY_ENCRYPTION_KEYS="not-a-key")
+    assert result.returncode == 1
+    assert "KEY_ENCRYPTION_KEYS" in result.stderr and "not-a-key" not in result.stderr
+
+
+def test_production_with_a_real_secret_key_starts_with_the_defaults() -> None:
+    result = start(DEBUG="False", SECRET_KEY="k" * 50, KEY_ENCRYPTION_KEYS=MASTER)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "Asia/Shanghai", "zh-hans", "channels.layers.InMemoryChannelLayer"]
 

@@ -8,5 +8,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("apps.accounts.urls")),
     path("demo/v1/", include("apps.providers.demo_urls")),
+    path("", include("apps.providers.urls")),
     path("", include("apps.conversations.urls")),
 ]

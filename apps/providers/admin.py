@@ -1,19 +1,34 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from .models import ChatModel, ModelPrice, Provider
+from asgiref.sync import async_to_sync
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from .client import key_check
+from .forms import KeyField
+from .models import ChatModel, Credential, ModelFallback, ModelPrice, Provider
+from .routes import NoRoute, key_check_route
+from .sealing import SealError
+from .services import credential_create, credential_open, credential_record_check, credential_replace, credential_revoke
 
 
 class ChatModelInline(admin.TabularInline):
     model = ChatModel
     extra = 0
     fields = ("name", "display_name", "context_window", "max_output_tokens", "enabled")
+    show_change_link = True
 
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name_en", "name_zh", "base_url", "auth_style", "is_demo", "enabled", "sort_order")
+    list_display = ("slug", "name_en", "name_zh", "base_url", "auth_style", "env_key_var", "is_demo", "enabled",
+                    "sort_order")
     list_filter = ("enabled", "auth_style", "is_demo")
     search_fields = ("slug", "name_en", "name_zh")
     inlines = [ChatModelInline]
@@ -24,9 +39,99 @@ class ModelPriceInline(admin.TabularInline):
     extra = 0
 
 
+class ModelFallbackInline(admin.TabularInline):
+    model = ModelFallback
+    fk_name = "model"
+    extra = 0
+    autocomplete_fields = ("fallback",)
+    raw_id_fields = ("credential",)
+
+
 @admin.register(ChatModel)
 class ChatModelAdmin(admin.ModelAdmin):
     list_display = ("name", "provider", "display_name", "context_window", "max_output_tokens", "enabled")
     list_filter = ("provider", "enabled")
     search_fields = ("name", "display_name", "provider__slug")
-    inlines = [ModelPriceInline]
+    inlines = [ModelPriceInline, ModelFallbackInline]
+
+
+class CredentialAdminForm(forms.ModelForm):
+    """Keys are write-only here too: entering one seals it through the service; the stored
+    value is never put back into the form."""
+
+    api_key = KeyField(label=_("API key"), required=False,
+                       help_text=_("Required for a new key. On an existing key, entering one replaces it."))
+    secret_key = KeyField(label=_("Secret Key (ERNIE only)"), required=False)
+
+    class Meta:
+        model = Credential
+        fields = ("provider", "scope", "owner", "classroom", "label", "base_url")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.instance.pk is None and not data.get("api_key"):
+            self.add_error("api_key", _("Enter the key."))
+        if self.instance.pk is not None and data.get("base_url", "") != self.instance.base_url and not data.get("api_key"):
+            self.add_error("api_key", _("A key is bound to its base URL: enter the key again to change the URL."))
+        return data
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    form = CredentialAdminForm
+    list_display = ("provider", "masked", "scope", "classroom", "owner", "base_url", "status", "opens",
+                    "last_check_result", "last_checked_at", "created_at")
+    list_filter = ("status", "scope", "provider")
+    search_fields = ("label", "last4", "provider__slug", "classroom__name", "owner__username")
+    readonly_fields = ("masked", "kek_id", "status", "last_error", "last_checked_at", "last_check_result",
+                       "created_at", "revoked_at")
+    raw_id_fields = ("owner", "classroom")
+    actions = ["test_keys", "revoke_keys"]
+
+    @admin.display(description=_("key"))
+    def masked(self, obj: Credential) -> str:
+        return obj.masked
+
+    @admin.display(description=_("opens with the master keys"), boolean=True)
+    def opens(self, obj: Credential) -> bool:
+        try:
+            credential_open(credential=obj)
+        except SealError:
+            return False
+        return True
+
+    def save_model(self, request: HttpRequest, obj: Credential, form: CredentialAdminForm, change: bool) -> None:
+        data = form.cleaned_data
+        try:
+            if not change:
+                created = credential_create(
+                    actor=request.user, provider=data["provider"], scope=data["scope"], api_key=data["api_key"],
+                    secret_key=data.get("secret_key", ""), base_url=data.get("base_url", ""),
+                    label=data.get("label", ""), classroom=data.get("classroom"),
+                )
+                obj.pk = created.pk
+                obj.__dict__.update({k: v for k, v in created.__dict__.items() if not k.startswith("_")})
+            elif data.get("api_key"):
+                credential_replace(credential=obj, api_key=data["api_key"], secret_key=data.get("secret_key", ""),
+                                   base_url=data.get("base_url", ""))
+            else:
+                obj.save(update_fields=["label", "owner", "classroom"])
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+
+    @admin.action(description=_("Test the selected keys"))
+    def test_keys(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        for credential in queryset.select_related("provider"):
+            try:
+                result = async_to_sync(key_check)(key_check_route(credential=credential))
+            except NoRoute:
+                result = "cannot open"
+            else:
+                credential_record_check(credential=credential, result=result)
+            messages.info(request, f"{credential}: {result}")
+
+    @admin.action(description=_("Revoke the selected keys"))
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
+        for credential in queryset:
+            credential_revoke(credential=credential)
+        messages.success(request, _("Revoked."))

@@ -9,7 +9,7 @@ from .client import Route
 from .models import ChatModel, Credential, Provider
 from .sealing import SealError
 from .selectors import credential_for_request, provider_base_url
-from .services import credential_open, site_env_key
+from .services import KeyMaterial, credential_open, site_env_key
 
 logger = logging.getLogger(__name__)
 
@@ -22,19 +22,31 @@ class NoRoute(Exception):
         self.code = code
 
 
-def _route(*, model: ChatModel, user: User, classroom: Classroom | None, pinned: Credential | None) -> Route | None:
-    provider: Provider = model.provider
+def _route(*, provider: Provider, model_id: int, model_name: str, base_url: str,
+           material: KeyMaterial | None = None, credential: Credential | None = None) -> Route:
+    return Route(
+        model_id=model_id,
+        provider_slug=provider.slug,
+        model_name=model_name,
+        base_url=provider_base_url(base_url=base_url or provider.base_url),
+        api_key=material.api_key if material else "",
+        secret_key=material.secret_key if material else "",
+        credential_id=credential.pk if credential else None,
+        credential_scope=credential.scope if credential else ("site" if material else "none"),
+        auth_style=provider.auth_style,
+        token_url=provider.token_url,
+        # Only a URL a teacher or student typed is held to public addresses.
+        user_supplied_url=bool(credential and credential.base_url and credential.scope != Credential.Scope.SITE),
+    )
+
+
+def _route_for_model(*, model: ChatModel, user: User, classroom: Classroom | None,
+                     pinned: Credential | None) -> Route | None:
+    provider = model.provider
     if not (provider.enabled and model.enabled):
         return None
-    common = {
-        "model_id": model.pk,
-        "provider_slug": provider.slug,
-        "model_name": model.name,
-        "auth_style": provider.auth_style,
-        "token_url": provider.token_url,
-    }
     if not provider.needs_key:
-        return Route(base_url=provider_base_url(base_url=provider.base_url), **common)
+        return _route(provider=provider, model_id=model.pk, model_name=model.name, base_url=provider.base_url)
     credential = pinned if pinned is not None and pinned.status == Credential.Status.ACTIVE else None
     credential = credential or credential_for_request(provider=provider, user=user, classroom=classroom)
     if credential is not None:
@@ -44,26 +56,13 @@ def _route(*, model: ChatModel, user: User, classroom: Classroom | None, pinned:
             # A master-key problem, not the student's: logged for the admin (never the key).
             logger.error("credential %s cannot be opened: %s", credential.public_id, exc)
             return None
-        return Route(
-            base_url=provider_base_url(base_url=credential.base_url or provider.base_url),
-            api_key=material.api_key,
-            secret_key=material.secret_key,
-            credential_id=credential.pk,
-            credential_scope=credential.scope,
-            # Only a URL a teacher or student typed is held to public addresses.
-            user_supplied_url=bool(credential.base_url) and credential.scope != Credential.Scope.SITE,
-            **common,
-        )
+        return _route(provider=provider, model_id=model.pk, model_name=model.name, base_url=credential.base_url,
+                      material=material, credential=credential)
     env = site_env_key(provider=provider)
     if env is not None:
         material, env_base_url = env
-        return Route(
-            base_url=provider_base_url(base_url=env_base_url or provider.base_url),
-            api_key=material.api_key,
-            secret_key=material.secret_key,
-            credential_scope="site",
-            **common,
-        )
+        return _route(provider=provider, model_id=model.pk, model_name=model.name, base_url=env_base_url,
+                      material=material)
     return None
 
 
@@ -73,7 +72,23 @@ def routes_for_request(*, model: ChatModel, user: User, classroom: Classroom | N
     candidates: list[tuple[ChatModel, Credential | None]] = [(model, None)]
     for fallback in model.fallbacks.select_related("fallback__provider", "credential__provider"):
         candidates.append((fallback.fallback, fallback.credential))
-    routes = [r for m, pinned in candidates if (r := _route(model=m, user=user, classroom=classroom, pinned=pinned))]
+    routes = [
+        route
+        for candidate, pinned in candidates
+        if (route := _route_for_model(model=candidate, user=user, classroom=classroom, pinned=pinned))
+    ]
     if not routes:
         raise NoRoute("no_credential")
     return routes
+
+
+def key_check_route(*, credential: Credential) -> Route:
+    """A route for "Test this key": the credential itself, on its provider's first model."""
+    try:
+        material = credential_open(credential=credential)
+    except SealError:
+        raise NoRoute("sealed") from None
+    model = credential.provider.models.order_by("id").first()
+    return _route(provider=credential.provider, model_id=model.pk if model else 0,
+                  model_name=model.name if model else "", base_url=credential.base_url, material=material,
+                  credential=credential)

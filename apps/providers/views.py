@@ -1,0 +1,124 @@
+"""The providers page and the key pages (add, replace, revoke, test)."""
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts.models import User
+from apps.accounts.selectors import classroom_for_student
+
+from .client import key_check
+from .forms import CredentialCreateForm, CredentialReplaceForm
+from .models import ChatModel
+from .routes import NoRoute, key_check_route
+from .selectors import credential_get_for_user, credentials_visible_to, providers_with_status
+from .services import credential_create, credential_record_check, credential_replace, credential_revoke
+
+def _may_manage_keys(user: User) -> bool:
+    if user.role != User.Role.STUDENT or user.is_superuser:
+        return True
+    return user.classrooms.filter(allow_student_keys=True).exists()
+
+
+@require_GET
+@login_required
+def providers_page(request: HttpRequest) -> HttpResponse:
+    classroom = classroom_for_student(user=request.user)
+    rows = providers_with_status(user=request.user, classroom=classroom)
+    models_by_provider: dict[int, list[ChatModel]] = {}
+    for model in ChatModel.objects.filter(enabled=True).prefetch_related("prices").order_by("name"):
+        models_by_provider.setdefault(model.provider_id, []).append(model)
+    return render(request, "providers/list.html", {
+        "rows": [(provider, source, models_by_provider.get(provider.pk, [])) for provider, source in rows],
+        "may_manage_keys": _may_manage_keys(request.user),
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def keys_page(request: HttpRequest) -> HttpResponse:
+    if not _may_manage_keys(request.user):
+        raise PermissionDenied
+    form = CredentialCreateForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            credential = credential_create(
+                actor=request.user, provider=data["provider"], scope=data["scope"], api_key=data["api_key"],
+                secret_key=data["secret_key"], base_url=data["base_url"], label=data["label"],
+                classroom=data["classroom"],
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, _("Key saved: %(masked)s. It will not be shown again.") % {"masked": credential.masked})
+            return redirect("keys")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "providers/keys.html", {
+        "form": form,
+        "credentials": credentials_visible_to(user=request.user),
+        "replace_form": CredentialReplaceForm(),
+    }, status=status)
+
+
+@require_POST
+@login_required
+def key_replace(request: HttpRequest, credential_id: int) -> HttpResponse:
+    credential = credential_get_for_user(user=request.user, credential_id=credential_id)
+    form = CredentialReplaceForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            credential_replace(credential=credential, api_key=data["api_key"], secret_key=data["secret_key"],
+                               base_url=data["base_url"] if data["base_url"] else None)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("keys")
+        messages.success(request, _("Key replaced: %(masked)s.") % {"masked": credential.masked})
+    else:
+        messages.error(request, _("Enter the new key."))
+    return redirect("keys")
+
+
+@require_POST
+@login_required
+def key_revoke(request: HttpRequest, credential_id: int) -> HttpResponse:
+    credential = credential_get_for_user(user=request.user, credential_id=credential_id)
+    credential_revoke(credential=credential)
+    messages.success(request, _("Key %(masked)s revoked. It will never be used again.") % {"masked": credential.masked})
+    return redirect("keys")
+
+
+@require_POST
+@login_required
+def key_test(request: HttpRequest, credential_id: int) -> HttpResponse:
+    credential = credential_get_for_user(user=request.user, credential_id=credential_id)
+    try:
+        route = key_check_route(credential=credential)
+    except NoRoute:
+        messages.error(request, _("This key cannot be opened; the site's master key may have changed. Tell the admin."))
+        return redirect("keys")
+    result = async_to_sync(key_check)(route)
+    credential_record_check(credential=credential, result=result)
+    text = {
+        "works": _("The key works."),
+        "rejected": _("The provider rejected the key."),
+        "unreachable": _("The provider could not be reached."),
+        "rate_limited": _("The provider is rate limiting this key right now; it was accepted."),
+    }.get(result, _("The provider answered with an error."))
+    (messages.success if result == "works" else messages.warning)(request, f"{credential.masked}: {text}")
+    return redirect("keys")
+
+
+def _add_errors(form: CredentialCreateForm, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
