@@ -27,6 +27,8 @@ class Behaviour:
     usage: tuple[int, int] | None = None  # (prompt, completion); default: made up from the text
     error_message: str = "fake upstream error"
     redirect_to: str | None = None  # answer 307 to this URL instead
+    stall_before: int | None = None  # go silent before this chunk index...
+    stall: float = 0.0  # ...for this many seconds
 
 
 @dataclass
@@ -111,7 +113,7 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _record(self, body: dict[str, Any]) -> None:
-            upstream.record(RecordedRequest(self.command, self.path, dict(self.headers.items()), body))
+            upstream.record(RecordedRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
 
         def do_GET(self) -> None:
             self._record({})
@@ -208,6 +210,8 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                         self.connection.shutdown(2)
                         return
                     if behaviour.delay and self._sleep(behaviour.delay):
+                        return
+                    if behaviour.stall_before == index and self._sleep(behaviour.stall):
                         return
                     self._send_chunk(event(chunk({"content": piece}, None)))
                 self._send_chunk(event(chunk({}, "stop")))

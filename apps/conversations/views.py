@@ -5,7 +5,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from apps.providers.selectors import chat_models_enabled
+from apps.accounts.selectors import classroom_for_student
+from apps.providers.selectors import chat_models_usable_for
 
 from .selectors import conversation_get_for_user, conversation_list_for_user, conversation_messages
 
@@ -16,7 +17,8 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
     conversation = (
         conversation_get_for_user(user=request.user, conversation_id=conversation_id) if conversation_id else None
     )
-    models = list(chat_models_enabled())
+    classroom = conversation.classroom if conversation else classroom_for_student(user=request.user)
+    models = chat_models_usable_for(user=request.user, classroom=classroom)
     selected = conversation.model.route_name if conversation and conversation.model else (
         models[0].route_name if models else ""
     )

@@ -15,7 +15,15 @@ from .forms import KeyField
 from .models import ChatModel, Credential, ModelFallback, ModelPrice, Provider
 from .routes import NoRoute, key_check_route
 from .sealing import SealError
-from .services import credential_create, credential_open, credential_record_check, credential_replace, credential_revoke
+from .services import (
+    base_url_clean,
+    credential_create,
+    credential_open,
+    credential_record_check,
+    credential_replace,
+    credential_revoke,
+    key_material_clean,
+)
 
 
 class ChatModelInline(admin.TabularInline):
@@ -69,8 +77,22 @@ class CredentialAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        provider = data.get("provider") or getattr(self.instance, "provider", None)
+        scope = data.get("scope") or self.instance.scope
         if self.instance.pk is None and not data.get("api_key"):
             self.add_error("api_key", _("Enter the key."))
+        # The service's own checks, run here so a mistake comes back as a form error.
+        if provider is not None and scope:
+            for check in (
+                lambda: base_url_clean(provider=provider, base_url=data.get("base_url", ""), scope=scope),
+                lambda: data.get("api_key") and key_material_clean(
+                    provider=provider, api_key=data["api_key"], secret_key=data.get("secret_key", "")),
+            ):
+                try:
+                    check()
+                except ValidationError as exc:
+                    for field, errors in exc.message_dict.items():
+                        self.add_error(field if field in self.fields else None, errors)
         if self.instance.pk is not None and data.get("base_url", "") != self.instance.base_url and not data.get("api_key"):
             self.add_error("api_key", _("A key is bound to its base URL: enter the key again to change the URL."))
         return data
@@ -87,6 +109,10 @@ class CredentialAdmin(admin.ModelAdmin):
                        "created_at", "revoked_at")
     raw_id_fields = ("owner", "classroom")
     actions = ["test_keys", "revoke_keys"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Credential | None = None) -> tuple[str, ...]:
+        # A key is bound to its provider and scope: those never change after it is sealed.
+        return self.readonly_fields + (("provider", "scope") if obj is not None else ())
 
     @admin.display(description=_("key"))
     def masked(self, obj: Credential) -> str:
@@ -109,7 +135,7 @@ class CredentialAdmin(admin.ModelAdmin):
                     secret_key=data.get("secret_key", ""), base_url=data.get("base_url", ""),
                     label=data.get("label", ""), classroom=data.get("classroom"),
                 )
-                obj.pk = created.pk
+                # The admin goes on with `obj` (its log entry and redirect): make it the saved row.
                 obj.__dict__.update({k: v for k, v in created.__dict__.items() if not k.startswith("_")})
             elif data.get("api_key"):
                 credential_replace(credential=obj, api_key=data["api_key"], secret_key=data.get("secret_key", ""),

@@ -91,3 +91,9 @@ def providers_with_status(*, user: User, classroom: Classroom | None) -> list[tu
                 source = ""
         rows.append((provider, source))
     return rows
+
+
+def chat_models_usable_for(*, user: User, classroom: Classroom | None) -> list[ChatModel]:
+    """Enabled models whose provider this user can reach now (a key exists, or none needed)."""
+    usable = {provider.pk for provider, source in providers_with_status(user=user, classroom=classroom) if source}
+    return [model for model in chat_models_enabled() if model.provider_id in usable]

@@ -64,7 +64,7 @@ def _clean_key(value: str, label: str) -> str:
     return value
 
 
-def _clean_base_url(*, provider: Provider, base_url: str, scope: str) -> str:
+def base_url_clean(*, provider: Provider, base_url: str, scope: str) -> str:
     base_url = (base_url or "").strip().rstrip("/")
     if not base_url:
         if provider.base_url:
@@ -101,7 +101,7 @@ def _check_scope(*, actor: User, scope: str, classroom: Classroom | None) -> Non
             raise PermissionDenied("This class does not let students use their own keys.")
 
 
-def _material(*, provider: Provider, api_key: str, secret_key: str) -> KeyMaterial:
+def key_material_clean(*, provider: Provider, api_key: str, secret_key: str) -> KeyMaterial:
     api_key = _clean_key(api_key, "api_key")
     secret_key = (secret_key or "").strip()
     if secret_key:
@@ -119,7 +119,7 @@ def credential_create(*, actor: User, provider: Provider, scope: str, api_key: s
     _check_scope(actor=actor, scope=scope, classroom=classroom)
     if not provider.needs_key:
         raise ValidationError({"provider": _("This provider needs no key.")})
-    material = _material(provider=provider, api_key=api_key, secret_key=secret_key)
+    material = key_material_clean(provider=provider, api_key=api_key, secret_key=secret_key)
     credential = Credential(
         public_id=uuid.uuid4(),
         provider=provider,
@@ -127,7 +127,7 @@ def credential_create(*, actor: User, provider: Provider, scope: str, api_key: s
         owner=None if scope == Credential.Scope.SITE else actor,
         classroom=classroom if scope == Credential.Scope.CLASS else None,
         label=(label or "").strip()[:100],
-        base_url=_clean_base_url(provider=provider, base_url=base_url, scope=scope),
+        base_url=base_url_clean(provider=provider, base_url=base_url, scope=scope),
     )
     _seal_into(credential, material)
     credential.save()
@@ -143,9 +143,9 @@ def credential_replace(*, credential: Credential, api_key: str, secret_key: str 
     row's sealed key, last4, status."""
     if credential.status == Credential.Status.REVOKED:
         raise ValidationError(_("A revoked key cannot be replaced; add a new one."))
-    material = _material(provider=credential.provider, api_key=api_key, secret_key=secret_key)
+    material = key_material_clean(provider=credential.provider, api_key=api_key, secret_key=secret_key)
     if base_url is not None:
-        credential.base_url = _clean_base_url(provider=credential.provider, base_url=base_url, scope=credential.scope)
+        credential.base_url = base_url_clean(provider=credential.provider, base_url=base_url, scope=credential.scope)
     _seal_into(credential, material)
     credential.status = Credential.Status.ACTIVE
     credential.last_error = ""

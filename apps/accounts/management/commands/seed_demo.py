@@ -8,7 +8,7 @@ from django.db import transaction
 
 from apps.accounts.models import User
 from apps.accounts.services import classroom_get_or_create, enrollment_add, user_upsert
-from apps.providers.services import catalog_demo_ensure
+from apps.providers.services import catalog_demo_ensure, catalog_env_model_ensure
 
 DEFAULT_PASSWORD = "demo-pass-2026"
 DEMO_CLASS = "Demo class"
@@ -47,6 +47,7 @@ class Command(BaseCommand):
         for username in ("student1", "student2", "student3"):
             enrollment_add(classroom=classroom, student=users[username])
         created += catalog_demo_ensure()
+        env_model = catalog_env_model_ensure()
 
         shown = password if password is not None else DEFAULT_PASSWORD
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} rows created)."))
@@ -55,3 +56,5 @@ class Command(BaseCommand):
             self.stdout.write(f"  {username:<9} / {shown}   ({role})")
         if password is None:
             self.stdout.write("  (a password changed since seeding stays as it is; --password resets them all)")
+        if env_model is not None:
+            self.stdout.write(f"Offering {env_model.route_name} from OPENAI_BASE_URL (MODEL_NAME).")

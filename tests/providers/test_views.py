@@ -1,0 +1,157 @@
+"""The providers page, the key pages and `manage.py providers`."""
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from apps.providers.models import ChatModel, Credential, Provider
+from apps.providers.services import credential_create
+from tests.conftest import People
+from tests.fake_upstream import Behaviour, FakeUpstream
+
+pytestmark = pytest.mark.django_db
+KEY = "sk-visible-nowhere-QRST"
+
+
+def test_catalog_ships_every_provider_in_the_lessons(db: Any) -> None:
+    slugs = set(Provider.objects.values_list("slug", flat=True))
+    assert {"openai", "openrouter", "deepseek", "moonshot", "glm", "qwen", "ernie", "custom", "demo"} <= slugs
+    assert Provider.objects.get(slug="moonshot").name_zh == "月之暗面-Kimi"
+    assert Provider.objects.get(slug="glm").name_zh == "智谱-智谱清言"
+    assert Provider.objects.get(slug="ernie").auth_style == "ernie"
+    assert Provider.objects.get(slug="qwen").base_url.endswith("/compatible-mode/v1")
+    for provider in Provider.objects.exclude(slug__in=["demo", "custom"]):
+        assert provider.signup_url.startswith("https://"), provider.slug
+        assert provider.models.exists(), provider.slug
+        for model in provider.models.all():
+            price = model.prices.get()
+            assert price.currency in ("USD", "CNY") and price.effective_from
+            assert model.context_window > 0 and model.max_output_tokens > 0
+
+
+def test_providers_command_lists_in_both_languages_with_usability(people: People, monkeypatch: Any) -> None:
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-env-deepseek")
+    out = StringIO()
+    call_command("providers", "--lang", "zh", stdout=out)
+    text = out.getvalue()
+    assert "月之暗面-Kimi" in text and "尚无密钥" in text
+    deepseek = next(line for line in text.splitlines() if line.startswith("deepseek"))
+    assert "可用" in deepseek and "sk-env-deepseek" not in text
+    out = StringIO()
+    call_command("providers", "--lang", "en", stdout=out)
+    assert "Moonshot AI (Kimi)" in out.getvalue() and "no key yet" in out.getvalue()
+
+
+def test_providers_page_shows_which_are_usable(people: People, client: Client) -> None:
+    credential_create(actor=people.teacher, provider=Provider.objects.get(slug="deepseek"), scope="class",
+                      classroom=people.classroom, api_key=KEY)
+    client.force_login(people.student)
+    page = client.get(reverse("providers"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'data-provider="deepseek" data-usable="yes"' in page
+    assert 'data-provider="openai" data-usable="no"' in page
+    assert 'data-provider="demo" data-usable="yes"' in page
+    assert KEY not in page and "QRST" not in page  # students don't even see the last four
+
+
+def test_teacher_adds_a_class_key_which_is_never_shown_again(people: People, client: Client) -> None:
+    client.force_login(people.teacher)
+    provider = Provider.objects.get(slug="deepseek")
+    response = client.post(reverse("keys"), {"provider": provider.pk, "scope": "class",
+                                             "classroom": people.classroom.pk, "api_key": KEY, "label": "7A"},
+                           follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert KEY not in page and "…QRST" in page
+    credential = Credential.objects.get()
+    assert (credential.scope, credential.classroom_id) == ("class", people.classroom.pk)
+
+
+def test_bad_key_form_is_400_and_saves_nothing(people: People, client: Client) -> None:
+    client.force_login(people.teacher)
+    provider = Provider.objects.get(slug="deepseek")
+    response = client.post(reverse("keys"), {"provider": provider.pk, "scope": "class", "classroom": people.classroom.pk,
+                                             "api_key": "sk-good-key-1234", "base_url": "http://169.254.169.254/"})
+    assert response.status_code == 400
+    assert "sk-good-key-1234" not in response.content.decode()
+    assert Credential.objects.count() == 0
+    assert client.post(reverse("keys"), {"provider": provider.pk, "scope": "class",
+                                         "classroom": people.other_classroom.pk, "api_key": KEY}).status_code == 400
+
+
+def test_another_teachers_key_is_404(people: People, client: Client) -> None:
+    credential = credential_create(actor=people.other_teacher, provider=Provider.objects.get(slug="deepseek"),
+                                   scope="class", classroom=people.other_classroom, api_key=KEY)
+    client.force_login(people.teacher)
+    for name in ("key-revoke", "key-test", "key-replace"):
+        assert client.post(reverse(name, args=[credential.pk]), {"api_key": "sk-x"}).status_code == 404
+    assert Credential.objects.get(pk=credential.pk).status == "active"
+
+
+def test_co_teacher_manages_the_class_key(people: People, client: Client) -> None:
+    credential = credential_create(actor=people.teacher, provider=Provider.objects.get(slug="deepseek"),
+                                   scope="class", classroom=people.classroom, api_key=KEY)
+    client.force_login(people.co_teacher)
+    assert client.post(reverse("key-revoke", args=[credential.pk])).status_code == 302
+    assert Credential.objects.get(pk=credential.pk).status == "revoked"
+
+
+def test_students_cannot_manage_keys_unless_the_class_allows(people: People, client: Client) -> None:
+    client.force_login(people.student)
+    assert client.get(reverse("keys")).status_code == 403
+    people.classroom.allow_student_keys = True
+    people.classroom.save()
+    page = client.get(reverse("keys")).content.decode()
+    assert 'value="class"' not in page and 'value="site"' not in page
+
+
+def test_key_pages_refuse_wrong_methods(people: People, client: Client) -> None:
+    client.force_login(people.teacher)
+    assert client.get(reverse("key-revoke", args=[1])).status_code == 405
+    assert client.put(reverse("keys")).status_code == 405
+
+
+def test_replace_needs_a_new_key(people: People, client: Client) -> None:
+    credential = credential_create(actor=people.teacher, provider=Provider.objects.get(slug="deepseek"),
+                                   scope="class", classroom=people.classroom, api_key=KEY)
+    client.force_login(people.teacher)
+    client.post(reverse("key-replace", args=[credential.pk]), {"api_key": ""})
+    assert Credential.objects.get(pk=credential.pk).last4 == "QRST"
+    client.post(reverse("key-replace", args=[credential.pk]), {"api_key": "sk-replacement-9876"})
+    assert Credential.objects.get(pk=credential.pk).last4 == "9876"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("behaviour", "bearers", "result", "status"), [
+    (Behaviour(), None, "works", "active"),
+    (Behaviour(), {"another"}, "rejected", "failing"),
+    (Behaviour(status=429), None, "rate_limited", "active"),
+])
+def test_test_this_key_reports_without_echoing_the_key(people: People, client: Client, keyed_model: ChatModel,
+                                                       fake_upstream: FakeUpstream, behaviour: Behaviour,
+                                                       bearers: Any, result: str, status: str) -> None:
+    fake_upstream.default = behaviour
+    fake_upstream.accepted_bearers = bearers
+    credential = credential_create(actor=people.teacher, provider=keyed_model.provider, scope="class",
+                                   classroom=people.classroom, api_key=KEY)
+    client.force_login(people.teacher)
+    page = client.post(reverse("key-test", args=[credential.pk]), follow=True).content.decode()
+    assert KEY not in page
+    row = Credential.objects.get(pk=credential.pk)
+    assert (row.last_check_result, row.status) == (result, status)
+    assert fake_upstream.requests[-1].path.endswith("/models")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_test_this_key_reports_unreachable(people: People, client: Client, keyed_model: ChatModel,
+                                           fake_upstream: FakeUpstream) -> None:
+    credential = credential_create(actor=people.teacher, provider=keyed_model.provider, scope="class",
+                                   classroom=people.classroom, api_key=KEY)
+    fake_upstream.stop()
+    client.force_login(people.teacher)
+    client.post(reverse("key-test", args=[credential.pk]))
+    assert Credential.objects.get(pk=credential.pk).last_check_result == "unreachable"
