@@ -112,6 +112,15 @@ def keyed_model(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
 
 
 @pytest.fixture
+def catalog(db: Any) -> None:
+    """The shipped provider catalog. Transactional tests flush the tables, data-migration
+    rows included, so tests that need it ask for it."""
+    from apps.providers.catalog import CATALOG
+
+    catalog_apply(entries=CATALOG, provider_model=Provider, chat_model_model=ChatModel, price_model=ModelPrice)
+
+
+@pytest.fixture
 def demo_model(db: Any) -> ChatModel:
     # Transactional tests flush the tables, data-migration rows included: ensure it exists.
     catalog_demo_ensure()

@@ -237,7 +237,7 @@ async def test_ernie_single_bearer_key_for_the_openai_compatible_endpoint(people
 
 
 async def test_openai_base_url_and_key_from_the_environment_serve_that_server(
-    people: People, fake_upstream: FakeUpstream, monkeypatch: Any
+    people: People, catalog: None, fake_upstream: FakeUpstream, monkeypatch: Any
 ) -> None:
     from apps.providers.services import catalog_env_model_ensure
 
