@@ -60,6 +60,13 @@ UPSTREAM_MESSAGES: dict[str, Promise] = {
     "upstream_error": _("The provider had an error. Try again."),
     "internal_error": _("Something went wrong on the server. What arrived was saved."),
 }
+OWN_KEY_REJECTED = _("Your own key was rejected by the provider. Check it on the API keys page.")
+
+
+def upstream_message(*, code: str, credential_scope: str) -> str:
+    if code == "upstream_auth_failed" and credential_scope == "user":
+        return str(OWN_KEY_REJECTED)
+    return str(UPSTREAM_MESSAGES.get(code, UPSTREAM_MESSAGES["upstream_error"]))
 
 
 class ChatError(Exception):
@@ -285,7 +292,7 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
     if status == Message.Status.FAILED:
         code = reply.error.code if reply.error else "upstream_error"
         await relay({"type": "chat.error", "code": code,
-                     "message": str(UPSTREAM_MESSAGES.get(code, UPSTREAM_MESSAGES["upstream_error"]))})
+                     "message": upstream_message(code=code, credential_scope=reply.route.credential_scope)})
     else:
         frame: ServerFrame = {
             "type": "chat.done",
@@ -297,7 +304,7 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
         }
         if reply.error is not None:
             frame["error_code"] = reply.error.code
-            frame["error"] = str(UPSTREAM_MESSAGES.get(reply.error.code, UPSTREAM_MESSAGES["upstream_error"]))
+            frame["error"] = upstream_message(code=reply.error.code, credential_scope=reply.route.credential_scope)
         await relay(frame)
     if crash is not None:
         raise crash

@@ -139,6 +139,13 @@ class Credential(models.Model):
         CLASS = "class", _("Class")
         USER = "user", _("Personal")
 
+    class CheckResult(models.TextChoices):
+        WORKS = "works", _("works")
+        REJECTED = "rejected", _("rejected")
+        UNREACHABLE = "unreachable", _("unreachable")
+        RATE_LIMITED = "rate_limited", _("rate limited")
+        ERROR = "error", _("error")
+
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
         FAILING = "failing", _("Rejected by the provider")
@@ -164,7 +171,7 @@ class Credential(models.Model):
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.ACTIVE)
     last_error = models.CharField(_("last error"), max_length=200, blank=True)
     last_checked_at = models.DateTimeField(_("last checked"), null=True, blank=True)
-    last_check_result = models.CharField(_("last check"), max_length=16, blank=True)
+    last_check_result = models.CharField(_("last check"), max_length=16, choices=CheckResult.choices, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
