@@ -38,7 +38,7 @@ def test_admin_form_refuses_a_class_key_for_an_internal_url(admin_client_: Clien
     provider = Provider.objects.get(slug="openai")
     response = admin_client_.post(reverse("admin:providers_credential_add"), {
         "provider": provider.pk, "scope": "class", "classroom": people.classroom.pk, "base_url": "http://10.1.2.3/v1",
-        "api_key": KEY})
+        "api_key": KEY}, HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 200  # the form again, with the error
     assert "private" in response.content.decode()
     assert Credential.objects.count() == 0
