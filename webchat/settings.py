@@ -189,6 +189,11 @@ LLM_MAX_ATTEMPTS = env.int("LLM_MAX_ATTEMPTS", default=3)
 LLM_BACKOFF_BASE = env.float("LLM_BACKOFF_BASE", default=0.5)
 LLM_RETRY_AFTER_CAP = env.float("LLM_RETRY_AFTER_CAP", default=10.0)
 
+# Billing: the currency costs are summed in (admin sets exchange rates to it), and how long
+# a hold may stay open before the periodic task settles it as a died request.
+BILLING_CURRENCY = env.str("BILLING_CURRENCY", default="CNY")
+HOLD_EXPIRY_SECONDS = env.int("HOLD_EXPIRY_SECONDS", default=int(LLM_TOTAL_TIMEOUT) + 120)
+
 # The built-in demo model: pause between streamed chunks, in milliseconds.
 DEMO_STREAM_DELAY_MS = env.int("DEMO_STREAM_DELAY_MS", default=35)
 

@@ -1,2 +1,277 @@
-"""Billing: quotas, holds, the ledger and rollups arrive with the billing issue."""
+"""Billing: quota policies, holds, the append-only ledger and its rollups.
+
+Money is Decimal. Quota counters keep money in integer nano-units of the billing currency
+(1 CNY = 1,000,000,000 units) so the conditional SQL that takes a hold compares exact
+integers on SQLite and PostgreSQL alike.
+"""
 from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+MONEY_UNITS = Decimal(1_000_000_000)
+MONEY = {"max_digits": 20, "decimal_places": 10}
+
+
+class Currency(models.TextChoices):
+    CNY = "CNY", _("Chinese yuan (CNY)")
+    USD = "USD", _("US dollar (USD)")
+
+
+class Period(models.TextChoices):
+    DAY = "day", _("Day")
+    WEEK = "week", _("Week")
+    MONTH = "month", _("Month")
+    TERM = "term", _("Term")
+
+
+class ExchangeRate(models.Model):
+    """1 `from_currency` = `rate` `to_currency`, from `effective_from` on."""
+
+    from_currency = models.CharField(_("from"), max_length=3, choices=Currency.choices)
+    to_currency = models.CharField(_("to"), max_length=3, choices=Currency.choices)
+    rate = models.DecimalField(_("rate"), max_digits=18, decimal_places=8)
+    effective_from = models.DateTimeField(_("effective from"))
+
+    class Meta:
+        verbose_name = _("exchange rate")
+        verbose_name_plural = _("exchange rates")
+        ordering = ["from_currency", "to_currency", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["from_currency", "to_currency", "effective_from"], name="rate_unique_start"),
+            models.CheckConstraint(condition=models.Q(rate__gt=0), name="rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.from_currency} = {self.rate} {self.to_currency}"
+
+
+class SiteBillingSettings(models.Model):
+    """One row (pk=1): the billing currency, defaults for classes without a policy, and the
+    most a teacher may hand out."""
+
+    billing_currency = models.CharField(_("billing currency"), max_length=3, choices=Currency.choices,
+                                        default=Currency.CNY)
+    default_period = models.CharField(_("default period"), max_length=8, choices=Period.choices, default=Period.MONTH)
+    default_student_token_limit = models.PositiveBigIntegerField(_("default tokens per student"), null=True, blank=True,
+                                                                 default=200_000)
+    default_student_cost_limit = models.DecimalField(_("default money per student"), null=True, blank=True, **MONEY)
+    default_rpm = models.PositiveIntegerField(_("default requests per minute"), null=True, blank=True, default=10)
+    default_tpm = models.PositiveIntegerField(_("default tokens per minute"), null=True, blank=True, default=40_000)
+    max_student_token_limit = models.PositiveBigIntegerField(_("cap: tokens per student"), null=True, blank=True)
+    max_student_cost_limit = models.DecimalField(_("cap: money per student"), null=True, blank=True, **MONEY)
+    max_rpm = models.PositiveIntegerField(_("cap: requests per minute"), null=True, blank=True)
+    max_tpm = models.PositiveIntegerField(_("cap: tokens per minute"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("site billing settings")
+        verbose_name_plural = _("site billing settings")
+
+    def __str__(self) -> str:
+        return str(_("Site billing settings"))
+
+
+class QuotaPolicy(models.Model):
+    classroom = models.OneToOneField("accounts.Classroom", on_delete=models.CASCADE, related_name="quota_policy",
+                                     verbose_name=_("class"))
+    period = models.CharField(_("period"), max_length=8, choices=Period.choices, default=Period.MONTH)
+    term_start = models.DateField(_("term starts"), null=True, blank=True)
+    term_end = models.DateField(_("term ends"), null=True, blank=True)
+    student_token_limit = models.PositiveBigIntegerField(_("tokens per student"), null=True, blank=True)
+    student_cost_limit = models.DecimalField(_("money per student"), null=True, blank=True, **MONEY)
+    class_token_pool = models.PositiveBigIntegerField(_("tokens for the whole class"), null=True, blank=True)
+    class_cost_pool = models.DecimalField(_("money for the whole class"), null=True, blank=True, **MONEY)
+    rpm = models.PositiveIntegerField(_("requests per minute per student"), null=True, blank=True)
+    tpm = models.PositiveIntegerField(_("tokens per minute per student"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("quota policy")
+        verbose_name_plural = _("quota policies")
+
+    def __str__(self) -> str:
+        return f"{self.classroom}: {self.get_period_display()}"
+
+
+class StudentOverride(models.Model):
+    classroom = models.ForeignKey("accounts.Classroom", on_delete=models.CASCADE, related_name="quota_overrides")
+    student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota_overrides")
+    token_limit = models.PositiveBigIntegerField(_("tokens"), null=True, blank=True)
+    cost_limit = models.DecimalField(_("money"), null=True, blank=True, **MONEY)
+
+    class Meta:
+        verbose_name = _("student override")
+        verbose_name_plural = _("student overrides")
+        constraints = [models.UniqueConstraint(fields=["classroom", "student"], name="override_unique_student")]
+
+
+class UsageCounter(models.Model):
+    """Used and held amounts for one budget (a student in a class, a class pool, or a user
+    without a class) in one period. Holds are taken by a conditional UPDATE on this row."""
+
+    scope_key = models.CharField(max_length=64)
+    period_start = models.DateTimeField()
+    tokens_used = models.BigIntegerField(default=0)
+    tokens_held = models.BigIntegerField(default=0)
+    cost_used_units = models.BigIntegerField(default=0)
+    cost_held_units = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope_key", "period_start"], name="counter_unique_period")]
+
+
+class RateCounter(models.Model):
+    """Requests and tokens of one user in one minute (fixed window), for RPM/TPM."""
+
+    scope_key = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=0)
+    tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope_key", "window_start"], name="ratecounter_unique_window")]
+
+
+class Hold(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        SETTLED = "settled", _("Settled")
+        EXPIRED = "expired", _("Expired")
+
+    request_id = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    classroom = models.ForeignKey("accounts.Classroom", on_delete=models.SET_NULL, null=True, related_name="+")
+    model = models.ForeignKey("providers.ChatModel", on_delete=models.PROTECT, related_name="+")
+    price = models.ForeignKey("providers.ModelPrice", on_delete=models.PROTECT, null=True, related_name="+")
+    exchange_rate = models.DecimalField(max_digits=18, decimal_places=8, default=Decimal(1))
+    billing_currency = models.CharField(max_length=3)
+    prompt_tokens = models.PositiveIntegerField()  # counted before the call
+    tokens = models.PositiveBigIntegerField()  # prompt + max_tokens
+    cost_units = models.BigIntegerField()
+    counter_keys = models.JSONField(default=list)  # [[scope_key, period_start ISO], ...]
+    entry_point = models.CharField(max_length=16, default="chat")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"], name="hold_active_age")]
+
+
+class LedgerEntry(models.Model):
+    """One row per request (and one per correction). Never updated, never deleted."""
+
+    class Kind(models.TextChoices):
+        CHARGE = "charge", _("Charge")
+        CORRECTION = "correction", _("Correction")
+
+    class Status(models.TextChoices):
+        COMPLETE = "complete", _("Complete")
+        STOPPED = "stopped", _("Stopped")
+        INTERRUPTED = "interrupted", _("Interrupted")
+        FAILED = "failed", _("Failed")
+
+    class UsageSource(models.TextChoices):
+        PROVIDER = "provider", _("Reported by the provider")
+        COUNTED = "counted", _("Counted with tiktoken")
+
+    request_id = models.CharField(_("request id"), max_length=64)
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices, default=Kind.CHARGE)
+    corrects = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrections",
+                                 verbose_name=_("corrects"))
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries",
+                             verbose_name=_("user"))
+    classroom = models.ForeignKey("accounts.Classroom", on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="ledger_entries", verbose_name=_("class"))
+    credential = models.ForeignKey("providers.Credential", on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="ledger_entries", verbose_name=_("key"))
+    credential_scope = models.CharField(_("key scope"), max_length=16, blank=True)
+    provider_slug = models.CharField(_("provider"), max_length=50)
+    model = models.ForeignKey("providers.ChatModel", on_delete=models.PROTECT, related_name="ledger_entries",
+                              verbose_name=_("model"))
+    route_name = models.CharField(_("route"), max_length=300)
+    prompt_tokens = models.IntegerField(_("prompt tokens"))
+    completion_tokens = models.IntegerField(_("completion tokens"))
+    usage_source = models.CharField(_("usage source"), max_length=12, choices=UsageSource.choices)
+    estimated = models.BooleanField(_("estimated count"), default=False)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices)
+    price_input_per_million = models.DecimalField(_("input price per million"), **MONEY)
+    price_output_per_million = models.DecimalField(_("output price per million"), **MONEY)
+    price_currency = models.CharField(_("price currency"), max_length=3)
+    cost = models.DecimalField(_("cost (model currency)"), **MONEY)
+    exchange_rate = models.DecimalField(_("exchange rate"), max_digits=18, decimal_places=8)
+    billing_currency = models.CharField(_("billing currency"), max_length=3)
+    cost_billing = models.DecimalField(_("cost (billing currency)"), **MONEY)
+    first_chunk_ms = models.PositiveIntegerField(_("time to first token (ms)"), null=True, blank=True)
+    total_ms = models.PositiveIntegerField(_("total time (ms)"), null=True, blank=True)
+    entry_point = models.CharField(_("entry point"), max_length=16)
+    started_at = models.DateTimeField(_("started"))
+    created_at = models.DateTimeField(_("recorded"), db_index=True)
+
+    class Meta:
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Settling twice cannot write a second charge for one request.
+            models.UniqueConstraint(fields=["request_id"], condition=models.Q(kind="charge"),
+                                    name="ledger_one_charge_per_request"),
+        ]
+        indexes = [
+            models.Index(fields=["classroom", "created_at"], name="ledger_class_time"),
+            models.Index(fields=["user", "created_at"], name="ledger_user_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.route_name} {self.cost_billing} {self.billing_currency}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class UsageRollup(models.Model):
+    """Ledger totals per hour or day × student × class × model. Rebuilt per bucket range,
+    so running a rollup twice gives the same rows."""
+
+    class Granularity(models.TextChoices):
+        HOUR = "hour", _("Hour")
+        DAY = "day", _("Day")
+
+    granularity = models.CharField(_("granularity"), max_length=4, choices=Granularity.choices)
+    bucket_start = models.DateTimeField(_("bucket start"))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("user"))
+    classroom = models.ForeignKey("accounts.Classroom", on_delete=models.CASCADE, null=True, related_name="+",
+                                  verbose_name=_("class"))
+    model = models.ForeignKey("providers.ChatModel", on_delete=models.CASCADE, related_name="+",
+                              verbose_name=_("model"))
+    requests = models.PositiveIntegerField(_("requests"))
+    prompt_tokens = models.BigIntegerField(_("prompt tokens"))
+    completion_tokens = models.BigIntegerField(_("completion tokens"))
+    cost_billing = models.DecimalField(_("cost"), **MONEY)
+
+    class Meta:
+        verbose_name = _("usage rollup")
+        verbose_name_plural = _("usage rollups")
+        ordering = ["-bucket_start"]
+        indexes = [
+            models.Index(fields=["granularity", "bucket_start"], name="rollup_bucket"),
+            models.Index(fields=["classroom", "granularity", "bucket_start"], name="rollup_class_bucket"),
+        ]
+
+
+class JobRun(models.Model):
+    """When a periodic job last succeeded (for /healthz and the admin)."""
+
+    name = models.CharField(max_length=50, unique=True)
+    last_success_at = models.DateTimeField(null=True)
+    last_duration_ms = models.PositiveIntegerField(null=True)
+    last_detail = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return self.name

@@ -12,7 +12,7 @@ from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from .frames import ServerFrame
+from .frames import ErrorFrame, ServerFrame
 from .pipeline import ChatError, ChatRequest, completion_run
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             with translation.override(self.language):
                 await completion_run(user=self.user, request=request, relay=self.relay, stop=stop)
         except ChatError as exc:
-            await self.send_error(exc.code, exc.message)
+            await self.send_error(exc.code, exc.message, retry_after=exc.retry_after, reset_at=exc.reset_at)
         except Exception:
             logger.exception("chat turn failed")
             await self.send_error("internal_error", _("Something went wrong on the server."))
@@ -102,9 +102,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.open:
             await self.send(text_data=json.dumps(frame, ensure_ascii=False))
 
-    async def send_error(self, code: str, message: Promise | str) -> None:
+    async def send_error(self, code: str, message: Promise | str, *, retry_after: int | None = None,
+                         reset_at: str | None = None) -> None:
         with translation.override(self.language):
-            await self.relay({"type": "chat.error", "code": code, "message": str(message)})
+            frame: ErrorFrame = {"type": "chat.error", "code": code, "message": str(message)}
+        if retry_after is not None:
+            frame["retry_after"] = retry_after
+        if reset_at is not None:
+            frame["reset_at"] = reset_at
+        await self.relay(frame)
 
 
 def _scope_language(scope: dict[str, Any]) -> str:

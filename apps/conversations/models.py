@@ -69,6 +69,8 @@ class Message(models.Model):
     prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
     usage_source = models.CharField(_("usage source"), max_length=16, choices=UsageSource.choices, blank=True)
+    cost = models.DecimalField(_("cost"), max_digits=20, decimal_places=10, null=True, blank=True)
+    currency = models.CharField(_("currency"), max_length=3, blank=True)
     error_code = models.CharField(_("error code"), max_length=64, blank=True)
     first_chunk_ms = models.PositiveIntegerField(_("time to first token (ms)"), null=True, blank=True)
     total_ms = models.PositiveIntegerField(_("total time (ms)"), null=True, blank=True)

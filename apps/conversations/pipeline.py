@@ -27,19 +27,22 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import transaction
 from django.http import Http404
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
 from apps.accounts.selectors import classroom_for_student
+from apps.billing.selectors import quota_status
+from apps.billing.services import QuotaRefused, hold_take
 from apps.providers.client import Route, UpstreamError, Usage, chat_stream
 from apps.providers.routes import NoRoute, routes_for_request
 from apps.providers.services import credential_mark_failing
 from apps.providers.selectors import chat_model_get_by_route_name
 from apps.providers.tokens import count_prompt_tokens, count_text_tokens
 
-from .frames import ServerFrame
+from .frames import QuotaFrame, ServerFrame, quota_frame_from
 from .models import Message
 from .selectors import conversation_get_for_user, conversation_prompt_history
 from .services import TurnOutcome, turn_begin, turn_finish
@@ -72,10 +75,13 @@ def upstream_message(*, code: str, credential_scope: str) -> str:
 class ChatError(Exception):
     """A request the pipeline refuses before calling anyone. Nothing was written."""
 
-    def __init__(self, code: str, message: Promise | str) -> None:
+    def __init__(self, code: str, message: Promise | str, *, retry_after: int | None = None,
+                 reset_at: str | None = None) -> None:
         super().__init__(code)
         self.code = code
         self.message = message
+        self.retry_after = retry_after
+        self.reset_at = reset_at
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ PASSTHROUGH_PARAMS = {
 @dataclass(frozen=True)
 class PreparedTurn:
     conversation_id: int
+    classroom_id: int | None
     reply_id: int
     request_id: str
     routes: list[Route]
@@ -154,11 +161,20 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
     history = conversation_prompt_history(conversation=conversation) if conversation else []
     messages = history + [{"role": "user", "content": content}]
     request_id = uuid.uuid4().hex
-    rows = turn_begin(
-        user=user, conversation=conversation, classroom=classroom, model=model, content=content, request_id=request_id
-    )
+    prompt = count_prompt_tokens(messages=messages, model_name=model.name)
+    # Step 3, reserve: the hold and the turn's first rows commit together or not at all.
+    try:
+        with transaction.atomic():
+            hold_take(request_id=request_id, user=user, classroom=classroom, model=model,
+                      prompt_tokens=prompt.tokens, max_tokens=max_tokens, entry_point=request.entry_point)
+            rows = turn_begin(user=user, conversation=conversation, classroom=classroom, model=model,
+                              content=content, request_id=request_id)
+    except QuotaRefused as refused:
+        raise ChatError(refused.code, refused.message, retry_after=refused.retry_after,
+                        reset_at=refused.reset_at.isoformat() if refused.reset_at else None) from None
     return PreparedTurn(
         conversation_id=rows.conversation.pk,
+        classroom_id=classroom.pk if classroom else None,
         reply_id=rows.reply.pk,
         request_id=request_id,
         routes=routes,
@@ -166,6 +182,14 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
         max_tokens=max_tokens,
         params=params,
     )
+
+
+def _quota_frame(*, user: User, classroom_id: int | None) -> QuotaFrame:
+    """The student's meter after this turn, for the page to update without a reload."""
+    from apps.accounts.models import Classroom
+
+    classroom = Classroom.objects.filter(pk=classroom_id).first() if classroom_id else None
+    return quota_frame_from(quota_status(user=user, classroom=classroom))
 
 
 def _backoff_seconds(attempt: int, retry_after: float | None) -> float:
@@ -227,24 +251,33 @@ async def _call_and_relay(*, turn: PreparedTurn, relay: Relay, reply: _Reply, st
 
 
 def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) -> TurnOutcome:
+    estimated = False
     if reply.usage is not None:
         prompt_tokens, completion_tokens = reply.usage.prompt_tokens, reply.usage.completion_tokens
         source = Message.UsageSource.PROVIDER
+    elif status == Message.Status.FAILED:
+        # Nothing was produced: the provider bills nothing, and neither do we.
+        prompt_tokens = completion_tokens = 0
+        source = Message.UsageSource.COUNTED
     else:
         # No usage from the provider (stopped early, dropped, or it never reports): count.
         model_name = reply.route.model_name
-        prompt_tokens = count_prompt_tokens(messages=turn.messages, model_name=model_name).tokens
-        completion_tokens = count_text_tokens(text=reply.text, model_name=model_name).tokens if reply.parts else 0
-        source = Message.UsageSource.COUNTED
+        prompt = count_prompt_tokens(messages=turn.messages, model_name=model_name)
+        completion = count_text_tokens(text=reply.text, model_name=model_name)
+        prompt_tokens, completion_tokens = prompt.tokens, completion.tokens if reply.parts else 0
+        source, estimated = Message.UsageSource.COUNTED, prompt.estimated
     return TurnOutcome(
         content=reply.text,
         status=status,
         route_name=reply.route.route_name,
+        provider_slug=reply.route.provider_slug,
+        model_id=reply.route.model_id,
         credential_scope=reply.route.credential_scope,
         credential_id=reply.route.credential_id,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         usage_source=source,
+        estimated=estimated,
         error_code=reply.error.code if reply.error else "",
         first_chunk_ms=reply.first_chunk_ms,
         total_ms=int((time.monotonic() - started) * 1000),
@@ -287,12 +320,15 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
             status = Message.Status.COMPLETE
 
     outcome = _outcome(turn=turn, reply=reply, status=status, started=started)
-    message = await database_sync_to_async(turn_finish)(reply_id=turn.reply_id, outcome=outcome)
+    message = await database_sync_to_async(turn_finish)(reply_id=turn.reply_id, request_id=turn.request_id,
+                                                        outcome=outcome)
+    quota = await database_sync_to_async(_quota_frame)(user=user, classroom_id=turn.classroom_id)
 
     if status == Message.Status.FAILED:
         code = reply.error.code if reply.error else "upstream_error"
         await relay({"type": "chat.error", "code": code,
-                     "message": upstream_message(code=code, credential_scope=reply.route.credential_scope)})
+                     "message": upstream_message(code=code, credential_scope=reply.route.credential_scope),
+                     "quota": quota})
     else:
         frame: ServerFrame = {
             "type": "chat.done",
@@ -301,6 +337,9 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
             "usage": {"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens},
             "model": outcome.route_name,
             "first_chunk_ms": outcome.first_chunk_ms,
+            "cost": str(message.cost.normalize()) if message.cost is not None else None,
+            "currency": message.currency,
+            "quota": quota,
         }
         if reply.error is not None:
             frame["error_code"] = reply.error.code

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
+from apps.billing.services import ReplyUsage, hold_settle
 from apps.providers.models import ChatModel
 
 from .models import Conversation, Message
@@ -57,24 +58,39 @@ class TurnOutcome:
     content: str
     status: str
     route_name: str
+    provider_slug: str
+    model_id: int
     credential_scope: str
     credential_id: int | None
     prompt_tokens: int
     completion_tokens: int
     usage_source: str
+    estimated: bool
     error_code: str
     first_chunk_ms: int | None
     total_ms: int
 
 
 @transaction.atomic
-def turn_finish(*, reply_id: int, outcome: TurnOutcome) -> Message:
-    """Write the reply as it ended: complete, stopped, interrupted or failed.
+def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Message:
+    """Write the reply as it ended (complete, stopped, interrupted or failed) and settle its
+    billing hold into the ledger, in one transaction.
 
-    Side effects: the reply's Message row updated once; the conversation's `updated_at`.
-    Only a reply still `streaming` is written, so finishing twice changes nothing.
+    Side effects: the reply's Message row updated once; the conversation's `updated_at`;
+    hold_settle's (Hold, counters, LedgerEntry). Only a reply still `streaming` is written
+    and settling is idempotent, so finishing twice changes nothing.
     """
+    entry = hold_settle(request_id=request_id, usage=ReplyUsage(
+        prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
+        usage_source=outcome.usage_source, estimated=outcome.estimated, status=outcome.status,
+        route_name=outcome.route_name, provider_slug=outcome.provider_slug, credential_id=outcome.credential_id,
+        credential_scope=outcome.credential_scope, first_chunk_ms=outcome.first_chunk_ms, total_ms=outcome.total_ms,
+        model_id=outcome.model_id,
+    ))
     updated = Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+        cost=entry.cost_billing,
+        currency=entry.billing_currency,
+        model_id=outcome.model_id,
         content=outcome.content,
         status=outcome.status,
         route_name=outcome.route_name,

@@ -140,7 +140,8 @@ async def test_upstream_failure_before_any_text_saves_a_labelled_failed_reply(
 
     assert frames[0]["type"] == "chat.started"
     error = frames[-1]
-    assert error == {"type": "chat.error", "code": "upstream_error", "message": error["message"]}
+    assert (error["type"], error["code"]) == ("chat.error", "upstream_error") and error["message"]
+    assert error["quota"]["tokens_used"] == 0  # a failed turn costs nothing
     reply = await Message.objects.aget(pk=frames[0]["message"])
     assert (reply.status, reply.error_code, reply.content) == ("failed", "upstream_error", "")
     assert len(fake_upstream.chat_requests()) == 2

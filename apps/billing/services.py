@@ -1,0 +1,316 @@
+"""Writes for billing: taking and settling holds, the ledger, rollups.
+
+The quota invariant: a hold is taken by one conditional UPDATE per budget whose affected-row
+count decides (on SQLite, where select_for_update does nothing, and on PostgreSQL, which
+re-checks the WHERE clause on the locked row), inside one transaction with the hold row.
+So concurrent requests can never together hold more than a budget allows; settling moves
+the hold to "used" and releases the rest.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Trunc
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from apps.accounts.models import Classroom, User
+from apps.providers.models import ChatModel, ModelPrice
+
+from .models import MONEY_UNITS, Hold, JobRun, LedgerEntry, RateCounter, UsageCounter, UsageRollup
+from .selectors import Limits, exchange_rate_at, limits_for, period_bounds, site_billing_settings
+
+logger = logging.getLogger(__name__)
+MILLION = Decimal(1_000_000)
+
+
+class QuotaRefused(Exception):
+    """A request refused before any call: `code` is quota_exceeded or rate_limited."""
+
+    def __init__(self, code: str, message: str, *, reset_at: datetime | None = None,
+                 retry_after: int | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+        self.reset_at = reset_at
+        self.retry_after = retry_after
+
+
+def money_units(amount: Decimal) -> int:
+    """Billing-currency amount -> integer nano-units, rounded up (a hold never undershoots)."""
+    return int((amount * MONEY_UNITS).to_integral_value(rounding=ROUND_CEILING))
+
+
+def cost_of(*, price: ModelPrice | None, rate: Decimal, prompt_tokens: int, completion_tokens: int) -> tuple[Decimal, Decimal]:
+    """(cost in the model's currency, cost in the billing currency). Total = input + output."""
+    if price is None:
+        return Decimal(0), Decimal(0)
+    cost = (Decimal(prompt_tokens) * price.input_per_million + Decimal(completion_tokens) * price.output_per_million) / MILLION
+    return cost, cost * rate
+
+
+def _counter(scope_key: str, period_start: datetime) -> UsageCounter:
+    try:
+        with transaction.atomic():
+            counter, _ = UsageCounter.objects.get_or_create(scope_key=scope_key, period_start=period_start)
+    except IntegrityError:  # created by a concurrent request between our read and write
+        counter = UsageCounter.objects.get(scope_key=scope_key, period_start=period_start)
+    return counter
+
+
+def _budgets(*, user: User, classroom: Classroom | None, limits: Limits) -> list[tuple[str, int | None, int | None]]:
+    """(scope key, token limit, money limit in units) for every budget a request draws on."""
+    if classroom is None:
+        return [(f"u{user.pk}", limits.student_tokens, limits.student_cost_units)]
+    budgets = [(f"c{classroom.pk}:s{user.pk}", limits.student_tokens, limits.student_cost_units)]
+    if limits.pool_tokens is not None or limits.pool_cost_units is not None:
+        budgets.append((f"c{classroom.pk}:pool", limits.pool_tokens, limits.pool_cost_units))
+    return budgets
+
+
+def _rate_take(*, user: User, limits: Limits, tokens: int, now: datetime) -> None:
+    if limits.rpm is None and limits.tpm is None:
+        return
+    window = now.replace(second=0, microsecond=0)
+    key = f"u{user.pk}"
+    try:
+        with transaction.atomic():
+            counter, _ = RateCounter.objects.get_or_create(scope_key=key, window_start=window)
+    except IntegrityError:
+        counter = RateCounter.objects.get(scope_key=key, window_start=window)
+    allowed = RateCounter.objects.filter(pk=counter.pk)
+    if limits.rpm is not None:
+        allowed = allowed.filter(requests__lt=limits.rpm)
+    if limits.tpm is not None:
+        allowed = allowed.filter(tokens__lte=limits.tpm - tokens)
+    if allowed.update(requests=F("requests") + 1, tokens=F("tokens") + tokens) != 1:
+        retry_after = max(60 - now.second, 1)
+        raise QuotaRefused(
+            "rate_limited",
+            str(_("Too many requests this minute. Try again in %(seconds)d seconds.") % {"seconds": retry_after}),
+            retry_after=retry_after,
+        )
+
+
+@transaction.atomic
+def hold_take(*, request_id: str, user: User, classroom: Classroom | None, model: ChatModel, prompt_tokens: int,
+              max_tokens: int, entry_point: str = "chat", now: datetime | None = None) -> Hold:
+    """Reserve the most this request can cost: the counted prompt plus max_tokens of reply, at
+    the model's current price. Taken for every request, large balance or not.
+
+    Side effects: RateCounter and UsageCounter rows updated, one Hold row. Raises
+    QuotaRefused (and writes nothing) when a limit would be passed.
+    """
+    now = now or timezone.now()
+    limits = limits_for(user=user, classroom=classroom)
+    start, reset_at = period_bounds(limits=limits, now=now)
+    if start is None:
+        raise QuotaRefused("quota_exceeded", str(_("The class term is not running, so there is no quota now.")))
+    price = _price_at(model=model, when=now)
+    currency = site_billing_settings().billing_currency
+    rate = exchange_rate_at(from_currency=price.currency if price else currency, to_currency=currency, when=now)
+    tokens = prompt_tokens + max_tokens
+    _, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
+    units = money_units(cost_billing)
+
+    _rate_take(user=user, limits=limits, tokens=tokens, now=now)
+    keys = []
+    for scope_key, token_limit, cost_limit in _budgets(user=user, classroom=classroom, limits=limits):
+        counter = _counter(scope_key, start)
+        allowed = UsageCounter.objects.filter(pk=counter.pk)
+        if token_limit is not None:
+            allowed = allowed.filter(tokens_used__lte=token_limit - tokens - F("tokens_held"))
+        if cost_limit is not None:
+            allowed = allowed.filter(cost_used_units__lte=cost_limit - units - F("cost_held_units"))
+        # The one statement that decides: it adds the hold only where the budget has room.
+        if allowed.update(tokens_held=F("tokens_held") + tokens, cost_held_units=F("cost_held_units") + units) != 1:
+            local_reset = timezone.localtime(reset_at)
+            raise QuotaExceeded(reset_at=reset_at, when=local_reset)
+        keys.append([scope_key, start.isoformat()])
+    return Hold.objects.create(
+        request_id=request_id, user=user, classroom=classroom, model=model, price=price, exchange_rate=rate,
+        billing_currency=currency, prompt_tokens=prompt_tokens, tokens=tokens, cost_units=units, counter_keys=keys,
+        entry_point=entry_point, created_at=now,
+    )
+
+
+class QuotaExceeded(QuotaRefused):
+    def __init__(self, *, reset_at: datetime, when: datetime) -> None:
+        super().__init__(
+            "quota_exceeded",
+            str(_("Your quota for this period is used up. It resets on %(when)s.")
+                % {"when": when.strftime("%Y-%m-%d %H:%M")}),
+            reset_at=reset_at,
+        )
+
+
+def _price_at(*, model: ChatModel, when: datetime) -> ModelPrice | None:
+    return model.prices.filter(effective_from__lte=when).order_by("-effective_from").first()
+
+
+@dataclass(frozen=True)
+class ReplyUsage:
+    """What a request really used and how it ended, for its ledger row."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    usage_source: str
+    estimated: bool
+    status: str
+    route_name: str
+    provider_slug: str
+    credential_id: int | None
+    credential_scope: str
+    first_chunk_ms: int | None
+    total_ms: int | None
+    model_id: int | None = None  # the model actually used (after failover); default: the hold's
+
+
+@transaction.atomic
+def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = None) -> LedgerEntry:
+    """Turn a hold into the request's ledger row, at the price in force when it started.
+
+    Side effects: the Hold marked settled, its counters moved from held to used (the real
+    amount, even beyond the hold: recorded, never dropped), one LedgerEntry. Idempotent by
+    request id: settling again returns the existing row and changes nothing.
+    """
+    existing = LedgerEntry.objects.filter(request_id=request_id, kind=LedgerEntry.Kind.CHARGE).first()
+    if existing is not None:
+        return existing
+    now = now or timezone.now()
+    hold = Hold.objects.select_related("price", "model__provider").get(request_id=request_id)
+    model = hold.model if usage.model_id in (None, hold.model_id) else ChatModel.objects.get(pk=usage.model_id)
+    price = hold.price if model.pk == hold.model_id else _price_at(model=model, when=hold.created_at)
+    rate = hold.exchange_rate
+    if price is not None and hold.price is not None and price.currency != hold.price.currency:
+        rate = exchange_rate_at(from_currency=price.currency, to_currency=hold.billing_currency, when=hold.created_at)
+    cost, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=usage.prompt_tokens,
+                                 completion_tokens=usage.completion_tokens)
+    # Claim the hold: only the first settle (or expiry) to flip it moves the counters.
+    if Hold.objects.filter(pk=hold.pk, status=Hold.Status.ACTIVE).update(status=Hold.Status.SETTLED,
+                                                                          settled_at=now):
+        used_tokens = usage.prompt_tokens + usage.completion_tokens
+        used_units = money_units(cost_billing)
+        for scope_key, period_start in hold.counter_keys:
+            UsageCounter.objects.filter(scope_key=scope_key, period_start=datetime.fromisoformat(period_start)).update(
+                tokens_held=F("tokens_held") - hold.tokens, tokens_used=F("tokens_used") + used_tokens,
+                cost_held_units=F("cost_held_units") - hold.cost_units,
+                cost_used_units=F("cost_used_units") + used_units,
+            )
+    return LedgerEntry.objects.create(
+        request_id=request_id, kind=LedgerEntry.Kind.CHARGE, user_id=hold.user_id, classroom_id=hold.classroom_id,
+        credential_id=usage.credential_id, credential_scope=usage.credential_scope,
+        provider_slug=usage.provider_slug or model.provider.slug, model=model, route_name=usage.route_name,
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+        usage_source=usage.usage_source, estimated=usage.estimated, status=usage.status,
+        price_input_per_million=price.input_per_million if price else Decimal(0),
+        price_output_per_million=price.output_per_million if price else Decimal(0),
+        price_currency=price.currency if price else hold.billing_currency,
+        cost=cost, exchange_rate=rate, billing_currency=hold.billing_currency, cost_billing=cost_billing,
+        first_chunk_ms=usage.first_chunk_ms, total_ms=usage.total_ms, entry_point=hold.entry_point,
+        started_at=hold.created_at, created_at=now,
+    )
+
+
+def hold_release_unused(*, request_id: str) -> None:
+    """A request refused after its hold was taken (nothing called): drop the hold entirely.
+    Side effects: counters' held amounts reduced, the Hold settled with no ledger row."""
+    with transaction.atomic():
+        hold = Hold.objects.filter(request_id=request_id).first()
+        if hold is None or not Hold.objects.filter(pk=hold.pk, status=Hold.Status.ACTIVE).update(
+                status=Hold.Status.SETTLED, settled_at=timezone.now()):
+            return
+        for scope_key, period_start in hold.counter_keys:
+            UsageCounter.objects.filter(scope_key=scope_key, period_start=datetime.fromisoformat(period_start)).update(
+                tokens_held=F("tokens_held") - hold.tokens, cost_held_units=F("cost_held_units") - hold.cost_units)
+
+
+def holds_expire(*, now: datetime | None = None) -> int:
+    """Settle holds whose request died without settling (a crashed worker): billed for the
+    counted prompt, as the provider may have read it. Safe to run twice: each hold is
+    claimed by hold_settle's conditional update. Returns how many were settled."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.HOLD_EXPIRY_SECONDS)
+    settled = 0
+    for hold in Hold.objects.filter(status=Hold.Status.ACTIVE, created_at__lt=cutoff).select_related("model__provider"):
+        hold_settle(request_id=hold.request_id, now=now, usage=ReplyUsage(
+            prompt_tokens=hold.prompt_tokens, completion_tokens=0, usage_source=LedgerEntry.UsageSource.COUNTED,
+            estimated=True, status=LedgerEntry.Status.INTERRUPTED, route_name=f"{hold.model.provider.slug}/{hold.model.name}",
+            provider_slug=hold.model.provider.slug, credential_id=None, credential_scope="", first_chunk_ms=None,
+            total_ms=None,
+        ))
+        Hold.objects.filter(pk=hold.pk).update(status=Hold.Status.EXPIRED)
+        settled += 1
+    return settled
+
+
+def ledger_correct(*, entry: LedgerEntry, prompt_tokens: int, completion_tokens: int, cost_billing: Decimal,
+                   note: str) -> LedgerEntry:
+    """A correction is a new row holding the difference; the original stays as it was."""
+    return LedgerEntry.objects.create(
+        request_id=f"{entry.request_id}:fix:{int(time.time() * 1000)}", kind=LedgerEntry.Kind.CORRECTION,
+        corrects=entry, note=note[:200], user_id=entry.user_id, classroom_id=entry.classroom_id,
+        credential_id=entry.credential_id, credential_scope=entry.credential_scope,
+        provider_slug=entry.provider_slug, model_id=entry.model_id, route_name=entry.route_name,
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, usage_source=entry.usage_source,
+        estimated=entry.estimated, status=entry.status, price_input_per_million=entry.price_input_per_million,
+        price_output_per_million=entry.price_output_per_million, price_currency=entry.price_currency,
+        cost=cost_billing / entry.exchange_rate, exchange_rate=entry.exchange_rate,
+        billing_currency=entry.billing_currency, cost_billing=cost_billing, entry_point=entry.entry_point,
+        started_at=entry.started_at, created_at=timezone.now(),
+    )
+
+
+def _floor(moment: datetime, granularity: str) -> datetime:
+    local = timezone.localtime(moment).replace(minute=0, second=0, microsecond=0)
+    if granularity == UsageRollup.Granularity.DAY:
+        local = local.replace(hour=0)
+    return local
+
+
+def usage_rollup(*, since: datetime, until: datetime | None = None) -> dict[str, int]:
+    """Rebuild the hourly and daily rollups for every bucket from `since` to `until` (now),
+    by SQL aggregation over the ledger. Each granularity is replaced in one transaction, so
+    running it twice gives the same rows. Side effects: UsageRollup rows, JobRun.
+    Returns the number of rows written per granularity."""
+    started = time.monotonic()
+    until = until or timezone.now()
+    written: dict[str, int] = {}
+    for granularity in (UsageRollup.Granularity.HOUR, UsageRollup.Granularity.DAY):
+        start = _floor(since, granularity)
+        grouped = (
+            LedgerEntry.objects.filter(created_at__gte=start, created_at__lt=until)
+            .annotate(bucket=Trunc("created_at", granularity, tzinfo=timezone.get_current_timezone()))
+            .values("bucket", "user_id", "classroom_id", "model_id")
+            .annotate(
+                requests=Count("id", filter=Q(kind=LedgerEntry.Kind.CHARGE)),
+                prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost_billing"),
+            )
+            .order_by()
+        )
+        with transaction.atomic():
+            UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=start,
+                                       bucket_start__lt=until).delete()
+            rows = UsageRollup.objects.bulk_create(
+                (UsageRollup(granularity=granularity, bucket_start=row["bucket"], user_id=row["user_id"],
+                             classroom_id=row["classroom_id"], model_id=row["model_id"], requests=row["requests"],
+                             prompt_tokens=row["prompt"] or 0, completion_tokens=row["completion"] or 0,
+                             cost_billing=row["cost"] or Decimal(0)) for row in grouped.iterator(chunk_size=5000)),
+                batch_size=5000,
+            )
+        written[str(granularity)] = len(rows)
+    job_run_record(name="rollup_usage", duration_ms=int((time.monotonic() - started) * 1000),
+                   detail=f"hour rows {written['hour']}, day rows {written['day']}")
+    return written
+
+
+def job_run_record(*, name: str, duration_ms: int, detail: str = "") -> None:
+    JobRun.objects.update_or_create(name=name, defaults={
+        "last_success_at": timezone.now(), "last_duration_ms": duration_ms, "last_detail": detail[:200]})
