@@ -11,6 +11,13 @@ app = Celery("webchat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# The beat schedule lives here, one commented entry per periodic job (filled in by the
-# billing work).
-app.conf.beat_schedule = {}
+# The beat schedule lives here, one entry per periodic job; `expires` sits just under each
+# period so a backlog never piles up runs. Each job can be run by hand too (see comments).
+app.conf.beat_schedule = {
+    # Ledger -> hourly and daily rollups for the teacher dashboards.
+    # By hand: python manage.py rollup_usage [--since DATE]
+    "rollup-usage": {"task": "billing.rollup_usage", "schedule": 300.0, "options": {"expires": 290}},
+    # Settle holds (and label replies) of requests whose worker died mid-call.
+    # By hand: python manage.py expire_holds
+    "expire-holds": {"task": "billing.expire_holds", "schedule": 60.0, "options": {"expires": 55}},
+}

@@ -59,7 +59,7 @@ def cost_of(*, price: ModelPrice | None, rate: Decimal, prompt_tokens: int, comp
 def _counter(scope_key: str, period_start: datetime) -> UsageCounter:
     try:
         with transaction.atomic():
-            counter, _ = UsageCounter.objects.get_or_create(scope_key=scope_key, period_start=period_start)
+            counter, _created = UsageCounter.objects.get_or_create(scope_key=scope_key, period_start=period_start)
     except IntegrityError:  # created by a concurrent request between our read and write
         counter = UsageCounter.objects.get(scope_key=scope_key, period_start=period_start)
     return counter
@@ -82,7 +82,7 @@ def _rate_take(*, user: User, limits: Limits, tokens: int, now: datetime) -> Non
     key = f"u{user.pk}"
     try:
         with transaction.atomic():
-            counter, _ = RateCounter.objects.get_or_create(scope_key=key, window_start=window)
+            counter, _created = RateCounter.objects.get_or_create(scope_key=key, window_start=window)
     except IntegrityError:
         counter = RateCounter.objects.get(scope_key=key, window_start=window)
     allowed = RateCounter.objects.filter(pk=counter.pk)
@@ -117,7 +117,7 @@ def hold_take(*, request_id: str, user: User, classroom: Classroom | None, model
     currency = site_billing_settings().billing_currency
     rate = exchange_rate_at(from_currency=price.currency if price else currency, to_currency=currency, when=now)
     tokens = prompt_tokens + max_tokens
-    _, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
+    _cost, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
     units = money_units(cost_billing)
 
     _rate_take(user=user, limits=limits, tokens=tokens, now=now)

@@ -89,3 +89,9 @@ class Message(models.Model):
     @property
     def is_reply(self) -> bool:
         return self.role == self.Role.ASSISTANT
+
+    @property
+    def error_text(self) -> str:
+        from .errors import upstream_message
+
+        return upstream_message(code=self.error_code, credential_scope=self.credential_scope) if self.error_code else ""

@@ -42,6 +42,7 @@ from apps.providers.services import credential_mark_failing
 from apps.providers.selectors import chat_model_get_by_route_name
 from apps.providers.tokens import count_prompt_tokens, count_text_tokens
 
+from .errors import upstream_message
 from .frames import QuotaFrame, ServerFrame, quota_frame_from
 from .models import Message
 from .selectors import conversation_get_for_user, conversation_prompt_history
@@ -50,27 +51,6 @@ from .services import TurnOutcome, turn_begin, turn_finish
 logger = logging.getLogger(__name__)
 
 Relay = Callable[[ServerFrame], Awaitable[None]]
-
-# What a student reads when an upstream fault ends a reply, by code.
-UPSTREAM_MESSAGES: dict[str, Promise] = {
-    "upstream_rate_limited": _("The provider is busy (rate limited). Wait a moment and try again."),
-    "upstream_auth_failed": _("The class key was rejected by the provider. Tell your teacher."),
-    "upstream_blocked": _("The provider's address is on a private network, which is not allowed."),
-    "upstream_timeout": _("The provider took too long to answer. Try again."),
-    "upstream_unreachable": _("The provider could not be reached. Try again later."),
-    "upstream_dropped": _("The connection to the provider dropped in the middle of the reply. What arrived was saved."),
-    "upstream_rejected": _("The provider refused this request."),
-    "upstream_error": _("The provider had an error. Try again."),
-    "internal_error": _("Something went wrong on the server. What arrived was saved."),
-}
-OWN_KEY_REJECTED = _("Your own key was rejected by the provider. Check it on the API keys page.")
-
-
-def upstream_message(*, code: str, credential_scope: str) -> str:
-    if code == "upstream_auth_failed" and credential_scope == "user":
-        return str(OWN_KEY_REJECTED)
-    return str(UPSTREAM_MESSAGES.get(code, UPSTREAM_MESSAGES["upstream_error"]))
-
 
 class ChatError(Exception):
     """A request the pipeline refuses before calling anyone. Nothing was written."""

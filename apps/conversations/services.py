@@ -6,11 +6,14 @@ reply has an id to stream under) and once when it ends. Nothing is written per c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
+from apps.billing.models import Hold
 from apps.billing.services import ReplyUsage, hold_settle
 from apps.providers.models import ChatModel
 
@@ -108,3 +111,32 @@ def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Mess
     if updated:
         Conversation.objects.filter(pk=reply.conversation_id).update(updated_at=timezone.now())
     return reply
+
+
+def turns_expire_stale(*, now: datetime | None = None) -> int:
+    """Replies still `streaming` long after any call could have ended belong to a worker
+    that died: label them interrupted with what is known (nothing was written per chunk, so
+    no text) and settle their holds for the counted prompt. Returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.HOLD_EXPIRY_SECONDS)
+    stale = Message.objects.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING,
+                                   created_at__lt=cutoff).select_related("model__provider")
+    count = 0
+    for reply in stale:
+        hold = Hold.objects.filter(request_id=reply.request_id).first()
+        count += 1
+        if hold is None:  # nothing was reserved, so nothing to settle: just label it
+            Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(
+                status=Message.Status.INTERRUPTED, error_code="worker_lost", finished_at=now)
+            continue
+        prompt_tokens = hold.prompt_tokens
+        model = reply.model
+        turn_finish(reply_id=reply.pk, request_id=reply.request_id, outcome=TurnOutcome(
+            content="", status=Message.Status.INTERRUPTED, route_name=reply.route_name,
+            provider_slug=model.provider.slug if model else "", model_id=reply.model_id or 0,
+            credential_scope=reply.credential_scope, credential_id=reply.credential_id,
+            prompt_tokens=prompt_tokens, completion_tokens=0, usage_source=Message.UsageSource.COUNTED,
+            estimated=True, error_code="worker_lost", first_chunk_ms=None,
+            total_ms=int((now - reply.created_at).total_seconds() * 1000),
+        ))
+    return count

@@ -1,0 +1,178 @@
+"""Holds and settling: exact costs, refusals, idempotency, expiry."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone as dt_timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from apps.billing.models import ExchangeRate, Hold, LedgerEntry, SiteBillingSettings, StudentOverride, UsageCounter
+from apps.billing.selectors import quota_status
+from apps.billing.services import QuotaRefused, holds_expire, ledger_correct
+from apps.providers.models import ChatModel, ModelPrice
+from tests.billing.conftest import policy_set, settle, take
+from tests.conftest import People
+
+pytestmark = pytest.mark.django_db
+
+
+def test_settle_writes_one_ledger_row_at_the_models_price(people: People, fake_model: ChatModel) -> None:
+    policy_set(people.classroom, student_token_limit=10_000)
+    request_id = take(people.student, people.classroom, fake_model, prompt=1200, max_tokens=800)
+
+    entry = settle(request_id, 1000, 500)
+
+    assert (entry.prompt_tokens, entry.completion_tokens, entry.total_tokens) == (1000, 500, 1500)
+    # 1000 × 2 / 1e6 + 500 × 8 / 1e6 = 0.006 CNY
+    assert entry.cost == Decimal("0.006") and entry.cost_billing == Decimal("0.006")
+    assert (entry.price_input_per_million, entry.price_output_per_million) == (Decimal("2"), Decimal("8"))
+    assert (entry.price_currency, entry.billing_currency, entry.exchange_rate) == ("CNY", "CNY", Decimal(1))
+    assert (entry.user_id, entry.classroom_id, entry.status, entry.entry_point) == (
+        people.student.pk, people.classroom.pk, "complete", "chat")
+    assert (entry.first_chunk_ms, entry.total_ms, entry.usage_source) == (120, 900, "provider")
+    counter = UsageCounter.objects.get()
+    assert (counter.tokens_used, counter.tokens_held) == (1500, 0)
+    assert counter.cost_used_units == 6_000_000 and counter.cost_held_units == 0
+
+
+def test_settling_twice_bills_once(people: People, fake_model: ChatModel) -> None:
+    request_id = take(people.student, people.classroom, fake_model)
+    first = settle(request_id, 100, 50)
+    second = settle(request_id, 100, 50)
+    assert first.pk == second.pk
+    assert LedgerEntry.objects.count() == 1
+    assert UsageCounter.objects.get().tokens_used == 150
+
+
+def test_usage_beyond_the_hold_is_recorded_not_dropped(people: People, fake_model: ChatModel) -> None:
+    policy_set(people.classroom, student_token_limit=1_000)
+    request_id = take(people.student, people.classroom, fake_model, prompt=100, max_tokens=100)
+    entry = settle(request_id, 100, 2_000)  # a provider ignoring max_tokens
+    assert entry.completion_tokens == 2_000
+    assert UsageCounter.objects.get().tokens_used == 2_100
+    with pytest.raises(QuotaRefused):
+        take(people.student, people.classroom, fake_model, prompt=1, max_tokens=1)
+
+
+def test_quota_exceeded_says_when_it_resets_and_writes_nothing(people: People, fake_model: ChatModel,
+                                                               settings: Any) -> None:
+    settings.LANGUAGE_CODE = "en"
+    policy_set(people.classroom, period="day", student_token_limit=500)
+    with time_machine.travel(datetime(2026, 3, 10, 9, 0, tzinfo=dt_timezone.utc), tick=False):
+        take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
+        with pytest.raises(QuotaRefused) as refused:
+            take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
+    assert refused.value.code == "quota_exceeded"
+    # Day periods follow the school's time zone (Asia/Shanghai): reset at local midnight.
+    assert refused.value.reset_at == datetime(2026, 3, 11, 0, 0, tzinfo=timezone.get_current_timezone())
+    assert "2026-03-11 00:00" in refused.value.message
+    assert Hold.objects.count() == 1 and UsageCounter.objects.get().tokens_held == 400
+
+
+def test_money_limit_and_class_pool(people: People, fake_model: ChatModel) -> None:
+    # 100 in + 100 out at 2/8 CNY per million = 0.001 CNY per hold.
+    policy_set(people.classroom, student_cost_limit=Decimal("0.0025"), class_token_pool=500)
+    take(people.student, people.classroom, fake_model)
+    take(people.student, people.classroom, fake_model)
+    with pytest.raises(QuotaRefused):  # the third would pass 0.0025 CNY
+        take(people.student, people.classroom, fake_model)
+    with pytest.raises(QuotaRefused):  # the classmate has money left, but the pool has 100 tokens
+        take(people.classmate, people.classroom, fake_model)
+    take(people.classmate, people.classroom, fake_model, prompt=50, max_tokens=50)
+
+
+def test_override_and_site_cap(people: People, fake_model: ChatModel) -> None:
+    policy_set(people.classroom, student_token_limit=1_000)
+    StudentOverride.objects.create(classroom=people.classroom, student=people.student, token_limit=5_000)
+    SiteBillingSettings.objects.update_or_create(pk=1, defaults={"max_student_token_limit": 3_000})
+    take(people.student, people.classroom, fake_model, prompt=1_400, max_tokens=1_400)
+    with pytest.raises(QuotaRefused):  # the override says 5,000; the site caps it at 3,000
+        take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
+    with pytest.raises(QuotaRefused):
+        take(people.classmate, people.classroom, fake_model, prompt=600, max_tokens=600)
+
+
+def test_requests_per_minute_refuse_with_a_retry_after(people: People, fake_model: ChatModel) -> None:
+    policy_set(people.classroom, rpm=2)
+    with time_machine.travel(datetime(2026, 3, 10, 9, 0, 45, tzinfo=dt_timezone.utc), tick=False):
+        take(people.student, people.classroom, fake_model)
+        take(people.student, people.classroom, fake_model)
+        with pytest.raises(QuotaRefused) as refused:
+            take(people.student, people.classroom, fake_model)
+    assert (refused.value.code, refused.value.retry_after) == ("rate_limited", 15)
+    with time_machine.travel(datetime(2026, 3, 10, 9, 1, 1, tzinfo=dt_timezone.utc), tick=False):
+        take(people.student, people.classroom, fake_model)
+
+
+def test_tokens_per_minute(people: People, fake_model: ChatModel) -> None:
+    policy_set(people.classroom, tpm=1_000)
+    take(people.student, people.classroom, fake_model, prompt=400, max_tokens=400)
+    with pytest.raises(QuotaRefused) as refused:
+        take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
+    assert refused.value.code == "rate_limited"
+
+
+def test_term_outside_its_dates_has_no_quota(people: People, fake_model: ChatModel) -> None:
+    policy_set(people.classroom, period="term", term_start=datetime(2026, 2, 20).date(),
+               term_end=datetime(2026, 7, 10).date(), student_token_limit=10_000)
+    with time_machine.travel(datetime(2026, 5, 1, 2, 0, tzinfo=dt_timezone.utc)):
+        take(people.student, people.classroom, fake_model)
+    with time_machine.travel(datetime(2026, 8, 1, 2, 0, tzinfo=dt_timezone.utc)), pytest.raises(QuotaRefused):
+        take(people.student, people.classroom, fake_model)
+
+
+def test_price_in_force_when_the_request_started_is_billed(people: People, fake_model: ChatModel) -> None:
+    policy_set(people.classroom)  # no limits: this test is about prices
+    request_id = take(people.student, people.classroom, fake_model)
+    ModelPrice.objects.create(model=fake_model, input_per_million=Decimal("100"), output_per_million=Decimal("100"),
+                              currency="CNY", effective_from=timezone.now())
+    entry = settle(request_id, 1_000_000, 0)
+    assert entry.cost == Decimal("2") and entry.price_input_per_million == Decimal("2")
+    later = settle(take(people.student, people.classroom, fake_model), 1_000_000, 0)
+    assert later.cost == Decimal("100")
+
+
+def test_usd_priced_model_is_billed_in_cny_at_the_admins_rate(people: People, fake_model: ChatModel) -> None:
+    policy_set(people.classroom)
+    ModelPrice.objects.filter(model=fake_model).update(currency="USD", input_per_million=Decimal("0.15"),
+                                                       output_per_million=Decimal("0.60"))
+    ExchangeRate.objects.create(from_currency="USD", to_currency="CNY", rate=Decimal("7.1"),
+                                effective_from=timezone.now() - timedelta(days=1))
+    entry = settle(take(people.student, people.classroom, fake_model), 1_000_000, 1_000_000)
+    assert (entry.cost, entry.price_currency) == (Decimal("0.75"), "USD")
+    assert (entry.cost_billing, entry.billing_currency, entry.exchange_rate) == (Decimal("5.325"), "CNY", Decimal("7.1"))
+
+
+def test_stale_holds_are_settled_for_the_counted_prompt_once(people: People, fake_model: ChatModel) -> None:
+    with time_machine.travel(timezone.now() - timedelta(hours=1)):
+        request_id = take(people.student, people.classroom, fake_model, prompt=300, max_tokens=700)
+    fresh = take(people.student, people.classroom, fake_model)
+    assert holds_expire() == 1
+    assert holds_expire() == 0
+    entry = LedgerEntry.objects.get(request_id=request_id)
+    assert (entry.prompt_tokens, entry.completion_tokens, entry.status) == (300, 0, "interrupted")
+    assert Hold.objects.get(request_id=request_id).status == "expired"
+    assert Hold.objects.get(request_id=fresh).status == "active"
+    # A settle arriving after expiry (the request was alive after all) bills nothing more.
+    assert settle(request_id, 300, 200).pk == entry.pk
+    assert LedgerEntry.objects.filter(request_id=request_id).count() == 1
+
+
+def test_corrections_are_new_rows(people: People, fake_model: ChatModel) -> None:
+    entry = settle(take(people.student, people.classroom, fake_model), 100, 100)
+    fix = ledger_correct(entry=entry, prompt_tokens=0, completion_tokens=-50, cost_billing=Decimal("-0.0004"),
+                         note="provider credited a truncated reply")
+    entry.refresh_from_db()
+    assert (entry.completion_tokens, fix.corrects_id, fix.kind) == (100, entry.pk, "correction")
+
+
+def test_quota_status_for_the_meter(people: People, fake_model: ChatModel) -> None:
+    policy_set(people.classroom, student_token_limit=1_000, student_cost_limit=Decimal("1"))
+    settle(take(people.student, people.classroom, fake_model), 100, 150)
+    status = quota_status(user=people.student, classroom=people.classroom)
+    assert (status.tokens_used, status.tokens_left, status.token_limit) == (250, 750, 1_000)
+    assert status.cost_used == Decimal("0.0014") and status.currency == "CNY"
+    assert status.percent_used == 25 and status.reset_at is not None
