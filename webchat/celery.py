@@ -11,12 +11,15 @@ app = Celery("webchat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+from django.conf import settings  # noqa: E402  (after the settings module is named)
+
 # The beat schedule lives here, one entry per periodic job; `expires` sits just under each
 # period so a backlog never piles up runs. Each job can be run by hand too (see comments).
 app.conf.beat_schedule = {
     # Ledger -> hourly and daily rollups for the teacher dashboards.
     # By hand: python manage.py rollup_usage [--since DATE]
-    "rollup-usage": {"task": "billing.rollup_usage", "schedule": 300.0, "options": {"expires": 290}},
+    "rollup-usage": {"task": "billing.rollup_usage", "schedule": float(settings.ROLLUP_EVERY_SECONDS),
+                     "options": {"expires": settings.ROLLUP_EVERY_SECONDS * 0.95}},
     # Settle holds (and label replies) of requests whose worker died mid-call.
     # By hand: python manage.py expire_holds
     "expire-holds": {"task": "billing.expire_holds", "schedule": 60.0, "options": {"expires": 55}},

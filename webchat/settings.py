@@ -158,16 +158,19 @@ else:
 # Celery: Redis in production; in the embedded set-up a broker kept in files under var/,
 # so the worker and beat need no server.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
-CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {}
-    if REDIS_URL
-    else {
-        "data_folder_in": str(BASE_DIR / "var" / "celery" / "queue"),
-        "data_folder_out": str(BASE_DIR / "var" / "celery" / "queue"),
-        "processed_folder": str(BASE_DIR / "var" / "celery" / "processed"),
+CELERY_DATA_DIR = Path(env.str("CELERY_DATA_DIR", default="") or BASE_DIR / "var" / "celery")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for _folder in ("queue", "processed"):
+        (CELERY_DATA_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_DATA_DIR / "queue"),
+        "data_folder_out": str(CELERY_DATA_DIR / "queue"),
+        "processed_folder": str(CELERY_DATA_DIR / "processed"),
         "store_processed": False,
     }
-)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or (REDIS_URL or None)
+CELERY_TASK_IGNORE_RESULT = not CELERY_RESULT_BACKEND
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -192,6 +195,8 @@ LLM_RETRY_AFTER_CAP = env.float("LLM_RETRY_AFTER_CAP", default=10.0)
 # Billing: the currency costs are summed in (admin sets exchange rates to it), and how long
 # a hold may stay open before the periodic task settles it as a died request.
 BILLING_CURRENCY = env.str("BILLING_CURRENCY", default="CNY")
+# How often Celery beat rebuilds the usage rollups.
+ROLLUP_EVERY_SECONDS = env.int("ROLLUP_EVERY_SECONDS", default=300)
 HOLD_EXPIRY_SECONDS = env.int("HOLD_EXPIRY_SECONDS", default=int(LLM_TOTAL_TIMEOUT) + 120)
 
 # The built-in demo model: pause between streamed chunks, in milliseconds.
