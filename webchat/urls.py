@@ -9,5 +9,7 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("demo/v1/", include("apps.providers.demo_urls")),
     path("", include("apps.providers.urls")),
+    path("", include("apps.accounts.class_urls")),
+    path("", include("apps.billing.urls")),
     path("", include("apps.conversations.urls")),
 ]

@@ -1,6 +1,9 @@
 """Reads for people and classes."""
 from __future__ import annotations
 
+from django.db.models import QuerySet
+from django.http import Http404
+
 from .models import Classroom, User
 
 
@@ -8,3 +11,17 @@ def classroom_for_student(*, user: User) -> Classroom | None:
     """The class a student's new conversations belong to: the one joined most recently."""
     enrollment = user.enrollments.select_related("classroom").order_by("-joined_at", "-id").first()
     return enrollment.classroom if enrollment else None
+
+
+def classrooms_for_teacher(*, user: User) -> QuerySet[Classroom]:
+    """Classes a teacher teaches (all of them, for an admin)."""
+    classrooms = Classroom.objects.all() if user.is_superuser else Classroom.objects.filter(teachers=user)
+    return classrooms.order_by("name").distinct()
+
+
+def classroom_get_for_teacher(*, user: User, classroom_id: int) -> Classroom:
+    """One of the teacher's classes; 404 for anyone else's."""
+    classroom = classrooms_for_teacher(user=user).filter(pk=classroom_id).first()
+    if classroom is None:
+        raise Http404("No such class.")
+    return classroom

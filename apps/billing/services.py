@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Trunc
@@ -24,7 +25,18 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import Classroom, User
 from apps.providers.models import ChatModel, ModelPrice
 
-from .models import MONEY_UNITS, Hold, JobRun, LedgerEntry, RateCounter, UsageCounter, UsageRollup
+from .models import (
+    MONEY_UNITS,
+    Hold,
+    JobRun,
+    LedgerEntry,
+    Period,
+    QuotaPolicy,
+    RateCounter,
+    StudentOverride,
+    UsageCounter,
+    UsageRollup,
+)
 from .selectors import Limits, exchange_rate_at, limits_for, period_bounds, site_billing_settings
 
 logger = logging.getLogger(__name__)
@@ -314,3 +326,48 @@ def usage_rollup(*, since: datetime, until: datetime | None = None) -> dict[str,
 def job_run_record(*, name: str, duration_ms: int, detail: str = "") -> None:
     JobRun.objects.update_or_create(name=name, defaults={
         "last_success_at": timezone.now(), "last_duration_ms": duration_ms, "last_detail": detail[:200]})
+
+
+def quota_policy_set(*, classroom: Classroom, period: str, term_start: object = None, term_end: object = None,
+                     student_token_limit: int | None = None, student_cost_limit: Decimal | None = None,
+                     class_token_pool: int | None = None, class_cost_pool: Decimal | None = None,
+                     rpm: int | None = None, tpm: int | None = None) -> QuotaPolicy:
+    """Set a class's quota. Refuses (ValidationError) what the site's caps do not allow a
+    teacher to hand out, and a term without dates. Side effects: the QuotaPolicy row."""
+    site = site_billing_settings()
+    errors: dict[str, str] = {}
+    if period == Period.TERM and (not term_start or not term_end or term_end < term_start):  # type: ignore[operator]
+        errors["term_end"] = str(_("A term needs a start date and an end date after it."))
+    for field, value, cap in (("student_token_limit", student_token_limit, site.max_student_token_limit),
+                              ("student_cost_limit", student_cost_limit, site.max_student_cost_limit),
+                              ("rpm", rpm, site.max_rpm), ("tpm", tpm, site.max_tpm)):
+        if cap is not None and (value is None or value > cap):
+            errors[field] = str(_("The site allows at most %(cap)s here.") % {"cap": cap})
+    if errors:
+        raise ValidationError(errors)
+    policy, _created = QuotaPolicy.objects.update_or_create(classroom=classroom, defaults={
+        "period": period, "term_start": term_start if period == Period.TERM else None,
+        "term_end": term_end if period == Period.TERM else None, "student_token_limit": student_token_limit,
+        "student_cost_limit": student_cost_limit, "class_token_pool": class_token_pool,
+        "class_cost_pool": class_cost_pool, "rpm": rpm, "tpm": tpm,
+    })
+    return policy
+
+
+def student_override_set(*, classroom: Classroom, student: User, token_limit: int | None,
+                         cost_limit: Decimal | None) -> StudentOverride | None:
+    """Give one student a different limit (both empty: remove the override). Capped by the
+    site like the class limits. Side effects: a StudentOverride row created, changed or deleted."""
+    if not classroom.enrollments.filter(student=student).exists():
+        raise ValidationError({"student": str(_("That student is not in this class."))})
+    if token_limit is None and cost_limit is None:
+        StudentOverride.objects.filter(classroom=classroom, student=student).delete()
+        return None
+    site = site_billing_settings()
+    if site.max_student_token_limit is not None and token_limit is not None and token_limit > site.max_student_token_limit:
+        raise ValidationError({"token_limit": str(_("The site allows at most %(cap)s here.") % {"cap": site.max_student_token_limit})})
+    if site.max_student_cost_limit is not None and cost_limit is not None and cost_limit > site.max_student_cost_limit:
+        raise ValidationError({"cost_limit": str(_("The site allows at most %(cap)s here.") % {"cap": site.max_student_cost_limit})})
+    override, _created = StudentOverride.objects.update_or_create(
+        classroom=classroom, student=student, defaults={"token_limit": token_limit, "cost_limit": cost_limit})
+    return override

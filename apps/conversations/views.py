@@ -6,6 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.accounts.selectors import classroom_for_student
+from apps.billing.selectors import quota_status
 from apps.providers.selectors import chat_models_usable_for
 
 from .selectors import conversation_get_for_user, conversation_list_for_user, conversation_messages
@@ -31,5 +32,6 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
             "chat_messages": conversation_messages(conversation=conversation) if conversation else [],
             "models": models,
             "selected_model": selected,
+            "quota": quota_status(user=request.user, classroom=classroom),
         },
     )

@@ -58,6 +58,7 @@
     }
     if (frame.model) span(frame.model, "meta-model");
     if (frame.usage) span(fill(chat.dataset.labelInOut, {prompt: frame.usage.prompt_tokens, completion: frame.usage.completion_tokens}));
+    if (frame.cost !== null && frame.cost !== undefined) span(fill(chat.dataset.labelCost, {cost: frame.cost, currency: frame.currency}));
     if (frame.first_chunk_ms !== null && frame.first_chunk_ms !== undefined) span(fill(chat.dataset.labelFirstToken, {ms: frame.first_chunk_ms}));
     if (frame.error) span(frame.error, "error-text");
     current.article.appendChild(footer);
@@ -81,6 +82,17 @@
     list.prepend(item);
   }
 
+  function updateMeter(quota) {
+    var meter = document.getElementById("quota-meter");
+    if (!meter || !quota) return;
+    var parts = [];
+    if (quota.token_limit !== null) parts.push(fill(meter.dataset.labelTokens, {used: quota.tokens_used, limit: quota.token_limit}));
+    if (quota.cost_limit !== null) parts.push(fill(meter.dataset.labelCost, {used: quota.cost_used, limit: quota.cost_limit, currency: quota.currency}));
+    if (parts.length) document.getElementById("quota-text").textContent = parts.join(" · ");
+    document.getElementById("quota-fill").style.width = quota.percent_used + "%";
+    meter.classList.toggle("full", quota.percent_used >= 100);
+  }
+
   var handlers = {
     "chat.started": function (frame) {
       rememberConversation(frame.conversation);
@@ -94,6 +106,7 @@
       current.article.scrollIntoView({block: "end"});
     },
     "chat.done": function (frame) {
+      updateMeter(frame.quota);
       if (current) {
         current.article.classList.remove("streaming");
         addFooter(frame);
@@ -102,6 +115,7 @@
       setBusy(false);
     },
     "chat.error": function (frame) {
+      updateMeter(frame.quota);
       showError(frame.message);
       if (current) {
         current.article.classList.remove("streaming");

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from apps.accounts.models import Classroom, User
+
+from .models import MONEY, Period
+
+MAX_RANGE_DAYS = 366
+
+
+class QuotaPolicyForm(forms.Form):
+    period = forms.ChoiceField(label=_("Period"), choices=Period.choices)
+    term_start = forms.DateField(label=_("Term starts"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    term_end = forms.DateField(label=_("Term ends"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    student_token_limit = forms.IntegerField(label=_("Tokens per student"), required=False, min_value=0)
+    student_cost_limit = forms.DecimalField(label=_("Money per student"), required=False, min_value=0, **MONEY)
+    class_token_pool = forms.IntegerField(label=_("Tokens for the whole class"), required=False, min_value=0)
+    class_cost_pool = forms.DecimalField(label=_("Money for the whole class"), required=False, min_value=0, **MONEY)
+    rpm = forms.IntegerField(label=_("Requests per minute per student"), required=False, min_value=1)
+    tpm = forms.IntegerField(label=_("Tokens per minute per student"), required=False, min_value=1)
+
+
+class StudentOverrideForm(forms.Form):
+    student = forms.ModelChoiceField(label=_("Student"), queryset=User.objects.none())
+    token_limit = forms.IntegerField(label=_("Tokens"), required=False, min_value=0)
+    cost_limit = forms.DecimalField(label=_("Money"), required=False, min_value=0, **MONEY)
+
+    def __init__(self, *args: Any, classroom: Classroom, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["student"].queryset = classroom.students.order_by("username")
+
+
+class DateRangeForm(forms.Form):
+    start = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        today = timezone.localdate()
+        data["end"] = data.get("end") or today
+        data["start"] = data.get("start") or data["end"] - timedelta(days=29)
+        if data["start"] > data["end"]:
+            raise forms.ValidationError(_("The start date is after the end date."))
+        if (data["end"] - data["start"]).days > MAX_RANGE_DAYS:
+            raise forms.ValidationError(_("Choose at most a year."))
+        return data
+
+    @staticmethod
+    def bounds(start: date, end: date) -> tuple[Any, Any]:
+        """Local midnight at the start, local midnight after the end."""
+        from datetime import datetime, time
+
+        tz = timezone.get_current_timezone()
+        return (datetime.combine(start, time.min, tzinfo=tz),
+                datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz))

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("classes/<int:classroom_id>/quota/", views.quota_page, name="class-quota"),
+    path("classes/<int:classroom_id>/quota/override/", views.override_set, name="class-quota-override"),
+    path("classes/<int:classroom_id>/usage/", views.usage_page, name="class-usage"),
+    path("classes/<int:classroom_id>/usage.csv", views.usage_csv, name="class-usage-csv"),
+]

@@ -1,0 +1,150 @@
+"""Teacher pages for a class's money: quota settings, usage dashboard, CSV export."""
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts.selectors import classroom_get_for_teacher
+
+from .forms import DateRangeForm, QuotaPolicyForm, StudentOverrideForm
+from .models import JobRun, QuotaPolicy
+from .selectors import (
+    classroom_daily_usage,
+    classroom_usage_by_model,
+    classroom_usage_by_student,
+    ledger_for_classroom,
+    site_billing_settings,
+)
+from .services import quota_policy_set, student_override_set
+
+CHART_HEIGHT = 120
+TOP_USERS = 5
+
+
+def _form_errors(form: QuotaPolicyForm | StudentOverrideForm, exc: ValidationError) -> None:
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def quota_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    policy = QuotaPolicy.objects.filter(classroom=classroom).first()
+    site = site_billing_settings()
+    initial = ({k: getattr(policy, k) for k in QuotaPolicyForm.base_fields} if policy else {
+        "period": site.default_period, "student_token_limit": site.default_student_token_limit,
+        "student_cost_limit": site.default_student_cost_limit, "rpm": site.default_rpm, "tpm": site.default_tpm})
+    form = QuotaPolicyForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                quota_policy_set(classroom=classroom, **form.cleaned_data)
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(request, _("Quota saved."))
+                return redirect("class-quota", classroom_id=classroom.pk)
+        status = 400
+    return render(request, "billing/quota.html", {
+        "classroom": classroom, "form": form, "override_form": StudentOverrideForm(classroom=classroom),
+        "overrides": classroom.quota_overrides.select_related("student").order_by("student__username"),
+        "site": site, "policy": policy,
+    }, status=status)
+
+
+@require_POST
+@login_required
+def override_set(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    form = StudentOverrideForm(request.POST, classroom=classroom)
+    if form.is_valid():
+        try:
+            student_override_set(classroom=classroom, **form.cleaned_data)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Override saved."))
+    else:
+        messages.error(request, _("Choose a student and a limit."))
+    return redirect("class-quota", classroom_id=classroom.pk)
+
+
+@require_GET
+@login_required
+def usage_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    form = DateRangeForm(request.GET or None)
+    if request.GET and not form.is_valid():
+        return render(request, "billing/usage.html", {"classroom": classroom, "form": form}, status=400)
+    if not request.GET:
+        form.is_valid()  # empty form: the last 30 days
+    data = form.cleaned_data
+    start, end = DateRangeForm.bounds(data["start"], data["end"])
+    days = [row for row in classroom_daily_usage(classroom=classroom, since=start) if row["bucket_start"] < end]
+    peak = max((row["cost"] or Decimal(0) for row in days), default=Decimal(0))
+    peak_tokens = max(((row["prompt"] or 0) + (row["completion"] or 0) for row in days), default=0)
+    for row in days:
+        tokens = (row["prompt"] or 0) + (row["completion"] or 0)
+        row["tokens"] = tokens
+        row["height"] = int(CHART_HEIGHT * tokens / peak_tokens) if peak_tokens else 0
+    students = classroom_usage_by_student(classroom=classroom, since=start)
+    rollup = JobRun.objects.filter(name="rollup_usage").first()
+    return render(request, "billing/usage.html", {
+        "classroom": classroom, "form": form, "days": days, "peak": peak, "chart_height": CHART_HEIGHT,
+        "by_model": classroom_usage_by_model(classroom=classroom, since=start),
+        "top_users": [row for row in students if row["requests"]][:TOP_USERS], "students": students,
+        "currency": site_billing_settings().billing_currency, "start": data["start"], "end": data["end"],
+        "rollup_at": rollup.last_success_at if rollup else None,
+    })
+
+
+CSV_HEADER = ["time", "request_id", "kind", "username", "display_name", "provider", "model", "credential_scope",
+              "prompt_tokens", "completion_tokens", "total_tokens", "usage_source", "estimated", "status",
+              "price_input_per_million", "price_output_per_million", "price_currency", "cost", "exchange_rate",
+              "billing_currency", "cost_billing", "first_chunk_ms", "total_ms", "entry_point"]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_GET
+@login_required
+def usage_csv(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    form = DateRangeForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(" ".join(str(e) for e in form.non_field_errors() or form.errors.values()))
+    start, end = DateRangeForm.bounds(form.cleaned_data["start"], form.cleaned_data["end"])
+    writer = csv.writer(_Echo())
+
+    def rows() -> Iterator[str]:
+        yield "\ufeff"  # so spreadsheet programs open the Chinese names as UTF-8
+        yield writer.writerow(CSV_HEADER)
+        for entry in ledger_for_classroom(classroom=classroom, start=start, end=end).iterator(chunk_size=2000):
+            yield writer.writerow([
+                timezone.localtime(entry.created_at).isoformat(), entry.request_id, entry.kind, entry.user.username,
+                entry.user.display_name, entry.provider_slug, entry.model.name, entry.credential_scope,
+                entry.prompt_tokens, entry.completion_tokens, entry.total_tokens, entry.usage_source,
+                int(entry.estimated), entry.status, entry.price_input_per_million, entry.price_output_per_million,
+                entry.price_currency, entry.cost, entry.exchange_rate, entry.billing_currency, entry.cost_billing,
+                entry.first_chunk_ms, entry.total_ms, entry.entry_point,
+            ])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    name = f"usage-class{classroom.pk}-{form.cleaned_data['start']}-{form.cleaned_data['end']}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

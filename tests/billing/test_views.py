@@ -1,0 +1,128 @@
+"""Teacher pages: quota settings, overrides, the usage dashboard and the CSV export."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timezone as dt_timezone
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.test import Client
+from django.urls import reverse
+
+from apps.billing.models import QuotaPolicy, SiteBillingSettings, StudentOverride
+from apps.billing.services import usage_rollup
+from apps.providers.models import ChatModel
+from tests.billing.conftest import policy_set, settle, take
+from tests.conftest import People
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def teacher(people: People, client: Client) -> Client:
+    client.force_login(people.teacher)
+    return client
+
+
+@pytest.fixture
+def spent(people: People, fake_model: ChatModel) -> None:
+    policy_set(people.classroom)
+    with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=dt_timezone.utc), tick=False):
+        settle(take(people.student, people.classroom, fake_model), 1000, 500)
+        settle(take(people.classmate, people.classroom, fake_model), 10, 5)
+    with time_machine.travel(datetime(2026, 3, 4, 2, 0, tzinfo=dt_timezone.utc), tick=False):
+        settle(take(people.student, people.classroom, fake_model), 2000, 1000)
+    usage_rollup(since=datetime(2026, 3, 1, tzinfo=dt_timezone.utc), until=datetime(2026, 3, 6, tzinfo=dt_timezone.utc))
+
+
+def test_teacher_sets_the_class_quota(people: People, teacher: Client) -> None:
+    url = reverse("class-quota", args=[people.classroom.pk])
+    assert teacher.get(url).status_code == 200
+    response = teacher.post(url, {"period": "week", "student_token_limit": "50000", "student_cost_limit": "1.5",
+                                  "class_token_pool": "", "class_cost_pool": "", "rpm": "6", "tpm": "20000"})
+    assert response.status_code == 302
+    policy = QuotaPolicy.objects.get(classroom=people.classroom)
+    assert (policy.period, policy.student_token_limit, policy.student_cost_limit, policy.rpm) == (
+        "week", 50_000, Decimal("1.5"), 6)
+
+
+def test_quota_beyond_the_site_cap_or_a_term_without_dates_is_refused(people: People, teacher: Client) -> None:
+    SiteBillingSettings.objects.update_or_create(pk=1, defaults={"max_student_token_limit": 10_000})
+    url = reverse("class-quota", args=[people.classroom.pk])
+    assert teacher.post(url, {"period": "month", "student_token_limit": "50000"}).status_code == 400
+    assert teacher.post(url, {"period": "term", "student_token_limit": "5000"}).status_code == 400
+    assert teacher.post(url, {"period": "month", "student_token_limit": "-5"}).status_code == 400
+    assert not QuotaPolicy.objects.exists()
+
+
+def test_teacher_sets_and_removes_a_student_override(people: People, teacher: Client) -> None:
+    url = reverse("class-quota-override", args=[people.classroom.pk])
+    teacher.post(url, {"student": people.student.pk, "token_limit": "90000"})
+    assert StudentOverride.objects.get().token_limit == 90_000
+    teacher.post(url, {"student": people.student.pk, "token_limit": ""})
+    assert not StudentOverride.objects.exists()
+    teacher.post(url, {"student": people.other_student.pk, "token_limit": "1"})  # not in this class
+    assert not StudentOverride.objects.exists()
+
+
+def test_another_teachers_class_is_404_everywhere(people: People, teacher: Client) -> None:
+    for name in ("class-quota", "class-usage", "class-usage-csv"):
+        assert teacher.get(reverse(name, args=[people.other_classroom.pk])).status_code == 404
+    assert teacher.post(reverse("class-quota-override", args=[people.other_classroom.pk])).status_code == 404
+
+
+def test_students_cannot_see_class_pages(people: People, client: Client) -> None:
+    client.force_login(people.student)
+    assert client.get(reverse("class-usage", args=[people.classroom.pk])).status_code == 404
+    assert client.get(reverse("classes")).status_code == 403
+
+
+def test_usage_dashboard_shows_days_models_top_users_and_every_student(people: People, teacher: Client,
+                                                                       spent: None) -> None:
+    page = teacher.get(reverse("class-usage", args=[people.classroom.pk]),
+                       {"start": "2026-03-01", "end": "2026-03-05"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert page.count('class="bar"') == 2
+    assert "fakeai/fake-model" in page
+    assert "0.018" in page  # xiaoming: (1000×2 + 500×8 + 2000×2 + 1000×8) / 1e6 CNY
+    assert "Xiaohong" in page
+
+
+def test_usage_dashboard_refuses_bad_ranges(people: People, teacher: Client) -> None:
+    url = reverse("class-usage", args=[people.classroom.pk])
+    assert teacher.get(url, {"start": "2026-03-05", "end": "2026-03-01"}).status_code == 400
+    assert teacher.get(url, {"start": "nonsense"}).status_code == 400
+    assert teacher.post(url).status_code == 405
+
+
+def test_csv_export_has_every_ledger_row_of_the_range(people: People, teacher: Client, spent: None) -> None:
+    response = teacher.get(reverse("class-usage-csv", args=[people.classroom.pk]),
+                           {"start": "2026-03-03", "end": "2026-03-03"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert sorted(r["username"] for r in rows) == ["xiaohong", "xiaoming"]
+    mine = next(r for r in rows if r["username"] == "xiaoming")
+    assert (mine["prompt_tokens"], mine["completion_tokens"], mine["total_tokens"]) == ("1000", "500", "1500")
+    assert Decimal(mine["cost_billing"]) == Decimal("0.006") and mine["billing_currency"] == "CNY"
+    assert teacher.get(reverse("class-usage-csv", args=[people.classroom.pk]), {"end": "bad"}).status_code == 400
+
+
+def test_student_sees_the_quota_meter_and_reply_costs(people: People, client: Client, fake_model: ChatModel) -> None:
+    policy_set(people.classroom, student_token_limit=10_000)
+    settle(take(people.student, people.classroom, fake_model), 1000, 1500)
+    client.force_login(people.student)
+    page = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "2500 of 10000 tokens used" in page and "resets" in page
+
+
+def test_ledger_is_read_only_in_admin(people: People, client: Client, spent: None) -> None:
+    from apps.billing.models import LedgerEntry
+
+    client.force_login(people.admin)
+    entry = LedgerEntry.objects.first()
+    assert client.get(reverse("admin:billing_ledgerentry_changelist")).status_code == 200
+    assert client.get(reverse("admin:billing_ledgerentry_add")).status_code == 403
+    assert client.post(reverse("admin:billing_ledgerentry_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
+    assert LedgerEntry.objects.filter(pk=entry.pk).exists()
