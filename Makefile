@@ -36,9 +36,7 @@ setup: $(VENV)/.requirements assets
 	$(BIN)/python manage.py seed_demo
 
 run: setup
-	@echo "webchat on http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
-	INTERNAL_BASE_URL=http://127.0.0.1:$(PORT) $(BIN)/uvicorn webchat.asgi:application \
-		--host $(HOST) --port $(PORT) --lifespan off --ws websockets-sansio --no-access-log
+	HOST=$(HOST) PORT=$(PORT) bash scripts/run-embedded.sh
 
 test-setup: $(VENV)/.requirements-test assets
 	bash scripts/test-services.sh

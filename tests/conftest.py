@@ -35,6 +35,22 @@ ORIGIN = b"http://127.0.0.1"
 
 
 @pytest.fixture(autouse=True)
+def fresh_billing_caches() -> Iterator[None]:
+    """Site billing settings and prices are cached per process for a few seconds; tests
+    change them at will, so each test starts (and ends) without the cache."""
+    from apps.billing.selectors import limits_forget, site_billing_settings_forget
+    from apps.billing.services import price_cache_forget
+
+    site_billing_settings_forget()
+    price_cache_forget()
+    limits_forget()
+    yield
+    site_billing_settings_forget()
+    price_cache_forget()
+    limits_forget()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings: Any) -> None:
     # Real hashing costs ~0.2 s a user; the tests are about webchat, not PBKDF2.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

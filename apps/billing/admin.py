@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from .selectors import site_billing_settings_forget
 from .models import ExchangeRate, JobRun, LedgerEntry, QuotaPolicy, SiteBillingSettings, StudentOverride, UsageRollup
 
 
@@ -58,6 +59,10 @@ class SiteBillingSettingsAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return not SiteBillingSettings.objects.exists()
+
+    def save_model(self, request: HttpRequest, obj: SiteBillingSettings, form: object, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        site_billing_settings_forget()  # this process sees the change at once; others within seconds
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import calendar
+import time as time_module
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
@@ -25,10 +26,28 @@ from .models import (
 )
 
 
-def site_billing_settings() -> SiteBillingSettings:
+# The site's billing settings are read on every request and change rarely: each process
+# keeps them for a few seconds (an admin's change applies everywhere within that time).
+SITE_SETTINGS_TTL = 5.0
+_site_cache: tuple[float, SiteBillingSettings] | None = None
+
+
+def site_billing_settings(*, fresh: bool = False) -> SiteBillingSettings:
+    global _site_cache
+    now = time_module.monotonic()
+    if not fresh and _site_cache is not None and _site_cache[0] > now:
+        return _site_cache[1]
     settings_row, _ = SiteBillingSettings.objects.get_or_create(
         pk=1, defaults={"billing_currency": settings.BILLING_CURRENCY})
+    _site_cache = (now + SITE_SETTINGS_TTL, settings_row)
     return settings_row
+
+
+def site_billing_settings_forget() -> None:
+    """Drop the cached row and the limits derived from it (after an admin saves it)."""
+    global _site_cache
+    _site_cache = None
+    _limits_cache.clear()
 
 
 def exchange_rate_at(*, from_currency: str, to_currency: str, when: datetime) -> Decimal:
@@ -72,22 +91,48 @@ class Limits:
     tpm: int | None
 
 
-def limits_for(*, user: User, classroom: Classroom | None) -> Limits:
+# Limits are read on every request; each process keeps a student's for a few seconds (a
+# teacher's change applies at once where it was saved and everywhere within LIMITS_TTL).
+LIMITS_TTL = 5.0
+LIMITS_CACHE_SIZE = 20_000
+_limits_cache: dict[tuple[int, int | None], tuple[float, Limits]] = {}
+
+
+def limits_forget() -> None:
+    _limits_cache.clear()
+
+
+def limits_for(*, user: User, classroom: Classroom | None, site: SiteBillingSettings | None = None) -> Limits:
     """The limits a request of `user` in `classroom` draws on: the student's override, else
     the class policy, else the site defaults; never above the site's caps."""
-    site = site_billing_settings()
-    policy = QuotaPolicy.objects.filter(classroom=classroom).first() if classroom else None
-    override = (StudentOverride.objects.filter(classroom=classroom, student=user).first()
-                if classroom and policy else None)
+    key = (user.pk, classroom.pk if classroom else None)
+    now = time_module.monotonic()
+    cached = _limits_cache.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    if len(_limits_cache) >= LIMITS_CACHE_SIZE:
+        _limits_cache.clear()
+    limits = _limits_read(user=user, classroom=classroom, site=site or site_billing_settings())
+    _limits_cache[key] = (now + LIMITS_TTL, limits)
+    return limits
+
+
+def _limits_read(*, user: User, classroom: Classroom | None, site: SiteBillingSettings) -> Limits:
+    policy = None
+    if classroom is not None:
+        # One query: the class policy with this student's override (if any) alongside.
+        overrides = StudentOverride.objects.filter(classroom=classroom, student=user)
+        policy = (QuotaPolicy.objects.filter(classroom=classroom)
+                  .annotate(override_tokens=Subquery(overrides.values("token_limit")[:1]),
+                            override_cost=Subquery(overrides.values("cost_limit")[:1]))
+                  .first())
     if policy is None:
         tokens, cost = site.default_student_token_limit, site.default_student_cost_limit
         rpm, tpm, period, term_start, term_end = site.default_rpm, site.default_tpm, site.default_period, None, None
         pool_tokens = pool_cost = None
     else:
-        tokens, cost = policy.student_token_limit, policy.student_cost_limit
-        if override is not None:
-            tokens = override.token_limit if override.token_limit is not None else tokens
-            cost = override.cost_limit if override.cost_limit is not None else cost
+        tokens = policy.override_tokens if policy.override_tokens is not None else policy.student_token_limit
+        cost = policy.override_cost if policy.override_cost is not None else policy.student_cost_limit
         rpm, tpm, period = policy.rpm, policy.tpm, policy.period
         term_start, term_end = policy.term_start, policy.term_end
         pool_tokens, pool_cost = policy.class_token_pool, policy.class_cost_pool

@@ -17,7 +17,7 @@ from decimal import ROUND_CEILING, Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import Trunc
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import Classroom, User
 from apps.providers.models import ChatModel, ModelPrice
 
+from . import counters
 from .models import (
     MONEY_UNITS,
     Hold,
@@ -37,7 +38,7 @@ from .models import (
     UsageCounter,
     UsageRollup,
 )
-from .selectors import Limits, exchange_rate_at, limits_for, period_bounds, site_billing_settings
+from .selectors import Limits, exchange_rate_at, limits_for, limits_forget, period_bounds, site_billing_settings
 
 logger = logging.getLogger(__name__)
 MILLION = Decimal(1_000_000)
@@ -68,13 +69,43 @@ def cost_of(*, price: ModelPrice | None, rate: Decimal, prompt_tokens: int, comp
     return cost, cost * rate
 
 
-def _counter(scope_key: str, period_start: datetime) -> UsageCounter:
+class _CountersMissing(Exception):
+    """A budget's counter row for this period does not exist yet (its first request)."""
+
+    def __init__(self, keys: set[str], period_start: datetime) -> None:
+        super().__init__(keys)
+        self.keys = keys
+        self.period_start = period_start
+
+
+def _budgets_add(*, budgets: list[counters.Budget], period_start: datetime, tokens: int, units: int) -> bool:
+    """Add a hold to all the budgets' counters at once, only where each has room. False when
+    some budget has no room; the caller's transaction then rolls back the rest."""
+    if counters.budgets_add(period_start=period_start, budgets=budgets, tokens=tokens, units=units) == len(budgets):
+        return True
+    keys = {key for key, _limit, _cost in budgets}
+    existing = set(UsageCounter.objects.filter(scope_key__in=keys, period_start=period_start)
+                   .values_list("scope_key", flat=True))
+    if existing != keys:
+        raise _CountersMissing(keys - existing, period_start)
+    return False
+
+
+def _rate_counter_create(*, scope_key: str, window_start: datetime) -> None:
     try:
         with transaction.atomic():
-            counter, _created = UsageCounter.objects.get_or_create(scope_key=scope_key, period_start=period_start)
-    except IntegrityError:  # created by a concurrent request between our read and write
-        counter = UsageCounter.objects.get(scope_key=scope_key, period_start=period_start)
-    return counter
+            RateCounter.objects.create(scope_key=scope_key, window_start=window_start)
+    except IntegrityError:
+        pass  # created by a concurrent request: fine
+
+
+def _counters_create(missing: _CountersMissing) -> None:
+    for key in missing.keys:
+        try:
+            with transaction.atomic():
+                UsageCounter.objects.create(scope_key=key, period_start=missing.period_start)
+        except IntegrityError:
+            pass  # created by a concurrent request: fine
 
 
 def _budgets(*, user: User, classroom: Classroom | None, limits: Limits) -> list[tuple[str, int | None, int | None]]:
@@ -90,19 +121,12 @@ def _budgets(*, user: User, classroom: Classroom | None, limits: Limits) -> list
 def _rate_take(*, user: User, limits: Limits, tokens: int, now: datetime) -> None:
     if limits.rpm is None and limits.tpm is None:
         return
-    window = now.replace(second=0, microsecond=0)
-    key = f"u{user.pk}"
-    try:
-        with transaction.atomic():
-            counter, _created = RateCounter.objects.get_or_create(scope_key=key, window_start=window)
-    except IntegrityError:
-        counter = RateCounter.objects.get(scope_key=key, window_start=window)
-    allowed = RateCounter.objects.filter(pk=counter.pk)
-    if limits.rpm is not None:
-        allowed = allowed.filter(requests__lt=limits.rpm)
-    if limits.tpm is not None:
-        allowed = allowed.filter(tokens__lte=limits.tpm - tokens)
-    if allowed.update(requests=F("requests") + 1, tokens=F("tokens") + tokens) != 1:
+    key, window = f"u{user.pk}", now.replace(second=0, microsecond=0)
+    taken = counters.rate_add(scope_key=key, window_start=window, tokens=tokens, rpm=limits.rpm, tpm=limits.tpm)
+    if not taken and not RateCounter.objects.filter(scope_key=key, window_start=window).exists():
+        _rate_counter_create(scope_key=key, window_start=window)  # the minute's first request
+        taken = counters.rate_add(scope_key=key, window_start=window, tokens=tokens, rpm=limits.rpm, tpm=limits.tpm)
+    if not taken:
         retry_after = max(60 - now.second, 1)
         raise QuotaRefused(
             "rate_limited",
@@ -111,44 +135,51 @@ def _rate_take(*, user: User, limits: Limits, tokens: int, now: datetime) -> Non
         )
 
 
-@transaction.atomic
 def hold_take(*, request_id: str, user: User, classroom: Classroom | None, model: ChatModel, prompt_tokens: int,
               max_tokens: int, entry_point: str = "chat", now: datetime | None = None) -> Hold:
     """Reserve the most this request can cost: the counted prompt plus max_tokens of reply, at
     the model's current price. Taken for every request, large balance or not.
 
-    Side effects: RateCounter and UsageCounter rows updated, one Hold row. Raises
-    QuotaRefused (and writes nothing) when a limit would be passed.
+    Side effects: RateCounter and UsageCounter rows updated (created on a period's first
+    request), one Hold row. Raises QuotaRefused (and writes nothing) when a limit would be
+    passed.
     """
-    now = now or timezone.now()
-    limits = limits_for(user=user, classroom=classroom)
+    arguments = {"request_id": request_id, "user": user, "classroom": classroom, "model": model,
+                 "prompt_tokens": prompt_tokens, "max_tokens": max_tokens, "entry_point": entry_point,
+                 "now": now or timezone.now()}
+    try:
+        return _hold_take(**arguments)
+    except _CountersMissing as missing:
+        _counters_create(missing)  # outside the rolled-back attempt, then once more
+        return _hold_take(**arguments)
+
+
+@transaction.atomic
+def _hold_take(*, request_id: str, user: User, classroom: Classroom | None, model: ChatModel, prompt_tokens: int,
+               max_tokens: int, entry_point: str, now: datetime) -> Hold:
+    site = site_billing_settings()
+    limits = limits_for(user=user, classroom=classroom, site=site)
     start, reset_at = period_bounds(limits=limits, now=now)
     if start is None:
         raise QuotaRefused("quota_exceeded", str(_("The class term is not running, so there is no quota now.")))
-    price = _price_at(model=model, when=now)
-    currency = site_billing_settings().billing_currency
+    price = _price_at(model_id=model.pk, when=now)
+    currency = site.billing_currency
     rate = exchange_rate_at(from_currency=price.currency if price else currency, to_currency=currency, when=now)
     tokens = prompt_tokens + max_tokens
     _cost, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
     units = money_units(cost_billing)
 
     _rate_take(user=user, limits=limits, tokens=tokens, now=now)
-    keys = []
-    for scope_key, token_limit, cost_limit in _budgets(user=user, classroom=classroom, limits=limits):
-        counter = _counter(scope_key, start)
-        allowed = UsageCounter.objects.filter(pk=counter.pk)
-        if token_limit is not None:
-            allowed = allowed.filter(tokens_used__lte=token_limit - tokens - F("tokens_held"))
-        if cost_limit is not None:
-            allowed = allowed.filter(cost_used_units__lte=cost_limit - units - F("cost_held_units"))
-        # The one statement that decides: it adds the hold only where the budget has room.
-        if allowed.update(tokens_held=F("tokens_held") + tokens, cost_held_units=F("cost_held_units") + units) != 1:
-            local_reset = timezone.localtime(reset_at)
-            raise QuotaExceeded(reset_at=reset_at, when=local_reset)
-        keys.append([scope_key, start.isoformat()])
+    budgets = _budgets(user=user, classroom=classroom, limits=limits)
+    # The one statement that decides: it adds the hold to every budget that has room for
+    # it; unless all of them had, the transaction (and so the whole hold) is rolled back.
+    keys = [scope_key for scope_key, _limit, _cost in budgets]
+    if not _budgets_add(budgets=budgets, period_start=start, tokens=tokens, units=units):
+        raise QuotaExceeded(reset_at=reset_at, when=timezone.localtime(reset_at))
     return Hold.objects.create(
         request_id=request_id, user=user, classroom=classroom, model=model, price=price, exchange_rate=rate,
-        billing_currency=currency, prompt_tokens=prompt_tokens, tokens=tokens, cost_units=units, counter_keys=keys,
+        billing_currency=currency, prompt_tokens=prompt_tokens, tokens=tokens, cost_units=units,
+        counter_keys=[[key, start.isoformat()] for key in keys],
         entry_point=entry_point, created_at=now,
     )
 
@@ -163,8 +194,32 @@ class QuotaExceeded(QuotaRefused):
         )
 
 
-def _price_at(*, model: ChatModel, when: datetime) -> ModelPrice | None:
-    return model.prices.filter(effective_from__lte=when).order_by("-effective_from").first()
+# Each process keeps a model's price list for a few seconds (read on every request). A price
+# row added with a future start date applies exactly at that date; one added "from now" is
+# seen within PRICE_CACHE_TTL.
+PRICE_CACHE_TTL = 5.0
+_price_cache: dict[int, tuple[float, list[ModelPrice]]] = {}
+
+
+def _price_at(*, model_id: int, when: datetime) -> ModelPrice | None:
+    now = time.monotonic()
+    cached = _price_cache.get(model_id)
+    if cached is None or cached[0] <= now:
+        cached = (now + PRICE_CACHE_TTL, list(ModelPrice.objects.filter(model_id=model_id).order_by("-effective_from")))
+        _price_cache[model_id] = cached
+    return next((price for price in cached[1] if price.effective_from <= when), None)
+
+
+def price_cache_forget() -> None:
+    _price_cache.clear()
+
+
+def _settle_counters(hold: Hold, *, used_tokens: int, used_units: int) -> None:
+    """Release a hold from its counters (all in one period), adding what was really used."""
+    if hold.counter_keys:
+        counters.budgets_settle(period_start=datetime.fromisoformat(hold.counter_keys[0][1]),
+                                keys=[key for key, _start in hold.counter_keys], held_tokens=hold.tokens,
+                                held_units=hold.cost_units, used_tokens=used_tokens, used_units=used_units)
 
 
 @dataclass(frozen=True)
@@ -193,33 +248,31 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
     amount, even beyond the hold: recorded, never dropped), one LedgerEntry. Idempotent by
     request id: settling again returns the existing row and changes nothing.
     """
-    existing = LedgerEntry.objects.filter(request_id=request_id, kind=LedgerEntry.Kind.CHARGE).first()
-    if existing is not None:
-        return existing
     now = now or timezone.now()
-    hold = Hold.objects.select_related("price", "model__provider").get(request_id=request_id)
-    model = hold.model if usage.model_id in (None, hold.model_id) else ChatModel.objects.get(pk=usage.model_id)
-    price = hold.price if model.pk == hold.model_id else _price_at(model=model, when=hold.created_at)
+    # Claim the hold: only the first settle (or expiry) to flip it writes anything.
+    hold = counters.hold_claim(request_id=request_id, settled_at=now)
+    claimed = hold is not None
+    if hold is None:
+        existing = LedgerEntry.objects.filter(request_id=request_id, kind=LedgerEntry.Kind.CHARGE).first()
+        if existing is not None:
+            return existing
+        hold = Hold.objects.get(request_id=request_id)  # released unused: record it all the same
+    model_id = usage.model_id or hold.model_id
+    price = _price_at(model_id=model_id, when=hold.created_at)
+    hold_price = price if model_id == hold.model_id else _price_at(model_id=hold.model_id, when=hold.created_at)
     rate = hold.exchange_rate
-    if price is not None and hold.price is not None and price.currency != hold.price.currency:
+    if price is not None and hold_price is not None and price.currency != hold_price.currency:
         rate = exchange_rate_at(from_currency=price.currency, to_currency=hold.billing_currency, when=hold.created_at)
     cost, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=usage.prompt_tokens,
                                  completion_tokens=usage.completion_tokens)
-    # Claim the hold: only the first settle (or expiry) to flip it moves the counters.
-    if Hold.objects.filter(pk=hold.pk, status=Hold.Status.ACTIVE).update(status=Hold.Status.SETTLED,
-                                                                          settled_at=now):
+    if claimed:
         used_tokens = usage.prompt_tokens + usage.completion_tokens
         used_units = money_units(cost_billing)
-        for scope_key, period_start in hold.counter_keys:
-            UsageCounter.objects.filter(scope_key=scope_key, period_start=datetime.fromisoformat(period_start)).update(
-                tokens_held=F("tokens_held") - hold.tokens, tokens_used=F("tokens_used") + used_tokens,
-                cost_held_units=F("cost_held_units") - hold.cost_units,
-                cost_used_units=F("cost_used_units") + used_units,
-            )
+        _settle_counters(hold, used_tokens=used_tokens, used_units=used_units)
     return LedgerEntry.objects.create(
         request_id=request_id, kind=LedgerEntry.Kind.CHARGE, user_id=hold.user_id, classroom_id=hold.classroom_id,
         credential_id=usage.credential_id, credential_scope=usage.credential_scope,
-        provider_slug=usage.provider_slug or model.provider.slug, model=model, route_name=usage.route_name,
+        provider_slug=usage.provider_slug, model_id=model_id, route_name=usage.route_name,
         prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
         usage_source=usage.usage_source, estimated=usage.estimated, status=usage.status,
         price_input_per_million=price.input_per_million if price else Decimal(0),
@@ -239,9 +292,7 @@ def hold_release_unused(*, request_id: str) -> None:
         if hold is None or not Hold.objects.filter(pk=hold.pk, status=Hold.Status.ACTIVE).update(
                 status=Hold.Status.SETTLED, settled_at=timezone.now()):
             return
-        for scope_key, period_start in hold.counter_keys:
-            UsageCounter.objects.filter(scope_key=scope_key, period_start=datetime.fromisoformat(period_start)).update(
-                tokens_held=F("tokens_held") - hold.tokens, cost_held_units=F("cost_held_units") - hold.cost_units)
+        _settle_counters(hold, used_tokens=0, used_units=0)
 
 
 def holds_expire(*, now: datetime | None = None) -> int:
@@ -254,7 +305,8 @@ def holds_expire(*, now: datetime | None = None) -> int:
     for hold in Hold.objects.filter(status=Hold.Status.ACTIVE, created_at__lt=cutoff).select_related("model__provider"):
         hold_settle(request_id=hold.request_id, now=now, usage=ReplyUsage(
             prompt_tokens=hold.prompt_tokens, completion_tokens=0, usage_source=LedgerEntry.UsageSource.COUNTED,
-            estimated=True, status=LedgerEntry.Status.INTERRUPTED, route_name=f"{hold.model.provider.slug}/{hold.model.name}",
+            estimated=True, status=LedgerEntry.Status.INTERRUPTED,
+            route_name=f"{hold.model.provider.slug}/{hold.model.name}",
             provider_slug=hold.model.provider.slug, credential_id=None, credential_scope="", first_chunk_ms=None,
             total_ms=None,
         ))
@@ -345,6 +397,7 @@ def quota_policy_set(*, classroom: Classroom, period: str, term_start: object = 
             errors[field] = str(_("The site allows at most %(cap)s here.") % {"cap": cap})
     if errors:
         raise ValidationError(errors)
+    limits_forget()
     policy, _created = QuotaPolicy.objects.update_or_create(classroom=classroom, defaults={
         "period": period, "term_start": term_start if period == Period.TERM else None,
         "term_end": term_end if period == Period.TERM else None, "student_token_limit": student_token_limit,
@@ -360,6 +413,7 @@ def student_override_set(*, classroom: Classroom, student: User, token_limit: in
     site like the class limits. Side effects: a StudentOverride row created, changed or deleted."""
     if not classroom.enrollments.filter(student=student).exists():
         raise ValidationError({"student": str(_("That student is not in this class."))})
+    limits_forget()
     if token_limit is None and cost_limit is None:
         StudentOverride.objects.filter(classroom=classroom, student=student).delete()
         return None

@@ -62,6 +62,12 @@ class ChatModelAdmin(admin.ModelAdmin):
     search_fields = ("name", "display_name", "provider__slug")
     inlines = [ModelPriceInline, ModelFallbackInline]
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        from apps.billing.services import price_cache_forget
+
+        price_cache_forget()  # this process bills new prices at once; others within seconds
+
 
 class CredentialAdminForm(forms.ModelForm):
     """Keys are write-only here too: entering one seals it through the service; the stored

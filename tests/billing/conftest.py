@@ -8,6 +8,7 @@ import pytest
 
 from apps.accounts.models import Classroom, User
 from apps.billing.models import QuotaPolicy
+from apps.billing.selectors import limits_forget
 from apps.billing.services import ReplyUsage, hold_settle, hold_take
 from apps.providers.models import ChatModel
 
@@ -17,6 +18,7 @@ def policy_set(classroom: Classroom, **fields: Any) -> QuotaPolicy:
                                 "rpm": None, "tpm": None}
     defaults.update(fields)
     policy, _ = QuotaPolicy.objects.update_or_create(classroom=classroom, defaults=defaults)
+    limits_forget()
     return policy
 
 

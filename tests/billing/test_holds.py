@@ -9,9 +9,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from apps.billing.selectors import site_billing_settings_forget
 from apps.billing.models import ExchangeRate, Hold, LedgerEntry, SiteBillingSettings, StudentOverride, UsageCounter
 from apps.billing.selectors import quota_status
-from apps.billing.services import QuotaRefused, holds_expire, ledger_correct
+from apps.billing.services import QuotaRefused, holds_expire, ledger_correct, price_cache_forget
 from apps.providers.models import ChatModel, ModelPrice
 from tests.billing.conftest import policy_set, settle, take
 from tests.conftest import People
@@ -88,6 +89,7 @@ def test_override_and_site_cap(people: People, fake_model: ChatModel) -> None:
     policy_set(people.classroom, student_token_limit=1_000)
     StudentOverride.objects.create(classroom=people.classroom, student=people.student, token_limit=5_000)
     SiteBillingSettings.objects.update_or_create(pk=1, defaults={"max_student_token_limit": 3_000})
+    site_billing_settings_forget()
     take(people.student, people.classroom, fake_model, prompt=1_400, max_tokens=1_400)
     with pytest.raises(QuotaRefused):  # the override says 5,000; the site caps it at 3,000
         take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
@@ -129,6 +131,7 @@ def test_price_in_force_when_the_request_started_is_billed(people: People, fake_
     request_id = take(people.student, people.classroom, fake_model)
     ModelPrice.objects.create(model=fake_model, input_per_million=Decimal("100"), output_per_million=Decimal("100"),
                               currency="CNY", effective_from=timezone.now())
+    price_cache_forget()  # what the admin's save does (other processes see it within seconds)
     entry = settle(request_id, 1_000_000, 0)
     assert entry.cost == Decimal("2") and entry.price_input_per_million == Decimal("2")
     later = settle(take(people.student, people.classroom, fake_model), 1_000_000, 0)

@@ -11,6 +11,7 @@ import time_machine
 from django.test import Client
 from django.urls import reverse
 
+from apps.billing.selectors import site_billing_settings_forget
 from apps.billing.models import QuotaPolicy, SiteBillingSettings, StudentOverride
 from apps.billing.services import usage_rollup
 from apps.providers.models import ChatModel
@@ -50,6 +51,7 @@ def test_teacher_sets_the_class_quota(people: People, teacher: Client) -> None:
 
 def test_quota_beyond_the_site_cap_or_a_term_without_dates_is_refused(people: People, teacher: Client) -> None:
     SiteBillingSettings.objects.update_or_create(pk=1, defaults={"max_student_token_limit": 10_000})
+    site_billing_settings_forget()
     url = reverse("class-quota", args=[people.classroom.pk])
     assert teacher.post(url, {"period": "month", "student_token_limit": "50000"}).status_code == 400
     assert teacher.post(url, {"period": "term", "student_token_limit": "5000"}).status_code == 400

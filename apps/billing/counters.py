@@ -1,0 +1,80 @@
+"""The quota counters' hot-path statements, in plain parameterised SQL.
+
+Every request runs these (hold, then settle), so they skip the ORM's query building; the
+SQL is the same on SQLite and PostgreSQL. Each `*_add` is one conditional UPDATE whose
+affected-row count says whether the budget had room: that statement is the concurrency
+guarantee (PostgreSQL re-checks the WHERE clause on the row it locked; SQLite runs one
+writer at a time), so no SELECT ... FOR UPDATE is needed.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection
+
+from .models import Hold, RateCounter, UsageCounter
+
+Budget = tuple[str, int | None, int | None]  # scope key, token limit, money limit (units)
+
+
+def _when(value: datetime) -> object:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _execute(sql: str, params: list[object]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def rate_add(*, scope_key: str, window_start: datetime, tokens: int, rpm: int | None, tpm: int | None) -> int:
+    """Count one request of `tokens` in the minute window, if RPM and TPM allow. Rows changed."""
+    sql = (f"UPDATE {RateCounter._meta.db_table} SET requests = requests + 1, tokens = tokens + %s "
+           "WHERE scope_key = %s AND window_start = %s")
+    params: list[object] = [tokens, scope_key, _when(window_start)]
+    if rpm is not None:
+        sql += " AND requests + 1 <= %s"
+        params.append(rpm)
+    if tpm is not None:
+        sql += " AND tokens + %s <= %s"
+        params += [tokens, tpm]
+    return _execute(sql, params)
+
+
+def budgets_add(*, period_start: datetime, budgets: list[Budget], tokens: int, units: int) -> int:
+    """Hold `tokens` and `units` on every budget that has room, in one statement. Rows changed
+    (fewer than len(budgets): some budget had no room, or its row does not exist yet)."""
+    clauses, params = [], [tokens, units, _when(period_start)]
+    for scope_key, token_limit, cost_limit in budgets:
+        clause = "(scope_key = %s"
+        params.append(scope_key)
+        if token_limit is not None:
+            clause += " AND tokens_used + tokens_held + %s <= %s"
+            params += [tokens, token_limit]
+        if cost_limit is not None:
+            clause += " AND cost_used_units + cost_held_units + %s <= %s"
+            params += [units, cost_limit]
+        clauses.append(clause + ")")
+    sql = (f"UPDATE {UsageCounter._meta.db_table} SET tokens_held = tokens_held + %s, "
+           f"cost_held_units = cost_held_units + %s WHERE period_start = %s AND ({' OR '.join(clauses)})")
+    return _execute(sql, params)
+
+
+def budgets_settle(*, period_start: datetime, keys: list[str], held_tokens: int, held_units: int, used_tokens: int,
+                   used_units: int) -> int:
+    """Move a hold from held to used (used may exceed the hold: recorded, never dropped)."""
+    marks = ", ".join(["%s"] * len(keys))
+    sql = (f"UPDATE {UsageCounter._meta.db_table} SET tokens_held = tokens_held - %s, tokens_used = tokens_used + %s, "
+           "cost_held_units = cost_held_units - %s, cost_used_units = cost_used_units + %s "
+           f"WHERE period_start = %s AND scope_key IN ({marks})")
+    return _execute(sql, [held_tokens, used_tokens, held_units, used_units, _when(period_start), *keys])
+
+
+def hold_claim(*, request_id: str, settled_at: datetime) -> Hold | None:
+    """Mark an active hold settled and return it, in one statement (UPDATE ... RETURNING,
+    SQLite 3.35+ and PostgreSQL). None when it was already settled or expired: only the
+    first settle (or expiry) gets to write."""
+    sql = (f"UPDATE {Hold._meta.db_table} SET status = %s, settled_at = %s "
+           f"WHERE request_id = %s AND status = %s RETURNING *")
+    rows = list(Hold.objects.raw(sql, [Hold.Status.SETTLED, _when(settled_at), request_id, Hold.Status.ACTIVE]))
+    return rows[0] if rows else None
