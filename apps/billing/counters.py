@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import connection
+from django.db import connection, transaction
 
 from .models import Hold, RateCounter, UsageCounter
 
@@ -78,3 +78,36 @@ def hold_claim(*, request_id: str, settled_at: datetime) -> Hold | None:
            f"WHERE request_id = %s AND status = %s RETURNING *")
     rows = list(Hold.objects.raw(sql, [Hold.Status.SETTLED, _when(settled_at), request_id, Hold.Status.ACTIVE]))
     return rows[0] if rows else None
+
+
+def rollup_rebuild_postgresql(*, start: datetime, until: datetime, tz: str) -> dict[str, int]:
+    """PostgreSQL: the whole rebuild as INSERT ... SELECT, no rows through Python. Hours come
+    from the ledger, days from the hours (buckets in the school's time zone)."""
+    from .models import LedgerEntry, UsageRollup
+
+    rollup, ledger = UsageRollup._meta.db_table, LedgerEntry._meta.db_table
+    columns = "granularity, bucket_start, user_id, classroom_id, model_id, requests, prompt_tokens, completion_tokens, cost_billing"
+    written = {}
+    with connection.cursor() as cursor:
+        with transaction.atomic():
+            cursor.execute(f"DELETE FROM {rollup} WHERE granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s",
+                           [start, until])
+            cursor.execute(
+                f"INSERT INTO {rollup} ({columns}) "
+                f"SELECT 'hour', date_trunc('hour', created_at AT TIME ZONE %s) AT TIME ZONE %s, user_id, classroom_id, "
+                f"model_id, count(*) FILTER (WHERE kind = 'charge'), sum(prompt_tokens), sum(completion_tokens), "
+                f"sum(cost_billing) FROM {ledger} WHERE created_at >= %s AND created_at < %s GROUP BY 2, 3, 4, 5",
+                [tz, tz, start, until])
+            written["hour"] = cursor.rowcount
+        with transaction.atomic():
+            cursor.execute(f"DELETE FROM {rollup} WHERE granularity = 'day' AND bucket_start >= %s AND bucket_start < %s",
+                           [start, until])
+            cursor.execute(
+                f"INSERT INTO {rollup} ({columns}) "
+                f"SELECT 'day', date_trunc('day', bucket_start AT TIME ZONE %s) AT TIME ZONE %s, user_id, classroom_id, "
+                f"model_id, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cost_billing) "
+                f"FROM {rollup} WHERE granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s "
+                f"GROUP BY 2, 3, 4, 5",
+                [tz, tz, start, until])
+            written["day"] = cursor.rowcount
+    return written
