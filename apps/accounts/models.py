@@ -36,6 +36,24 @@ class Classroom(models.Model):
     students = models.ManyToManyField(
         User, through="Enrollment", related_name="classrooms", verbose_name=_("students")
     )
+    archived = models.BooleanField(_("archived"), default=False)
+    join_code = models.CharField(_("join code"), max_length=16, blank=True, db_index=True)
+    join_code_expires_at = models.DateTimeField(_("join code expires"), null=True, blank=True)
+    allowed_models = models.ManyToManyField(
+        "providers.ChatModel", blank=True, related_name="+", verbose_name=_("allowed models"),
+        help_text=_("Empty: every enabled model."),
+    )
+    default_model = models.ForeignKey(
+        "providers.ChatModel", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("default model"),
+    )
+    system_prompt = models.TextField(_("class instructions"), blank=True, max_length=4000,
+                                     help_text=_("Sent first in every conversation; students see it."))
+    max_reply_tokens = models.PositiveIntegerField(_("max reply length (tokens)"), null=True, blank=True)
+    teacher_can_read = models.BooleanField(
+        _("teachers may read students' conversations"), default=False,
+        help_text=_("Students see this setting. Every read is recorded."),
+    )
     allow_student_keys = models.BooleanField(
         _("students may use their own keys"), default=False,
         help_text=_("Students may add a personal API key, used before the class key."),
@@ -65,3 +83,27 @@ class Enrollment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.student} @ {self.classroom}"
+
+
+class AuditEvent(models.Model):
+    """Something a teacher or admin did that students are owed a record of."""
+
+    class Action(models.TextChoices):
+        READ_CONVERSATION = "read_conversation", _("Read a student's conversation")
+        RESET_PASSWORDS = "reset_passwords", _("Reset students' passwords")
+        REMOVE_STUDENT = "remove_student", _("Removed a student from the class")
+        IMPORT_ROSTER = "import_roster", _("Imported a roster")
+
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="audit_events", verbose_name=_("who"))
+    action = models.CharField(_("action"), max_length=32, choices=Action.choices)
+    classroom = models.ForeignKey(Classroom, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                                  verbose_name=_("class"))
+    subject = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                                verbose_name=_("student"))
+    detail = models.CharField(_("detail"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("when"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-created_at"]

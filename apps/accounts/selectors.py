@@ -9,7 +9,8 @@ from .models import Classroom, User
 
 def classroom_for_student(*, user: User) -> Classroom | None:
     """The class a student's new conversations belong to: the one joined most recently."""
-    enrollment = user.enrollments.select_related("classroom").order_by("-joined_at", "-id").first()
+    enrollment = (user.enrollments.select_related("classroom").filter(classroom__archived=False)
+                  .order_by("-joined_at", "-id").first())
     return enrollment.classroom if enrollment else None
 
 
@@ -25,3 +26,11 @@ def classroom_get_for_teacher(*, user: User, classroom_id: int) -> Classroom:
     if classroom is None:
         raise Http404("No such class.")
     return classroom
+
+
+def classroom_allows_model(*, classroom: Classroom | None, model: object) -> bool:
+    """A class with an allowlist allows only those models; without one, every enabled model."""
+    if classroom is None:
+        return True
+    allowed = classroom.allowed_models.all()
+    return not allowed.exists() or allowed.filter(pk=getattr(model, "pk", None)).exists()

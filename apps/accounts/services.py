@@ -1,9 +1,22 @@
 """Writes for people and classes."""
 from __future__ import annotations
 
-from django.db import transaction
+import csv
+import io
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
 
-from .models import Classroom, Enrollment, User
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from apps.providers.models import ChatModel
+
+from .models import AuditEvent, Classroom, Enrollment, User
 
 
 def user_upsert(*, username: str, role: str, display_name: str = "", password: str | None = None) -> tuple[User, bool]:
@@ -42,3 +55,224 @@ def enrollment_add(*, classroom: Classroom, student: User) -> Enrollment:
     """Put `student` in `classroom` (no-op when already there). Side effects: Enrollment row."""
     enrollment, _ = Enrollment.objects.get_or_create(classroom=classroom, student=student)
     return enrollment
+
+
+# --- Classes: what teachers do every week ---------------------------------------------
+
+JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud in class
+JOIN_CODE_LENGTH = 8
+GENERATED_PASSWORD_WORDS = 3
+ROSTER_MAX_ROWS = 500
+USERNAME_PATTERN = re.compile(r"^[\w.@+-]{1,150}$")
+
+
+def audit_record(*, actor: User, action: str, classroom: Classroom | None = None, subject: User | None = None,
+                 detail: str = "") -> AuditEvent:
+    return AuditEvent.objects.create(actor=actor, action=action, classroom=classroom, subject=subject,
+                                     detail=detail[:300])
+
+
+@transaction.atomic
+def classroom_create(*, teacher: User, name: str) -> Classroom:
+    """A new class taught by `teacher`, with a join code. Side effects: Classroom, link."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": _("Give the class a name.")})
+    classroom = Classroom.objects.create(name=name[:150])
+    classroom.teachers.add(teacher)
+    join_code_regenerate(classroom=classroom)
+    return classroom
+
+
+def classroom_settings_set(*, classroom: Classroom, name: str, system_prompt: str, max_reply_tokens: int | None,
+                           teacher_can_read: bool, allow_student_keys: bool, allowed_models: list[ChatModel],
+                           default_model: ChatModel | None) -> Classroom:
+    """Side effects: the Classroom row and its allowed models."""
+    if default_model is not None and allowed_models and default_model not in allowed_models:
+        raise ValidationError({"default_model": _("The default model must be one of the allowed models.")})
+    classroom.name = name.strip()[:150] or classroom.name
+    classroom.system_prompt = system_prompt.strip()
+    classroom.max_reply_tokens = max_reply_tokens
+    classroom.teacher_can_read = teacher_can_read
+    classroom.allow_student_keys = allow_student_keys
+    classroom.default_model = default_model
+    classroom.save(update_fields=["name", "system_prompt", "max_reply_tokens", "teacher_can_read",
+                                  "allow_student_keys", "default_model"])
+    classroom.allowed_models.set(allowed_models)
+    return classroom
+
+
+def classroom_archive(*, classroom: Classroom, archived: bool = True) -> Classroom:
+    """An archived class leaves the teacher's list and takes no new students (its join
+    code stops working); its history stays."""
+    classroom.archived = archived
+    classroom.save(update_fields=["archived"])
+    return classroom
+
+
+def classroom_teacher_add(*, classroom: Classroom, username: str) -> User:
+    teacher = User.objects.filter(username=username.strip(), role__in=[User.Role.TEACHER, User.Role.ADMIN]).first()
+    if teacher is None:
+        raise ValidationError({"username": _("No teacher with that username.")})
+    classroom.teachers.add(teacher)
+    return teacher
+
+
+def join_code_regenerate(*, classroom: Classroom, expires_at: datetime | None = None) -> str:
+    """A fresh join code (the old one stops working). Side effects: the Classroom row."""
+    while True:
+        code = "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(JOIN_CODE_LENGTH))
+        if not Classroom.objects.filter(join_code=code).exists():
+            break
+    classroom.join_code, classroom.join_code_expires_at = code, expires_at
+    classroom.save(update_fields=["join_code", "join_code_expires_at"])
+    return code
+
+
+def join_code_expire(*, classroom: Classroom) -> None:
+    classroom.join_code, classroom.join_code_expires_at = "", None
+    classroom.save(update_fields=["join_code", "join_code_expires_at"])
+
+
+def _password_check(password: str, user: User) -> None:
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from None
+
+
+@transaction.atomic
+def student_register(*, join_code: str, username: str, display_name: str, password: str) -> User:
+    """A student signs themselves up with the class's join code. Side effects: User and
+    Enrollment rows. Raises ValidationError (nothing written) on a bad code or input."""
+    now = timezone.now()
+    classroom = Classroom.objects.filter(join_code=join_code.strip().upper(), archived=False).exclude(join_code="").first()
+    if classroom is None or (classroom.join_code_expires_at and classroom.join_code_expires_at <= now):
+        raise ValidationError({"join_code": _("That join code is not valid (or has expired). Ask your teacher.")})
+    username = username.strip()
+    if not USERNAME_PATTERN.match(username):
+        raise ValidationError({"username": _("Use letters, digits and . @ + - _ only.")})
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": _("That username is taken.")})
+    user = User(username=username, display_name=display_name.strip()[:150], role=User.Role.STUDENT)
+    _password_check(password, user)
+    user.set_password(password)
+    user.save()
+    Enrollment.objects.create(classroom=classroom, student=user)
+    return user
+
+
+def password_generate() -> str:
+    """Readable for a student copying it from paper: word-word-word-NN."""
+    words = ["apple", "river", "cloud", "tiger", "piano", "maple", "orbit", "pearl", "cedar", "comet", "delta",
+             "ember", "flame", "grape", "harbor", "island", "jade", "koala", "lemon", "mango", "nova", "ocean",
+             "panda", "quartz", "robin", "solar", "tulip", "violet", "willow", "zebra"]
+    return "-".join(secrets.choice(words) for _ in range(GENERATED_PASSWORD_WORDS)) + f"-{secrets.randbelow(90) + 10}"
+
+
+@dataclass(frozen=True)
+class RosterLine:
+    line: int
+    username: str
+    display_name: str
+    password: str
+
+
+class RosterError(ValidationError):
+    """Bad rows, each with its line number; nothing was imported."""
+
+    def __init__(self, problems: list[tuple[int, str]]) -> None:
+        super().__init__([f"{line}: {problem}" for line, problem in problems])
+        self.problems = problems
+
+
+def roster_parse(*, text: str) -> list[RosterLine]:
+    """username, display name, optional password; a header row is allowed. Every problem
+    is reported with its line number."""
+    problems: list[tuple[int, str]] = []
+    lines: list[RosterLine] = []
+    seen: set[str] = set()
+    for number, row in enumerate(csv.reader(io.StringIO(text.lstrip("\ufeff"))), start=1):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        cells = [cell.strip() for cell in row] + ["", ""]
+        if number == 1 and cells[0].lower() in ("username", "用户名"):
+            continue
+        username, display_name, password = cells[0], cells[1], cells[2]
+        if not USERNAME_PATTERN.match(username):
+            problems.append((number, str(_("“%(value)s” is not a valid username.") % {"value": username[:40]})))
+        elif username.lower() in seen:
+            problems.append((number, str(_("%(value)s appears twice.") % {"value": username})))
+        seen.add(username.lower())
+        lines.append(RosterLine(number, username, display_name[:150], password))
+    if len(lines) > ROSTER_MAX_ROWS:
+        problems.append((0, str(_("At most %(n)d students per import.") % {"n": ROSTER_MAX_ROWS})))
+    if not lines and not problems:
+        problems.append((1, str(_("The file has no students in it."))))
+    if problems:
+        raise RosterError(problems)
+    return lines
+
+
+@transaction.atomic
+def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple[str, str, str]]:
+    """Create (or enroll existing) students from a CSV. All or nothing: any bad row and no
+    row is imported. Returns (username, display name, password) for the students whose
+    password was generated or given, to hand back once. Side effects: Users, Enrollments,
+    an AuditEvent."""
+    lines = roster_parse(text=text)
+    problems: list[tuple[int, str]] = []
+    handed_back: list[tuple[str, str, str]] = []
+    existing = {u.username.lower(): u for u in User.objects.filter(username__in=[line.username for line in lines])}
+    for line in lines:
+        user = existing.get(line.username.lower())
+        if user is not None and user.role != User.Role.STUDENT:
+            problems.append((line.line, str(_("%(value)s is a teacher's account.") % {"value": line.username})))
+            continue
+        password = line.password or (password_generate() if user is None else "")
+        candidate = user or User(username=line.username, display_name=line.display_name, role=User.Role.STUDENT)
+        if password:
+            try:
+                validate_password(password, user=candidate)
+            except ValidationError as exc:
+                problems.append((line.line, " ".join(exc.messages)))
+                continue
+    if problems:
+        raise RosterError(problems)
+    for line in lines:
+        user = existing.get(line.username.lower())
+        password = line.password or (password_generate() if user is None else "")
+        if user is None:
+            user = User(username=line.username, display_name=line.display_name, role=User.Role.STUDENT)
+        if line.display_name:
+            user.display_name = line.display_name
+        if password:
+            user.set_password(password)
+            handed_back.append((user.username, user.display_name, password))
+        user.save()
+        Enrollment.objects.get_or_create(classroom=classroom, student=user)
+    audit_record(actor=actor, action=AuditEvent.Action.IMPORT_ROSTER, classroom=classroom,
+                 detail=f"{len(lines)} students")
+    return handed_back
+
+
+@transaction.atomic
+def passwords_reset(*, classroom: Classroom, students: list[User], actor: User) -> list[tuple[str, str, str]]:
+    """New generated passwords for these students of the class, handed back once."""
+    enrolled = set(classroom.enrollments.values_list("student_id", flat=True))
+    handed_back = []
+    for student in students:
+        if student.pk not in enrolled:
+            raise ValidationError(_("%(value)s is not in this class.") % {"value": student.username})
+        password = password_generate()
+        student.set_password(password)
+        student.save(update_fields=["password"])
+        handed_back.append((student.username, student.display_name, password))
+        audit_record(actor=actor, action=AuditEvent.Action.RESET_PASSWORDS, classroom=classroom, subject=student)
+    return handed_back
+
+
+def student_remove(*, classroom: Classroom, student: User, actor: User) -> None:
+    """Take a student out of the class (their account, conversations and ledger stay)."""
+    if Enrollment.objects.filter(classroom=classroom, student=student).delete()[0]:
+        audit_record(actor=actor, action=AuditEvent.Action.REMOVE_STUDENT, classroom=classroom, subject=student)

@@ -52,26 +52,36 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not isinstance(frame, dict):
             await self.send_error("bad_request", _("The frame must be a JSON object."))
             return
-        handler = {"chat.send": self.chat_send, "chat.stop": self.chat_stop}.get(frame.get("type"))
+        handler = {"chat.send": self.chat_send, "chat.regenerate": self.chat_regenerate,
+                   "chat.stop": self.chat_stop}.get(frame.get("type"))
         if handler is None:
             await self.send_error("bad_request", _("Unknown frame type."))
             return
         await handler(frame)
 
     async def chat_send(self, frame: dict[str, Any]) -> None:
+        content = frame.get("content")
+        if not isinstance(content, str):
+            await self.send_error("bad_request", _("'content' is required."))
+            return
+        await self.start_turn(frame, content=content, regenerate=False)
+
+    async def chat_regenerate(self, frame: dict[str, Any]) -> None:
+        if frame.get("conversation") is None:
+            await self.send_error("bad_request", _("'conversation' is required."))
+            return
+        await self.start_turn(frame, content="", regenerate=True)
+
+    async def start_turn(self, frame: dict[str, Any], *, content: str, regenerate: bool) -> None:
         conversation = frame.get("conversation")
         model = frame.get("model")
-        content = frame.get("content")
+        params = frame.get("params", {})
         if conversation is not None and (isinstance(conversation, bool) or not isinstance(conversation, int)):
             await self.send_error("bad_request", _("'conversation' must be an id or null."))
             return
         if not isinstance(model, str) or not model:
             await self.send_error("bad_request", _("'model' is required, as provider/model."))
             return
-        if not isinstance(content, str):
-            await self.send_error("bad_request", _("'content' is required."))
-            return
-        params = frame.get("params", {})
         if not isinstance(params, dict):
             await self.send_error("bad_request", _("'params' must be an object."))
             return
@@ -79,7 +89,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error("busy", _("Wait for the current reply to finish, or stop it."))
             return
         self.stop = asyncio.Event()
-        request = ChatRequest(conversation_id=conversation, model=model, content=content, params=params)
+        request = ChatRequest(conversation_id=conversation, model=model, content=content, params=params,
+                              regenerate=regenerate)
         self.turn = asyncio.create_task(self.run_turn(request, self.stop))
 
     async def chat_stop(self, frame: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
-from apps.accounts.selectors import classroom_for_student
+from apps.accounts.selectors import classroom_allows_model, classroom_for_student
 from apps.billing.selectors import quota_status
 from apps.billing.services import QuotaRefused, hold_take
 from apps.providers.client import Route, UpstreamError, Usage, chat_stream
@@ -45,7 +45,11 @@ from apps.providers.tokens import count_prompt_tokens, count_text_tokens
 from .errors import upstream_message
 from .frames import QuotaFrame, ServerFrame, quota_frame_from
 from .models import Message
-from .selectors import conversation_get_for_user, conversation_prompt_history
+from .selectors import (
+    conversation_get_for_user,
+    conversation_prompt_history,
+    conversation_prompt_history_before_last_question,
+)
 from .services import TurnOutcome, turn_begin, turn_finish
 
 logger = logging.getLogger(__name__)
@@ -72,6 +76,8 @@ class ChatRequest:
     entry_point: str = "chat"
     max_tokens: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    # Answer the conversation's last question again (a new reply; the old one stays).
+    regenerate: bool = False
 
 
 # Parameters a caller may pass through to the provider (the lessons' sampling knobs and
@@ -113,7 +119,21 @@ def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
 
 def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
     """Steps 1-2 (and the turn's first write): authorize, route, record the question."""
-    content = request.content.strip()
+    conversation = None
+    if request.conversation_id is not None:
+        try:
+            conversation = conversation_get_for_user(user=user, conversation_id=request.conversation_id)
+        except Http404:
+            raise ChatError("not_found", _("That conversation does not exist.")) from None
+    if request.regenerate:
+        if conversation is None:
+            raise ChatError("bad_request", _("Say which conversation to regenerate."))
+        history, content = conversation_prompt_history_before_last_question(conversation=conversation)
+        if content is None:
+            raise ChatError("bad_request", _("There is no question to answer again."))
+    else:
+        content = request.content.strip()
+        history = conversation_prompt_history(conversation=conversation) if conversation else []
     if not content:
         raise ChatError("bad_request", _("The message is empty."))
     if len(content) > settings.CHAT_MAX_CONTENT_CHARS:
@@ -121,25 +141,21 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
             "content_too_long",
             _("The message is too long (at most %(limit)d characters).") % {"limit": settings.CHAT_MAX_CONTENT_CHARS},
         )
-    conversation = None
-    if request.conversation_id is not None:
-        try:
-            conversation = conversation_get_for_user(user=user, conversation_id=request.conversation_id)
-        except Http404:
-            raise ChatError("not_found", _("That conversation does not exist.")) from None
     model = chat_model_get_by_route_name(route_name=request.model)
-    if model is None:
-        raise ChatError("model_not_allowed", _("That model is not available."))
     classroom = conversation.classroom if conversation else classroom_for_student(user=user)
+    if model is None or not classroom_allows_model(classroom=classroom, model=model):
+        raise ChatError("model_not_allowed", _("That model is not available."))
     params = _clean_params(request.params)
     try:
         routes = routes_for_request(model=model, user=user, classroom=classroom)
     except NoRoute:
         raise ChatError("no_credential", _("There is no key for this model yet. Tell your teacher.")) from None
-    max_tokens = min(request.max_tokens or settings.CHAT_DEFAULT_MAX_TOKENS, model.max_output_tokens)
-
-    history = conversation_prompt_history(conversation=conversation) if conversation else []
-    messages = history + [{"role": "user", "content": content}]
+    class_limit = classroom.max_reply_tokens if classroom else None
+    max_tokens = min(request.max_tokens or class_limit or settings.CHAT_DEFAULT_MAX_TOKENS,
+                     class_limit or model.max_output_tokens, model.max_output_tokens)
+    # The class instructions go first in every conversation (students see them on the page).
+    instructions = [{"role": "system", "content": classroom.system_prompt}] if classroom and classroom.system_prompt else []
+    messages = instructions + history + [{"role": "user", "content": content}]
     request_id = uuid.uuid4().hex
     prompt = count_prompt_tokens(messages=messages, model_name=model.name)
     # Step 3, reserve: the hold and the turn's first rows commit together or not at all.
@@ -148,7 +164,7 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
             hold_take(request_id=request_id, user=user, classroom=classroom, model=model,
                       prompt_tokens=prompt.tokens, max_tokens=max_tokens, entry_point=request.entry_point)
             rows = turn_begin(user=user, conversation=conversation, classroom=classroom, model=model,
-                              content=content, request_id=request_id)
+                              content=content, request_id=request_id, ask_again=request.regenerate)
     except QuotaRefused as refused:
         raise ChatError(refused.code, refused.message, retry_after=refused.retry_after,
                         reset_at=refused.reset_at.isoformat() if refused.reset_at else None) from None

@@ -1,7 +1,7 @@
 """Reads for conversations. Every lookup a user can influence is scoped to that user."""
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from apps.accounts.models import User
@@ -12,14 +12,22 @@ from .models import Conversation, Message
 _CONTEXT_REPLY_STATUSES = (Message.Status.COMPLETE, Message.Status.STOPPED, Message.Status.INTERRUPTED)
 
 
-def conversation_list_for_user(*, user: User) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(owner=user).select_related("model__provider")
+def conversation_list_for_user(*, user: User, search: str = "") -> QuerySet[Conversation]:
+    """The user's conversations (not deleted), newest first; `search` matches the title or
+    any message."""
+    conversations = Conversation.objects.filter(owner=user, deleted_at__isnull=True).select_related("model__provider")
+    search = search.strip()
+    if search:
+        conversations = conversations.filter(
+            Q(title__icontains=search) | Q(messages__content__icontains=search)).distinct()
+    return conversations
 
 
 def conversation_get_for_user(*, user: User, conversation_id: int) -> Conversation:
-    """The user's own conversation; 404 for anyone else's or a missing one."""
+    """The user's own conversation; 404 for anyone else's, a deleted or a missing one."""
     conversation = (
-        Conversation.objects.filter(pk=conversation_id, owner=user).select_related("model__provider").first()
+        Conversation.objects.filter(pk=conversation_id, owner=user, deleted_at__isnull=True)
+        .select_related("model__provider", "classroom").first()
     )
     if conversation is None:
         raise Http404("No such conversation.")
@@ -28,6 +36,34 @@ def conversation_get_for_user(*, user: User, conversation_id: int) -> Conversati
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     return conversation.messages.select_related("model__provider").order_by("id")
+
+
+def conversation_prompt_history_before_last_question(
+        *, conversation: Conversation) -> tuple[list[dict[str, str]], str | None]:
+    """For "regenerate": the history before the last question, and that question."""
+    history = conversation_prompt_history(conversation=conversation)
+    while history and history[-1]["role"] != Message.Role.USER:
+        history.pop()
+    if not history:
+        return [], None
+    return history[:-1], history[-1]["content"]
+
+
+def conversation_get_for_teacher(*, teacher: User, conversation_id: int) -> Conversation:
+    """A student's conversation, for a teacher of its class when the class lets teachers
+    read conversations; 404 otherwise."""
+    conversation = (
+        Conversation.objects.filter(pk=conversation_id, classroom__teachers=teacher, classroom__teacher_can_read=True)
+        .select_related("owner", "classroom", "model__provider").first()
+    )
+    if conversation is None:
+        raise Http404("No such conversation.")
+    return conversation
+
+
+def conversations_of_student_for_teacher(*, teacher: User, classroom_id: int, student_id: int) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(classroom_id=classroom_id, classroom__teachers=teacher,
+                                       classroom__teacher_can_read=True, owner_id=student_id).order_by("-updated_at")
 
 
 def conversation_prompt_history(*, conversation: Conversation) -> list[dict[str, str]]:

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
@@ -25,16 +27,17 @@ TITLE_CHARS = 60
 @dataclass(frozen=True)
 class TurnRows:
     conversation: Conversation
-    user_message: Message
+    user_message: Message | None
     reply: Message
 
 
 @transaction.atomic
 def turn_begin(*, user: User, conversation: Conversation | None, classroom: Classroom | None,
-               model: ChatModel, content: str, request_id: str) -> TurnRows:
-    """Record the student's message and an empty reply in state `streaming`.
+               model: ChatModel, content: str, request_id: str, ask_again: bool = False) -> TurnRows:
+    """Record the student's message (unless the last question is asked again) and an
+    empty reply in state `streaming`.
 
-    Side effects: a Conversation (when `conversation` is None), two Message rows.
+    Side effects: a Conversation (when `conversation` is None), one or two Message rows.
     """
     if conversation is None:
         title = " ".join(content.split())[:TITLE_CHARS]
@@ -42,9 +45,12 @@ def turn_begin(*, user: User, conversation: Conversation | None, classroom: Clas
     else:
         conversation.model = model
         conversation.save(update_fields=["model", "updated_at"])
-    user_message = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=content, request_id=request_id
-    )
+    if ask_again:
+        user_message = conversation.messages.filter(role=Message.Role.USER).order_by("-id").first()
+    else:
+        user_message = Message.objects.create(
+            conversation=conversation, role=Message.Role.USER, content=content, request_id=request_id
+        )
     reply = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
@@ -140,3 +146,18 @@ def turns_expire_stale(*, now: datetime | None = None) -> int:
             total_ms=int((now - reply.created_at).total_seconds() * 1000),
         ))
     return count
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    title = " ".join(title.split())[:200]
+    if not title:
+        raise ValidationError({"title": _("Give the conversation a title.")})
+    conversation.title = title
+    conversation.save(update_fields=["title", "updated_at"])
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Hide it from its owner. Messages and the ledger stay (billing and audits need them)."""
+    conversation.deleted_at = timezone.now()
+    conversation.save(update_fields=["deleted_at"])
