@@ -29,6 +29,7 @@ $(VENV)/.requirements-test: requirements-test.txt requirements.txt | $(BIN)/pyth
 assets: $(VENV)/.requirements
 	@command -v msgfmt >/dev/null || (apt-get update -qq && apt-get install -y -qq gettext >/dev/null)
 	$(BIN)/python manage.py compilemessages --ignore=.venv -v0
+	$(BIN)/python -m pygments -S friendly -f html -a .highlight > static/css/pygments.css
 	$(BIN)/python manage.py collectstatic --no-input -v0
 
 setup: $(VENV)/.requirements assets

@@ -1,19 +1,204 @@
+"""Teachers' class pages and students' sign-up with a join code."""
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+import csv
+import io
 
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from .forms import ClassCreateForm, ClassSettingsForm, CoTeacherForm, JoinCodeForm, RegisterForm, RosterImportForm
 from .models import User
-from .selectors import classrooms_for_teacher
+from .selectors import classroom_get_for_teacher, classrooms_for_teacher
+from .services import (
+    RosterError,
+    classroom_archive,
+    classroom_create,
+    classroom_settings_set,
+    classroom_teacher_add,
+    join_code_expire,
+    join_code_regenerate,
+    passwords_reset,
+    roster_import,
+    student_register,
+    student_remove,
+)
+
+
+def _teacher_only(user: User) -> None:
+    if user.role == User.Role.STUDENT and not user.is_superuser:
+        raise PermissionDenied
+
+
+def _errors_into(form: object, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)  # type: ignore[attr-defined]
+    else:
+        form.add_error(None, exc.messages)  # type: ignore[attr-defined]
+
+
+def _passwords_csv(rows: list[tuple[str, str, str]], filename: str) -> HttpResponse:
+    """Generated passwords, handed back once as a download; they are stored only hashed."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["username", "display_name", "password"])
+    writer.writerows(rows)
+    response = HttpResponse("\ufeff" + buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def classes_page(request: HttpRequest) -> HttpResponse:
+    _teacher_only(request.user)
+    form = ClassCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        classroom = classroom_create(teacher=request.user, name=form.cleaned_data["name"])
+        return redirect("class-settings", classroom_id=classroom.pk)
+    show_archived = request.GET.get("archived") == "1"
+    classrooms = classrooms_for_teacher(user=request.user).filter(archived=show_archived).prefetch_related("teachers")
+    return render(request, "accounts/classes.html", {"classrooms": classrooms, "form": form,
+                                                     "show_archived": show_archived},
+                  status=400 if request.method == "POST" else 200)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def class_settings(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    initial = {"name": classroom.name, "allowed_models": classroom.allowed_models.all(),
+               "default_model": classroom.default_model, "system_prompt": classroom.system_prompt,
+               "max_reply_tokens": classroom.max_reply_tokens, "teacher_can_read": classroom.teacher_can_read,
+               "allow_student_keys": classroom.allow_student_keys}
+    form = ClassSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                classroom_settings_set(classroom=classroom, name=data["name"], system_prompt=data["system_prompt"],
+                                       max_reply_tokens=data["max_reply_tokens"],
+                                       teacher_can_read=data["teacher_can_read"],
+                                       allow_student_keys=data["allow_student_keys"],
+                                       allowed_models=list(data["allowed_models"]),
+                                       default_model=data["default_model"])
+            except ValidationError as exc:
+                _errors_into(form, exc)
+            else:
+                messages.success(request, _("Class settings saved."))
+                return redirect("class-settings", classroom_id=classroom.pk)
+    return render(request, "accounts/class_settings.html", {
+        "classroom": classroom, "form": form, "co_teacher_form": CoTeacherForm(), "join_form": JoinCodeForm(),
+        "credentials": classroom.credentials.select_related("provider").order_by("-created_at"),
+    }, status=400 if request.method == "POST" else 200)
+
+
+@require_POST
+@login_required
+def class_action(request: HttpRequest, classroom_id: int, action: str) -> HttpResponse:
+    """The settings page's small buttons: co-teacher, join code, archive."""
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    if action == "co-teacher":
+        form = CoTeacherForm(request.POST)
+        try:
+            if not form.is_valid():
+                raise ValidationError(_("Enter a username."))
+            teacher = classroom_teacher_add(classroom=classroom, username=form.cleaned_data["username"])
+            messages.success(request, _("%(name)s now teaches this class too.") % {"name": teacher})
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    elif action == "join-code":
+        form = JoinCodeForm(request.POST)
+        if form.is_valid():
+            join_code_regenerate(classroom=classroom, expires_at=form.cleaned_data["expires_at"])
+            messages.success(request, _("New join code: %(code)s") % {"code": classroom.join_code})
+        else:
+            messages.error(request, _("That date is not valid."))
+    elif action == "join-code-expire":
+        join_code_expire(classroom=classroom)
+        messages.success(request, _("The join code no longer works."))
+    elif action in ("archive", "unarchive"):
+        classroom_archive(classroom=classroom, archived=action == "archive")
+        messages.success(request, _("Class archived.") if action == "archive" else _("Class restored."))
+    else:
+        return HttpResponse(status=404)
+    return redirect("class-settings", classroom_id=classroom.pk)
 
 
 @require_GET
 @login_required
-def classes_page(request: HttpRequest) -> HttpResponse:
-    if request.user.role == User.Role.STUDENT and not request.user.is_superuser:
-        raise PermissionDenied
-    classrooms = classrooms_for_teacher(user=request.user).prefetch_related("teachers")
-    return render(request, "accounts/classes.html", {"classrooms": classrooms})
+def class_roster(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    return _roster_render(request, classroom, RosterImportForm())
+
+
+def _roster_render(request: HttpRequest, classroom: object, form: RosterImportForm, status: int = 200,
+                   problems: list[tuple[int, str]] | None = None) -> HttpResponse:
+    students = classroom.enrollments.select_related("student").order_by("student__username")  # type: ignore[attr-defined]
+    return render(request, "accounts/roster.html", {"classroom": classroom, "form": form, "enrollments": students,
+                                                    "problems": problems or []}, status=status)
+
+
+@require_POST
+@login_required
+def roster_import_view(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    form = RosterImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _roster_render(request, classroom, form, status=400)
+    try:
+        handed_back = roster_import(classroom=classroom, text=form.cleaned_data["file"], actor=request.user)
+    except RosterError as exc:
+        return _roster_render(request, classroom, form, status=400, problems=exc.problems)
+    return _passwords_csv(handed_back, f"class{classroom.pk}-passwords.csv")
+
+
+@require_POST
+@login_required
+def roster_reset(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    ids = [value for value in request.POST.getlist("student") if value.isdigit()]
+    students = list(classroom.students.filter(pk__in=ids))
+    if not students:
+        messages.error(request, _("Tick the students whose passwords to reset."))
+        return redirect("class-roster", classroom_id=classroom.pk)
+    handed_back = passwords_reset(classroom=classroom, students=students, actor=request.user)
+    return _passwords_csv(handed_back, f"class{classroom.pk}-new-passwords.csv")
+
+
+@require_POST
+@login_required
+def roster_remove(request: HttpRequest, classroom_id: int, student_id: int) -> HttpResponse:
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    student = classroom.students.filter(pk=student_id).first()
+    if student is None:
+        return HttpResponse(status=404)
+    student_remove(classroom=classroom, student=student, actor=request.user)
+    messages.success(request, _("%(name)s was removed from the class.") % {"name": student})
+    return redirect("class-roster", classroom_id=classroom.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def register(request: HttpRequest) -> HttpResponse:
+    """Students sign up with the join code their teacher gave them."""
+    form = RegisterForm(request.POST or None, initial={"join_code": request.GET.get("code", "")})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = student_register(join_code=data["join_code"], username=data["username"],
+                                    display_name=data["display_name"], password=data["password"])
+        except ValidationError as exc:
+            _errors_into(form, exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("home")
+    return render(request, "accounts/register.html", {"form": form},
+                  status=400 if request.method == "POST" else 200)

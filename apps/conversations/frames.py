@@ -57,6 +57,7 @@ class DoneFrame(TypedDict, total=False):
     error: str
     cost: str | None
     currency: str
+    html: str  # the finished reply rendered from Markdown and sanitised on the server
     quota: QuotaFrame
 
 

@@ -93,6 +93,13 @@ class Message(models.Model):
         return self.role == self.Role.ASSISTANT
 
     @property
+    def html(self) -> str:
+        """The reply rendered from Markdown and sanitised (see rendering.py)."""
+        from .rendering import reply_html
+
+        return reply_html(self.content)
+
+    @property
     def error_text(self) -> str:
         from .errors import upstream_message
 

@@ -334,6 +334,7 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
             "model": outcome.route_name,
             "first_chunk_ms": outcome.first_chunk_ms,
             "cost": str(message.cost.normalize()) if message.cost is not None else None,
+            "html": message.html,
             "currency": message.currency,
             "quota": quota,
         }

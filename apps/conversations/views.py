@@ -1,15 +1,25 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
-from apps.accounts.selectors import classroom_for_student
+from apps.accounts.models import AuditEvent
+from apps.accounts.selectors import classroom_allows_model, classroom_for_student, classroom_get_for_teacher
+from apps.accounts.services import audit_record
 from apps.billing.selectors import quota_status
 from apps.providers.selectors import chat_models_usable_for
 
-from .selectors import conversation_get_for_user, conversation_list_for_user, conversation_messages
+from .selectors import (
+    conversation_get_for_teacher,
+    conversation_get_for_user,
+    conversation_list_for_user,
+    conversation_messages,
+    conversations_of_student_for_teacher,
+)
+from .services import conversation_delete, conversation_rename
 
 
 @require_GET
@@ -19,19 +29,67 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
         conversation_get_for_user(user=request.user, conversation_id=conversation_id) if conversation_id else None
     )
     classroom = conversation.classroom if conversation else classroom_for_student(user=request.user)
-    models = chat_models_usable_for(user=request.user, classroom=classroom)
-    selected = conversation.model.route_name if conversation and conversation.model else (
-        models[0].route_name if models else ""
-    )
+    models = [m for m in chat_models_usable_for(user=request.user, classroom=classroom)
+              if classroom_allows_model(classroom=classroom, model=m)]
+    preferred = conversation.model if conversation and conversation.model else (
+        classroom.default_model if classroom else None)
+    selected = preferred.route_name if preferred and preferred in models else (models[0].route_name if models else "")
+    search = request.GET.get("q", "")[:100]
     return render(
         request,
         "conversations/chat.html",
         {
             "conversation": conversation,
-            "conversations": conversation_list_for_user(user=request.user)[:100],
+            "classroom": classroom,
+            "conversations": conversation_list_for_user(user=request.user, search=search)[:100],
+            "search": search,
             "chat_messages": conversation_messages(conversation=conversation) if conversation else [],
             "models": models,
             "selected_model": selected,
             "quota": quota_status(user=request.user, classroom=classroom),
         },
     )
+
+
+@require_POST
+@login_required
+def rename(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    try:
+        conversation_rename(conversation=conversation, title=request.POST.get("title", ""))
+    except ValidationError:
+        return HttpResponse(status=400)
+    return redirect("conversation", conversation_id=conversation.pk)
+
+
+@require_POST
+@login_required
+def delete(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    conversation_delete(conversation=conversation)
+    return redirect("home")
+
+
+@require_GET
+@login_required
+def student_conversations(request: HttpRequest, classroom_id: int, student_id: int) -> HttpResponse:
+    """A teacher's read-only list of one student's conversations (when the class allows)."""
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    student = classroom.students.filter(pk=student_id).first()
+    if student is None or not classroom.teacher_can_read:
+        raise Http404("No such student.")
+    conversations = conversations_of_student_for_teacher(teacher=request.user, classroom_id=classroom.pk,
+                                                         student_id=student.pk)
+    return render(request, "conversations/teacher_list.html",
+                  {"classroom": classroom, "student": student, "conversations": conversations})
+
+
+@require_GET
+@login_required
+def teacher_read(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """A teacher reads a student's conversation, read-only; every read is recorded."""
+    conversation = conversation_get_for_teacher(teacher=request.user, conversation_id=conversation_id)
+    audit_record(actor=request.user, action=AuditEvent.Action.READ_CONVERSATION, classroom=conversation.classroom,
+                 subject=conversation.owner, detail=f"conversation {conversation.pk}")
+    return render(request, "conversations/teacher_read.html",
+                  {"conversation": conversation, "chat_messages": conversation_messages(conversation=conversation)})

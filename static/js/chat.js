@@ -43,6 +43,23 @@
     return {article: article, body: body};
   }
 
+  function addCopyButtons(root) {
+    root.querySelectorAll("pre").forEach(function (pre) {
+      if (pre.parentNode.querySelector(":scope > .copy")) return;
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "copy";
+      button.textContent = chat.dataset.labelCopy;
+      button.addEventListener("click", function () {
+        navigator.clipboard.writeText(pre.innerText).then(function () {
+          button.textContent = chat.dataset.labelCopied;
+          setTimeout(function () { button.textContent = chat.dataset.labelCopy; }, 1500);
+        });
+      });
+      pre.parentNode.insertBefore(button, pre);
+    });
+  }
+
   function addFooter(frame) {
     var footer = document.createElement("footer");
     footer.className = "msg-meta";
@@ -109,6 +126,12 @@
       updateMeter(frame.quota);
       if (current) {
         current.article.classList.remove("streaming");
+        if (typeof frame.html === "string") {
+          // Finished: the server's rendering (Markdown, sanitised there) replaces the plain text.
+          current.body.innerHTML = frame.html;
+          current.body.classList.add("rendered");
+          addCopyButtons(current.body);
+        }
         addFooter(frame);
       }
       current = null;
@@ -166,6 +189,18 @@
   stopButton.addEventListener("click", function () {
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "chat.stop"}));
   });
+
+  document.querySelectorAll(".msg-body.rendered").forEach(addCopyButtons);
+
+  var regenerate = document.getElementById("regenerate");
+  if (regenerate) {
+    regenerate.addEventListener("click", function () {
+      if (!conversation || !socket || socket.readyState !== WebSocket.OPEN) return;
+      showError("");
+      socket.send(JSON.stringify({type: "chat.regenerate", conversation: conversation, model: model.value}));
+      setBusy(true);
+    });
+  }
 
   connect();
 })();
