@@ -1,0 +1,171 @@
+"""What teachers do every week: classes, join codes, rosters, passwords, co-teachers."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.accounts.models import AuditEvent, Classroom, Enrollment, User
+from apps.accounts.services import join_code_regenerate
+from apps.providers.models import ChatModel
+from tests.conftest import People
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def teacher(people: People, client: Client) -> Client:
+    client.force_login(people.teacher)
+    return client
+
+
+def upload(text: str, name: str = "roster.csv") -> io.BytesIO:
+    data = io.BytesIO(text.encode("utf-8"))
+    data.name = name
+    return data
+
+
+def downloaded(response) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    assert response["Content-Type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
+def test_teacher_creates_and_edits_a_class(people: People, teacher: Client, demo_model: ChatModel) -> None:
+    response = teacher.post(reverse("classes"), {"name": "Class 8B"})
+    classroom = Classroom.objects.get(name="Class 8B")
+    assert response["Location"] == reverse("class-settings", args=[classroom.pk])
+    assert len(classroom.join_code) == 8 and list(classroom.teachers.all()) == [people.teacher]
+    response = teacher.post(reverse("class-settings", args=[classroom.pk]), {
+        "name": "Class 8B (AI)", "allowed_models": [demo_model.pk], "default_model": demo_model.pk,
+        "system_prompt": "Answer in simple English.", "max_reply_tokens": "300", "teacher_can_read": "on"})
+    assert response.status_code == 302
+    classroom.refresh_from_db()
+    assert (classroom.name, classroom.system_prompt, classroom.max_reply_tokens, classroom.teacher_can_read) == (
+        "Class 8B (AI)", "Answer in simple English.", 300, True)
+    assert list(classroom.allowed_models.all()) == [demo_model]
+
+
+def test_default_model_must_be_allowed(people: People, teacher: Client, demo_model: ChatModel) -> None:
+    other = ChatModel.objects.exclude(pk=demo_model.pk).first()
+    response = teacher.post(reverse("class-settings", args=[people.classroom.pk]), {
+        "name": "x", "allowed_models": [demo_model.pk], "default_model": other.pk})
+    assert response.status_code == 400
+    assert not people.classroom.allowed_models.exists()
+
+
+def test_another_teachers_class_is_404(people: People, teacher: Client) -> None:
+    for name in ("class-settings", "class-roster"):
+        assert teacher.get(reverse(name, args=[people.other_classroom.pk])).status_code == 404
+    assert teacher.post(reverse("class-action", args=[people.other_classroom.pk, "archive"])).status_code == 404
+    assert teacher.post(reverse("class-roster-import", args=[people.other_classroom.pk])).status_code == 404
+
+
+def test_students_cannot_open_teacher_pages(people: People, client: Client) -> None:
+    client.force_login(people.student)
+    assert client.get(reverse("classes")).status_code == 403
+    assert client.get(reverse("class-settings", args=[people.classroom.pk])).status_code == 404
+
+
+def test_co_teacher_and_archive(people: People, teacher: Client) -> None:
+    teacher.post(reverse("class-action", args=[people.classroom.pk, "co-teacher"]), {"username": "teacher_chen"})
+    assert people.other_teacher in people.classroom.teachers.all()
+    teacher.post(reverse("class-action", args=[people.classroom.pk, "co-teacher"]), {"username": "xiaoming"})
+    assert people.student not in people.classroom.teachers.all()
+    teacher.post(reverse("class-action", args=[people.classroom.pk, "archive"]))
+    people.classroom.refresh_from_db()
+    assert people.classroom.archived
+    assert "Class 7A" not in teacher.get(reverse("classes")).content.decode()
+    assert "Class 7A" in teacher.get(reverse("classes"), {"archived": "1"}).content.decode()
+
+
+def test_student_signs_up_with_the_join_code(people: People, client: Client) -> None:
+    code = join_code_regenerate(classroom=people.classroom)
+    response = client.post(reverse("register"), {"join_code": code.lower(), "username": "lili", "display_name": "Li Li",
+                                                 "password": "a-long-pass-phrase", "password_again": "a-long-pass-phrase"})
+    assert response.status_code == 302
+    lili = User.objects.get(username="lili")
+    assert lili.role == "student" and Enrollment.objects.filter(classroom=people.classroom, student=lili).exists()
+    assert client.get(reverse("home")).status_code == 200  # logged in
+
+
+@pytest.mark.parametrize("problem", ["bad code", "expired", "archived", "weak password", "taken", "mismatch"])
+def test_bad_sign_ups_change_nothing(people: People, client: Client, problem: str) -> None:
+    code = join_code_regenerate(classroom=people.classroom,
+                                expires_at=timezone.now() - timedelta(minutes=1) if problem == "expired" else None)
+    if problem == "archived":
+        people.classroom.archived = True
+        people.classroom.save()
+    data = {"join_code": "WRONG123" if problem == "bad code" else code, "username": "xiaoming" if problem == "taken" else "newkid",
+            "password": "123" if problem == "weak password" else "a-long-pass-phrase",
+            "password_again": "different-phrase" if problem == "mismatch" else ("123" if problem == "weak password" else "a-long-pass-phrase")}
+    before = User.objects.count()
+    assert client.post(reverse("register"), data).status_code == 400
+    assert User.objects.count() == before
+
+
+def test_roster_import_generates_passwords_and_hands_them_back_once(people: People, teacher: Client) -> None:
+    text = "username,display name,password\nzhangsan,张三,\nlisi,李四,my-own-passphrase-1\nxiaoming,,\n"
+    response = teacher.post(reverse("class-roster-import", args=[people.classroom.pk]), {"file": upload(text)})
+    rows = downloaded(response)
+    assert [r["username"] for r in rows] == ["zhangsan", "lisi"]  # xiaoming existed: enrolled, password kept
+    zhangsan = User.objects.get(username="zhangsan")
+    assert zhangsan.display_name == "张三" and zhangsan.check_password(rows[0]["password"])
+    assert User.objects.get(username="lisi").check_password("my-own-passphrase-1")
+    assert people.student.check_password("correct-horse-battery-42")
+    assert set(people.classroom.students.values_list("username", flat=True)) >= {"zhangsan", "lisi", "xiaoming"}
+    assert AuditEvent.objects.filter(action="import_roster").exists()
+
+
+def test_a_bad_row_is_reported_with_its_line_and_nothing_is_imported(people: People, teacher: Client) -> None:
+    text = "username,display name\ngood1,Good\nbad user!,Bad\ngood1,Again\nteacher_chen,Nope\nweak,W,123\n"
+    response = teacher.post(reverse("class-roster-import", args=[people.classroom.pk]), {"file": upload(text)},
+                            HTTP_ACCEPT_LANGUAGE="en")
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "Line 3" in page and "Line 4" in page
+    assert not User.objects.filter(username="good1").exists()
+
+
+def test_teacher_account_in_a_roster_is_refused(people: People, teacher: Client) -> None:
+    response = teacher.post(reverse("class-roster-import", args=[people.classroom.pk]),
+                            {"file": upload("teacher_chen,Chen\n")}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 400 and "Line 1" in response.content.decode()
+    assert people.other_teacher not in people.classroom.students.all()
+
+
+def test_bulk_password_reset_and_remove(people: People, teacher: Client, client: Client) -> None:
+    response = teacher.post(reverse("class-roster-reset", args=[people.classroom.pk]),
+                            {"student": [people.student.pk, people.classmate.pk, people.other_student.pk]})
+    rows = {r["username"]: r["password"] for r in downloaded(response)}
+    assert set(rows) == {"xiaoming", "xiaohong"}  # someone else's student is not reset
+    people.student.refresh_from_db()
+    assert people.student.check_password(rows["xiaoming"])
+    assert AuditEvent.objects.filter(action="reset_passwords").count() == 2
+    teacher.post(reverse("class-roster-remove", args=[people.classroom.pk, people.classmate.pk]))
+    assert people.classmate not in people.classroom.students.all()
+    assert User.objects.filter(pk=people.classmate.pk).exists()
+
+
+def test_join_code_regenerate_and_expire(people: People, teacher: Client) -> None:
+    teacher.post(reverse("class-action", args=[people.classroom.pk, "join-code"]), {})
+    people.classroom.refresh_from_db()
+    first = people.classroom.join_code
+    teacher.post(reverse("class-action", args=[people.classroom.pk, "join-code"]), {})
+    people.classroom.refresh_from_db()
+    assert people.classroom.join_code and people.classroom.join_code != first
+    teacher.post(reverse("class-action", args=[people.classroom.pk, "join-code-expire"]))
+    people.classroom.refresh_from_db()
+    assert people.classroom.join_code == ""
+
+
+def test_login_is_throttled_after_repeated_failures(people: People, client: Client) -> None:
+    statuses = [client.post(reverse("login"), {"username": "xiaoming", "password": "guess"}).status_code
+                for _ in range(5)]
+    assert statuses == [200, 200, 200, 200, 429]  # the fifth wrong password locks the account out here
+    locked = client.post(reverse("login"), {"username": "xiaoming", "password": "correct-horse-battery-42"})
+    assert locked.status_code == 429

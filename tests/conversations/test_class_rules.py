@@ -1,0 +1,129 @@
+"""Class settings reach the chat: allowed models, class instructions, reply length;
+students' conversation tools; teachers' audited reads; sanitised Markdown."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import Client
+from django.urls import reverse
+
+from apps.accounts.models import AuditEvent
+from apps.conversations.models import Conversation, Message
+from apps.conversations.rendering import reply_html
+from apps.conversations.services import turn_begin
+from apps.providers.models import ChatModel
+from tests.conftest import People, ws_connect, ws_turn
+from tests.fake_upstream import Behaviour, FakeUpstream
+
+XSS = ('Hi <script>alert("x")</script><img src=x onerror=alert(1)> <a href="javascript:alert(2)">link</a> '
+       '<iframe src="https://evil.example"></iframe>\n\n```python\nprint("ok")\n```')
+
+
+async def turn(user: Any, **send: Any) -> list[dict[str, Any]]:
+    ws = await ws_connect(user)
+    await ws.connect()
+    try:
+        return await ws_turn(ws, **send)
+    finally:
+        await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_class_allowlist_instructions_and_reply_length_reach_the_call(
+    people: People, fake_model: ChatModel, demo_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    classroom = people.classroom
+    classroom.system_prompt = "You tutor 12-year-olds. Be brief."
+    classroom.max_reply_tokens = 200
+    await classroom.asave()
+    await sync_to_async(classroom.allowed_models.set)([fake_model])
+
+    refused = await turn(people.student, model="demo/demo-tutor", content="hi")
+    frames = await turn(people.student, model="fakeai/fake-model", content="hi")
+
+    assert refused[-1]["code"] == "model_not_allowed"
+    assert frames[-1]["status"] == "complete"
+    body = fake_upstream.chat_requests()[0].body
+    assert body["messages"][0] == {"role": "system", "content": "You tutor 12-year-olds. Be brief."}
+    assert body["max_tokens"] == 200
+    # Other classes are not bound by this class's list.
+    other = await turn(people.other_student, model="demo/demo-tutor", content="hi")
+    assert other[0]["type"] == "chat.started"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_regenerate_answers_the_last_question_again(people: People, fake_model: ChatModel,
+                                                          fake_upstream: FakeUpstream) -> None:
+    first = await turn(people.student, model="fakeai/fake-model", content="Tell me a joke")
+    conversation = first[0]["conversation"]
+    ws = await ws_connect(people.student)
+    await ws.connect()
+    await ws.send_json_to({"type": "chat.regenerate", "conversation": conversation, "model": "fakeai/fake-model"})
+    from tests.conftest import ws_frames_until
+
+    again = await ws_frames_until(ws, {"chat.done", "chat.error"})
+    await ws.disconnect()
+    assert again[-1]["status"] == "complete"
+    assert fake_upstream.chat_requests()[1].body["messages"] == [{"role": "user", "content": "Tell me a joke"}]
+    assert await Message.objects.filter(conversation_id=conversation, role="user").acount() == 1
+    assert await Message.objects.filter(conversation_id=conversation, role="assistant").acount() == 2
+
+
+@pytest.mark.django_db
+def test_search_rename_and_delete(people: People, demo_model: ChatModel, client: Client) -> None:
+    rows = turn_begin(user=people.student, conversation=None, classroom=people.classroom, model=demo_model,
+                      content="photosynthesis homework", request_id="r1")
+    turn_begin(user=people.student, conversation=None, classroom=people.classroom, model=demo_model,
+               content="world war history", request_id="r2")
+    client.force_login(people.student)
+    page = client.get(reverse("home"), {"q": "photo"}).content.decode()
+    assert "photosynthesis homework" in page and "world war history" not in page
+    client.post(reverse("conversation-rename", args=[rows.conversation.pk]), {"title": "Biology"})
+    assert Conversation.objects.get(pk=rows.conversation.pk).title == "Biology"
+    assert client.post(reverse("conversation-rename", args=[rows.conversation.pk]), {"title": "  "}).status_code == 400
+    client.post(reverse("conversation-delete", args=[rows.conversation.pk]))
+    assert client.get(reverse("conversation", args=[rows.conversation.pk])).status_code == 404
+    assert "Biology" not in client.get(reverse("home")).content.decode()
+    assert Message.objects.filter(conversation=rows.conversation).count() == 2  # kept for the ledger and audits
+    client.force_login(people.classmate)
+    assert client.post(reverse("conversation-delete", args=[rows.conversation.pk])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_teacher_reads_only_when_the_class_allows_and_each_read_is_recorded(
+        people: People, demo_model: ChatModel, client: Client) -> None:
+    rows = turn_begin(user=people.student, conversation=None, classroom=people.classroom, model=demo_model,
+                      content="my private question", request_id="r1")
+    client.force_login(people.teacher)
+    url = reverse("teacher-read", args=[rows.conversation.pk])
+    assert client.get(url).status_code == 404
+    people.classroom.teacher_can_read = True
+    people.classroom.save()
+    page = client.get(url).content.decode()
+    assert "my private question" in page and 'id="composer"' not in page
+    event = AuditEvent.objects.get(action="read_conversation")
+    assert (event.actor, event.subject, event.classroom) == (people.teacher, people.student, people.classroom)
+    client.force_login(people.other_teacher)
+    assert client.get(url).status_code == 404
+    client.force_login(people.student)
+    notice = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Your teachers can read your conversations" in notice
+
+
+def test_markdown_is_rendered_and_model_html_stays_inert() -> None:
+    html = reply_html(XSS)
+    assert "<script" not in html and "onerror" not in html and "javascript:" not in html and "<iframe" not in html
+    assert "<img" not in html
+    assert 'class="highlight"' in html and "print" in html
+
+
+@pytest.mark.django_db
+def test_page_shows_rendered_replies_without_the_payload(people: People, demo_model: ChatModel, client: Client) -> None:
+    rows = turn_begin(user=people.student, conversation=None, classroom=people.classroom, model=demo_model,
+                      content="q", request_id="r1")
+    Message.objects.filter(pk=rows.reply.pk).update(content=XSS, status="complete")
+    client.force_login(people.student)
+    page = client.get(reverse("conversation", args=[rows.conversation.pk])).content.decode()
+    assert "<script>alert" not in page and "onerror=alert" not in page and 'href="javascript' not in page
