@@ -157,7 +157,7 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # `collectstatic` fills STATIC_ROOT (make does it); in DEBUG edits to static/ show at once.
-WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
 
 # Channels: Redis when configured (several workers), otherwise in memory (one process).
 REDIS_URL = env.str("REDIS_URL", default="")
