@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
-from .models import Classroom, Enrollment, User
+from .models import AuditEvent, Classroom, Enrollment, User
 
 
 @admin.register(User)
@@ -24,7 +24,28 @@ class EnrollmentInline(admin.TabularInline):
 
 @admin.register(Classroom)
 class ClassroomAdmin(admin.ModelAdmin):
-    list_display = ("name", "created_at")
-    search_fields = ("name",)
-    filter_horizontal = ("teachers",)
+    list_display = ("name", "join_code", "archived", "teacher_can_read", "allow_student_keys", "default_model",
+                    "created_at")
+    list_filter = ("archived", "teacher_can_read", "allow_student_keys")
+    search_fields = ("name", "join_code", "teachers__username")
+    filter_horizontal = ("teachers", "allowed_models")
     inlines = [EnrollmentInline]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the record of what teachers did to students' data."""
+
+    list_display = ("created_at", "actor", "action", "classroom", "subject", "detail")
+    list_filter = ("action",)
+    search_fields = ("actor__username", "subject__username", "classroom__name")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False

@@ -69,6 +69,20 @@ class ChatModelAdmin(admin.ModelAdmin):
         price_cache_forget()  # this process bills new prices at once; others within seconds
 
 
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = ("model", "input_per_million", "output_per_million", "currency", "effective_from")
+    list_filter = ("currency", "model__provider")
+    search_fields = ("model__name", "model__provider__slug")
+    date_hierarchy = "effective_from"
+
+    def save_model(self, request: HttpRequest, obj: ModelPrice, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        from apps.billing.services import price_cache_forget
+
+        price_cache_forget()
+
+
 class CredentialAdminForm(forms.ModelForm):
     """Keys are write-only here too: entering one seals it through the service; the stored
     value is never put back into the form."""
