@@ -42,6 +42,8 @@ from apps.providers.services import credential_mark_failing
 from apps.providers.selectors import chat_model_get_by_route_name
 from apps.providers.tokens import count_prompt_tokens, count_text_tokens
 
+from webchat.logs import request_id_set
+
 from .errors import upstream_message
 from .frames import QuotaFrame, ServerFrame, quota_frame_from
 from .models import Message
@@ -288,6 +290,7 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
     """
     started = time.monotonic()
     turn = await database_sync_to_async(turn_prepare)(user=user, request=request)
+    request_id_set(turn.request_id)  # this task's log lines carry the turn's id
     await relay({"type": "chat.started", "conversation": turn.conversation_id, "message": turn.reply_id})
 
     reply = _Reply(route=turn.route)
