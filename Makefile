@@ -11,7 +11,7 @@ PORT ?= 8000
 DEBUG ?= True
 export DEBUG
 
-.PHONY: run test setup test-setup assets clean
+.PHONY: run test test-production-stack setup test-setup assets clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,16 @@ run: setup
 test-setup: $(VENV)/.requirements-test assets
 	bash scripts/test-services.sh
 
+# The whole suite twice: on the embedded default (SQLite, in-memory layer, file broker),
+# then on real PostgreSQL and Redis servers that scripts/services.sh installs and starts
+# on 127.0.0.1 (the concurrency and multi-process tests need them).
 test: test-setup
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-production-stack
+
+test-production-stack: test-setup
+	DATABASE_URL=$$(FAST=1 bash scripts/services.sh postgres) REDIS_URL=$$(bash scripts/services.sh redis) \
+		$(BIN)/python -m pytest -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .cache var staticfiles

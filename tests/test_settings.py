@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start(**env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "KEY_ENCRYPTION_KEYS")}
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("SECRET_KEY", "DEBUG", "KEY_ENCRYPTION_KEYS", "REDIS_URL", "DATABASE_URL", "TIME_ZONE",
+                          "LANGUAGE_CODE")}
     clean.update(env)
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
