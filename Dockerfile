@@ -1,0 +1,24 @@
+# The webchat image: the same code `make run` serves, for web, worker and beat.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gettext \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+COPY . .
+# Build output: translations, the code-highlighting stylesheet, collected static files.
+RUN python -m pygments -S friendly -f html -a .highlight > static/css/pygments.css \
+    && DEBUG=True python manage.py compilemessages --ignore=.venv -v0 \
+    && DEBUG=True python manage.py collectstatic --no-input -v0 \
+    && useradd --create-home --uid 1000 webchat \
+    && mkdir -p /app/var && chown -R webchat /app/var /app/staticfiles
+USER webchat
+EXPOSE 8000
+# Several worker processes; they share sessions, the channel layer and quotas through
+# PostgreSQL and Redis. The proxy in front passes X-Forwarded-* and websockets.
+CMD ["uvicorn", "webchat.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "4", \
+     "--proxy-headers", "--forwarded-allow-ips", "*", "--lifespan", "off", "--ws", "websockets-sansio", \
+     "--no-access-log"]
