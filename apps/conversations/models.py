@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from apps.billing.models import LedgerEntry
+
 
 class Conversation(models.Model):
     owner = models.ForeignKey(
@@ -49,9 +51,8 @@ class Message(models.Model):
         INTERRUPTED = "interrupted", _("Interrupted")
         FAILED = "failed", _("Failed")
 
-    class UsageSource(models.TextChoices):
-        PROVIDER = "provider", _("Reported by the provider")
-        COUNTED = "counted", _("Counted with tiktoken")
+    # The same vocabulary as the ledger: where a reply's token counts came from.
+    UsageSource = LedgerEntry.UsageSource
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(_("role"), max_length=16, choices=Role.choices)
