@@ -15,7 +15,7 @@ from apps.conversations.rendering import reply_html
 from apps.conversations.services import turn_begin
 from apps.providers.models import ChatModel
 from tests.conftest import People, ws_connect, ws_turn
-from tests.fake_upstream import Behaviour, FakeUpstream
+from tests.fake_upstream import FakeUpstream
 
 XSS = ('Hi <script>alert("x")</script><img src=x onerror=alert(1)> <a href="javascript:alert(2)">link</a> '
        '<iframe src="https://evil.example"></iframe>\n\n```python\nprint("ok")\n```')

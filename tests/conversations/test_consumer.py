@@ -1,12 +1,10 @@
 """The chat websocket end to end: real ASGI app, real SDK, fake upstream over HTTP."""
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 
 from apps.conversations.models import Conversation, Message
 from tests.conftest import People, wait_until, ws_connect, ws_frames_until, ws_turn

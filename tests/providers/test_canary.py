@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from apps.providers.models import ChatModel, Credential
 from tests.conftest import People, ws_connect, ws_turn
-from tests.fake_upstream import Behaviour, FakeUpstream
+from tests.fake_upstream import FakeUpstream
 
 CANARY = "sk-CANARY-7f3a9c1e5b2d4f60a8"
 CANARY_PARTS = (CANARY, CANARY[3:-4])  # the whole key, and its body without the last four
