@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_CEILING, Decimal
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Subquery, Sum
+from django.db.models import QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
@@ -262,13 +262,3 @@ def classroom_usage_by_student(*, classroom: Classroom, since: datetime) -> list
             "completion": row.get("completion") or 0, "cost": row.get("cost") or Decimal(0),
         })
     return sorted(rows, key=lambda r: (-r["cost"], -(r["prompt"] + r["completion"]), r["student"].username))
-
-
-def ledger_totals(*, user: User | None = None, classroom: Classroom | None = None) -> dict[str, object]:
-    rows = LedgerEntry.objects.all()
-    if user is not None:
-        rows = rows.filter(user=user)
-    if classroom is not None:
-        rows = rows.filter(classroom=classroom)
-    return rows.aggregate(requests=Count("id", filter=Q(kind=LedgerEntry.Kind.CHARGE)),
-                          tokens=Sum("prompt_tokens") + Sum("completion_tokens"), cost=Sum("cost_billing"))

@@ -251,12 +251,9 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
     now = now or timezone.now()
     # Claim the hold: only the first settle (or expiry) to flip it writes anything.
     hold = counters.hold_claim(request_id=request_id, settled_at=now)
-    claimed = hold is not None
     if hold is None:
-        existing = LedgerEntry.objects.filter(request_id=request_id, kind=LedgerEntry.Kind.CHARGE).first()
-        if existing is not None:
-            return existing
-        hold = Hold.objects.get(request_id=request_id)  # released unused: record it all the same
+        # Settled (or expired) already: that settle wrote the request's one charge.
+        return LedgerEntry.objects.get(request_id=request_id, kind=LedgerEntry.Kind.CHARGE)
     model_id = usage.model_id or hold.model_id
     price = _price_at(model_id=model_id, when=hold.created_at)
     hold_price = price if model_id == hold.model_id else _price_at(model_id=hold.model_id, when=hold.created_at)
@@ -265,10 +262,8 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
         rate = exchange_rate_at(from_currency=price.currency, to_currency=hold.billing_currency, when=hold.created_at)
     cost, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=usage.prompt_tokens,
                                  completion_tokens=usage.completion_tokens)
-    if claimed:
-        used_tokens = usage.prompt_tokens + usage.completion_tokens
-        used_units = money_units(cost_billing)
-        _settle_counters(hold, used_tokens=used_tokens, used_units=used_units)
+    _settle_counters(hold, used_tokens=usage.prompt_tokens + usage.completion_tokens,
+                     used_units=money_units(cost_billing))
     return LedgerEntry.objects.create(
         request_id=request_id, kind=LedgerEntry.Kind.CHARGE, user_id=hold.user_id, classroom_id=hold.classroom_id,
         credential_id=usage.credential_id, credential_scope=usage.credential_scope,
@@ -282,17 +277,6 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
         first_chunk_ms=usage.first_chunk_ms, total_ms=usage.total_ms, entry_point=hold.entry_point,
         started_at=hold.created_at, created_at=now,
     )
-
-
-def hold_release_unused(*, request_id: str) -> None:
-    """A request refused after its hold was taken (nothing called): drop the hold entirely.
-    Side effects: counters' held amounts reduced, the Hold settled with no ledger row."""
-    with transaction.atomic():
-        hold = Hold.objects.filter(request_id=request_id).first()
-        if hold is None or not Hold.objects.filter(pk=hold.pk, status=Hold.Status.ACTIVE).update(
-                status=Hold.Status.SETTLED, settled_at=timezone.now()):
-            return
-        _settle_counters(hold, used_tokens=0, used_units=0)
 
 
 def holds_expire(*, now: datetime | None = None) -> int:

@@ -32,7 +32,7 @@ from django.http import Http404
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from apps.accounts.models import User
+from apps.accounts.models import Classroom, User
 from apps.accounts.selectors import classroom_allows_model, classroom_for_student
 from apps.billing.selectors import quota_status
 from apps.billing.services import QuotaRefused, hold_take
@@ -184,8 +184,6 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
 
 def _quota_frame(*, user: User, classroom_id: int | None) -> QuotaFrame:
     """The student's meter after this turn, for the page to update without a reload."""
-    from apps.accounts.models import Classroom
-
     classroom = Classroom.objects.filter(pk=classroom_id).first() if classroom_id else None
     return quota_frame_from(quota_status(user=user, classroom=classroom))
 
