@@ -68,3 +68,8 @@ def test_seed_demo_restores_a_deleted_demo_provider() -> None:
     Provider.objects.filter(slug="demo").delete()
     seed()
     assert ChatModel.objects.filter(provider__slug="demo", name="demo-tutor").exists()
+
+
+def test_createsuperuser_makes_an_admin() -> None:
+    admin = User.objects.create_superuser("headteacher", "head@example.com", "a-long-pass-phrase")
+    assert (admin.role, admin.is_superuser, admin.is_staff) == ("admin", True, True)
