@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 from django.db import transaction
 from django.http import Http404
@@ -55,6 +55,14 @@ from .selectors import (
 from .services import TurnOutcome, turn_begin, turn_finish
 
 logger = logging.getLogger(__name__)
+
+
+def _on_a_thread(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Run a database step on a pool thread. Channels' default runs every such step of
+    every socket in this process on one shared thread; turns of different students would
+    then wait for each other to prepare and finish."""
+    return DatabaseSyncToAsync(func, thread_sensitive=False)
+
 
 Relay = Callable[[ServerFrame], Awaitable[None]]
 
@@ -233,7 +241,7 @@ async def _call_and_relay(*, turn: PreparedTurn, relay: Relay, reply: _Reply, st
             except UpstreamError as exc:
                 reply.error = exc
                 if exc.code == "upstream_auth_failed" and route.credential_id is not None:
-                    await database_sync_to_async(credential_mark_failing)(
+                    await _on_a_thread(credential_mark_failing)(
                         credential_id=route.credential_id, error=exc.code)
                 if reply.parts:
                     return
@@ -287,7 +295,7 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
     `relay`. Raises ChatError (nothing written) when the request is refused.
     """
     started = time.monotonic()
-    turn = await database_sync_to_async(turn_prepare)(user=user, request=request)
+    turn = await _on_a_thread(turn_prepare)(user=user, request=request)
     request_id_set(turn.request_id)  # this task's log lines carry the turn's id
     await relay({"type": "chat.started", "conversation": turn.conversation_id, "message": turn.reply_id})
 
@@ -317,9 +325,9 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
             status = Message.Status.COMPLETE
 
     outcome = _outcome(turn=turn, reply=reply, status=status, started=started)
-    message = await database_sync_to_async(turn_finish)(reply_id=turn.reply_id, request_id=turn.request_id,
+    message = await _on_a_thread(turn_finish)(reply_id=turn.reply_id, request_id=turn.request_id,
                                                         outcome=outcome)
-    quota = await database_sync_to_async(_quota_frame)(user=user, classroom_id=turn.classroom_id)
+    quota = await _on_a_thread(_quota_frame)(user=user, classroom_id=turn.classroom_id)
 
     if status == Message.Status.FAILED:
         code = reply.error.code if reply.error else "upstream_error"

@@ -116,7 +116,8 @@ def test_celery_worker_and_beat_run_the_rollup(people: People, fake_model: ChatM
     )
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not UsageRollup.objects.filter(user=people.student).exists():
+        # JobRun is written after both granularities: wait for it, not for the first row.
+        while time.monotonic() < deadline and not JobRun.objects.filter(name="rollup_usage").exists():
             assert worker.poll() is None, worker.stdout.read().decode() if worker.stdout else ""
             time.sleep(0.5)
         assert UsageRollup.objects.filter(user=people.student, granularity="day").exists()
