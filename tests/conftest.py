@@ -34,6 +34,23 @@ def pytest_configure(config: Any) -> None:
 ORIGIN = b"http://127.0.0.1"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def stray_postgres_sessions_closed(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Each async test runs on its own event loop, whose pool threads open their own
+    database connections; the loop ends with the test but a dead thread's connection is
+    only closed when garbage collected. (A server's one long-lived loop reuses its threads,
+    and their connections are closed after each step.) On PostgreSQL such leftovers would
+    keep the test database from being dropped, so they are ended before it is."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 @pytest.fixture(autouse=True)
 def fresh_billing_caches() -> Iterator[None]:
     """Site billing settings and prices are cached per process for a few seconds; tests
