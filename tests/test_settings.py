@@ -9,13 +9,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start(**env: str) -> subprocess.CompletedProcess[str]:
+def serve(**env: str) -> subprocess.CompletedProcess[str]:
+    """Load the ASGI application, as the web server does at start."""
+    return start(_code="import webchat.asgi; print('served')", **env)
+
+
+def start(_code: str = "", **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items()
              if k not in ("SECRET_KEY", "DEBUG", "KEY_ENCRYPTION_KEYS", "REDIS_URL", "DATABASE_URL", "TIME_ZONE",
                           "LANGUAGE_CODE")}
     clean.update(env)
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
+        [sys.executable, "-c", _code or "import django; django.setup(); from django.conf import settings; "
          "print(settings.DEBUG, settings.TIME_ZONE, settings.LANGUAGE_CODE, settings.CHANNEL_LAYERS['default']['BACKEND'])"],
         cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "webchat.settings"}, capture_output=True, text=True,
         timeout=60,
@@ -23,7 +28,7 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_production_without_a_secret_key_refuses_to_start_with_one_line() -> None:
-    result = start(DEBUG="False")
+    result = serve(DEBUG="False")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -31,7 +36,7 @@ def test_production_without_a_secret_key_refuses_to_start_with_one_line() -> Non
 
 
 def test_production_with_a_short_secret_key_refuses_to_start() -> None:
-    result = start(DEBUG="False", SECRET_KEY="short")
+    result = serve(DEBUG="False", SECRET_KEY="short")
     assert result.returncode == 1
     assert "SECRET_KEY" in result.stderr
 
@@ -40,14 +45,14 @@ MASTER = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
 
 
 def test_production_without_master_keys_refuses_to_start() -> None:
-    result = start(DEBUG="False", SECRET_KEY="k" * 50)
+    result = serve(DEBUG="False", SECRET_KEY="k" * 50)
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
     assert "KEY_ENCRYPTION_KEYS" in result.stderr
 
 
 def test_a_malformed_master_key_refuses_to_start() -> None:
-    result = start(DEBUG="True", KEY_ENCRYPTION_KEYS="not-a-key")
+    result = serve(DEBUG="True", KEY_ENCRYPTION_KEYS="not-a-key")
     assert result.returncode == 1
     assert "KEY_ENCRYPTION_KEYS" in result.stderr and "not-a-key" not in result.stderr
 
@@ -62,3 +67,22 @@ def test_debug_starts_without_a_secret_and_redis_url_selects_redis_layer() -> No
     result = start(DEBUG="True", REDIS_URL="redis://127.0.0.1:6379/0", TIME_ZONE="UTC", LANGUAGE_CODE="en")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "UTC", "en", "channels_redis.core.RedisChannelLayer"]
+
+
+def test_a_good_production_configuration_serves() -> None:
+    result = serve(DEBUG="False", SECRET_KEY="k" * 50, KEY_ENCRYPTION_KEYS=MASTER)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "served"
+
+
+def test_the_celery_worker_refuses_too() -> None:
+    result = start(_code="from webchat.celery import app; from celery.signals import worker_init; "
+                         "worker_init.send(sender=None)", DEBUG="False")
+    assert result.returncode == 1 and "refuses to start" in result.stderr
+
+
+def test_management_commands_still_run_without_a_secret() -> None:
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "KEY_ENCRYPTION_KEYS")}
+    result = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"], cwd=ROOT,
+                            env={**clean, "DEBUG": "False"}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -9,6 +9,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webchat.settings")
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
+from webchat.startup import refuse_to_start_if_misconfigured  # noqa: E402
+
+refuse_to_start_if_misconfigured()
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

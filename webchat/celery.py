@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import beat_init, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webchat.settings")
 
@@ -12,6 +13,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 from django.conf import settings  # noqa: E402  (after the settings module is named)
+
+
+@worker_init.connect
+@beat_init.connect
+def _refuse_misconfigured(**kwargs: object) -> None:
+    from webchat.startup import refuse_to_start_if_misconfigured
+
+    refuse_to_start_if_misconfigured()
 
 # The beat schedule lives here, one entry per periodic job; `expires` sits just under each
 # period so a backlog never piles up runs. Each job can be run by hand too (see comments).

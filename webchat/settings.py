@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import base64
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,10 +25,11 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_SECRET_KEY)
 
 
-def _refuse(reason: str) -> None:
-    # One line on stderr, no traceback: the admin reading it needs the fix, not a stack.
-    sys.stderr.write(f"webchat refuses to start: {reason}\n")
-    raise SystemExit(1)
+# What keeps this configuration from serving. The web server and the Celery processes
+# refuse to start while it is not empty (webchat/startup.py); management commands such as
+# makemigrations still run, since they serve nobody.
+STARTUP_PROBLEMS: list[str] = []
+_refuse = STARTUP_PROBLEMS.append
 
 
 if not DEBUG and (SECRET_KEY == INSECURE_SECRET_KEY or len(SECRET_KEY) < 32):
