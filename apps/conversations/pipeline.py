@@ -326,7 +326,7 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
 
     outcome = _outcome(turn=turn, reply=reply, status=status, started=started)
     message = await _on_a_thread(turn_finish)(reply_id=turn.reply_id, request_id=turn.request_id,
-                                                        outcome=outcome)
+                                              outcome=outcome)
     quota = await _on_a_thread(_quota_frame)(user=user, classroom_id=turn.classroom_id)
 
     if status == Message.Status.FAILED:
