@@ -28,9 +28,13 @@ def classroom_get_for_teacher(*, user: User, classroom_id: int) -> Classroom:
     return classroom
 
 
-def classroom_allows_model(*, classroom: Classroom | None, model: object) -> bool:
-    """A class with an allowlist allows only those models; without one, every enabled model."""
+def classroom_allowed_model_ids(*, classroom: Classroom | None) -> set[int] | None:
+    """The ids of the models a class allows; None when it allows every enabled model."""
     if classroom is None:
-        return True
-    allowed = classroom.allowed_models.all()
-    return not allowed.exists() or allowed.filter(pk=getattr(model, "pk", None)).exists()
+        return None
+    return set(classroom.allowed_models.values_list("pk", flat=True)) or None
+
+
+def classroom_allows_model(*, classroom: Classroom | None, model: object) -> bool:
+    allowed = classroom_allowed_model_ids(classroom=classroom)
+    return allowed is None or getattr(model, "pk", None) in allowed

@@ -12,13 +12,14 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from apps.providers.models import ModelPrice
+
 MONEY_UNITS = Decimal(1_000_000_000)
 MONEY = {"max_digits": 20, "decimal_places": 10}
 
 
-class Currency(models.TextChoices):
-    CNY = "CNY", _("Chinese yuan (CNY)")
-    USD = "USD", _("US dollar (USD)")
+# The same currencies models are priced in.
+Currency = ModelPrice.Currency
 
 
 class Period(models.TextChoices):

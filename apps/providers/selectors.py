@@ -1,6 +1,7 @@
 """Reads for the provider catalog."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.conf import settings
@@ -38,20 +39,29 @@ def provider_base_url(*, base_url: str) -> str:
     return base_url
 
 
-def credential_for_request(*, provider: Provider, user: User, classroom: Classroom | None) -> Credential | None:
-    """The stored key a request uses: the user's own, then the class's, then the site's.
-    Only active keys (a key the provider rejected is skipped until fixed or re-tested)."""
-    usable = Credential.objects.filter(provider=provider, status=Credential.Status.ACTIVE).select_related("provider")
-    own_allowed = user.role != User.Role.STUDENT or (classroom is not None and classroom.allow_student_keys)
-    if own_allowed:
-        own = usable.filter(scope=Credential.Scope.USER, owner=user).order_by("-created_at").first()
-        if own is not None:
-            return own
+# When several keys could serve a request: the user's own first, then the class's, then
+# the site's; within a scope, the newest.
+_SCOPE_ORDER = {Credential.Scope.USER: 0, Credential.Scope.CLASS: 1, Credential.Scope.SITE: 2}
+
+
+def _credentials_for(*, user: User, classroom: Classroom | None) -> QuerySet[Credential]:
+    """Every active key a request of this user may use, whatever the provider. A key the
+    provider rejected is skipped until fixed or re-tested."""
+    scopes = Q(scope=Credential.Scope.SITE)
     if classroom is not None:
-        class_key = usable.filter(scope=Credential.Scope.CLASS, classroom=classroom).order_by("-created_at").first()
-        if class_key is not None:
-            return class_key
-    return usable.filter(scope=Credential.Scope.SITE).order_by("-created_at").first()
+        scopes |= Q(scope=Credential.Scope.CLASS, classroom=classroom)
+    if user.role != User.Role.STUDENT or (classroom is not None and classroom.allow_student_keys):
+        scopes |= Q(scope=Credential.Scope.USER, owner=user)
+    return Credential.objects.filter(scopes, status=Credential.Status.ACTIVE).select_related("provider")
+
+
+def _preferred(credentials: Iterable[Credential]) -> Credential | None:
+    return min(credentials, key=lambda c: (_SCOPE_ORDER[c.scope], -c.created_at.timestamp(), -c.pk), default=None)
+
+
+def credential_for_request(*, provider: Provider, user: User, classroom: Classroom | None) -> Credential | None:
+    """The stored key a request uses: the user's own, then the class's, then the site's."""
+    return _preferred(_credentials_for(user=user, classroom=classroom).filter(provider=provider))
 
 
 def credentials_visible_to(*, user: User) -> QuerySet[Credential]:
@@ -77,12 +87,15 @@ def providers_with_status(*, user: User, classroom: Classroom | None) -> list[tu
     "none-needed", "user", "class", "site", "environment" or "" (not usable yet)."""
     from .services import site_env_key
 
+    by_provider: dict[int, list[Credential]] = {}
+    for credential in _credentials_for(user=user, classroom=classroom):  # one query for every provider
+        by_provider.setdefault(credential.provider_id, []).append(credential)
     rows: list[tuple[Provider, str]] = []
     for provider in Provider.objects.filter(enabled=True).order_by("sort_order", "slug"):
         if not provider.needs_key:
             source = "none-needed"
         else:
-            credential = credential_for_request(provider=provider, user=user, classroom=classroom)
+            credential = _preferred(by_provider.get(provider.pk, []))
             if credential is not None:
                 source = credential.scope
             elif site_env_key(provider=provider) is not None:

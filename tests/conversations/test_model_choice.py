@@ -40,3 +40,20 @@ def test_openai_settings_from_the_lessons_offer_that_servers_model(people: Peopl
     client.force_login(people.student)
     page = client.get(reverse("home")).content.decode()
     assert 'value="openai/qwen2.5:0.5b"' in page and 'value="demo/demo-tutor"' in page
+
+
+def test_chat_page_queries_do_not_grow_with_keys_and_providers(people: People, client: Client,
+                                                              django_assert_num_queries: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(people.student)
+    client.get(reverse("home"))  # warm the per-process caches
+    with CaptureQueriesContext(connection) as before:
+        client.get(reverse("home"))
+    for slug in ("deepseek", "moonshot", "glm", "qwen"):
+        credential_create(actor=people.teacher, provider=Provider.objects.get(slug=slug), scope="class",
+                          classroom=people.classroom, api_key=f"sk-class-{slug}-key")
+    with django_assert_num_queries(len(before.captured_queries)):
+        page = client.get(reverse("home")).content.decode()
+    assert 'value="qwen/qwen-turbo"' in page and 'value="glm/glm-4-flash"' in page
