@@ -13,6 +13,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from webchat.forms import form_add_service_errors
+
 from .forms import ClassCreateForm, ClassSettingsForm, CoTeacherForm, JoinCodeForm, RegisterForm, RosterImportForm
 from .models import User
 from .selectors import classroom_get_for_teacher, classrooms_for_teacher
@@ -34,14 +36,6 @@ from .services import (
 def _teacher_only(user: User) -> None:
     if user.role == User.Role.STUDENT and not user.is_superuser:
         raise PermissionDenied
-
-
-def _errors_into(form: object, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)  # type: ignore[attr-defined]
-    else:
-        form.add_error(None, exc.messages)  # type: ignore[attr-defined]
 
 
 def _passwords_csv(rows: list[tuple[str, str, str]], filename: str) -> HttpResponse:
@@ -91,7 +85,7 @@ def class_settings(request: HttpRequest, classroom_id: int) -> HttpResponse:
                                        allowed_models=list(data["allowed_models"]),
                                        default_model=data["default_model"])
             except ValidationError as exc:
-                _errors_into(form, exc)
+                form_add_service_errors(form, exc)
             else:
                 messages.success(request, _("Class settings saved."))
                 return redirect("class-settings", classroom_id=classroom.pk)
@@ -196,7 +190,7 @@ def register(request: HttpRequest) -> HttpResponse:
             user = student_register(join_code=data["join_code"], username=data["username"],
                                     display_name=data["display_name"], password=data["password"])
         except ValidationError as exc:
-            _errors_into(form, exc)
+            form_add_service_errors(form, exc)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("home")

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .selectors import site_billing_settings_forget
 from .models import ExchangeRate, JobRun, LedgerEntry, QuotaPolicy, SiteBillingSettings, StudentOverride, UsageRollup
+from .selectors import site_billing_settings_forget
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -25,7 +25,6 @@ from .models import (
     UsageRollup,
 )
 
-
 # The site's billing settings are read on every request and change rarely: each process
 # keeps them for a few seconds (an admin's change applies everywhere within that time).
 SITE_SETTINGS_TTL = 5.0

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.selectors import classroom_get_for_teacher
+from webchat.forms import form_add_service_errors
 
 from .forms import DateRangeForm, QuotaPolicyForm, StudentOverrideForm
 from .models import JobRun, QuotaPolicy
@@ -29,11 +30,6 @@ from .services import quota_policy_set, student_override_set
 
 CHART_HEIGHT = 120
 TOP_USERS = 5
-
-
-def _form_errors(form: QuotaPolicyForm | StudentOverrideForm, exc: ValidationError) -> None:
-    for field, errors in exc.message_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 @require_http_methods(["GET", "POST"])
@@ -52,7 +48,7 @@ def quota_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
             try:
                 quota_policy_set(classroom=classroom, **form.cleaned_data)
             except ValidationError as exc:
-                _form_errors(form, exc)
+                form_add_service_errors(form, exc)
             else:
                 messages.success(request, _("Quota saved."))
                 return redirect("class-quota", classroom_id=classroom.pk)

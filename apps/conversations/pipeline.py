@@ -38,10 +38,9 @@ from apps.billing.selectors import quota_status
 from apps.billing.services import QuotaRefused, hold_take
 from apps.providers.client import Route, UpstreamError, Usage, chat_stream
 from apps.providers.routes import NoRoute, routes_for_request
-from apps.providers.services import credential_mark_failing
 from apps.providers.selectors import chat_model_get_by_route_name
+from apps.providers.services import credential_mark_failing
 from apps.providers.tokens import count_prompt_tokens, count_text_tokens
-
 from webchat.logs import request_id_set
 
 from .errors import upstream_message

@@ -10,6 +10,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from webchat.forms import form_add_service_errors
+
 from .client import key_check
 from .forms import KeyField
 from .models import ChatModel, Credential, ModelFallback, ModelPrice, Provider
@@ -111,8 +113,7 @@ class CredentialAdminForm(forms.ModelForm):
                 try:
                     check()
                 except ValidationError as exc:
-                    for field, errors in exc.message_dict.items():
-                        self.add_error(field if field in self.fields else None, errors)
+                    form_add_service_errors(self, exc)
         if self.instance.pk is not None and data.get("base_url", "") != self.instance.base_url and not data.get("api_key"):
             self.add_error("api_key", _("A key is bound to its base URL: enter the key again to change the URL."))
         return data

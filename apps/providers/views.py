@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.accounts.models import User
 from apps.accounts.selectors import classroom_for_student
+from webchat.forms import form_add_service_errors
 
 from .client import key_check
 from .forms import CredentialCreateForm, CredentialReplaceForm
@@ -19,6 +20,7 @@ from .models import ChatModel
 from .routes import NoRoute, key_check_route
 from .selectors import credential_get_for_user, credentials_visible_to, providers_with_status
 from .services import credential_create, credential_record_check, credential_replace, credential_revoke
+
 
 def _may_manage_keys(user: User) -> bool:
     if user.role != User.Role.STUDENT or user.is_superuser:
@@ -55,7 +57,7 @@ def keys_page(request: HttpRequest) -> HttpResponse:
                 classroom=data["classroom"],
             )
         except ValidationError as exc:
-            _add_errors(form, exc)
+            form_add_service_errors(form, exc)
         else:
             messages.success(request, _("Key saved: %(masked)s. It will not be shown again.") % {"masked": credential.masked})
             return redirect("keys")
@@ -114,11 +116,3 @@ def key_test(request: HttpRequest, credential_id: int) -> HttpResponse:
     }.get(result, _("The provider answered with an error."))
     (messages.success if result == "works" else messages.warning)(request, f"{credential.masked}: {text}")
     return redirect("keys")
-
-
-def _add_errors(form: CredentialCreateForm, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
