@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .tokens import count_prompt_tokens
+from .tokens import TokenCount
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 # Stream pieces the way a tokenizer would feel: one CJK character at a time, Latin text a
@@ -30,12 +30,14 @@ def _money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.000001')).normalize():f}"
 
 
-def demo_reply_compose(*, messages: list[dict[str, str]], model_name: str, price: DemoPrice | None) -> str:
+def demo_reply_compose(*, messages: list[dict[str, str]], model_name: str, price: DemoPrice | None,
+                       prompt: TokenCount) -> str:
+    """The reply to `messages`, whose prompt counts `prompt` tokens."""
     question = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
     question = str(question).strip()
     if len(question) > QUESTION_PREVIEW_CHARS:
         question = question[:QUESTION_PREVIEW_CHARS] + "…"
-    count = count_prompt_tokens(messages=messages, model_name=model_name)
+    count = prompt
     earlier = max(len(messages) - 1, 0)
     if price is None:
         price = DemoPrice(Decimal("1"), Decimal("2"), "CNY")

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from .demo import DemoPrice, demo_reply_compose, demo_reply_pieces
 from .models import ChatModel
 from .selectors import model_price_at
-from .tokens import count_prompt_tokens, count_text_tokens
+from .tokens import count_prompt_tokens, text_cut_to_tokens
 
 
 def _error(status: int, message: str, error_type: str = "invalid_request_error") -> JsonResponse:
@@ -72,23 +72,14 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         for m in parsed["messages"]
     ]
     price = await sync_to_async(_demo_price)(model_name)
-    text = await sync_to_async(demo_reply_compose)(messages=messages, model_name=model_name, price=price)
+    prompt = count_prompt_tokens(messages=messages, model_name=model_name)
+    text = demo_reply_compose(messages=messages, model_name=model_name, price=price, prompt=prompt)
     max_tokens = parsed.get("max_completion_tokens") or parsed.get("max_tokens")
-    finish_reason = "stop"
-    if isinstance(max_tokens, int) and max_tokens > 0:
-        # Honour max_tokens like a real model: cut the reply and say why.
-        pieces = demo_reply_pieces(text)
-        kept: list[str] = []
-        for piece in pieces:
-            if count_text_tokens(text="".join(kept + [piece]), model_name=model_name).tokens > max_tokens:
-                finish_reason = "length"
-                break
-            kept.append(piece)
-        text = "".join(kept)
-    usage = {
-        "prompt_tokens": count_prompt_tokens(messages=messages, model_name=model_name).tokens,
-        "completion_tokens": count_text_tokens(text=text, model_name=model_name).tokens,
-    }
+    # Honour max_tokens like a real model: cut the reply and say why.
+    limit = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 1_000_000
+    text, completion_tokens, cut = text_cut_to_tokens(text=text, model_name=model_name, max_tokens=limit)
+    finish_reason = "length" if cut else "stop"
+    usage = {"prompt_tokens": prompt.tokens, "completion_tokens": completion_tokens}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     completion_id = f"chatcmpl-demo-{uuid.uuid4().hex[:24]}"
     created = int(time.time())

@@ -84,6 +84,18 @@ def count_text_tokens(*, text: str, model_name: str) -> TokenCount:
     return TokenCount(tokens=tokens, encoding=encoding_name, estimated=estimated)
 
 
+def text_cut_to_tokens(*, text: str, model_name: str, max_tokens: int) -> tuple[str, int, bool]:
+    """The text cut after its first `max_tokens` tokens (never inside a character).
+    Returns (text, its token count, whether it was cut)."""
+    encoding_name, _estimated = encoding_for_model(model_name)
+    encoding = encoding_get(encoding_name)
+    tokens = encoding.encode(text, disallowed_special=())
+    if len(tokens) <= max_tokens:
+        return text, len(tokens), False
+    kept = encoding.decode_bytes(tokens[:max_tokens]).decode("utf-8", errors="ignore")
+    return kept, len(encoding.encode(kept, disallowed_special=())), True
+
+
 def count_prompt_tokens(*, messages: list[dict[str, str]], model_name: str) -> TokenCount:
     """Tokens a chat-completions prompt uses: each message's text plus its framing."""
     encoding_name, estimated = encoding_for_model(model_name)

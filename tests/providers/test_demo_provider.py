@@ -11,6 +11,7 @@ from websockets.sync.client import connect as ws_open
 
 from apps.conversations.models import Message
 from apps.providers.demo import demo_reply_compose
+from apps.providers.tokens import count_prompt_tokens
 from tests.conftest import LiveServer, People, session_cookie_for
 
 
@@ -68,8 +69,9 @@ def test_demo_lists_its_models(sdk: OpenAI) -> None:
 
 def test_demo_reply_is_deterministic_and_shows_the_bill(db: Any, demo_model) -> None:  # type: ignore[no-untyped-def]
     messages = [{"role": "user", "content": "How are tokens billed?"}]
-    first = demo_reply_compose(messages=messages, model_name="demo-tutor", price=None)
-    assert first == demo_reply_compose(messages=messages, model_name="demo-tutor", price=None)
+    prompt = count_prompt_tokens(messages=messages, model_name="demo-tutor")
+    first = demo_reply_compose(messages=messages, model_name="demo-tutor", price=None, prompt=prompt)
+    assert first == demo_reply_compose(messages=messages, model_name="demo-tutor", price=None, prompt=prompt)
     assert "How are tokens billed?" in first and "Total tokens = input + output" in first
 
 
