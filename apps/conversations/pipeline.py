@@ -40,7 +40,7 @@ from apps.providers.client import Route, UpstreamError, Usage, chat_stream
 from apps.providers.routes import NoRoute, routes_for_request
 from apps.providers.selectors import chat_model_get_by_route_name
 from apps.providers.services import credential_mark_failing
-from apps.providers.tokens import count_prompt_tokens, count_text_tokens
+from apps.providers.tokens import TokenCount, count_prompt_tokens, count_text_tokens
 from webchat.logs import request_id_set
 
 from .errors import upstream_message
@@ -112,6 +112,7 @@ class PreparedTurn:
     messages: list[dict[str, str]]
     max_tokens: int
     params: dict[str, Any]
+    prompt: TokenCount  # counted for the hold, with the requested model's encoding
 
     @property
     def route(self) -> Route:
@@ -186,6 +187,7 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
         messages=messages,
         max_tokens=max_tokens,
         params=params,
+        prompt=prompt,
     )
 
 
@@ -265,7 +267,9 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) 
     else:
         # No usage from the provider (stopped early, dropped, or it never reports): count.
         model_name = reply.route.model_name
-        prompt = count_prompt_tokens(messages=turn.messages, model_name=model_name)
+        # Counted once already for the hold; again only if failover changed the model.
+        prompt = (turn.prompt if model_name == turn.route.model_name
+                  else count_prompt_tokens(messages=turn.messages, model_name=model_name))
         completion = count_text_tokens(text=reply.text, model_name=model_name)
         prompt_tokens, completion_tokens = prompt.tokens, completion.tokens if reply.parts else 0
         source, estimated = Message.UsageSource.COUNTED, prompt.estimated
