@@ -56,7 +56,7 @@ def fresh_billing_caches() -> Iterator[None]:
     """Site billing settings and prices are cached per process for a few seconds; tests
     change them at will, so each test starts (and ends) without the cache."""
     from apps.billing.selectors import limits_forget, site_billing_settings_forget
-    from apps.billing.services import price_cache_forget
+    from apps.providers.selectors import price_cache_forget
 
     site_billing_settings_forget()
     price_cache_forget()

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
 from apps.providers.models import ChatModel, ModelPrice
+from apps.providers.selectors import model_price_at
 
 from . import counters
 from .models import (
@@ -162,7 +163,7 @@ def _hold_take(*, request_id: str, user: User, classroom: Classroom | None, mode
     start, reset_at = period_bounds(limits=limits, now=now)
     if start is None:
         raise QuotaRefused("quota_exceeded", str(_("The class term is not running, so there is no quota now.")))
-    price = _price_at(model_id=model.pk, when=now)
+    price = model_price_at(model_id=model.pk, when=now)
     currency = site.billing_currency
     rate = exchange_rate_at(from_currency=price.currency if price else currency, to_currency=currency, when=now)
     tokens = prompt_tokens + max_tokens
@@ -194,24 +195,7 @@ class QuotaExceeded(QuotaRefused):
         )
 
 
-# Each process keeps a model's price list for a few seconds (read on every request). A price
-# row added with a future start date applies exactly at that date; one added "from now" is
-# seen within PRICE_CACHE_TTL.
-PRICE_CACHE_TTL = 5.0
-_price_cache: dict[int, tuple[float, list[ModelPrice]]] = {}
 
-
-def _price_at(*, model_id: int, when: datetime) -> ModelPrice | None:
-    now = time.monotonic()
-    cached = _price_cache.get(model_id)
-    if cached is None or cached[0] <= now:
-        cached = (now + PRICE_CACHE_TTL, list(ModelPrice.objects.filter(model_id=model_id).order_by("-effective_from")))
-        _price_cache[model_id] = cached
-    return next((price for price in cached[1] if price.effective_from <= when), None)
-
-
-def price_cache_forget() -> None:
-    _price_cache.clear()
 
 
 def _settle_counters(hold: Hold, *, used_tokens: int, used_units: int) -> None:
@@ -255,8 +239,8 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
         # Settled (or expired) already: that settle wrote the request's one charge.
         return LedgerEntry.objects.get(request_id=request_id, kind=LedgerEntry.Kind.CHARGE)
     model_id = usage.model_id or hold.model_id
-    price = _price_at(model_id=model_id, when=hold.created_at)
-    hold_price = price if model_id == hold.model_id else _price_at(model_id=hold.model_id, when=hold.created_at)
+    price = model_price_at(model_id=model_id, when=hold.created_at)
+    hold_price = price if model_id == hold.model_id else model_price_at(model_id=hold.model_id, when=hold.created_at)
     rate = hold.exchange_rate
     if price is not None and hold_price is not None and price.currency != hold_price.currency:
         rate = exchange_rate_at(from_currency=price.currency, to_currency=hold.billing_currency, when=hold.created_at)

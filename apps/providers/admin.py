@@ -17,6 +17,7 @@ from .forms import KeyField
 from .models import ChatModel, Credential, ModelFallback, ModelPrice, Provider
 from .routes import NoRoute, key_check_route
 from .sealing import SealError
+from .selectors import price_cache_forget
 from .services import (
     base_url_clean,
     credential_create,
@@ -66,8 +67,6 @@ class ChatModelAdmin(admin.ModelAdmin):
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         super().save_formset(request, form, formset, change)
-        from apps.billing.services import price_cache_forget
-
         price_cache_forget()  # this process bills new prices at once; others within seconds
 
 
@@ -80,8 +79,6 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ModelPrice, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        from apps.billing.services import price_cache_forget
-
         price_cache_forget()
 
 

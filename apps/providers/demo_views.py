@@ -30,7 +30,7 @@ def _error(status: int, message: str, error_type: str = "invalid_request_error")
 
 def _demo_price(model_name: str) -> DemoPrice | None:
     model = ChatModel.objects.filter(provider__is_demo=True, name=model_name).first()
-    price = model_price_at(model=model) if model else None
+    price = model_price_at(model_id=model.pk) if model else None
     if price is None:
         return None
     return DemoPrice(price.input_per_million, price.output_per_million, price.currency)

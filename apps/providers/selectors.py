@@ -1,6 +1,7 @@
 """Reads for the provider catalog."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -26,10 +27,27 @@ def chat_model_get_by_route_name(*, route_name: str) -> ChatModel | None:
     return chat_models_enabled().filter(provider__slug=provider_slug, name=model_name).first()
 
 
-def model_price_at(*, model: ChatModel, when: datetime | None = None) -> ModelPrice | None:
+# Prices are read on every request (the billing hold), so each process keeps a model's
+# price list for a few seconds. A price row added with a future start date applies exactly
+# at that date; one added "from now" is seen within PRICE_CACHE_TTL (at once in the
+# process that saved it, which calls price_cache_forget).
+PRICE_CACHE_TTL = 5.0
+_price_cache: dict[int, tuple[float, list[ModelPrice]]] = {}
+
+
+def model_price_at(*, model_id: int, when: datetime | None = None) -> ModelPrice | None:
     """The price in force at `when` (default now)."""
     when = when or timezone.now()
-    return model.prices.filter(effective_from__lte=when).order_by("-effective_from").first()
+    now = time.monotonic()
+    cached = _price_cache.get(model_id)
+    if cached is None or cached[0] <= now:
+        cached = (now + PRICE_CACHE_TTL, list(ModelPrice.objects.filter(model_id=model_id).order_by("-effective_from")))
+        _price_cache[model_id] = cached
+    return next((price for price in cached[1] if price.effective_from <= when), None)
+
+
+def price_cache_forget() -> None:
+    _price_cache.clear()
 
 
 def provider_base_url(*, base_url: str) -> str:

@@ -1,7 +1,8 @@
 """Holds and settling: exact costs, refusals, idempotency, expiry."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
 
@@ -9,11 +10,11 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from apps.billing.selectors import site_billing_settings_forget
 from apps.billing.models import ExchangeRate, Hold, LedgerEntry, SiteBillingSettings, StudentOverride, UsageCounter
-from apps.billing.selectors import quota_status
-from apps.billing.services import QuotaRefused, holds_expire, ledger_correct, price_cache_forget
+from apps.billing.selectors import quota_status, site_billing_settings_forget
+from apps.billing.services import QuotaRefused, holds_expire, ledger_correct
 from apps.providers.models import ChatModel, ModelPrice
+from apps.providers.selectors import price_cache_forget
 from tests.billing.conftest import policy_set, settle, take
 from tests.conftest import People
 

@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path

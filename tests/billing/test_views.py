@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
@@ -11,8 +12,8 @@ import time_machine
 from django.test import Client
 from django.urls import reverse
 
-from apps.billing.selectors import site_billing_settings_forget
 from apps.billing.models import QuotaPolicy, SiteBillingSettings, StudentOverride
+from apps.billing.selectors import site_billing_settings_forget
 from apps.billing.services import usage_rollup
 from apps.providers.models import ChatModel
 from tests.billing.conftest import policy_set, settle, take

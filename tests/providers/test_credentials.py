@@ -116,7 +116,8 @@ def test_rotate_after_an_interruption_finishes_the_rest(class_key: Credential, p
     credential_create(actor=people.admin, provider=keyed_model.provider, scope="site", api_key="sk-site-9999")
     settings.KEY_ENCRYPTION_KEYS = [new_master_key(), settings.KEY_ENCRYPTION_KEYS[0]]
     # An interrupted run: only the first row was re-sealed.
-    from apps.providers.services import _seal_into, credential_open as open_
+    from apps.providers.services import _seal_into
+    from apps.providers.services import credential_open as open_
 
     first = Credential.objects.order_by("pk").first()
     _seal_into(first, open_(credential=first))

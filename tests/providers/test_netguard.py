@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from apps.conversations.models import Message
 from apps.providers.models import ChatModel, Credential
 from apps.providers.netguard import BlockedURL, url_check_public
-from apps.providers.services import _seal_into, KeyMaterial, credential_create
+from apps.providers.services import KeyMaterial, _seal_into, credential_create
 from tests.conftest import People, ws_connect, ws_turn
 from tests.fake_upstream import Behaviour, FakeUpstream
 
