@@ -46,6 +46,7 @@ from webchat.logs import request_id_set
 from .errors import upstream_message
 from .frames import QuotaFrame, ServerFrame, quota_frame_from
 from .models import Message
+from .rendering import reply_html
 from .selectors import (
     conversation_get_for_user,
     conversation_prompt_history,
@@ -327,7 +328,9 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
         else:
             status = Message.Status.COMPLETE
 
-    outcome = _outcome(turn=turn, reply=reply, status=status, started=started)
+    # Counting tokens and rendering Markdown take CPU: off the event loop, which every
+    # other socket of this process is waiting on.
+    outcome = await asyncio.to_thread(_outcome, turn=turn, reply=reply, status=status, started=started)
     message = await _on_a_thread(turn_finish)(reply_id=turn.reply_id, request_id=turn.request_id,
                                               outcome=outcome)
     quota = await _on_a_thread(_quota_frame)(user=user, classroom_id=turn.classroom_id)
@@ -346,7 +349,7 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
             "model": outcome.route_name,
             "first_chunk_ms": outcome.first_chunk_ms,
             "cost": str(message.cost.normalize()) if message.cost is not None else None,
-            "html": message.html,
+            "html": await asyncio.to_thread(reply_html, message.content),
             "currency": message.currency,
             "quota": quota,
         }
