@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +31,14 @@ PASSWORD = "correct-horse-battery-42"
 def pytest_configure(config: Any) -> None:
     from django.conf import settings
 
-    # The SQLite test database is a file (WAL, real locking across threads), kept in var/.
-    (settings.BASE_DIR / "var").mkdir(exist_ok=True)
+    # The SQLite test database is a file (WAL, real locking across threads), in a directory
+    # of this run's own: two runs at once never share it, and the checkout stays clean.
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        run_dir = Path(tempfile.mkdtemp(prefix="webchat-tests-"))
+        database.setdefault("TEST", {})["NAME"] = str(run_dir / "test.sqlite3")
+
+
 ORIGIN = b"http://127.0.0.1"
 
 
@@ -108,11 +116,24 @@ def people(db: Any) -> People:
                   classroom, other_classroom)
 
 
-@pytest.fixture
-def fake_upstream() -> Iterator[FakeUpstream]:
+@pytest.fixture(scope="session")
+def fake_upstream_server() -> Iterator[FakeUpstream]:
+    """One fake provider for the whole run: starting and stopping one per test cost time."""
     upstream = FakeUpstream().start()
     yield upstream
     upstream.stop()
+
+
+@pytest.fixture
+def fake_upstream(fake_upstream_server: FakeUpstream) -> Iterator[FakeUpstream]:
+    """The session's fake provider, reset to its defaults before and after each test."""
+    from apps.providers.client import access_tokens_forget
+
+    # The server's address is the same in every test, so tokens it issued would be reused.
+    access_tokens_forget()
+    fake_upstream_server.reset()
+    yield fake_upstream_server
+    fake_upstream_server.reset()
 
 
 def _fake_provider_entry(base_url: str) -> ProviderEntry:

@@ -53,7 +53,9 @@ class FakeUpstream:
         self.issued_tokens: list[str] = []
         self.server = ThreadingHTTPServer((host, 0), _handler_for(self))
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll so stop() returns at once (serve_forever checks for shutdown this often).
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
+                                       daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -68,6 +70,19 @@ class FakeUpstream:
         self.closing.set()
         self.server.shutdown()
         self.server.server_close()
+
+    def reset(self) -> None:
+        """Back to a fresh server's state, for the next test. Handlers still sleeping from the
+        previous test wake up and end (they wait on the old `closing` event)."""
+        self.closing.set()
+        with self.lock:
+            self.closing = threading.Event()
+            self.queue.clear()
+            self.default = Behaviour()
+            self.requests.clear()
+            self.accepted_bearers = None
+            self.token_credentials = ("", "")
+            self.issued_tokens.clear()
 
     def push(self, *behaviours: Behaviour) -> None:
         with self.lock:

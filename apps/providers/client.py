@@ -191,6 +191,11 @@ _access_tokens: dict[tuple[str, str], tuple[str, float]] = {}
 TOKEN_EXPIRY_MARGIN = 300.0
 
 
+def access_tokens_forget() -> None:
+    """Drop the cached ERNIE access tokens (tests; a key's tokens also go with its digest)."""
+    _access_tokens.clear()
+
+
 def _token_cache_key(route: Route) -> tuple[str, str]:
     # Keyed by a digest of the key pair, so a replaced key never reuses an old token.
     return route.token_url, hashlib.sha256(f"{route.api_key}\0{route.secret_key}".encode()).hexdigest()

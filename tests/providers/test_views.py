@@ -151,7 +151,9 @@ def test_test_this_key_reports_unreachable(people: People, client: Client, keyed
                                            fake_upstream: FakeUpstream) -> None:
     credential = credential_create(actor=people.teacher, provider=keyed_model.provider, scope="class",
                                    classroom=people.classroom, api_key=KEY)
-    fake_upstream.stop()
+    down = FakeUpstream().start()  # a provider that is down: nothing listens at its address
+    down.stop()
+    Provider.objects.filter(pk=keyed_model.provider_id).update(base_url=down.base_url)
     client.force_login(people.teacher)
     client.post(reverse("key-test", args=[credential.pk]))
     assert Credential.objects.get(pk=credential.pk).last_check_result == "unreachable"
