@@ -2,9 +2,27 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .models import AuditEvent, Classroom, Enrollment, User
+from .services import lockout_clear
+
+
+class PasswordSetForm(AdminPasswordChangeForm):
+    """Django admin's "change password" form. A password an admin sets ends a login
+    lockout, as a teacher's reset does; this save() is the only place the admin's password
+    change passes through, so it calls the service here rather than in a signal on every
+    password save."""
+
+    def save(self, commit: bool = True) -> User:
+        user = super().save(commit=commit)
+        if commit:
+            lockout_clear(user=user)
+        return user
 
 
 @admin.register(User)
@@ -14,6 +32,16 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ("username", "display_name", "email")
     fieldsets = DjangoUserAdmin.fieldsets + ((_("School"), {"fields": ("role", "display_name")}),)
     add_fieldsets = DjangoUserAdmin.add_fieldsets + ((_("School"), {"fields": ("role", "display_name")}),)
+    change_password_form = PasswordSetForm
+    actions = ["unlock_logins"]
+
+    @admin.action(description=_("Let the selected users log in again (clear lockouts)"))
+    def unlock_logins(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = list(queryset)
+        for user in users:
+            lockout_clear(user=user)
+        self.message_user(request, ngettext("%(count)d user may log in again.",
+                                            "%(count)d users may log in again.", len(users)) % {"count": len(users)})
 
 
 class EnrollmentInline(admin.TabularInline):

@@ -12,5 +12,6 @@ urlpatterns = [
     path("classes/<int:classroom_id>/roster/import/", views.roster_import_view, name="class-roster-import"),
     path("classes/<int:classroom_id>/roster/reset/", views.roster_reset, name="class-roster-reset"),
     path("classes/<int:classroom_id>/roster/<int:student_id>/remove/", views.roster_remove, name="class-roster-remove"),
+    path("classes/<int:classroom_id>/roster/<int:student_id>/unlock/", views.roster_unlock, name="class-roster-unlock"),
     path("join/", views.register, name="register"),
 ]

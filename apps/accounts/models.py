@@ -103,6 +103,8 @@ class AuditEvent(models.Model):
         RESET_PASSWORDS = "reset_passwords", _("Reset students' passwords")
         REMOVE_STUDENT = "remove_student", _("Removed a student from the class")
         IMPORT_ROSTER = "import_roster", _("Imported a roster")
+        ADD_TEACHER = "add_teacher", _("Added a co-teacher")
+        UNLOCK_LOGIN = "unlock_login", _("Cleared a login lockout")
 
     actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="audit_events", verbose_name=_("who"))
     action = models.CharField(_("action"), max_length=32, choices=Action.choices)

@@ -8,8 +8,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from axes.utils import reset as axes_reset
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -17,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.providers.models import ChatModel
 
 from .models import AuditEvent, Classroom, Enrollment, User
+from .selectors import students_manageable_by, users_by_folded_username
 
 
 def user_upsert(*, username: str, role: str, display_name: str = "", password: str | None = None) -> tuple[User, bool]:
@@ -110,11 +112,30 @@ def classroom_archive(*, classroom: Classroom, archived: bool = True) -> Classro
     return classroom
 
 
-def classroom_teacher_add(*, classroom: Classroom, username: str) -> User:
-    teacher = User.objects.filter(username=username.strip(), role__in=[User.Role.TEACHER, User.Role.ADMIN]).first()
-    if teacher is None:
+def _require_teacher_of(*, classroom: Classroom, actor: User) -> None:
+    """The views reach a class only through classroom_get_for_teacher; services that touch
+    other people's accounts check again, so no other caller can skip it."""
+    if not actor.is_superuser and not classroom.teachers.filter(pk=actor.pk).exists():
+        raise PermissionDenied
+
+
+@transaction.atomic
+def classroom_teacher_add(*, classroom: Classroom, username: str, actor: User) -> User:
+    """Make another teacher a co-teacher of this class. It gives them this class (its
+    roster, usage, keys) and nothing else: no power over the actor's other classes or over
+    accounts outside this class. Usernames compare without case, as at sign-up.
+    Side effects: the teacher link, an AuditEvent (the record of who added whom)."""
+    _require_teacher_of(classroom=classroom, actor=actor)
+    found = users_by_folded_username(usernames=[username.strip()]).get(username.strip().lower(), [])
+    teachers = [user for user in found if user.is_active and user.role in (User.Role.TEACHER, User.Role.ADMIN)]
+    if len(teachers) != 1:
         raise ValidationError({"username": _("No teacher with that username.")})
+    teacher = teachers[0]
+    if classroom.teachers.filter(pk=teacher.pk).exists():
+        raise ValidationError({"username": _("%(name)s already teaches this class.") % {"name": teacher}})
     classroom.teachers.add(teacher)
+    audit_record(actor=actor, action=AuditEvent.Action.ADD_TEACHER, classroom=classroom, subject=teacher,
+                 detail=teacher.username)
     return teacher
 
 
@@ -214,21 +235,39 @@ def roster_parse(*, text: str) -> list[RosterLine]:
     return lines
 
 
+def _roster_refusal(*, line: RosterLine, found: list[User], manageable: set[int]) -> str | None:
+    """Why this row may not be imported, or None. A row may name a new username, or a
+    student the importing teacher already teaches (to enroll them here too, or to set their
+    name or password); any other existing account, whatever its case, is someone else's."""
+    if not found:
+        return None
+    if len(found) == 1 and found[0].pk in manageable:
+        return None
+    return str(_("%(value)s: this username is taken; ask an admin to add the student.") % {"value": line.username})
+
+
 @transaction.atomic
 def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple[str, str, str]]:
-    """Create (or enroll existing) students from a CSV. All or nothing: any bad row and no
-    row is imported. Returns (username, display name, password) for the students whose
-    password was generated or given, to hand back once. Side effects: Users, Enrollments,
-    an AuditEvent."""
+    """Create students from a CSV, or enroll students the actor already teaches. All or
+    nothing: any bad row and no row is imported. Returns (username, display name, password)
+    for the students whose password was generated or given, to hand back once.
+    Side effects: Users, Enrollments, lockouts cleared for changed passwords, AuditEvents
+    (the import, and one per existing student whose password was set)."""
+    _require_teacher_of(classroom=classroom, actor=actor)
     lines = roster_parse(text=text)
     problems: list[tuple[int, str]] = []
     handed_back: list[tuple[str, str, str]] = []
-    existing = {u.username.lower(): u for u in User.objects.filter(username__in=[line.username for line in lines])}
+    existing = users_by_folded_username(usernames=[line.username for line in lines])
+    manageable = set(students_manageable_by(user=actor)
+                     .filter(pk__in=[user.pk for users in existing.values() for user in users])
+                     .values_list("pk", flat=True))
     for line in lines:
-        user = existing.get(line.username.lower())
-        if user is not None and user.role != User.Role.STUDENT:
-            problems.append((line.line, str(_("%(value)s is a teacher's account.") % {"value": line.username})))
+        found = existing.get(line.username.lower(), [])
+        refusal = _roster_refusal(line=line, found=found, manageable=manageable)
+        if refusal is not None:
+            problems.append((line.line, refusal))
             continue
+        user = found[0] if found else None
         password = line.password or (password_generate() if user is None else "")
         candidate = user or User(username=line.username, display_name=line.display_name, role=User.Role.STUDENT)
         if password:
@@ -240,8 +279,10 @@ def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple
     if problems:
         raise RosterError(problems)
     for line in lines:
-        user = existing.get(line.username.lower())
+        found = existing.get(line.username.lower(), [])
+        user = found[0] if found else None
         password = line.password or (password_generate() if user is None else "")
+        is_new = user is None
         if user is None:
             user = User(username=line.username, display_name=line.display_name, role=User.Role.STUDENT)
         if line.display_name:
@@ -251,28 +292,66 @@ def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple
             handed_back.append((user.username, user.display_name, password))
         user.save()
         Enrollment.objects.get_or_create(classroom=classroom, student=user)
+        if password and not is_new:
+            lockout_clear(user=user)
+            audit_record(actor=actor, action=AuditEvent.Action.RESET_PASSWORDS, classroom=classroom, subject=user,
+                         detail="roster import")
     audit_record(actor=actor, action=AuditEvent.Action.IMPORT_ROSTER, classroom=classroom,
                  detail=f"{len(lines)} students")
     return handed_back
 
 
-@transaction.atomic
-def passwords_reset(*, classroom: Classroom, students: list[User], actor: User) -> list[tuple[str, str, str]]:
-    """New generated passwords for these students of the class, handed back once."""
+def _students_of(*, classroom: Classroom, students: list[User], actor: User) -> None:
+    """Refuse (nothing changed) unless every one is a student of this class that the actor
+    may manage."""
+    _require_teacher_of(classroom=classroom, actor=actor)
     enrolled = set(classroom.enrollments.values_list("student_id", flat=True))
-    handed_back = []
+    allowed = set(students_manageable_by(user=actor).filter(enrollments__classroom=classroom)
+                  .values_list("pk", flat=True))
     for student in students:
         if student.pk not in enrolled:
             raise ValidationError(_("%(value)s is not in this class.") % {"value": student.username})
+        if student.pk not in allowed:
+            raise ValidationError(_("%(value)s is not a student account; ask an admin.") % {"value": student.username})
+
+
+@transaction.atomic
+def passwords_reset(*, classroom: Classroom, students: list[User], actor: User) -> list[tuple[str, str, str]]:
+    """New generated passwords for these students of the class, handed back once. A reset
+    also ends a login lockout, so the student can use the new password at once.
+    Side effects: the Users' passwords, their axes lockouts cleared, one AuditEvent each."""
+    _students_of(classroom=classroom, students=students, actor=actor)
+    handed_back = []
+    for student in students:
         password = password_generate()
         student.set_password(password)
         student.save(update_fields=["password"])
+        lockout_clear(user=student)
         handed_back.append((student.username, student.display_name, password))
         audit_record(actor=actor, action=AuditEvent.Action.RESET_PASSWORDS, classroom=classroom, subject=student)
     return handed_back
 
 
+def lockout_clear(*, user: User) -> int:
+    """Forget the failed logins django-axes counted for this account (from every address),
+    so a locked-out user can log in again at once. Every password change made for someone
+    else (a teacher's reset, an admin's change) calls this: the lock page tells students a
+    reset is the way back in. Returns how many attempt records were removed.
+    Side effects: axes AccessAttempt rows deleted."""
+    return axes_reset(username=user.username)
+
+
+def student_unlock(*, classroom: Classroom, student: User, actor: User) -> int:
+    """A teacher lets a locked-out student of the class try again (password unchanged).
+    Side effects: axes records cleared, an AuditEvent."""
+    _students_of(classroom=classroom, students=[student], actor=actor)
+    removed = lockout_clear(user=student)
+    audit_record(actor=actor, action=AuditEvent.Action.UNLOCK_LOGIN, classroom=classroom, subject=student)
+    return removed
+
+
 def student_remove(*, classroom: Classroom, student: User, actor: User) -> None:
     """Take a student out of the class (their account, conversations and ledger stay)."""
+    _require_teacher_of(classroom=classroom, actor=actor)
     if Enrollment.objects.filter(classroom=classroom, student=student).delete()[0]:
         audit_record(actor=actor, action=AuditEvent.Action.REMOVE_STUDENT, classroom=classroom, subject=student)

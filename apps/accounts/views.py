@@ -17,7 +17,7 @@ from webchat.forms import form_add_service_errors
 
 from .forms import ClassCreateForm, ClassSettingsForm, CoTeacherForm, JoinCodeForm, RegisterForm, RosterImportForm
 from .models import User
-from .selectors import classroom_get_for_teacher, classrooms_for_teacher
+from .selectors import classroom_get_for_teacher, classrooms_for_teacher, usernames_locked_out
 from .services import (
     RosterError,
     classroom_archive,
@@ -30,6 +30,7 @@ from .services import (
     roster_import,
     student_register,
     student_remove,
+    student_unlock,
 )
 
 
@@ -105,7 +106,8 @@ def class_action(request: HttpRequest, classroom_id: int, action: str) -> HttpRe
         try:
             if not form.is_valid():
                 raise ValidationError(_("Enter a username."))
-            teacher = classroom_teacher_add(classroom=classroom, username=form.cleaned_data["username"])
+            teacher = classroom_teacher_add(classroom=classroom, username=form.cleaned_data["username"],
+                                            actor=request.user)
             messages.success(request, _("%(name)s now teaches this class too.") % {"name": teacher})
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
@@ -136,9 +138,10 @@ def class_roster(request: HttpRequest, classroom_id: int) -> HttpResponse:
 
 def _roster_render(request: HttpRequest, classroom: object, form: RosterImportForm, status: int = 200,
                    problems: list[tuple[int, str]] | None = None) -> HttpResponse:
-    students = classroom.enrollments.select_related("student").order_by("student__username")  # type: ignore[attr-defined]
+    students = list(classroom.enrollments.select_related("student").order_by("student__username"))  # type: ignore[attr-defined]
+    locked = usernames_locked_out(usernames=[enrollment.student.username for enrollment in students])
     return render(request, "accounts/roster.html", {"classroom": classroom, "form": form, "enrollments": students,
-                                                    "problems": problems or []}, status=status)
+                                                    "locked": locked, "problems": problems or []}, status=status)
 
 
 @require_POST
@@ -164,7 +167,11 @@ def roster_reset(request: HttpRequest, classroom_id: int) -> HttpResponse:
     if not students:
         messages.error(request, _("Tick the students whose passwords to reset."))
         return redirect("class-roster", classroom_id=classroom.pk)
-    handed_back = passwords_reset(classroom=classroom, students=students, actor=request.user)
+    try:
+        handed_back = passwords_reset(classroom=classroom, students=students, actor=request.user)
+    except ValidationError as exc:  # e.g. a teacher's account someone enrolled: not the roster's to reset
+        messages.error(request, " ".join(exc.messages))
+        return redirect("class-roster", classroom_id=classroom.pk)
     return _passwords_csv(handed_back, f"class{classroom.pk}-new-passwords.csv")
 
 
@@ -177,6 +184,23 @@ def roster_remove(request: HttpRequest, classroom_id: int, student_id: int) -> H
         return HttpResponse(status=404)
     student_remove(classroom=classroom, student=student, actor=request.user)
     messages.success(request, _("%(name)s was removed from the class.") % {"name": student})
+    return redirect("class-roster", classroom_id=classroom.pk)
+
+
+@require_POST
+@login_required
+def roster_unlock(request: HttpRequest, classroom_id: int, student_id: int) -> HttpResponse:
+    """A locked-out student may try to log in again (their password stays)."""
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    student = classroom.students.filter(pk=student_id).first()
+    if student is None:
+        return HttpResponse(status=404)
+    try:
+        student_unlock(classroom=classroom, student=student, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, _("%(name)s may log in again.") % {"name": student})
     return redirect("class-roster", classroom_id=classroom.pk)
 
 
