@@ -12,6 +12,7 @@ from apps.accounts.models import Classroom, User
 from .models import MONEY, Period
 
 MAX_RANGE_DAYS = 366
+DEFAULT_RANGE_DAYS = 30
 
 
 class QuotaPolicyForm(forms.Form):
@@ -44,7 +45,7 @@ class DateRangeForm(forms.Form):
         data = super().clean()
         today = timezone.localdate()
         data["end"] = data.get("end") or today
-        data["start"] = data.get("start") or data["end"] - timedelta(days=29)
+        data["start"] = data.get("start") or data["end"] - timedelta(days=DEFAULT_RANGE_DAYS - 1)
         if data["start"] > data["end"]:
             raise forms.ValidationError(_("The start date is after the end date."))
         if (data["end"] - data["start"]).days > MAX_RANGE_DAYS:

@@ -168,6 +168,21 @@ def period_bounds(*, limits: Limits, now: datetime) -> tuple[datetime | None, da
     return start, reset
 
 
+def classroom_period_dates(*, classroom: Classroom, now: datetime | None = None) -> tuple[date, date] | None:
+    """First and last day of the class's current quota period (its policy's, else the
+    site's default period): what the usage page shows when opened from a link. None when
+    the class counts by term and today is outside the term."""
+    policy = QuotaPolicy.objects.filter(classroom=classroom).first()
+    period = Limits(period=policy.period if policy else site_billing_settings().default_period,
+                    term_start=policy.term_start if policy else None, term_end=policy.term_end if policy else None,
+                    student_tokens=None, student_cost_units=None, pool_tokens=None, pool_cost_units=None,
+                    rpm=None, tpm=None)
+    start, reset = period_bounds(limits=period, now=now or timezone.now())
+    if start is None:
+        return None
+    return start.date(), (reset - timedelta(days=1)).date()
+
+
 @dataclass(frozen=True)
 class QuotaStatus:
     tokens_used: int
@@ -219,11 +234,18 @@ def ledger_for_classroom(*, classroom: Classroom, start: datetime, end: datetime
             .select_related("user", "model__provider").order_by("created_at", "id"))
 
 
-def classroom_daily_usage(*, classroom: Classroom, since: datetime) -> list[dict[str, object]]:
+def _daily_rollups(*, classroom: Classroom, since: datetime, until: datetime | None) -> QuerySet[UsageRollup]:
+    """The class's daily rollups from `since` up to (not including) `until`."""
+    rollups = UsageRollup.objects.filter(classroom=classroom, granularity=UsageRollup.Granularity.DAY,
+                                         bucket_start__gte=since)
+    return rollups if until is None else rollups.filter(bucket_start__lt=until)
+
+
+def classroom_daily_usage(*, classroom: Classroom, since: datetime,
+                          until: datetime | None = None) -> list[dict[str, object]]:
     """Per day: requests, tokens and cost (from the daily rollups)."""
     return list(
-        UsageRollup.objects.filter(classroom=classroom, granularity=UsageRollup.Granularity.DAY,
-                                   bucket_start__gte=since)
+        _daily_rollups(classroom=classroom, since=since, until=until)
         .values("bucket_start")
         .annotate(requests=Sum("requests"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"),
                   cost=Sum("cost_billing"))
@@ -231,10 +253,10 @@ def classroom_daily_usage(*, classroom: Classroom, since: datetime) -> list[dict
     )
 
 
-def classroom_usage_by_model(*, classroom: Classroom, since: datetime) -> list[dict[str, object]]:
+def classroom_usage_by_model(*, classroom: Classroom, since: datetime,
+                             until: datetime | None = None) -> list[dict[str, object]]:
     return list(
-        UsageRollup.objects.filter(classroom=classroom, granularity=UsageRollup.Granularity.DAY,
-                                   bucket_start__gte=since)
+        _daily_rollups(classroom=classroom, since=since, until=until)
         .values("model__provider__slug", "model__name")
         .annotate(requests=Sum("requests"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"),
                   cost=Sum("cost_billing"))
@@ -242,12 +264,12 @@ def classroom_usage_by_model(*, classroom: Classroom, since: datetime) -> list[d
     )
 
 
-def classroom_usage_by_student(*, classroom: Classroom, since: datetime) -> list[dict[str, object]]:
+def classroom_usage_by_student(*, classroom: Classroom, since: datetime,
+                               until: datetime | None = None) -> list[dict[str, object]]:
     """Every student of the class (those with no use too), most expensive first."""
     usage = {
         row["user_id"]: row
-        for row in UsageRollup.objects.filter(classroom=classroom, granularity=UsageRollup.Granularity.DAY,
-                                              bucket_start__gte=since)
+        for row in _daily_rollups(classroom=classroom, since=since, until=until)
         .values("user_id")
         .annotate(requests=Sum("requests"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"),
                   cost=Sum("cost_billing"))

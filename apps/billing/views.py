@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib import messages
@@ -14,13 +15,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.accounts.models import Classroom
 from apps.accounts.selectors import classroom_get_for_teacher
 from webchat.forms import form_add_service_errors
 
-from .forms import DateRangeForm, QuotaPolicyForm, StudentOverrideForm
+from .forms import DEFAULT_RANGE_DAYS, MAX_RANGE_DAYS, DateRangeForm, QuotaPolicyForm, StudentOverrideForm
 from .models import JobRun, QuotaPolicy
 from .selectors import (
     classroom_daily_usage,
+    classroom_period_dates,
     classroom_usage_by_model,
     classroom_usage_by_student,
     ledger_for_classroom,
@@ -77,29 +80,41 @@ def override_set(request: HttpRequest, classroom_id: int) -> HttpResponse:
     return redirect("class-quota", classroom_id=classroom.pk)
 
 
+def _date_range_form(request: HttpRequest, classroom: Classroom) -> DateRangeForm:
+    """A bound range form: the dates asked for, or, when the query string has none (the
+    links in the UI), the class's current quota period, so there is always a range."""
+    if "start" in request.GET or "end" in request.GET:
+        return DateRangeForm(request.GET)
+    period = classroom_period_dates(classroom=classroom)
+    if period is None:  # a term outside its dates: the last 30 days
+        today = timezone.localdate()
+        period = (today - timedelta(days=DEFAULT_RANGE_DAYS - 1), today)
+    start, end = period
+    start = max(start, end - timedelta(days=MAX_RANGE_DAYS))  # a term longer than the form allows
+    return DateRangeForm({"start": start.isoformat(), "end": end.isoformat()})
+
+
 @require_GET
 @login_required
 def usage_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
     classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
-    form = DateRangeForm(request.GET or None)
-    if request.GET and not form.is_valid():
+    form = _date_range_form(request, classroom)
+    if not form.is_valid():
         return render(request, "billing/usage.html", {"classroom": classroom, "form": form}, status=400)
-    if not request.GET:
-        form.is_valid()  # empty form: the last 30 days
     data = form.cleaned_data
     start, end = DateRangeForm.bounds(data["start"], data["end"])
-    days = [row for row in classroom_daily_usage(classroom=classroom, since=start) if row["bucket_start"] < end]
+    days = classroom_daily_usage(classroom=classroom, since=start, until=end)
     peak = max((row["cost"] or Decimal(0) for row in days), default=Decimal(0))
     peak_tokens = max(((row["prompt"] or 0) + (row["completion"] or 0) for row in days), default=0)
     for row in days:
         tokens = (row["prompt"] or 0) + (row["completion"] or 0)
         row["tokens"] = tokens
         row["height"] = int(CHART_HEIGHT * tokens / peak_tokens) if peak_tokens else 0
-    students = classroom_usage_by_student(classroom=classroom, since=start)
+    students = classroom_usage_by_student(classroom=classroom, since=start, until=end)
     rollup = JobRun.objects.filter(name="rollup_usage").first()
     return render(request, "billing/usage.html", {
         "classroom": classroom, "form": form, "days": days, "peak": peak, "chart_height": CHART_HEIGHT,
-        "by_model": classroom_usage_by_model(classroom=classroom, since=start),
+        "by_model": classroom_usage_by_model(classroom=classroom, since=start, until=end),
         "top_users": [row for row in students if row["requests"]][:TOP_USERS], "students": students,
         "currency": site_billing_settings().billing_currency, "start": data["start"], "end": data["end"],
         "rollup_at": rollup.last_success_at if rollup else None,
@@ -112,6 +127,12 @@ CSV_HEADER = ["time", "request_id", "kind", "username", "display_name", "provide
               "billing_currency", "cost_billing", "first_chunk_ms", "total_ms", "entry_point"]
 
 
+def _decimal_text(value: Decimal | None) -> str:
+    """Fixed-point text for a CSV cell: str() of a Decimal zero read back with ten places
+    is `0E-10`, which spreadsheets and people misread."""
+    return "" if value is None else format(value, "f")
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -121,7 +142,7 @@ class _Echo:
 @login_required
 def usage_csv(request: HttpRequest, classroom_id: int) -> HttpResponse:
     classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
-    form = DateRangeForm(request.GET)
+    form = _date_range_form(request, classroom)
     if not form.is_valid():
         return HttpResponseBadRequest(" ".join(str(e) for e in form.non_field_errors() or form.errors.values()))
     start, end = DateRangeForm.bounds(form.cleaned_data["start"], form.cleaned_data["end"])
@@ -135,8 +156,9 @@ def usage_csv(request: HttpRequest, classroom_id: int) -> HttpResponse:
                 timezone.localtime(entry.created_at).isoformat(), entry.request_id, entry.kind, entry.user.username,
                 entry.user.display_name, entry.provider_slug, entry.model.name, entry.credential_scope,
                 entry.prompt_tokens, entry.completion_tokens, entry.total_tokens, entry.usage_source,
-                int(entry.estimated), entry.status, entry.price_input_per_million, entry.price_output_per_million,
-                entry.price_currency, entry.cost, entry.exchange_rate, entry.billing_currency, entry.cost_billing,
+                int(entry.estimated), entry.status, _decimal_text(entry.price_input_per_million),
+                _decimal_text(entry.price_output_per_million), entry.price_currency, _decimal_text(entry.cost),
+                _decimal_text(entry.exchange_rate), entry.billing_currency, _decimal_text(entry.cost_billing),
                 entry.first_chunk_ms, entry.total_ms, entry.entry_point,
             ])
 
