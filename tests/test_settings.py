@@ -17,7 +17,7 @@ def serve(**env: str) -> subprocess.CompletedProcess[str]:
 def start(_code: str = "", **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items()
              if k not in ("SECRET_KEY", "DEBUG", "KEY_ENCRYPTION_KEYS", "REDIS_URL", "DATABASE_URL", "TIME_ZONE",
-                          "LANGUAGE_CODE")}
+                          "LANGUAGE_CODE", "ALLOWED_HOSTS")}
     clean.update(env)
     return subprocess.run(
         [sys.executable, "-c", _code or "import django; django.setup(); from django.conf import settings; "
@@ -73,6 +73,33 @@ def test_a_good_production_configuration_serves() -> None:
     result = serve(DEBUG="False", SECRET_KEY="k" * 50, KEY_ENCRYPTION_KEYS=MASTER)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "served"
+
+
+def test_production_with_allowed_hosts_star_refuses_to_start_with_one_line() -> None:
+    result = serve(DEBUG="False", SECRET_KEY="k" * 50, KEY_ENCRYPTION_KEYS=MASTER, ALLOWED_HOSTS="*")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "refuses to start" in lines[0] and "ALLOWED_HOSTS" in lines[0]
+
+
+def test_production_refuses_any_allowed_hosts_entry_holding_a_star() -> None:
+    result = serve(DEBUG="False", SECRET_KEY="k" * 50, KEY_ENCRYPTION_KEYS=MASTER,
+                   ALLOWED_HOSTS="chat.school.example,*.school.example")
+    assert result.returncode == 1
+    assert "ALLOWED_HOSTS contains *.school.example;" in result.stderr
+
+
+def test_production_serves_a_leading_dot_domain_in_allowed_hosts() -> None:
+    result = serve(DEBUG="False", SECRET_KEY="k" * 50, KEY_ENCRYPTION_KEYS=MASTER,
+                   ALLOWED_HOSTS="chat.school.example,.school.example")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "served"
+
+
+def test_debug_may_serve_allowed_hosts_star_for_a_classroom_demo() -> None:
+    result = serve(DEBUG="True", ALLOWED_HOSTS="*")
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_celery_worker_refuses_too() -> None:

@@ -15,15 +15,21 @@ refuse_to_start_if_misconfigured()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.security.websocket import OriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from apps.conversations.routing import websocket_urlpatterns  # noqa: E402
+from webchat.hosts import websocket_allowed_origins  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Origin must match ALLOWED_HOSTS (a page on another site cannot open a socket with
-        # the student's cookies); the session cookie identifies the user.
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # the student's cookies); the session cookie identifies the user. Unlike Channels'
+        # AllowedHostsOriginValidator, a "*" there never lets every origin in with DEBUG off.
+        "websocket": OriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+            websocket_allowed_origins(allowed_hosts=settings.ALLOWED_HOSTS, debug=settings.DEBUG),
+        ),
     }
 )

@@ -10,7 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.utils.translation import gettext_lazy as _
+
+from webchat.hosts import wildcard_hosts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -55,6 +58,13 @@ if not DEBUG and not KEY_ENCRYPTION_KEYS:
     )
 
 ALLOWED_HOSTS = [h for h in env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"]) if h]
+# A "*" would switch off the Host check and let any site's page open a websocket with a
+# student's cookies (webchat/hosts.py). ".school.example" (a domain and its subdomains) is fine.
+if not DEBUG and wildcard_hosts(ALLOWED_HOSTS):
+    _refuse(
+        f"DEBUG is off and ALLOWED_HOSTS contains {', '.join(wildcard_hosts(ALLOWED_HOSTS))}; list the site's "
+        "host names instead (chat.school.example, or .school.example for a domain and its subdomains)"
+    )
 CSRF_TRUSTED_ORIGINS = [o for o in env.list("CSRF_TRUSTED_ORIGINS", default=[]) if o]
 
 INSTALLED_APPS = [
@@ -66,6 +76,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "csp",
+    "webchat.apps.WebchatConfig",  # the project's own system checks (webchat/checks.py)
     "apps.accounts",
     "apps.providers",
     "apps.conversations",
@@ -75,6 +87,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "webchat.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "webchat.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -191,6 +204,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(CELERY_DATA_DIR / "queue"),
         "data_folder_out": str(CELERY_DATA_DIR / "queue"),
         "processed_folder": str(CELERY_DATA_DIR / "processed"),
+        # kombu's exchange tables; its default is "control" in the working directory.
+        "control_folder": str(CELERY_DATA_DIR / "control"),
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or (REDIS_URL or None)
@@ -246,6 +261,26 @@ USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy on every response (django-csp): scripts, styles, fonts and
+# sockets from this site only, images from it or data: URLs, no inline script or style,
+# never framed. So even HTML that slipped past the reply sanitiser could not run a script
+# or load an image from another host (a tracking pixel in a model's reply).
+# webchat.csp adds ws(s)://<this host> to connect-src for browsers before CSP level 3.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Logging: JSON lines with the request id; never a secret ----------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")
