@@ -222,6 +222,8 @@ INTERNAL_BASE_URL = env.str("INTERNAL_BASE_URL", default="") or "http://127.0.0.
 # long for a classroom.
 CHAT_MAX_CONTENT_CHARS = env.int("CHAT_MAX_CONTENT_CHARS", default=8000)
 CHAT_DEFAULT_MAX_TOKENS = env.int("CHAT_DEFAULT_MAX_TOKENS", default=1024)
+# Chat sockets one user may have open at once (tabs, windows, devices); one more is refused.
+CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=5)
 LLM_CONNECT_TIMEOUT = env.float("LLM_CONNECT_TIMEOUT", default=5.0)
 LLM_FIRST_CHUNK_TIMEOUT = env.float("LLM_FIRST_CHUNK_TIMEOUT", default=30.0)
 LLM_IDLE_TIMEOUT = env.float("LLM_IDLE_TIMEOUT", default=30.0)

@@ -3,10 +3,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from apps.accounts.admin import own_password_change
 from webchat.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # Before the admin's own URLs: the same page, and the account's chat sockets close after.
+    path("admin/password_change/", own_password_change, name="admin-password-change"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("apps.accounts.urls")),

@@ -2,14 +2,19 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.admin.forms import AdminPasswordChangeForm as OwnPasswordChangeForm
 from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.contrib.auth.views import PasswordChangeView
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.forms import ModelForm
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .models import AuditEvent, Classroom, Enrollment, User
 from .services import lockout_clear
+from .sockets import CLOSE_SIGNED_OUT, user_sockets_close
 
 
 class PasswordSetForm(AdminPasswordChangeForm):
@@ -22,7 +27,33 @@ class PasswordSetForm(AdminPasswordChangeForm):
         user = super().save(commit=commit)
         if commit:
             lockout_clear(user=user)
+            user_sockets_close(user_ids=[user.pk], code=CLOSE_SIGNED_OUT)
         return user
+
+
+class OwnPasswordChangeView(PasswordChangeView):
+    """The admin site's "change my password" page (Django's view, form and template), after
+    which the account's open chat sockets close: Django's view calls no service of ours.
+    webchat/urls.py mounts it over admin/password_change/."""
+
+    form_class = OwnPasswordChangeForm
+    template_name = "registration/password_change_form.html"
+
+    def get_success_url(self) -> str:
+        return reverse("admin:password_change_done")
+
+    def get_context_data(self, **kwargs: object) -> dict[str, object]:
+        return {**admin.site.each_context(self.request), **super().get_context_data(**kwargs)}
+
+    def form_valid(self, form: OwnPasswordChangeForm) -> HttpResponse:
+        # After Django re-keyed this session for the new password: the page's own socket
+        # closes too and reconnects with the new cookie; other sessions' sockets stay closed.
+        response = super().form_valid(form)
+        user_sockets_close(user_ids=[form.user.pk], code=CLOSE_SIGNED_OUT)
+        return response
+
+
+own_password_change = admin.site.admin_view(OwnPasswordChangeView.as_view())
 
 
 @admin.register(User)
@@ -34,6 +65,21 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = DjangoUserAdmin.add_fieldsets + ((_("School"), {"fields": ("role", "display_name")}),)
     change_password_form = PasswordSetForm
     actions = ["unlock_logins"]
+
+    def save_model(self, request: HttpRequest, obj: User, form: ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Deactivating ends every sign-in of the account (Django's backends refuse an
+        # inactive user); its open chat sockets close with them.
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            user_sockets_close(user_ids=[obj.pk], code=CLOSE_SIGNED_OUT)
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        user_sockets_close(user_ids=[obj.pk], code=CLOSE_SIGNED_OUT)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        user_sockets_close(user_ids=list(queryset.values_list("pk", flat=True)), code=CLOSE_SIGNED_OUT)
+        super().delete_queryset(request, queryset)
 
     @admin.action(description=_("Let the selected users log in again (clear lockouts)"))
     def unlock_logins(self, request: HttpRequest, queryset: QuerySet[User]) -> None:

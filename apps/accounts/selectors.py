@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from importlib import import_module
 
 from axes.helpers import get_cool_off
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.http import Http404
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
-from .models import Classroom, User
+from .models import Classroom, Enrollment, User
 
 
 def classroom_for_student(*, user: User) -> Classroom | None:
@@ -19,6 +23,40 @@ def classroom_for_student(*, user: User) -> Classroom | None:
     enrollment = (user.enrollments.select_related("classroom").filter(classroom__archived=False)
                   .order_by("-joined_at", "-id").first())
     return enrollment.classroom if enrollment else None
+
+
+def classroom_open_to_student(*, classroom_id: int, student: User) -> bool:
+    """May `student` still chat in this class: it is not archived and they are enrolled."""
+    return Enrollment.objects.filter(classroom_id=classroom_id, student=student, classroom__archived=False).exists()
+
+
+def session_user_get(*, session_key: str | None) -> User | None:
+    """The active user this session still signs in, read afresh from the session store.
+
+    None when the session is gone (logged out, expired, flushed), when its password hash no
+    longer matches the account's (the password was changed or reset since), or when the
+    account was deactivated or deleted. Decides as django.contrib.auth.get_user does, but
+    never writes: get_user flushes or re-keys a session it doubts, and a websocket cannot
+    hand the browser a new cookie. Two queries (session, user).
+    """
+    if not session_key:
+        return None
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    try:
+        user_id = User._meta.pk.to_python(store[SESSION_KEY])
+        backend_path = store[BACKEND_SESSION_KEY]
+    except (KeyError, ValidationError):
+        return None
+    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return None
+    user = load_backend(backend_path).get_user(user_id)
+    if user is None or not user.is_active:
+        return None
+    session_hash = store.get(HASH_SESSION_KEY) or ""
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    if not session_hash or not any(constant_time_compare(session_hash, known) for known in hashes):
+        return None
+    return user
 
 
 def classrooms_for_teacher(*, user: User) -> QuerySet[Classroom]:

@@ -19,6 +19,7 @@ from apps.providers.models import ChatModel
 
 from .models import AuditEvent, Classroom, Enrollment, User
 from .selectors import students_manageable_by, users_by_folded_username
+from .sockets import CLOSE_ACCESS_CHANGED, CLOSE_SIGNED_OUT, user_sockets_close
 
 
 def user_upsert(*, username: str, role: str, display_name: str = "", password: str | None = None) -> tuple[User, bool]:
@@ -39,6 +40,8 @@ def user_upsert(*, username: str, role: str, display_name: str = "", password: s
         changed.append("password")
     if changed:
         user.save(update_fields=changed)
+    if password is not None and not created:
+        user_sockets_close(user_ids=[user.pk], code=CLOSE_SIGNED_OUT)
     return user, created
 
 
@@ -106,9 +109,13 @@ def classroom_settings_set(*, classroom: Classroom, name: str, system_prompt: st
 
 def classroom_archive(*, classroom: Classroom, archived: bool = True) -> Classroom:
     """An archived class leaves the teacher's list and takes no new students (its join
-    code stops working); its history stays."""
+    code stops working); its history stays, but its students chat in it no more.
+    Side effects: the Classroom row; on archiving, the students' open chat sockets close."""
     classroom.archived = archived
     classroom.save(update_fields=["archived"])
+    if archived:
+        user_sockets_close(user_ids=classroom.enrollments.values_list("student_id", flat=True),
+                           code=CLOSE_ACCESS_CHANGED)
     return classroom
 
 
@@ -294,6 +301,7 @@ def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple
         Enrollment.objects.get_or_create(classroom=classroom, student=user)
         if password and not is_new:
             lockout_clear(user=user)
+            user_sockets_close(user_ids=[user.pk], code=CLOSE_SIGNED_OUT)
             audit_record(actor=actor, action=AuditEvent.Action.RESET_PASSWORDS, classroom=classroom, subject=user,
                          detail="roster import")
     audit_record(actor=actor, action=AuditEvent.Action.IMPORT_ROSTER, classroom=classroom,
@@ -319,7 +327,8 @@ def _students_of(*, classroom: Classroom, students: list[User], actor: User) -> 
 def passwords_reset(*, classroom: Classroom, students: list[User], actor: User) -> list[tuple[str, str, str]]:
     """New generated passwords for these students of the class, handed back once. A reset
     also ends a login lockout, so the student can use the new password at once.
-    Side effects: the Users' passwords, their axes lockouts cleared, one AuditEvent each."""
+    Side effects: the Users' passwords, their axes lockouts cleared, one AuditEvent each,
+    their open chat sockets closed (on commit)."""
     _students_of(classroom=classroom, students=students, actor=actor)
     handed_back = []
     for student in students:
@@ -329,6 +338,8 @@ def passwords_reset(*, classroom: Classroom, students: list[User], actor: User) 
         lockout_clear(user=student)
         handed_back.append((student.username, student.display_name, password))
         audit_record(actor=actor, action=AuditEvent.Action.RESET_PASSWORDS, classroom=classroom, subject=student)
+    # The old password's sessions are over (their hash no longer matches): so are their sockets.
+    user_sockets_close(user_ids=[student.pk for student in students], code=CLOSE_SIGNED_OUT)
     return handed_back
 
 
@@ -351,7 +362,10 @@ def student_unlock(*, classroom: Classroom, student: User, actor: User) -> int:
 
 
 def student_remove(*, classroom: Classroom, student: User, actor: User) -> None:
-    """Take a student out of the class (their account, conversations and ledger stay)."""
+    """Take a student out of the class (their account, conversations and ledger stay).
+    Side effects: the Enrollment deleted, an AuditEvent, the student's open chat sockets
+    closed (on commit)."""
     _require_teacher_of(classroom=classroom, actor=actor)
     if Enrollment.objects.filter(classroom=classroom, student=student).delete()[0]:
         audit_record(actor=actor, action=AuditEvent.Action.REMOVE_STUDENT, classroom=classroom, subject=student)
+        user_sockets_close(user_ids=[student.pk], code=CLOSE_ACCESS_CHANGED)

@@ -4,105 +4,159 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from .frames import ErrorFrame, ServerFrame
-from .pipeline import ChatError, ChatRequest, completion_run
+from apps.accounts.models import User
+from apps.accounts.selectors import session_user_get
+from apps.accounts.sockets import CLOSE_SIGNED_OUT, SocketsClose, session_tag, user_socket_group
+
+from .errors import ChatError
+from .frames import ErrorFrame, ServerFrame, frame_parse
+from .pipeline import ChatRequest, completion_run
+from .socket_slots import SLOT_REFRESH, socket_slot_free, socket_slot_keep, socket_slot_take
 
 logger = logging.getLogger(__name__)
 
-# Close code for "log in first" (4000-4999 are the application's own).
-CLOSE_UNAUTHENTICATED = 4401
-MAX_FRAME_CHARS = 64_000
+# Close codes (4000-4999 are the application's own); the chat page reloads on 4401 and
+# 4403 (apps/accounts/sockets.py) and tries again later on 4429.
+CLOSE_UNAUTHENTICATED = CLOSE_SIGNED_OUT
+CLOSE_TOO_MANY_SOCKETS = 4429
+
+
+def _off_the_loop(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Blocking work (database, cache) on a pool thread, not on the one thread Channels
+    shares across every socket of the process (see pipeline._on_a_thread)."""
+    return DatabaseSyncToAsync(func, thread_sensitive=False)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not user.is_active:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        self.user = user
         self.language = _scope_language(self.scope)
-        self.open = True
+        self.open = False
+        self.group: str | None = None
+        self.slot: int | None = None
+        self.slot_keeper: asyncio.Task[None] | None = None
         self.turn: asyncio.Task[None] | None = None
         self.stop = asyncio.Event()
+        # Accept, then close with a code: a handshake refused outright reaches the browser as
+        # HTTP 403 and close code 1006, which the page cannot tell from a network fault.
         await self.accept()
+        self.open = True
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_active:
+            await self.close_with(CLOSE_UNAUTHENTICATED)
+            return
+        self.user: User = user
+        self.session_key: str | None = self.scope["session"].session_key
+        self.slot = await _off_the_loop(socket_slot_take)(user_id=user.pk, channel_name=self.channel_name)
+        if self.slot is None:
+            with translation.override(self.language):
+                await self.send_error("too_many_sockets", _(
+                    "The chat is open in too many tabs or windows (at most %(n)d). Close one; this page tries "
+                    "again in a moment.") % {"n": settings.CHAT_MAX_SOCKETS_PER_USER})
+            await self.close_with(CLOSE_TOO_MANY_SOCKETS)
+            return
+        # Accounts closes the user's sockets through this group (logout, deactivation, new
+        # password, removal from a class, archived class), from whichever process.
+        self.group = user_socket_group(user.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.slot_keeper = asyncio.create_task(self.keep_slot())
 
     async def disconnect(self, code: int) -> None:
         # The running turn (if any) goes on: the reply completes, is saved and billed, and
         # the student sees it after a reload. Only the frames stop.
         self.open = False
+        if self.slot_keeper is not None:
+            self.slot_keeper.cancel()
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await _off_the_loop(socket_slot_free)(user_id=self.user.pk, channel_name=self.channel_name,
+                                                  slot=self.slot)
+
+    async def keep_slot(self) -> None:
+        """While open: refresh the socket's slot (so it does not expire), and rejoin the
+        group (the Redis layer forgets a membership after a day)."""
+        assert self.group is not None
+        while True:
+            await asyncio.sleep(SLOT_REFRESH)
+            try:
+                self.slot = await _off_the_loop(socket_slot_keep)(user_id=self.user.pk,
+                                                                  channel_name=self.channel_name, slot=self.slot)
+                await self.channel_layer.group_add(self.group, self.channel_name)
+            except Exception:  # the cache or Redis is away for a moment: try again next time
+                logger.warning("could not refresh a chat socket's slot", exc_info=True)
+
+    async def close_with(self, code: int) -> None:
+        self.open = False  # nothing more is sent once the close is on its way
+        await self.close(code=code)
+
+    async def sockets_close(self, message: SocketsClose) -> None:
+        """From accounts (apps/accounts/sockets.py): this user's sign-in or class place ended."""
+        if message["session"] and (not self.session_key or message["session"] != session_tag(self.session_key)):
+            return  # another session of the same user ended; this one goes on
+        # A reply being written stops as after chat.stop: what arrived is saved and billed.
+        self.stop.set()
+        await self.close_with(message["code"])
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None or len(text_data) > MAX_FRAME_CHARS:
-            await self.send_error("bad_request", _("Send JSON text frames of at most 64,000 characters."))
-            return
         try:
-            frame = json.loads(text_data)
-        except ValueError:
-            await self.send_error("bad_request", _("The frame is not valid JSON."))
-            return
-        if not isinstance(frame, dict):
-            await self.send_error("bad_request", _("The frame must be a JSON object."))
-            return
-        handler = {"chat.send": self.chat_send, "chat.regenerate": self.chat_regenerate,
-                   "chat.stop": self.chat_stop}.get(frame.get("type"))
-        if handler is None:
-            await self.send_error("bad_request", _("Unknown frame type."))
-            return
-        await handler(frame)
+            # Messages formatted on the way (with their bounds filled in) in the page's language.
+            with translation.override(self.language):
+                frame = frame_parse(text=text_data)
+                handler = {"chat.send": self.chat_send, "chat.regenerate": self.chat_regenerate,
+                           "chat.stop": self.chat_stop}[frame["type"]]
+                await handler(frame)
+        except ChatError as exc:
+            await self.send_error(exc.code, exc.message)
+        except Exception:
+            # A bug must not drop the socket (and every frame after it): answer and log it.
+            logger.exception("chat frame failed")
+            await self.send_error("internal_error", _("Something went wrong on the server."))
 
     async def chat_send(self, frame: dict[str, Any]) -> None:
-        content = frame.get("content")
-        if not isinstance(content, str):
-            await self.send_error("bad_request", _("'content' is required."))
-            return
-        await self.start_turn(frame, content=content, regenerate=False)
+        await self.start_turn(frame, content=frame.get("content"), regenerate=False)
 
     async def chat_regenerate(self, frame: dict[str, Any]) -> None:
         if frame.get("conversation") is None:
-            await self.send_error("bad_request", _("'conversation' is required."))
-            return
+            raise ChatError("bad_request", _("'conversation' is required."))
         await self.start_turn(frame, content="", regenerate=True)
 
-    async def start_turn(self, frame: dict[str, Any], *, content: str, regenerate: bool) -> None:
-        conversation = frame.get("conversation")
-        model = frame.get("model")
-        params = frame.get("params", {})
-        if conversation is not None and (isinstance(conversation, bool) or not isinstance(conversation, int)):
-            await self.send_error("bad_request", _("'conversation' must be an id or null."))
-            return
-        if not isinstance(model, str) or not model:
-            await self.send_error("bad_request", _("'model' is required, as provider/model."))
-            return
-        if not isinstance(params, dict):
-            await self.send_error("bad_request", _("'params' must be an object."))
-            return
-        if self.turn is not None and not self.turn.done():
-            await self.send_error("busy", _("Wait for the current reply to finish, or stop it."))
-            return
-        self.stop = asyncio.Event()
-        request = ChatRequest(conversation_id=conversation, model=model, content=content, params=params,
+    async def start_turn(self, frame: dict[str, Any], *, content: object, regenerate: bool) -> None:
+        # Every field is checked as the request is built (params.py): ChatError if bad.
+        request = ChatRequest(conversation_id=frame.get("conversation"), model=frame.get("model"),
+                              content=content, params=frame.get("params", {}), max_tokens=frame.get("max_tokens"),
                               regenerate=regenerate)
+        if self.turn is not None and not self.turn.done():
+            raise ChatError("busy", _("Wait for the current reply to finish, or stop it."))
+        self.stop = asyncio.Event()
         self.turn = asyncio.create_task(self.run_turn(request, self.stop))
 
     async def chat_stop(self, frame: dict[str, Any]) -> None:
         if self.turn is None or self.turn.done():
-            await self.send_error("not_running", _("There is no reply to stop."))
-            return
+            raise ChatError("not_running", _("There is no reply to stop."))
         self.stop.set()
 
     async def run_turn(self, request: ChatRequest, stop: asyncio.Event) -> None:
         try:
+            # Every turn, not only the handshake: is the session still there, does its
+            # password hash still match, is the account still active? (A socket outlives
+            # a logout or a new password unless told; this holds even if the telling failed.)
+            user = await _off_the_loop(session_user_get)(session_key=self.session_key)
+            if user is None or user.pk != self.user.pk:
+                await self.send_error("signed_out", _("Your session has ended. Log in again."))
+                await self.close_with(CLOSE_SIGNED_OUT)
+                return
             with translation.override(self.language):
-                await completion_run(user=self.user, request=request, relay=self.relay, stop=stop)
+                await completion_run(user=user, request=request, relay=self.relay, stop=stop)
         except ChatError as exc:
             await self.send_error(exc.code, exc.message, retry_after=exc.retry_after, reset_at=exc.reset_at)
         except Exception:

@@ -29,13 +29,12 @@ from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 from django.db import transaction
 from django.http import Http404
-from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
-from apps.accounts.selectors import classroom_allows_model, classroom_for_student
+from apps.accounts.selectors import classroom_allows_model, classroom_for_student, classroom_open_to_student
 from apps.billing.selectors import quota_status
-from apps.billing.services import QuotaRefused, hold_take
+from apps.billing.services import QuotaRefused, hold_take, usage_reconcile
 from apps.providers.client import Route, UpstreamError, Usage, chat_stream
 from apps.providers.routes import NoRoute, routes_for_request
 from apps.providers.selectors import chat_model_get_by_route_name
@@ -43,9 +42,10 @@ from apps.providers.services import credential_mark_failing
 from apps.providers.tokens import TokenCount, count_prompt_tokens, count_text_tokens
 from webchat.logs import request_id_set
 
-from .errors import upstream_message
+from .errors import ChatError, upstream_message
 from .frames import QuotaFrame, ServerFrame, quota_frame_from
 from .models import Message
+from .params import content_clean, conversation_id_clean, max_tokens_clean, model_clean, params_clean
 from .rendering import reply_html
 from .selectors import (
     conversation_get_for_user,
@@ -66,17 +66,6 @@ def _on_a_thread(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
 
 Relay = Callable[[ServerFrame], Awaitable[None]]
 
-class ChatError(Exception):
-    """A request the pipeline refuses before calling anyone. Nothing was written."""
-
-    def __init__(self, code: str, message: Promise | str, *, retry_after: int | None = None,
-                 reset_at: str | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
-        self.reset_at = reset_at
-
 
 @dataclass(frozen=True)
 class ChatRequest:
@@ -89,18 +78,19 @@ class ChatRequest:
     # Answer the conversation's last question again (a new reply; the old one stays).
     regenerate: bool = False
 
-
-# Parameters a caller may pass through to the provider (the lessons' sampling knobs and
-# JSON-schema structured output). Anything else is refused, not silently dropped.
-PASSTHROUGH_PARAMS = {
-    "temperature": (int, float),
-    "top_p": (int, float),
-    "presence_penalty": (int, float),
-    "frequency_penalty": (int, float),
-    "seed": (int,),
-    "stop": (str, list),
-    "response_format": (dict,),
-}
+    def __post_init__(self) -> None:
+        """Entry points build a ChatRequest straight from what their caller sent (a frame, a
+        request body): one that could not be served is refused here, with ChatError, before
+        anything is written or sent. The fields hold the checked values (params.py)."""
+        checked = {
+            "conversation_id": conversation_id_clean(value=self.conversation_id),
+            "model": model_clean(value=self.model),
+            "content": content_clean(value=self.content),
+            "max_tokens": max_tokens_clean(value=self.max_tokens),
+            "params": params_clean(params=self.params),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # frozen: set once, while being built
 
 
 @dataclass(frozen=True)
@@ -120,14 +110,6 @@ class PreparedTurn:
         return self.routes[0]
 
 
-def _clean_params(params: dict[str, Any]) -> dict[str, Any]:
-    for name, value in params.items():
-        types = PASSTHROUGH_PARAMS.get(name)
-        if types is None or isinstance(value, bool) or not isinstance(value, types):
-            raise ChatError("bad_request", _("Unsupported parameter: %(name)s.") % {"name": name})
-    return dict(params)
-
-
 def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
     """Steps 1-2 (and the turn's first write): authorize, route, record the question."""
     conversation = None
@@ -136,6 +118,12 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
             conversation = conversation_get_for_user(user=user, conversation_id=request.conversation_id)
         except Http404:
             raise ChatError("not_found", _("That conversation does not exist.")) from None
+        # A class's conversations go on only while the class is open and the student in it
+        # (checked on every turn: a socket or a key may outlive an archive or a removal).
+        if conversation.classroom_id is not None and not classroom_open_to_student(
+                classroom_id=conversation.classroom_id, student=user):
+            raise ChatError("class_closed", _("This conversation's class is archived, or you are no longer in it. "
+                                              "Start a new conversation."))
     if request.regenerate:
         if conversation is None:
             raise ChatError("bad_request", _("Say which conversation to regenerate."))
@@ -156,7 +144,7 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
     classroom = conversation.classroom if conversation else classroom_for_student(user=user)
     if model is None or not classroom_allows_model(classroom=classroom, model=model):
         raise ChatError("model_not_allowed", _("That model is not available."))
-    params = _clean_params(request.params)
+    params = request.params  # checked when the request was built
     try:
         routes = routes_for_request(model=model, user=user, classroom=classroom)
     except NoRoute:
@@ -257,16 +245,14 @@ async def _call_and_relay(*, turn: PreparedTurn, relay: Relay, reply: _Reply, st
 
 
 def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) -> TurnOutcome:
-    estimated = False
-    if reply.usage is not None:
-        prompt_tokens, completion_tokens = reply.usage.prompt_tokens, reply.usage.completion_tokens
-        source = Message.UsageSource.PROVIDER
-    elif status == Message.Status.FAILED:
+    estimated, review = False, ""
+    if reply.usage is None and status == Message.Status.FAILED:
         # Nothing was produced: the provider bills nothing, and neither do we.
         prompt_tokens = completion_tokens = 0
         source = Message.UsageSource.COUNTED
     else:
-        # No usage from the provider (stopped early, dropped, or it never reports): count.
+        # Our own count, to bill when the provider reports none (stopped early, dropped, or
+        # it never reports) and to check its report against when it does.
         model_name = reply.route.model_name
         # Counted once already for the hold; again only if failover changed the model.
         prompt = (turn.prompt if model_name == turn.route.model_name
@@ -274,6 +260,13 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) 
         completion = count_text_tokens(text=reply.text, model_name=model_name)
         prompt_tokens, completion_tokens = prompt.tokens, completion.tokens if reply.parts else 0
         source, estimated = Message.UsageSource.COUNTED, prompt.estimated
+        if reply.usage is not None:
+            billed = usage_reconcile(reported_prompt=reply.usage.prompt_tokens,
+                                     reported_completion=reply.usage.completion_tokens, counted_prompt=prompt_tokens,
+                                     counted_completion=completion_tokens, estimated=completion.estimated)
+            prompt_tokens, completion_tokens = billed.prompt_tokens, billed.completion_tokens
+            source, review = billed.usage_source, billed.usage_review
+            estimated = estimated and source == Message.UsageSource.COUNTED
     return TurnOutcome(
         content=reply.text,
         status=status,
@@ -289,6 +282,7 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) 
         error_code=reply.error.code if reply.error else "",
         first_chunk_ms=reply.first_chunk_ms,
         total_ms=int((time.monotonic() - started) * 1000),
+        usage_review=review,
     )
 
 
@@ -345,7 +339,8 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
             "type": "chat.done",
             "message": message.pk,
             "status": status,
-            "usage": {"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens},
+            # What was billed (settling bounds absurd counts), not what the provider claimed.
+            "usage": {"prompt_tokens": message.prompt_tokens or 0, "completion_tokens": message.completion_tokens or 0},
             "model": outcome.route_name,
             "first_chunk_ms": outcome.first_chunk_ms,
             "cost": str(message.cost.normalize()) if message.cost is not None else None,

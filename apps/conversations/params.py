@@ -1,0 +1,176 @@
+"""What a caller may ask of a chat turn, and within which bounds (README, "Websocket protocol").
+
+The one place a chat request's input is checked, whatever the entry point: ChatRequest
+(pipeline.py) runs these checks when it is built, so a request that could not be served is
+refused with ChatError("bad_request") before anything is written or anyone is called. The
+chat socket builds a ChatRequest from a frame; the OpenAI-compatible API will build one from
+a request body.
+
+Bounds are the OpenAI API's documented ones. A value outside them would only come back as
+an upstream 400 after a hold was taken and a failed reply saved; a NaN or an infinity
+cannot even be sent as JSON.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+
+from .errors import ChatError
+
+# Characters no stored or sent text may hold: a lone UTF-16 surrogate (a JSON "\ud800"
+# escape) cannot be encoded as UTF-8 for the database, the provider or the socket, and
+# PostgreSQL refuses NUL in text.
+_UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
+UNSENDABLE_TEXT = _("The request holds characters that cannot be sent (a NUL or an unpaired surrogate).")
+
+MAX_NESTING = 32  # JSON levels, in a frame and in a response_format schema
+MAX_ID = 2**63 - 1  # a database bigint
+MAX_MODEL_CHARS = 200
+MAX_TOKENS_CEILING = 1_000_000  # beyond any model's output; replies are cut at the model's and the class's limit
+STOP_MAX_SEQUENCES = 4
+STOP_MAX_CHARS = 100
+SCHEMA_MAX_CHARS = 16_000
+SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
+
+
+def _number_between(low: float, high: float) -> Callable[[str, object], float | int]:
+    def clean(name: str, value: object) -> float | int:
+        # NaN and the infinities fail the range test too; an int may be too large for a float.
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high):
+            raise ChatError("bad_request", _("'%(name)s' must be a number from %(low)s to %(high)s.")
+                            % {"name": name, "low": low, "high": high})
+        return value
+    return clean
+
+
+def _seed(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value <= MAX_ID:
+        raise ChatError("bad_request", _("'seed' must be a whole number from -2^63 to 2^63-1."))
+    return value
+
+
+def _stop(name: str, value: object) -> str | list[str]:
+    given = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    sequences = [s for s in given if isinstance(s, str) and 1 <= len(s) <= STOP_MAX_CHARS and text_is_sendable(s)]
+    if not 1 <= len(given) <= STOP_MAX_SEQUENCES or len(sequences) != len(given):
+        raise ChatError("bad_request", _("'stop' must be a string or a list of at most %(n)d strings, each of "
+                                         "1 to %(chars)d characters.") % {"n": STOP_MAX_SEQUENCES,
+                                                                          "chars": STOP_MAX_CHARS})
+    return sequences[0] if isinstance(value, str) else sequences
+
+
+def _response_format(name: str, value: object) -> dict[str, Any]:
+    refused = ChatError("bad_request", _(
+        "'response_format' must have the type text, json_object or json_schema; a json_schema needs a name "
+        "(letters, digits, _ and -) and a schema object of at most %(chars)d characters.") % {"chars": SCHEMA_MAX_CHARS})
+    if not isinstance(value, dict) or value.get("type") not in RESPONSE_FORMAT_TYPES:
+        raise refused
+    if value["type"] != "json_schema":
+        if set(value) != {"type"}:
+            raise refused
+        return {"type": value["type"]}
+    spec = value.get("json_schema")
+    if set(value) != {"type", "json_schema"} or not isinstance(spec, dict):
+        raise refused
+    if (not set(spec) <= {"name", "schema", "strict", "description"}
+            or not isinstance(spec.get("name"), str) or not SCHEMA_NAME.match(spec["name"])
+            or not isinstance(spec.get("schema"), dict)
+            or not isinstance(spec.get("strict", False), bool)
+            or not isinstance(spec.get("description", ""), str)):
+        raise refused
+    json_value_check(value)
+    if len(json.dumps(spec["schema"], ensure_ascii=False)) > SCHEMA_MAX_CHARS:
+        raise refused
+    return {"type": "json_schema", "json_schema": dict(spec)}
+
+
+# Parameters a caller may pass through to the provider (the lessons' sampling knobs and
+# JSON-schema structured output), each with its check. Anything else is refused, not
+# silently dropped.
+PASSTHROUGH_PARAMS: dict[str, Callable[[str, object], Any]] = {
+    "temperature": _number_between(0, 2),
+    "top_p": _number_between(0, 1),
+    "presence_penalty": _number_between(-2, 2),
+    "frequency_penalty": _number_between(-2, 2),
+    "seed": _seed,
+    "stop": _stop,
+    "response_format": _response_format,
+}
+
+
+def params_clean(*, params: object) -> dict[str, Any]:
+    """The passthrough parameters, checked: a fresh dict of the known names with values
+    within bounds. Raises ChatError("bad_request") naming the first bad one."""
+    if not isinstance(params, dict):
+        raise ChatError("bad_request", _("'params' must be an object."))
+    cleaned: dict[str, Any] = {}
+    for name, value in params.items():
+        check = PASSTHROUGH_PARAMS.get(name)
+        if check is None:
+            shown = name[:40] if text_is_sendable(name) else "?"
+            raise ChatError("bad_request", _("Unsupported parameter: %(name)s.") % {"name": shown})
+        cleaned[name] = check(name, value)
+    return cleaned
+
+
+def max_tokens_clean(*, value: object) -> int | None:
+    """None (the class's or site's default), or a whole number from 1 up. Larger values
+    than the model or the class allow are cut to their limit when the turn is prepared."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS_CEILING:
+        raise ChatError("bad_request", _("'max_tokens' must be a whole number from 1 to %(n)d.")
+                        % {"n": MAX_TOKENS_CEILING})
+    return value
+
+
+def conversation_id_clean(*, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise ChatError("bad_request", _("'conversation' must be an id or null."))
+    return value
+
+
+def model_clean(*, value: object) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_MODEL_CHARS or not text_is_sendable(value):
+        raise ChatError("bad_request", _("'model' is required, as provider/model."))
+    return value
+
+
+def content_clean(*, value: object) -> str:
+    if not isinstance(value, str):
+        raise ChatError("bad_request", _("'content' is required."))
+    if not text_is_sendable(value):
+        raise ChatError("bad_request", UNSENDABLE_TEXT)
+    return value
+
+
+def text_is_sendable(text: str) -> bool:
+    return not _UNSENDABLE.search(text)
+
+
+def json_value_check(value: object) -> None:
+    """A parsed JSON value holds no unsendable text (in keys or strings), no NaN or infinity
+    (Python's json reads them; JSON has no such numbers) and nests at most MAX_NESTING levels. Iterative: a value deep enough to matter would overflow a recursive
+    walk (and the provider call's own serialisation). Raises ChatError("bad_request")."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if not text_is_sendable(item):
+                raise ChatError("bad_request", UNSENDABLE_TEXT)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ChatError("bad_request", _("Numbers must be finite (no NaN or Infinity)."))
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_NESTING:
+                raise ChatError("bad_request", _("The request nests deeper than %(n)d levels.") % {"n": MAX_NESTING})
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
