@@ -1,0 +1,276 @@
+"""An open chat socket lives only as long as the sign-in and the class place behind it.
+
+Real ASGI application, real views (logout, admin, teacher pages) driven by Django's test
+client, the real channel layer, the fake upstream over HTTP. "Nothing served" means: the
+upstream was not called and no message or ledger row was written.
+"""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.billing.models import LedgerEntry
+from apps.conversations.models import Message
+from apps.conversations.socket_slots import SLOT_TTL, socket_slots_forget
+from tests.conftest import ORIGIN, PASSWORD, People, ws_frames_until, ws_turn
+from tests.fake_upstream import FakeUpstream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MODEL = "fakeai/fake-model"
+
+
+async def signed_in(user: User) -> Client:
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    return client
+
+
+async def open_socket(client: Client) -> WebsocketCommunicator:
+    """/ws/chat/ through the real ASGI application, with `client`'s session cookie."""
+    from webchat.asgi import application
+
+    cookie = f"sessionid={client.cookies['sessionid'].value}; django_language=en"
+    ws = WebsocketCommunicator(application, "/ws/chat/",
+                               headers=[(b"origin", ORIGIN), (b"host", b"127.0.0.1"), (b"cookie", cookie.encode())])
+    accepted, _ = await ws.connect()
+    assert accepted
+    return ws
+
+
+async def close_code(ws: WebsocketCommunicator) -> tuple[int, list[dict[str, Any]]]:
+    """Read until the server closes the socket: the close code, and the frames before it."""
+    frames = []
+    while True:
+        output = await ws.receive_output(timeout=5)
+        if output["type"] == "websocket.close":
+            return output["code"], frames
+        frames.append(json.loads(output["text"]))
+
+
+async def served_nothing(upstream: FakeUpstream, *, messages: int, ledger: int) -> bool:
+    return (upstream.chat_requests() == [] and await Message.objects.acount() == messages
+            and await LedgerEntry.objects.acount() == ledger)
+
+
+async def post(client: Client, path: str, data: dict[str, Any] | None = None) -> int:
+    response = await sync_to_async(client.post)(path, data or {})
+    return response.status_code
+
+
+# --- Closed when the sign-in ends --------------------------------------------------------
+
+async def test_logout_closes_that_sessions_socket_with_4401_and_the_other_browser_stays(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    laptop, phone = await signed_in(people.student), await signed_in(people.student)
+    laptop_ws, phone_ws = await open_socket(laptop), await open_socket(phone)
+
+    assert await post(laptop, "/accounts/logout/") == 302
+
+    assert (await close_code(laptop_ws))[0] == 4401
+    frames = await ws_turn(phone_ws, model=MODEL, content="still signed in here?")
+    assert frames[-1]["type"] == "chat.done"
+    await phone_ws.disconnect()
+
+
+async def test_admin_deactivating_a_student_closes_their_sockets(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    ws = await open_socket(await signed_in(people.student))
+    admin = await signed_in(people.admin)
+    joined = timezone.localtime(people.student.date_joined)
+    form = {"username": people.student.username, "role": "student", "display_name": "Xiaoming",
+            "date_joined_0": joined.strftime("%Y-%m-%d"), "date_joined_1": joined.strftime("%H:%M:%S"),
+            "last_login_0": "", "last_login_1": "", "first_name": "", "last_name": "", "email": "", "_save": "1"}
+    # is_active left out: the box is unticked.
+
+    assert await post(admin, f"/admin/accounts/user/{people.student.pk}/change/", form) == 302
+
+    assert (await close_code(ws))[0] == 4401
+    assert (await User.objects.aget(pk=people.student.pk)).is_active is False
+
+
+async def test_admin_setting_a_students_password_closes_their_sockets(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    ws = await open_socket(await signed_in(people.student))
+    admin = await signed_in(people.admin)
+
+    status = await post(admin, f"/admin/accounts/user/{people.student.pk}/password/",
+                        {"password1": "a-brand-new-secret-77", "password2": "a-brand-new-secret-77",
+                         "usable_password": "true"})
+
+    assert status == 302
+    assert (await close_code(ws))[0] == 4401
+
+
+async def test_changing_your_own_password_in_the_admin_closes_your_sockets(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    admin = await signed_in(people.admin)
+    ws = await open_socket(await signed_in(people.admin))
+
+    status = await post(admin, "/admin/password_change/", {
+        "old_password": PASSWORD, "new_password1": "a-brand-new-secret-77", "new_password2": "a-brand-new-secret-77"})
+
+    assert status == 302
+    assert (await close_code(ws))[0] == 4401
+    # Still Django's page: the admin stays signed in with the new password.
+    assert (await sync_to_async(admin.get)("/admin/password_change/done/")).status_code == 200
+
+
+async def test_teacher_resetting_a_students_password_closes_their_sockets(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    ws = await open_socket(await signed_in(people.student))
+    classmate_ws = await open_socket(await signed_in(people.classmate))
+    teacher = await signed_in(people.teacher)
+
+    status = await post(teacher, f"/classes/{people.classroom.pk}/roster/reset/", {"student": [people.student.pk]})
+
+    assert status == 200  # the CSV of new passwords
+    assert (await close_code(ws))[0] == 4401
+    assert (await ws_turn(classmate_ws, model=MODEL, content="not reset"))[-1]["type"] == "chat.done"
+    await classmate_ws.disconnect()
+
+
+# --- Closed when the class place ends ----------------------------------------------------
+
+async def test_removal_from_the_class_closes_with_4403_and_its_conversation_takes_no_more_turns(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    student = await signed_in(people.student)
+    ws = await open_socket(student)
+    conversation = (await ws_turn(ws, model=MODEL, content="before"))[0]["conversation"]
+    fake_upstream.reset()
+    messages, ledger = await Message.objects.acount(), await LedgerEntry.objects.acount()
+    teacher = await signed_in(people.teacher)
+
+    assert await post(teacher, f"/classes/{people.classroom.pk}/roster/{people.student.pk}/remove/") == 302
+
+    assert (await close_code(ws))[0] == 4403
+    again = await open_socket(student)  # still signed in: the page reconnects
+    error = (await ws_turn(again, model=MODEL, content="after", conversation=conversation))[-1]
+    assert (error["type"], error["code"]) == ("chat.error", "class_closed")
+    assert await served_nothing(fake_upstream, messages=messages, ledger=ledger)
+    await again.disconnect()
+
+
+async def test_archiving_the_class_closes_its_students_sockets_and_its_conversations_take_no_more_turns(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    student = await signed_in(people.student)
+    ws = await open_socket(student)
+    other_ws = await open_socket(await signed_in(people.other_student))
+    conversation = (await ws_turn(ws, model=MODEL, content="before"))[0]["conversation"]
+    fake_upstream.reset()
+    messages, ledger = await Message.objects.acount(), await LedgerEntry.objects.acount()
+    teacher = await signed_in(people.teacher)
+
+    assert await post(teacher, f"/classes/{people.classroom.pk}/do/archive/") == 302
+
+    assert (await close_code(ws))[0] == 4403
+    again = await open_socket(student)
+    await again.send_json_to({"type": "chat.regenerate", "conversation": conversation, "model": MODEL})
+    error = (await ws_frames_until(again, {"chat.done", "chat.error"}))[-1]
+    assert error["code"] == "class_closed"
+    assert await served_nothing(fake_upstream, messages=messages, ledger=ledger)
+    # A student of another class is not touched.
+    assert await other_ws.receive_nothing(timeout=0.2)
+    await again.disconnect()
+    await other_ws.disconnect()
+
+
+# --- Every turn checks again, even if no close message arrived --------------------------
+
+async def _refused_as_signed_out(ws: WebsocketCommunicator, upstream: FakeUpstream) -> None:
+    await ws.send_json_to({"type": "chat.send", "conversation": None, "model": MODEL, "content": "one more?"})
+    code, frames = await close_code(ws)
+    assert code == 4401
+    assert [(f["type"], f["code"]) for f in frames] == [("chat.error", "signed_out")]
+    assert await served_nothing(upstream, messages=0, ledger=0)
+
+
+async def test_a_turn_on_a_socket_whose_session_was_deleted_is_refused(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    client = await signed_in(people.student)
+    ws = await open_socket(client)
+    await Session.objects.filter(session_key=client.cookies["sessionid"].value).adelete()
+
+    await _refused_as_signed_out(ws, fake_upstream)
+
+
+async def test_a_turn_after_the_password_changed_behind_the_sockets_back_is_refused(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    ws = await open_socket(await signed_in(people.student))
+
+    def change_password_directly() -> None:  # e.g. `manage.py changepassword`: no service runs
+        user = User.objects.get(pk=people.student.pk)
+        user.set_password("changed-elsewhere-55")
+        user.save()
+
+    await sync_to_async(change_password_directly)()
+
+    await _refused_as_signed_out(ws, fake_upstream)
+
+
+async def test_a_turn_after_the_account_was_deactivated_behind_the_sockets_back_is_refused(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    ws = await open_socket(await signed_in(people.student))
+    await User.objects.filter(pk=people.student.pk).aupdate(is_active=False)
+
+    await _refused_as_signed_out(ws, fake_upstream)
+
+
+# --- At most CHAT_MAX_SOCKETS_PER_USER at once ------------------------------------------
+
+async def test_a_sixth_socket_is_refused_with_4429_and_a_closed_one_frees_its_place(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream, settings: Any
+) -> None:
+    assert settings.CHAT_MAX_SOCKETS_PER_USER == 5
+    await sync_to_async(socket_slots_forget)(user_id=people.student.pk)
+    client = await signed_in(people.student)
+    sockets = [await open_socket(client) for _ in range(5)]
+    classmate_ws = await open_socket(await signed_in(people.classmate))  # the cap is per user
+
+    sixth = await open_socket(client)
+    code, frames = await close_code(sixth)
+
+    assert code == 4429
+    assert [(f["type"], f["code"]) for f in frames] == [("chat.error", "too_many_sockets")]
+    await sockets.pop().disconnect()
+    replacement = await open_socket(client)
+    assert (await ws_turn(replacement, model=MODEL, content="room again"))[-1]["type"] == "chat.done"
+    for ws in [*sockets, replacement, classmate_ws]:
+        await ws.disconnect()
+
+
+async def test_places_of_sockets_that_vanished_without_closing_expire(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    await sync_to_async(socket_slots_forget)(user_id=people.student.pk)
+    client = await signed_in(people.student)
+    # Five sockets as if their process died: their places are neither given back nor
+    # refreshed (that happens every SLOT_REFRESH seconds, far beyond this test).
+    vanished = [await open_socket(client) for _ in range(5)]
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=SLOT_TTL + 1), tick=True):
+        ws = await open_socket(client)
+        assert await ws.receive_nothing(timeout=0.2)  # not closed: it took an expired place
+
+    for socket in [*vanished, ws]:
+        await socket.disconnect()
