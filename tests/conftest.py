@@ -27,6 +27,9 @@ from tests.fake_upstream import FakeUpstream
 
 PASSWORD = "correct-horse-battery-42"
 
+# A run that leaves an untracked file in the checkout fails (tests/repository_hygiene.py).
+pytest_plugins = ["tests.repository_hygiene"]
+
 
 def pytest_configure(config: Any) -> None:
     from django.conf import settings
