@@ -75,7 +75,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
-    "axes",
+    "apps.accounts.apps.LoginAttemptsConfig",  # django-axes, under a translated name in admin
     "csp",
     "webchat.apps.WebchatConfig",  # the project's own system checks (webchat/checks.py)
     "apps.accounts",

@@ -80,8 +80,9 @@ class Classroom(models.Model):
 
 
 class Enrollment(models.Model):
-    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="enrollments")
-    student = models.ForeignKey(User, on_delete=models.CASCADE, related_name="enrollments")
+    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="enrollments",
+                                  verbose_name=_("class"))
+    student = models.ForeignKey(User, on_delete=models.CASCADE, related_name="enrollments", verbose_name=_("student"))
     joined_at = models.DateTimeField(_("joined"), auto_now_add=True)
 
     class Meta:

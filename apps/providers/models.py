@@ -187,3 +187,24 @@ class Credential(models.Model):
     @property
     def masked(self) -> str:
         return f"…{self.last4}"
+
+    # What the key pages show. The stored status decides routing: a key the provider
+    # rejected is FAILING and skipped. A test that could not reach the provider, or got an
+    # error from it, says nothing against the key (an outage, a wrong base URL), so the key
+    # stays in routing; but the page must not keep calling it usable until a test works.
+    _SHOWN_AFTER_CHECK = {
+        CheckResult.UNREACHABLE: _("Provider not reachable at the last test"),
+        CheckResult.ERROR: _("Provider error at the last test"),
+    }
+
+    @property
+    def shown_status(self) -> str:
+        """`active`, `failing`, `revoked`, or the last test's `unreachable` / `error`."""
+        if self.status == self.Status.ACTIVE and self.last_check_result in self._SHOWN_AFTER_CHECK:
+            return self.last_check_result
+        return self.status
+
+    @property
+    def shown_status_label(self) -> str:
+        shown = self.shown_status
+        return str(self._SHOWN_AFTER_CHECK[shown]) if shown in self._SHOWN_AFTER_CHECK else self.get_status_display()

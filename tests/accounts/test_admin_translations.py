@@ -1,0 +1,42 @@
+"""Django admin in zh-hans shows no English that the project can translate: django-axes'
+app gets a translated name, and the library strings our catalog translates still exist
+upstream under exactly those msgids (else the translation silently stops applying)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import axes
+import django
+import pytest
+from django.apps import apps
+from django.test import Client
+from django.urls import reverse
+
+from apps.accounts.third_party_msgids import AXES_MSGIDS, DJANGO_ADMIN_MSGIDS
+from tests.conftest import People
+
+
+def test_axes_msgids_our_catalog_translates_are_still_axes_own() -> None:
+    source = "".join((Path(axes.__file__).parent / name).read_text() for name in ("models.py", "admin.py"))
+    missing = [msgid for msgid in AXES_MSGIDS if f'_("{msgid}")' not in source and f'"{msgid}"' not in source]
+    assert not missing, f"django-axes no longer uses these msgids: {missing}"
+
+
+def test_django_admin_msgids_our_catalog_translates_are_still_djangos_own() -> None:
+    catalog = (Path(django.__file__).parent / "contrib" / "admin" / "locale" / "en" / "LC_MESSAGES"
+               / "django.po").read_text()
+    missing = [msgid for msgid in DJANGO_ADMIN_MSGIDS if f'msgid "{msgid}"' not in catalog]
+    assert not missing, f"Django admin no longer uses these msgids: {missing}"
+
+
+def test_the_login_throttling_app_has_a_translatable_name() -> None:
+    config = apps.get_app_config("axes")
+    assert config.name == "axes" and str(config.verbose_name) == "Login attempts"
+
+
+@pytest.mark.django_db
+def test_admin_index_names_the_axes_app_by_our_name(people: People, client: Client) -> None:
+    client.force_login(people.admin)
+    page = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Login attempts" in page and ">Axes<" not in page
+    assert reverse("admin:axes_accessattempt_changelist") in page
