@@ -6,7 +6,10 @@ upstream was not called and no message or ledger row was written.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import urllib.error
+import urllib.request
 from datetime import timedelta
 from typing import Any
 
@@ -17,12 +20,15 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.sessions.models import Session
 from django.test import Client
 from django.utils import timezone
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_client_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from apps.accounts.models import User
 from apps.billing.models import LedgerEntry
 from apps.conversations.models import Message
 from apps.conversations.socket_slots import SLOT_TTL, socket_slots_forget
-from tests.conftest import ORIGIN, PASSWORD, People, ws_frames_until, ws_turn
+from tests.conftest import ORIGIN, PASSWORD, LiveServer, People, ws_frames_until, ws_turn
 from tests.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -274,3 +280,59 @@ async def test_places_of_sockets_that_vanished_without_closing_expire(
 
     for socket in [*vanished, ws]:
         await socket.disconnect()
+
+
+# --- What a browser sees, through a real server -----------------------------------------
+
+async def _live_socket(server: LiveServer, *, cookie: str = "", origin: str = "") -> ClientConnection:
+    return await ws_client_connect(f"ws://127.0.0.1:{server.port}/ws/chat/", proxy=None,
+                                   origin=origin or server.url, additional_headers={"Cookie": cookie} if cookie else None)
+
+
+async def test_a_browser_without_a_session_sees_close_code_4401_not_a_refused_handshake(
+    live_asgi: LiveServer
+) -> None:
+    socket = await _live_socket(live_asgi)
+
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(socket.recv(), timeout=5)
+
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_a_page_on_another_site_still_cannot_open_a_socket(live_asgi: LiveServer, people: People) -> None:
+    client = await signed_in(people.student)
+
+    with pytest.raises(InvalidStatus) as refused:
+        await _live_socket(live_asgi, cookie=f"sessionid={client.cookies['sessionid'].value}",
+                           origin="https://evil.example")
+
+    assert refused.value.response.status_code == 403
+
+
+async def test_logging_out_over_http_closes_the_browsers_socket(live_asgi: LiveServer, people: People) -> None:
+    client = await signed_in(people.student)
+    csrf = "a" * 32  # the double-submit pair Django's form and cookie would carry
+    cookie = f"sessionid={client.cookies['sessionid'].value}; csrftoken={csrf}"
+    socket = await _live_socket(live_asgi, cookie=cookie)
+
+    def log_out() -> int:
+        request = urllib.request.Request(f"{live_asgi.url}/accounts/logout/", method="POST",
+                                         data=f"csrfmiddlewaretoken={csrf}".encode(),
+                                         headers={"Cookie": cookie, "Origin": live_asgi.url,
+                                                  "Content-Type": "application/x-www-form-urlencoded"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+        try:
+            return opener.open(request, timeout=5).status
+        except urllib.error.HTTPError as response:
+            return response.code
+
+    assert await asyncio.to_thread(log_out) == 302
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(socket.recv(), timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
