@@ -160,8 +160,12 @@
     });
     socket.addEventListener("close", function (event) {
       chat.dataset.connected = "false";
-      if (event.code === 4401) { location.reload(); return; }
+      // 4401: signed out (logged out, new password, account switched off); 4403: the class
+      // was archived or left. A reload shows the login page, or what is left.
+      if (event.code === 4401 || event.code === 4403) { location.reload(); return; }
       if (current) { setBusy(false); current = null; }
+      // 4429: open in too many tabs. The chat.error before the close says so; try later.
+      if (event.code === 4429) { setTimeout(connect, 15000); return; }
       showError(chat.dataset.labelDisconnected);
       setTimeout(connect, 2000);
     });
