@@ -6,7 +6,7 @@ from django.contrib.admin.forms import AdminPasswordChangeForm as OwnPasswordCha
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.views import PasswordChangeView
 from django.db.models import QuerySet
-from django.forms import ModelForm
+from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -14,7 +14,7 @@ from django.utils.translation import ngettext
 
 from .models import AuditEvent, Classroom, Enrollment, User
 from .services import lockout_clear
-from .sockets import CLOSE_SIGNED_OUT, user_sockets_close
+from .sockets import CLOSE_ACCESS_CHANGED, CLOSE_SIGNED_OUT, user_sockets_close
 
 
 class PasswordSetForm(AdminPasswordChangeForm):
@@ -104,6 +104,21 @@ class ClassroomAdmin(admin.ModelAdmin):
     search_fields = ("name", "join_code", "teachers__username")
     filter_horizontal = ("teachers", "allowed_models")
     inlines = [EnrollmentInline]
+
+    # Archiving a class or taking students out of it here closes their chat sockets, as the
+    # teachers' pages do (classroom_archive, student_remove).
+    def save_model(self, request: HttpRequest, obj: Classroom, form: ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "archived" in form.changed_data and obj.archived:
+            user_sockets_close(user_ids=obj.enrollments.values_list("student_id", flat=True),
+                               code=CLOSE_ACCESS_CHANGED)
+
+    def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet,
+                     change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        removed = [enrollment.student_id for enrollment in getattr(formset, "deleted_objects", [])
+                   if isinstance(enrollment, Enrollment)]
+        user_sockets_close(user_ids=removed, code=CLOSE_ACCESS_CHANGED)
 
 
 @admin.register(AuditEvent)
