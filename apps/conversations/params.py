@@ -69,7 +69,8 @@ def _stop(name: str, value: object) -> str | list[str]:
 def _response_format(name: str, value: object) -> dict[str, Any]:
     refused = ChatError("bad_request", _(
         "'response_format' must have the type text, json_object or json_schema; a json_schema needs a name "
-        "(letters, digits, _ and -) and a schema object of at most %(chars)d characters.") % {"chars": SCHEMA_MAX_CHARS})
+        "(letters, digits, _ and -) and a schema object of at most %(chars)d characters.")
+        % {"chars": SCHEMA_MAX_CHARS})
     if not isinstance(value, dict) or value.get("type") not in RESPONSE_FORMAT_TYPES:
         raise refused
     if value["type"] != "json_schema":
@@ -159,8 +160,9 @@ def text_is_sendable(text: str) -> bool:
 
 def json_value_check(value: object) -> None:
     """A parsed JSON value holds no unsendable text (in keys or strings), no NaN or infinity
-    (Python's json reads them; JSON has no such numbers) and nests at most MAX_NESTING levels. Iterative: a value deep enough to matter would overflow a recursive
-    walk (and the provider call's own serialisation). Raises ChatError("bad_request")."""
+    (Python's json reads them; JSON has no such numbers) and nests at most MAX_NESTING
+    levels. Iterative: a value deep enough to matter would overflow a recursive walk (and
+    the provider call's own serialisation). Raises ChatError("bad_request")."""
     pending: list[tuple[object, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()

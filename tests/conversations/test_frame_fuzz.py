@@ -85,7 +85,8 @@ json_values = st.recursive(
 param_values = (st.floats(allow_nan=True, allow_infinity=True) | st.integers(min_value=-3, max_value=3)
                 | st.integers() | any_text | st.lists(any_text, max_size=6)
                 | st.sampled_from([{"type": "text"}, {"type": "json_object"}, {"type": "yaml"},
-                                   {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}},
+                                   {"type": "json_schema",
+                                    "json_schema": {"name": "answer", "schema": {"type": "object"}}},
                                    {"type": "json_schema", "json_schema": {"name": "no spaces", "schema": {}}}])
                 | json_values)
 params = st.dictionaries(st.sampled_from(PARAM_NAMES) | any_text, param_values, max_size=3) | json_values
@@ -202,8 +203,8 @@ async def test_parameters_within_the_bounds_reach_the_provider_as_sent(
     sampling = {"temperature": 2, "top_p": 0.0, "presence_penalty": -2, "frequency_penalty": 1.5,
                 "seed": -(2**63), "stop": ["\n\n", "END", "。", "x"],
                 "response_format": {"type": "json_schema",
-                                    "json_schema": {"name": "answer", "strict": True,
-                                                    "schema": {"type": "object", "properties": {"a": {"type": "string"}}}}}}
+                                    "json_schema": {"name": "answer", "strict": True, "schema": {
+                                        "type": "object", "properties": {"a": {"type": "string"}}}}}}
 
     frames = await ws_turn(socket, model=MODEL, content="Reply in JSON.", params=sampling, max_tokens=64)
 

@@ -335,8 +335,8 @@ async def test_places_of_sockets_that_vanished_without_closing_expire(
 # --- What a browser sees, through a real server -----------------------------------------
 
 async def _live_socket(server: LiveServer, *, cookie: str = "", origin: str = "") -> ClientConnection:
-    return await ws_client_connect(f"ws://127.0.0.1:{server.port}/ws/chat/", proxy=None,
-                                   origin=origin or server.url, additional_headers={"Cookie": cookie} if cookie else None)
+    return await ws_client_connect(f"ws://127.0.0.1:{server.port}/ws/chat/", proxy=None, origin=origin or server.url,
+                                   additional_headers={"Cookie": cookie} if cookie else None)
 
 
 async def test_a_browser_without_a_session_sees_close_code_4401_not_a_refused_handshake(
