@@ -26,9 +26,8 @@ from .socket_slots import SLOT_REFRESH, socket_slot_free, socket_slot_keep, sock
 
 logger = logging.getLogger(__name__)
 
-# Close codes (4000-4999 are the application's own); the chat page reloads on 4401 and
-# 4403 (apps/accounts/sockets.py) and tries again later on 4429.
-CLOSE_UNAUTHENTICATED = CLOSE_SIGNED_OUT
+# Close codes (4000-4999 are the application's own): 4401 and 4403 are accounts' (see
+# apps/accounts/sockets.py), on which the chat page reloads; on this one it tries again later.
 CLOSE_TOO_MANY_SOCKETS = 4429
 
 
@@ -53,7 +52,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.open = True
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
-            await self.close_with(CLOSE_UNAUTHENTICATED)
+            await self.close_with(CLOSE_SIGNED_OUT)
             return
         self.user: User = user
         self.session_key: str | None = self.scope["session"].session_key
