@@ -125,6 +125,8 @@ async def test_changing_your_own_password_in_the_admin_closes_your_sockets(
 ) -> None:
     admin = await signed_in(people.admin)
     ws = await open_socket(await signed_in(people.admin))
+    page = await sync_to_async(admin.get)("/admin/password_change/")
+    assert page.status_code == 200 and b'name="old_password"' in page.content  # Django's page, as before
 
     status = await post(admin, "/admin/password_change/", {
         "old_password": PASSWORD, "new_password1": "a-brand-new-secret-77", "new_password2": "a-brand-new-secret-77"})
