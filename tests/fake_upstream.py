@@ -7,6 +7,7 @@ default when the queue is empty) and is recorded for assertions.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -24,11 +25,14 @@ class Behaviour:
     retry_after: str | None = None
     drop_after: int | None = None  # cut the connection after this many chunks
     include_usage: bool = True  # send the usage chunk when the client asks for it
-    usage: tuple[int, int] | None = None  # (prompt, completion); default: made up from the text
+    usage: tuple[Any, Any] | None = None  # (prompt, completion), any JSON values; default: made up from the text
     error_message: str = "fake upstream error"
     redirect_to: str | None = None  # answer 307 to this URL instead
     stall_before: int | None = None  # go silent before this chunk index...
     stall: float = 0.0  # ...for this many seconds
+    raw_events: list[str] | None = None  # stream these `data:` payloads verbatim instead of a reply, then end
+    error_padding: int = 0  # bytes of filler added to an error body's message
+    gzip: bool = False  # JSON bodies (errors, non-stream replies) sent gzip-compressed
 
 
 @dataclass
@@ -117,10 +121,14 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             pass
 
-        def _json(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None) -> None:
+        def _json(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None,
+                  compress: bool = False) -> None:
             body = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            if compress:
+                body = gzip.compress(body)
+                self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Length", str(len(body)))
             for name, value in (extra or {}).items():
                 self.send_header(name, value)
@@ -147,7 +155,9 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
 
         def _error(self, behaviour: Behaviour) -> None:
             extra = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
-            self._json(behaviour.status, {"error": {"message": behaviour.error_message, "type": "fake"}}, extra)
+            message = behaviour.error_message + "x" * behaviour.error_padding
+            self._json(behaviour.status, {"error": {"message": message, "type": "fake"}}, extra,
+                       compress=behaviour.gzip)
 
         def _token(self) -> None:
             from urllib.parse import parse_qs, urlsplit
@@ -192,8 +202,9 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                 sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])) + 7,
                 max(len(behaviour.chunks), 1),
             )
+            numbers = all(isinstance(n, int) for n in (prompt_tokens, completion_tokens))
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                     "total_tokens": prompt_tokens + completion_tokens}
+                     "total_tokens": prompt_tokens + completion_tokens if numbers else None}
             model = body.get("model", "fake-model")
             if not body.get("stream"):
                 self._json(200, {
@@ -216,6 +227,12 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                         "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
             try:
+                if behaviour.raw_events is not None:
+                    for data in behaviour.raw_events:
+                        self._send_chunk(event(data))
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                    return
                 self._send_chunk(event(chunk({"role": "assistant", "content": ""}, None)))
                 for index, piece in enumerate(behaviour.chunks):
                     if behaviour.drop_after is not None and index >= behaviour.drop_after:

@@ -232,6 +232,10 @@ LLM_TOTAL_TIMEOUT = env.float("LLM_TOTAL_TIMEOUT", default=180.0)
 LLM_MAX_ATTEMPTS = env.int("LLM_MAX_ATTEMPTS", default=3)
 LLM_BACKOFF_BASE = env.float("LLM_BACKOFF_BASE", default=0.5)
 LLM_RETRY_AFTER_CAP = env.float("LLM_RETRY_AFTER_CAP", default=10.0)
+# The most text one reply may bring back from any provider (bytes of UTF-8). Past it the call
+# is cut and the reply saved as interrupted (upstream_too_large); raw bodies, lines and
+# decompressed streams are capped at multiples of it (apps/providers/netguard.py).
+LLM_MAX_REPLY_BYTES = env.int("LLM_MAX_REPLY_BYTES", default=1_000_000)
 
 # Billing: the currency costs are summed in (admin sets exchange rates to it), and how long
 # a hold may stay open before the periodic task settles it as a died request.
@@ -283,6 +287,10 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
     },
 }
+
+# Error reports (the DEBUG page too) show marked POST fields and locals as stars: a key
+# posted to a view that fails must not appear on the page or in a mailed report.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "webchat.reporting.SecretSafeExceptionReporterFilter"
 
 # --- Logging: JSON lines with the request id; never a secret ----------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="json")

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webchat.forms import form_add_service_errors
@@ -144,6 +145,7 @@ def _roster_render(request: HttpRequest, classroom: object, form: RosterImportFo
                                                     "locked": locked, "problems": problems or []}, status=status)
 
 
+@sensitive_variables()  # the generated passwords are locals: stars in any error report
 @require_POST
 @login_required
 def roster_import_view(request: HttpRequest, classroom_id: int) -> HttpResponse:
@@ -158,6 +160,7 @@ def roster_import_view(request: HttpRequest, classroom_id: int) -> HttpResponse:
     return _passwords_csv(handed_back, f"class{classroom.pk}-passwords.csv")
 
 
+@sensitive_variables()  # the new passwords are locals: stars in any error report
 @require_POST
 @login_required
 def roster_reset(request: HttpRequest, classroom_id: int) -> HttpResponse:
@@ -204,6 +207,8 @@ def roster_unlock(request: HttpRequest, classroom_id: int, student_id: int) -> H
     return redirect("class-roster", classroom_id=classroom.pk)
 
 
+@sensitive_post_parameters("password", "password_again")
+@sensitive_variables()
 @require_http_methods(["GET", "POST"])
 def register(request: HttpRequest) -> HttpResponse:
     """Students sign up with the join code their teacher gave them."""

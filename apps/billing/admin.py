@@ -24,8 +24,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "user", "classroom", "route_name", "prompt_tokens", "completion_tokens",
-                    "cost_billing", "billing_currency", "status", "usage_source", "credential_scope", "entry_point")
-    list_filter = ("status", "usage_source", "kind", "entry_point", "provider_slug", "billing_currency")
+                    "cost_billing", "billing_currency", "status", "usage_source", "usage_review", "credential_scope",
+                    "entry_point")
+    # "usage to review": rows billed on our count or a bound instead of what the provider said.
+    list_filter = ("usage_review", "status", "usage_source", "kind", "entry_point", "provider_slug",
+                   "billing_currency")
     search_fields = ("request_id", "user__username", "classroom__name", "route_name")
     date_hierarchy = "created_at"
     list_select_related = ("user", "classroom")

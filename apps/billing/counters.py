@@ -70,13 +70,13 @@ def budgets_settle(*, period_start: datetime, keys: list[str], held_tokens: int,
     return _execute(sql, [held_tokens, used_tokens, held_units, used_units, _when(period_start), *keys])
 
 
-def hold_claim(*, request_id: str, settled_at: datetime) -> Hold | None:
-    """Mark an active hold settled and return it, in one statement (UPDATE ... RETURNING,
-    SQLite 3.35+ and PostgreSQL). None when it was already settled or expired: only the
-    first settle (or expiry) gets to write."""
+def hold_claim(*, request_id: str, settled_at: datetime, status: str = Hold.Status.SETTLED) -> Hold | None:
+    """Mark an active hold settled (or `status`) and return it, in one statement (UPDATE ...
+    RETURNING, SQLite 3.35+ and PostgreSQL). None when it was already settled, expired or
+    released: only the first settle (or expiry, or release) gets to write."""
     sql = (f"UPDATE {Hold._meta.db_table} SET status = %s, settled_at = %s "
            f"WHERE request_id = %s AND status = %s RETURNING *")
-    rows = list(Hold.objects.raw(sql, [Hold.Status.SETTLED, _when(settled_at), request_id, Hold.Status.ACTIVE]))
+    rows = list(Hold.objects.raw(sql, [status, _when(settled_at), request_id, Hold.Status.ACTIVE]))
     return rows[0] if rows else None
 
 

@@ -141,6 +141,9 @@ class Hold(models.Model):
         ACTIVE = "active", _("Active")
         SETTLED = "settled", _("Settled")
         EXPIRED = "expired", _("Expired")
+        # Settling failed for an unexpected reason: the hold was let go without a ledger row
+        # (the reply is saved and marked for review; the log has the error).
+        RELEASED = "released", _("Released unsettled")
 
     request_id = models.CharField(max_length=64, unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -179,6 +182,16 @@ class LedgerEntry(models.Model):
         PROVIDER = "provider", _("Reported by the provider")
         COUNTED = "counted", _("Counted with tiktoken")
 
+    class UsageReview(models.TextChoices):
+        """Why a request's token counts are not simply the provider's (blank: they are, or
+        the provider sent none and we counted). Each one is worth checking against the
+        provider's own bill."""
+
+        UNDER_REPORTED = "under_reported", _("Provider reported less than the text: our count billed")
+        MALFORMED = "malformed", _("Provider's usage was not valid numbers: our count billed")
+        CLAMPED = "clamped", _("Provider reported an implausible amount: billed at the bound")
+        UNSETTLED = "unsettled", _("Settling failed: hold released, nothing billed")
+
     request_id = models.CharField(_("request id"), max_length=64)
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices, default=Kind.CHARGE)
     corrects = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrections",
@@ -199,6 +212,8 @@ class LedgerEntry(models.Model):
     completion_tokens = models.IntegerField(_("completion tokens"))
     usage_source = models.CharField(_("usage source"), max_length=12, choices=UsageSource.choices)
     estimated = models.BooleanField(_("estimated count"), default=False)
+    usage_review = models.CharField(_("usage to review"), max_length=16, choices=UsageReview.choices, blank=True,
+                                    default="")
     status = models.CharField(_("status"), max_length=12, choices=Status.choices)
     price_input_per_million = models.DecimalField(_("input price per million"), **MONEY)
     price_output_per_million = models.DecimalField(_("output price per million"), **MONEY)

@@ -206,6 +206,68 @@ def _settle_counters(hold: Hold, *, used_tokens: int, used_units: int) -> None:
                                 held_units=hold.cost_units, used_tokens=used_tokens, used_units=used_units)
 
 
+# Bounds on the usage one request can plausibly have had, from what its hold knows: our count
+# of the prompt (providers frame messages differently and some add a short hidden system
+# prompt) and the max_tokens asked for (a provider may overshoot it by a little). A reported
+# count past them is not a real one (10^13 prompt tokens were once reported for a short
+# question): it is billed at the bound and flagged for review.
+PROMPT_BOUND_FACTOR = 2
+PROMPT_BOUND_MARGIN = 256
+COMPLETION_BOUND_MARGIN = 256
+
+
+@dataclass(frozen=True)
+class ReconciledUsage:
+    prompt_tokens: int
+    completion_tokens: int
+    usage_source: str
+    usage_review: str
+
+
+def usage_reconcile(*, reported_prompt: int | None, reported_completion: int | None, counted_prompt: int,
+                    counted_completion: int, estimated: bool) -> ReconciledUsage:
+    """What to bill when a provider reported usage, checked against our own counts of the
+    prompt and of the reply text that arrived (`estimated`: counted with the closest public
+    tokenizer, not the model's own). A count that is missing or not a whole number (None
+    here) or that is below ours is replaced by ours, labelled `counted`, and flagged.
+
+    "Below ours" leaves room for tokenizers: another vendor's may need about half the tokens
+    of our estimate, and the prompt's per-message framing is approximate for every model. But
+    text that arrived always costs at least one token. Absurdly large counts are bounded in
+    hold_settle, which knows the hold. Side effects: none but a warning in the log."""
+    review = ""
+    prompt_floor = counted_prompt // 2
+    completion_floor = max(1 if counted_completion else 0,
+                           counted_completion // 2 if estimated else counted_completion)
+    if reported_prompt is None or reported_completion is None:
+        review = LedgerEntry.UsageReview.MALFORMED
+    elif reported_prompt < prompt_floor or reported_completion < completion_floor:
+        review = LedgerEntry.UsageReview.UNDER_REPORTED
+    prompt = reported_prompt if reported_prompt is not None and reported_prompt >= prompt_floor else counted_prompt
+    completion = (reported_completion if reported_completion is not None and reported_completion >= completion_floor
+                  else counted_completion)
+    if review:
+        logger.warning("provider usage %s: reported %s prompt / %s completion tokens, counted %d / %d; billed %d / %d",
+                       review, reported_prompt, reported_completion, counted_prompt, counted_completion, prompt,
+                       completion)
+    source = LedgerEntry.UsageSource.COUNTED if review else LedgerEntry.UsageSource.PROVIDER
+    return ReconciledUsage(prompt_tokens=prompt, completion_tokens=completion, usage_source=source,
+                           usage_review=review)
+
+
+def _usage_bounded(*, hold: Hold, prompt_tokens: object, completion_tokens: object) -> tuple[int, int]:
+    """The usage within [0, bound] (see PROMPT_BOUND_FACTOR). Whatever arrives here (a
+    negative, 2**63, not an int at all) becomes a number the ledger and the counters can hold:
+    settling must not fail on a provider's numbers."""
+    max_tokens = max(hold.tokens - hold.prompt_tokens, 0)
+    bounds = (hold.prompt_tokens * PROMPT_BOUND_FACTOR + PROMPT_BOUND_MARGIN, max_tokens + COMPLETION_BOUND_MARGIN)
+    values = []
+    for value, bound in zip((prompt_tokens, completion_tokens), bounds, strict=True):
+        number = value if isinstance(value, int) and not isinstance(value, bool) else 0
+        values.append(min(max(number, 0), bound))
+    return values[0], values[1]
+
+
 @dataclass(frozen=True)
 class ReplyUsage:
     """What a request really used and how it ended, for its ledger row."""
@@ -222,6 +284,7 @@ class ReplyUsage:
     first_chunk_ms: int | None
     total_ms: int | None
     model_id: int | None = None  # the model actually used (after failover); default: the hold's
+    usage_review: str = ""  # set by usage_reconcile when the provider's counts were not used
 
 
 @transaction.atomic
@@ -229,7 +292,8 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
     """Turn a hold into the request's ledger row, at the price in force when it started.
 
     Side effects: the Hold marked settled, its counters moved from held to used (the real
-    amount, even beyond the hold: recorded, never dropped), one LedgerEntry. Idempotent by
+    amount, even beyond the hold: recorded, never dropped), one LedgerEntry. Usage past the
+    plausible bounds is billed at the bound, flagged `clamped` and logged. Idempotent by
     request id: settling again returns the existing row and changes nothing.
     """
     now = now or timezone.now()
@@ -238,22 +302,28 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
     if hold is None:
         # Settled (or expired) already: that settle wrote the request's one charge.
         return LedgerEntry.objects.get(request_id=request_id, kind=LedgerEntry.Kind.CHARGE)
+    prompt_tokens, completion_tokens = _usage_bounded(hold=hold, prompt_tokens=usage.prompt_tokens,
+                                                      completion_tokens=usage.completion_tokens)
+    review = usage.usage_review
+    if (prompt_tokens, completion_tokens) != (usage.prompt_tokens, usage.completion_tokens):
+        review = LedgerEntry.UsageReview.CLAMPED
+        logger.warning("usage of %s clamped: reported %r prompt / %r completion tokens, billed %d / %d",
+                       request_id, usage.prompt_tokens, usage.completion_tokens, prompt_tokens, completion_tokens)
     model_id = usage.model_id or hold.model_id
     price = model_price_at(model_id=model_id, when=hold.created_at)
     hold_price = price if model_id == hold.model_id else model_price_at(model_id=hold.model_id, when=hold.created_at)
     rate = hold.exchange_rate
     if price is not None and hold_price is not None and price.currency != hold_price.currency:
         rate = exchange_rate_at(from_currency=price.currency, to_currency=hold.billing_currency, when=hold.created_at)
-    cost, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=usage.prompt_tokens,
-                                 completion_tokens=usage.completion_tokens)
-    _settle_counters(hold, used_tokens=usage.prompt_tokens + usage.completion_tokens,
-                     used_units=money_units(cost_billing))
+    cost, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens,
+                                 completion_tokens=completion_tokens)
+    _settle_counters(hold, used_tokens=prompt_tokens + completion_tokens, used_units=money_units(cost_billing))
     return LedgerEntry.objects.create(
         request_id=request_id, kind=LedgerEntry.Kind.CHARGE, user_id=hold.user_id, classroom_id=hold.classroom_id,
         credential_id=usage.credential_id, credential_scope=usage.credential_scope,
         provider_slug=usage.provider_slug, model_id=model_id, route_name=usage.route_name,
-        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-        usage_source=usage.usage_source, estimated=usage.estimated, status=usage.status,
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        usage_source=usage.usage_source, estimated=usage.estimated, usage_review=review, status=usage.status,
         price_input_per_million=price.input_per_million if price else Decimal(0),
         price_output_per_million=price.output_per_million if price else Decimal(0),
         price_currency=price.currency if price else hold.billing_currency,
@@ -261,6 +331,19 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
         first_chunk_ms=usage.first_chunk_ms, total_ms=usage.total_ms, entry_point=hold.entry_point,
         started_at=hold.created_at, created_at=now,
     )
+
+
+@transaction.atomic
+def hold_release(*, request_id: str, now: datetime | None = None) -> Hold | None:
+    """Let a hold go unbilled, because settling it failed for an unexpected reason: the
+    student's quota must not stay blocked until the hold expires, and the failure must not
+    cost them. Side effects: the Hold marked released, its amounts taken off its counters
+    (nothing added as used). No ledger row; the caller flags the reply `unsettled`. None
+    when the hold was already settled, expired or released."""
+    hold = counters.hold_claim(request_id=request_id, settled_at=now or timezone.now(), status=Hold.Status.RELEASED)
+    if hold is not None:
+        _settle_counters(hold, used_tokens=0, used_units=0)
+    return hold
 
 
 def holds_expire(*, now: datetime | None = None) -> int:

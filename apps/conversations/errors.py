@@ -28,7 +28,10 @@ UPSTREAM_MESSAGES: dict[str, Promise] = {
     "upstream_blocked": _("The provider's address is on a private network, which is not allowed."),
     "upstream_timeout": _("The provider took too long to answer. Try again."),
     "upstream_unreachable": _("The provider could not be reached. Try again later."),
-    "upstream_dropped": _("The connection to the provider dropped in the middle of the reply. What arrived was saved."),
+    "upstream_dropped": _("The provider's reply broke off (the connection dropped, or it sent something that is not "
+                          "a valid reply). What arrived was saved."),
+    "upstream_too_large": _("The provider's reply was longer than this site allows, so it was cut off. What arrived "
+                            "was saved."),
     "upstream_rejected": _("The provider refused this request."),
     "upstream_error": _("The provider had an error. Try again."),
     "internal_error": _("Something went wrong on the server. What arrived was saved."),

@@ -53,6 +53,7 @@ class Message(models.Model):
 
     # The same vocabulary as the ledger: where a reply's token counts came from.
     UsageSource = LedgerEntry.UsageSource
+    UsageReview = LedgerEntry.UsageReview
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     role = models.CharField(_("role"), max_length=16, choices=Role.choices)
@@ -72,6 +73,9 @@ class Message(models.Model):
     prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
     usage_source = models.CharField(_("usage source"), max_length=16, choices=UsageSource.choices, blank=True)
+    # As on the reply's ledger row; `unsettled` only here (settling failed, so there is no row).
+    usage_review = models.CharField(_("usage to review"), max_length=16, choices=UsageReview.choices, blank=True,
+                                    default="")
     cost = models.DecimalField(_("cost"), max_digits=20, decimal_places=10, null=True, blank=True)
     currency = models.CharField(_("currency"), max_length=3, blank=True)
     error_code = models.CharField(_("error code"), max_length=64, blank=True)

@@ -34,7 +34,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import Classroom, User
 from apps.accounts.selectors import classroom_allows_model, classroom_for_student, classroom_open_to_student
 from apps.billing.selectors import quota_status
-from apps.billing.services import QuotaRefused, hold_take
+from apps.billing.services import QuotaRefused, hold_take, usage_reconcile
 from apps.providers.client import Route, UpstreamError, Usage, chat_stream
 from apps.providers.routes import NoRoute, routes_for_request
 from apps.providers.selectors import chat_model_get_by_route_name
@@ -245,16 +245,14 @@ async def _call_and_relay(*, turn: PreparedTurn, relay: Relay, reply: _Reply, st
 
 
 def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) -> TurnOutcome:
-    estimated = False
-    if reply.usage is not None:
-        prompt_tokens, completion_tokens = reply.usage.prompt_tokens, reply.usage.completion_tokens
-        source = Message.UsageSource.PROVIDER
-    elif status == Message.Status.FAILED:
+    estimated, review = False, ""
+    if reply.usage is None and status == Message.Status.FAILED:
         # Nothing was produced: the provider bills nothing, and neither do we.
         prompt_tokens = completion_tokens = 0
         source = Message.UsageSource.COUNTED
     else:
-        # No usage from the provider (stopped early, dropped, or it never reports): count.
+        # Our own count, to bill when the provider reports none (stopped early, dropped, or
+        # it never reports) and to check its report against when it does.
         model_name = reply.route.model_name
         # Counted once already for the hold; again only if failover changed the model.
         prompt = (turn.prompt if model_name == turn.route.model_name
@@ -262,6 +260,13 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) 
         completion = count_text_tokens(text=reply.text, model_name=model_name)
         prompt_tokens, completion_tokens = prompt.tokens, completion.tokens if reply.parts else 0
         source, estimated = Message.UsageSource.COUNTED, prompt.estimated
+        if reply.usage is not None:
+            billed = usage_reconcile(reported_prompt=reply.usage.prompt_tokens,
+                                     reported_completion=reply.usage.completion_tokens, counted_prompt=prompt_tokens,
+                                     counted_completion=completion_tokens, estimated=completion.estimated)
+            prompt_tokens, completion_tokens = billed.prompt_tokens, billed.completion_tokens
+            source, review = billed.usage_source, billed.usage_review
+            estimated = estimated and source == Message.UsageSource.COUNTED
     return TurnOutcome(
         content=reply.text,
         status=status,
@@ -277,6 +282,7 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) 
         error_code=reply.error.code if reply.error else "",
         first_chunk_ms=reply.first_chunk_ms,
         total_ms=int((time.monotonic() - started) * 1000),
+        usage_review=review,
     )
 
 
@@ -333,7 +339,8 @@ async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop
             "type": "chat.done",
             "message": message.pk,
             "status": status,
-            "usage": {"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens},
+            # What was billed (settling bounds absurd counts), not what the provider claimed.
+            "usage": {"prompt_tokens": message.prompt_tokens or 0, "completion_tokens": message.completion_tokens or 0},
             "model": outcome.route_name,
             "first_chunk_ms": outcome.first_chunk_ms,
             "cost": str(message.cost.normalize()) if message.cost is not None else None,

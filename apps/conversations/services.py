@@ -5,6 +5,7 @@ reply has an id to stream under) and once when it ends. Nothing is written per c
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,10 +17,12 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
 from apps.billing.models import Hold
-from apps.billing.services import ReplyUsage, hold_settle
+from apps.billing.services import ReplyUsage, hold_release, hold_settle
 from apps.providers.models import ChatModel
 
 from .models import Conversation, Message
+
+logger = logging.getLogger(__name__)
 
 TITLE_CHARS = 60
 
@@ -78,6 +81,7 @@ class TurnOutcome:
     error_code: str
     first_chunk_ms: int | None
     total_ms: int
+    usage_review: str = ""  # why the counts are not the provider's (billing.usage_reconcile)
 
 
 @transaction.atomic
@@ -87,26 +91,37 @@ def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Mess
 
     Side effects: the reply's Message row updated once; the conversation's `updated_at`;
     hold_settle's (Hold, counters, LedgerEntry). Only a reply still `streaming` is written
-    and settling is idempotent, so finishing twice changes nothing.
+    and settling is idempotent, so finishing twice changes nothing. The reply carries the
+    counts the ledger billed (bounded there). Should settling fail all the same, the reply is
+    still saved, flagged `unsettled`, and its hold released (hold_release), not left to block
+    the quota and lose the text until holds expire.
     """
-    entry = hold_settle(request_id=request_id, usage=ReplyUsage(
-        prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
-        usage_source=outcome.usage_source, estimated=outcome.estimated, status=outcome.status,
-        route_name=outcome.route_name, provider_slug=outcome.provider_slug, credential_id=outcome.credential_id,
-        credential_scope=outcome.credential_scope, first_chunk_ms=outcome.first_chunk_ms, total_ms=outcome.total_ms,
-        model_id=outcome.model_id,
-    ))
+    try:
+        with transaction.atomic():  # a savepoint: a failed settle leaves nothing half-written
+            entry = hold_settle(request_id=request_id, usage=ReplyUsage(
+                prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
+                usage_source=outcome.usage_source, estimated=outcome.estimated, status=outcome.status,
+                route_name=outcome.route_name, provider_slug=outcome.provider_slug,
+                credential_id=outcome.credential_id, credential_scope=outcome.credential_scope,
+                first_chunk_ms=outcome.first_chunk_ms, total_ms=outcome.total_ms, model_id=outcome.model_id,
+                usage_review=outcome.usage_review,
+            ))
+    except Exception:
+        logger.exception("settling %s failed; the reply is saved unsettled and its hold released", request_id)
+        hold_release(request_id=request_id)
+        billed = {"cost": None, "currency": "", "prompt_tokens": None, "completion_tokens": None,
+                  "usage_review": Message.UsageReview.UNSETTLED}
+    else:
+        billed = {"cost": entry.cost_billing, "currency": entry.billing_currency, "prompt_tokens": entry.prompt_tokens,
+                  "completion_tokens": entry.completion_tokens, "usage_review": entry.usage_review}
     updated = Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
-        cost=entry.cost_billing,
-        currency=entry.billing_currency,
+        **billed,
         model_id=outcome.model_id,
         content=outcome.content,
         status=outcome.status,
         route_name=outcome.route_name,
         credential_scope=outcome.credential_scope,
         credential_id=outcome.credential_id,
-        prompt_tokens=outcome.prompt_tokens,
-        completion_tokens=outcome.completion_tokens,
         usage_source=outcome.usage_source,
         error_code=outcome.error_code,
         first_chunk_ms=outcome.first_chunk_ms,

@@ -7,13 +7,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from webchat.forms import form_add_service_errors
 
 from .client import key_check
-from .forms import KeyField
+from .forms import KEY_FIELDS, KeyField
 from .models import ChatModel, Credential, ModelFallback, ModelPrice, Provider
 from .routes import NoRoute, key_check_route
 from .sealing import SealError
@@ -94,6 +96,7 @@ class CredentialAdminForm(forms.ModelForm):
         model = Credential
         fields = ("provider", "scope", "owner", "classroom", "label", "base_url")
 
+    @method_decorator(sensitive_variables())
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         provider = data.get("provider") or getattr(self.instance, "provider", None)
@@ -128,6 +131,14 @@ class CredentialAdmin(admin.ModelAdmin):
     raw_id_fields = ("owner", "classroom")
     actions = ["test_keys", "revoke_keys"]
 
+    # Add and change pages receive keys: stars for them in any error report (the DEBUG page
+    # included), for the POST fields and for the locals of everything below this view.
+    @method_decorator(sensitive_post_parameters(*KEY_FIELDS))
+    @method_decorator(sensitive_variables())
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Credential | None = None) -> tuple[str, ...]:
         # A key is bound to its provider and scope: those never change after it is sealed.
         return self.readonly_fields + (("provider", "scope") if obj is not None else ())
@@ -144,6 +155,7 @@ class CredentialAdmin(admin.ModelAdmin):
             return False
         return True
 
+    @method_decorator(sensitive_variables())
     def save_model(self, request: HttpRequest, obj: Credential, form: CredentialAdminForm, change: bool) -> None:
         data = form.cleaned_data
         try:

@@ -17,9 +17,10 @@ from typing import Any
 import httpx2
 import openai
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 from openai import AsyncOpenAI
 
-from .netguard import BLOCKED_MARKER, http_client_for
+from .netguard import BLOCKED_MARKER, ReplyRefused, http_client_for
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,13 @@ class Route:
 
 @dataclass(frozen=True)
 class Usage:
-    prompt_tokens: int
-    completion_tokens: int
+    """Token counts as the provider reported them. A count that is missing or is not a
+    whole number >= 0 is None, and `malformed` says so: the pipeline bills its own count
+    for it. Implausibly large counts are kept here and bounded when settling."""
+
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    malformed: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,10 @@ def upstream_error_from(exc: BaseException) -> UpstreamError:
     key) in the detail: only the status and the provider's own error text."""
     if isinstance(exc, UpstreamError):
         return exc
+    if isinstance(exc, ReplyRefused):
+        return UpstreamError(exc.code, exc.detail)
+    if isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, ReplyRefused):
+        return UpstreamError(exc.__cause__.code, exc.__cause__.detail)
     if isinstance(exc, openai.RateLimitError):
         return UpstreamError("upstream_rate_limited", "429", status=429, retryable=True,
                              retry_after=_retry_after_seconds(exc.response))
@@ -119,11 +129,64 @@ def upstream_error_from(exc: BaseException) -> UpstreamError:
     raise exc
 
 
+def _token_count(value: object) -> int | None:
+    """A reported token count, if it is one: a whole number >= 0 (12.0 passes as 12).
+    Strings, fractions, booleans, negatives and None are not."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _usage_read(raw: object) -> Usage | None:
+    if raw is None:
+        return None
+    prompt = _token_count(getattr(raw, "prompt_tokens", None))
+    completion = _token_count(getattr(raw, "completion_tokens", None))
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, malformed=prompt is None or completion is None)
+
+
+def _malformed(what: str) -> UpstreamError:
+    return UpstreamError("upstream_dropped", f"malformed stream: {what}")
+
+
+def _chunk_read(chunk: object) -> StreamEvent:
+    """One streamed chunk, checked: the SDK builds chunks without validating them, so a
+    provider's `choices: "x"` or `content: 5` arrives as is. A chunk that breaks the
+    protocol is the provider's fault (upstream_dropped), never a crash here."""
+    if not hasattr(chunk, "usage"):  # `data: 42`, a list, a string: not a chunk object
+        raise _malformed("a chunk is not a JSON object")
+    choices = getattr(chunk, "choices", None)
+    if choices is None:
+        choices = []  # some servers leave it out of the final usage chunk
+    if not isinstance(choices, list):
+        raise _malformed("choices is not a list")
+    text, finish = "", None
+    for choice in choices:
+        delta = getattr(choice, "delta", None)
+        content = getattr(delta, "content", None)
+        reason = getattr(choice, "finish_reason", None)
+        if not hasattr(choice, "finish_reason") or not isinstance(content, str | None) \
+                or not isinstance(reason, str | None):
+            raise _malformed("a choice's delta content or finish reason is not a string")
+        text += content or ""
+        finish = reason or finish
+    # A NUL cannot be stored in PostgreSQL text; no reply needs one.
+    return StreamEvent(text=text.replace("\x00", ""), usage=_usage_read(getattr(chunk, "usage", None)),
+                       finish_reason=finish)
+
+
+def _text_cut_to_bytes(text: str, limit: int) -> str:
+    return text.encode()[:max(limit, 0)].decode(errors="ignore")  # never inside a character
+
+
 async def chat_stream(*, route: Route, messages: list[dict[str, Any]], max_tokens: int | None,
                       params: dict[str, Any] | None = None) -> AsyncIterator[StreamEvent]:
     """Stream one chat completion. Yields text deltas, then (when the provider reports it)
-    the usage. Raises `UpstreamError`; a stream that ends without a finish reason is
-    reported as `upstream_dropped` after what arrived was yielded."""
+    the usage. Raises `UpstreamError`; a stream that ends without a finish reason, or
+    breaks the protocol, is reported as `upstream_dropped` after what arrived was yielded;
+    one past LLM_MAX_REPLY_BYTES of text is cut there (`upstream_too_large`)."""
     timeout = httpx2.Timeout(settings.LLM_IDLE_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
     client = await _sdk_client(route, timeout)
     extra = dict(params or {})
@@ -131,6 +194,7 @@ async def chat_stream(*, route: Route, messages: list[dict[str, Any]], max_token
         extra["max_tokens"] = max_tokens
     finished = False
     received = False
+    text_bytes = 0
     deadline = time.monotonic() + settings.LLM_TOTAL_TIMEOUT
     try:
         async with asyncio.timeout(settings.LLM_TOTAL_TIMEOUT):
@@ -159,21 +223,25 @@ async def chat_stream(*, route: Route, messages: list[dict[str, Any]], max_token
                     chunk = await asyncio.wait_for(chunks.__anext__(), timeout=min(wait, deadline - time.monotonic()))
                 except StopAsyncIteration:
                     break
+                except ValueError:
+                    # A `data:` line that is not JSON (or not UTF-8): the SDK's parser gives up.
+                    raise _malformed("a data line is not JSON") from None
                 wait = settings.LLM_IDLE_TIMEOUT
                 received = True
-                usage = None
-                if chunk.usage is not None:
-                    usage = Usage(prompt_tokens=chunk.usage.prompt_tokens or 0,
-                                  completion_tokens=chunk.usage.completion_tokens or 0)
-                text, finish = "", None
-                for choice in chunk.choices or []:
-                    text += (choice.delta.content or "") if choice.delta else ""
-                    finish = choice.finish_reason or finish
-                if finish:
+                event = _chunk_read(chunk)
+                if event.finish_reason:
                     finished = True
-                if text or usage or finish:
-                    yield StreamEvent(text=text, usage=usage, finish_reason=finish)
-    except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
+                size = len(event.text.encode())
+                if text_bytes + size > settings.LLM_MAX_REPLY_BYTES:
+                    # Keep what fits, then end the call: nothing past the cap is relayed or stored.
+                    kept = _text_cut_to_bytes(event.text, settings.LLM_MAX_REPLY_BYTES - text_bytes)
+                    if kept:
+                        yield StreamEvent(text=kept)
+                    raise UpstreamError("upstream_too_large", f"reply over {settings.LLM_MAX_REPLY_BYTES} bytes")
+                text_bytes += size
+                if event.text or event.usage or event.finish_reason:
+                    yield event
+    except (openai.APIError, httpx2.HTTPError, TimeoutError, ReplyRefused) as exc:
         error = upstream_error_from(exc)
         if received and error.code == "upstream_unreachable":
             # The connection broke after the stream had begun: a drop, not "unreachable".
@@ -201,6 +269,7 @@ def _token_cache_key(route: Route) -> tuple[str, str]:
     return route.token_url, hashlib.sha256(f"{route.api_key}\0{route.secret_key}".encode()).hexdigest()
 
 
+@sensitive_variables()  # the key pair (and the token) are locals here: never in an error report
 async def ernie_access_token(route: Route, *, refresh: bool = False) -> str:
     """Exchange ERNIE's API Key + Secret Key for an access token (OAuth client credentials),
     cached until it expires. Raises UpstreamError."""
@@ -212,12 +281,16 @@ async def ernie_access_token(route: Route, *, refresh: bool = False) -> str:
     params = {"grant_type": "client_credentials", "client_id": route.api_key, "client_secret": route.secret_key}
     timeout = httpx2.Timeout(settings.LLM_FIRST_CHUNK_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
     try:
-        async with httpx2.AsyncClient(timeout=timeout) as http:
+        # The token URL comes from the catalog, not from a user; no redirects (they would
+        # carry the secret in the query string elsewhere).
+        async with http_client_for(user_supplied_url=False, timeout=timeout, follow_redirects=False) as http:
             response = await http.post(route.token_url, params=params)
     except httpx2.TimeoutException:
         raise UpstreamError("upstream_timeout", "token endpoint", retryable=True) from None
     except httpx2.HTTPError as exc:
         raise UpstreamError("upstream_unreachable", type(exc).__name__, retryable=True) from None
+    except ReplyRefused as exc:
+        raise UpstreamError(exc.code, "token endpoint") from None
     try:
         body = response.json()
     except ValueError:
@@ -229,11 +302,12 @@ async def ernie_access_token(route: Route, *, refresh: bool = False) -> str:
     if response.status_code != 200:
         raise UpstreamError("upstream_error", f"token endpoint {response.status_code}",
                             status=response.status_code, retryable=response.status_code >= 500)
-    lifetime = float(body.get("expires_in") or 3600)
+    lifetime = _token_count(body.get("expires_in")) or 3600  # seconds; a provider's odd value is not a crash
     _access_tokens[key] = (str(token), time.monotonic() + max(lifetime - TOKEN_EXPIRY_MARGIN, 1.0))
     return str(token)
 
 
+@sensitive_variables("bearer")
 async def _sdk_client(route: Route, timeout: httpx2.Timeout, *, refresh_token: bool = False) -> AsyncOpenAI:
     bearer = await ernie_access_token(route, refresh=refresh_token) if route.exchanges_token else route.api_key
     return AsyncOpenAI(api_key=bearer or NO_KEY_PLACEHOLDER, base_url=route.base_url, max_retries=0, timeout=timeout,
@@ -250,7 +324,7 @@ async def key_check(route: Route) -> str:
             await asyncio.wait_for(client.models.list(), timeout=settings.CREDENTIAL_CHECK_TIMEOUT)
         finally:
             await client.close()
-    except (openai.APIError, httpx2.HTTPError, TimeoutError, UpstreamError) as exc:
+    except (openai.APIError, httpx2.HTTPError, TimeoutError, UpstreamError, ReplyRefused) as exc:
         code = upstream_error_from(exc).code
         return {
             "upstream_auth_failed": "rejected",

@@ -8,6 +8,9 @@ from apps.accounts.models import Classroom, User
 
 from .models import Credential, Provider
 
+# The POST fields that carry a key, for sensitive_post_parameters on every view receiving them.
+KEY_FIELDS = ("api_key", "secret_key")
+
 
 class KeyField(forms.CharField):
     def __init__(self, **kwargs: object) -> None:

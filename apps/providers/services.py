@@ -11,12 +11,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from apps.accounts.models import Classroom, User
 
 from .catalog import DEMO, catalog_apply
 from .models import ChatModel, Credential, ModelPrice, Provider
-from .netguard import BlockedURL, url_check_public
+from .netguard import BlockedURL, url_check_public, url_parse
 from .sealing import current_kek_id, seal, unseal
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ def _binding(credential: Credential) -> bytes:
     return f"webchat-credential:v1:{credential.public_id}:{credential.provider_id}:{credential.base_url}".encode()
 
 
+# Functions holding a key in a local are marked with sensitive_variables(): an error report
+# (the debug page, a logged traceback with locals) shows their variables, and those of
+# everything they call, as stars.
+@sensitive_variables()
 def _clean_key(value: str, label: str) -> str:
     value = (value or "").strip()
     if not value:
@@ -70,17 +75,17 @@ def base_url_clean(*, provider: Provider, base_url: str, scope: str) -> str:
         if provider.base_url:
             return ""
         raise ValidationError({"base_url": _("This provider needs a base URL.")})
-    if scope == Credential.Scope.SITE:
-        # Admins may point anywhere, a model server on localhost included; still http(s).
-        if not base_url.startswith(("http://", "https://")):
-            raise ValidationError({"base_url": _("Only http:// and https:// URLs are allowed.")})
-        return base_url
     try:
+        if scope == Credential.Scope.SITE:
+            # Admins may point anywhere, a model server on localhost included; still a
+            # well-formed http(s) URL, or every call with the key would fail.
+            return url_parse(base_url).url
         return url_check_public(base_url)
     except BlockedURL as exc:
         raise ValidationError({"base_url": str(exc)}) from None
 
 
+@sensitive_variables()
 def _seal_into(credential: Credential, material: KeyMaterial) -> None:
     plaintext = json.dumps({"api_key": material.api_key, "secret_key": material.secret_key}).encode()
     credential.sealed, credential.kek_id = seal(plaintext, binding=_binding(credential))
@@ -101,6 +106,7 @@ def _check_scope(*, actor: User, scope: str, classroom: Classroom | None) -> Non
             raise PermissionDenied("This class does not let students use their own keys.")
 
 
+@sensitive_variables()
 def key_material_clean(*, provider: Provider, api_key: str, secret_key: str) -> KeyMaterial:
     api_key = _clean_key(api_key, "api_key")
     secret_key = (secret_key or "").strip()
@@ -111,6 +117,7 @@ def key_material_clean(*, provider: Provider, api_key: str, secret_key: str) -> 
     return KeyMaterial(api_key=api_key, secret_key=secret_key)
 
 
+@sensitive_variables()
 @transaction.atomic
 def credential_create(*, actor: User, provider: Provider, scope: str, api_key: str, secret_key: str = "",
                       base_url: str = "", label: str = "", classroom: Classroom | None = None) -> Credential:
@@ -135,6 +142,7 @@ def credential_create(*, actor: User, provider: Provider, scope: str, api_key: s
     return credential
 
 
+@sensitive_variables()
 @transaction.atomic
 def credential_replace(*, credential: Credential, api_key: str, secret_key: str = "",
                        base_url: str | None = None) -> Credential:
@@ -161,6 +169,7 @@ def credential_revoke(*, credential: Credential) -> Credential:
     return credential
 
 
+@sensitive_variables()
 def credential_open(*, credential: Credential) -> KeyMaterial:
     """The key in the clear, for the Authorization header only. Raises SealError."""
     data = json.loads(unseal(credential.sealed, binding=_binding(credential)))
@@ -190,6 +199,7 @@ def credential_record_check(*, credential: Credential, result: str) -> Credentia
     return credential
 
 
+@sensitive_variables()
 def credentials_rotate(*, batch_size: int = 200) -> dict[str, int]:
     """Re-seal every credential not yet under the first master key. Each row is re-sealed
     in its own small transaction, so an interrupted run is simply run again.
@@ -218,6 +228,7 @@ def credentials_rotate(*, batch_size: int = 200) -> dict[str, int]:
             )
 
 
+@sensitive_variables()
 def site_env_key(*, provider: Provider) -> tuple[KeyMaterial, str] | None:
     """A site key from the environment (OPENAI_API_KEY and friends, as in the lessons), with
     the base URL the environment gives (or ""). Read at call time, never stored."""

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import User
@@ -15,7 +16,7 @@ from apps.accounts.selectors import classroom_for_student
 from webchat.forms import form_add_service_errors
 
 from .client import key_check
-from .forms import CredentialCreateForm, CredentialReplaceForm
+from .forms import KEY_FIELDS, CredentialCreateForm, CredentialReplaceForm
 from .models import ChatModel
 from .routes import NoRoute, key_check_route
 from .selectors import credential_get_for_user, credentials_visible_to, providers_with_status
@@ -42,6 +43,18 @@ def providers_page(request: HttpRequest) -> HttpResponse:
     })
 
 
+def _keys_render(request: HttpRequest, *, form: CredentialCreateForm, status: int = 200) -> HttpResponse:
+    return render(request, "providers/keys.html", {
+        "form": form,
+        "credentials": credentials_visible_to(user=request.user),
+        "replace_form": CredentialReplaceForm(),
+    }, status=status)
+
+
+# The views that receive a key: its POST fields and the view's locals (and those of all it
+# calls) show as stars in any error report, the DEBUG page included (webchat/reporting.py).
+@sensitive_post_parameters(*KEY_FIELDS)
+@sensitive_variables()
 @require_http_methods(["GET", "POST"])
 @login_required
 def keys_page(request: HttpRequest) -> HttpResponse:
@@ -61,14 +74,11 @@ def keys_page(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, _("Key saved: %(masked)s. It will not be shown again.") % {"masked": credential.masked})
             return redirect("keys")
-    status = 400 if request.method == "POST" else 200
-    return render(request, "providers/keys.html", {
-        "form": form,
-        "credentials": credentials_visible_to(user=request.user),
-        "replace_form": CredentialReplaceForm(),
-    }, status=status)
+    return _keys_render(request, form=form, status=400 if request.method == "POST" else 200)
 
 
+@sensitive_post_parameters(*KEY_FIELDS)
+@sensitive_variables()
 @require_POST
 @login_required
 def key_replace(request: HttpRequest, credential_id: int) -> HttpResponse:
@@ -81,11 +91,13 @@ def key_replace(request: HttpRequest, credential_id: int) -> HttpResponse:
                                base_url=data["base_url"] if data["base_url"] else None)
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Key replaced: %(masked)s.") % {"masked": credential.masked})
             return redirect("keys")
-        messages.success(request, _("Key replaced: %(masked)s.") % {"masked": credential.masked})
     else:
         messages.error(request, _("Enter the new key."))
-    return redirect("keys")
+    # Bad input: the page again, with the reason and a 400; the key is unchanged.
+    return _keys_render(request, form=CredentialCreateForm(user=request.user), status=400)
 
 
 @require_POST

@@ -50,11 +50,11 @@ def test_settling_twice_bills_once(people: People, fake_model: ChatModel) -> Non
 
 
 def test_usage_beyond_the_hold_is_recorded_not_dropped(people: People, fake_model: ChatModel) -> None:
-    policy_set(people.classroom, student_token_limit=1_000)
+    policy_set(people.classroom, student_token_limit=300)
     request_id = take(people.student, people.classroom, fake_model, prompt=100, max_tokens=100)
-    entry = settle(request_id, 100, 2_000)  # a provider ignoring max_tokens
-    assert entry.completion_tokens == 2_000
-    assert UsageCounter.objects.get().tokens_used == 2_100
+    entry = settle(request_id, 100, 300)  # a provider overshooting max_tokens (within the plausible bound)
+    assert entry.completion_tokens == 300 and entry.usage_review == ""
+    assert UsageCounter.objects.get().tokens_used == 400
     with pytest.raises(QuotaRefused):
         take(people.student, people.classroom, fake_model, prompt=1, max_tokens=1)
 
@@ -129,13 +129,13 @@ def test_term_outside_its_dates_has_no_quota(people: People, fake_model: ChatMod
 
 def test_price_in_force_when_the_request_started_is_billed(people: People, fake_model: ChatModel) -> None:
     policy_set(people.classroom)  # no limits: this test is about prices
-    request_id = take(people.student, people.classroom, fake_model)
+    request_id = take(people.student, people.classroom, fake_model, prompt=1_000_000, max_tokens=0)
     ModelPrice.objects.create(model=fake_model, input_per_million=Decimal("100"), output_per_million=Decimal("100"),
                               currency="CNY", effective_from=timezone.now())
     price_cache_forget()  # what the admin's save does (other processes see it within seconds)
     entry = settle(request_id, 1_000_000, 0)
     assert entry.cost == Decimal("2") and entry.price_input_per_million == Decimal("2")
-    later = settle(take(people.student, people.classroom, fake_model), 1_000_000, 0)
+    later = settle(take(people.student, people.classroom, fake_model, prompt=1_000_000, max_tokens=0), 1_000_000, 0)
     assert later.cost == Decimal("100")
 
 
@@ -145,7 +145,8 @@ def test_usd_priced_model_is_billed_in_cny_at_the_admins_rate(people: People, fa
                                                        output_per_million=Decimal("0.60"))
     ExchangeRate.objects.create(from_currency="USD", to_currency="CNY", rate=Decimal("7.1"),
                                 effective_from=timezone.now() - timedelta(days=1))
-    entry = settle(take(people.student, people.classroom, fake_model), 1_000_000, 1_000_000)
+    entry = settle(take(people.student, people.classroom, fake_model, prompt=1_000_000, max_tokens=1_000_000),
+                   1_000_000, 1_000_000)
     assert (entry.cost, entry.price_currency) == (Decimal("0.75"), "USD")
     assert (entry.cost_billing, entry.billing_currency, entry.exchange_rate) == (Decimal("5.325"), "CNY", Decimal("7.1"))
 

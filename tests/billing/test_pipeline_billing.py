@@ -33,7 +33,8 @@ async def test_each_turn_writes_one_ledger_row_and_shows_its_cost(people: People
     fake_upstream.default = Behaviour(chunks=["Hi", "!"], usage=(1000, 500))
     ws = await connected(people.student)
 
-    frames = await ws_turn(ws, model="fakeai/fake-model", content="Hello")
+    # A question long enough for the provider's 1000 prompt tokens to be plausible.
+    frames = await ws_turn(ws, model="fakeai/fake-model", content="Hello " * 600)
 
     done = frames[-1]
     assert (done["cost"], done["currency"]) == ("0.006", "CNY")

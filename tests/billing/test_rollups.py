@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def spend(people: People, model: ChatModel, at: datetime, student=None, prompt: int = 100, completion: int = 50) -> None:  # type: ignore[no-untyped-def]
     with time_machine.travel(at, tick=False):
-        settle(take(student or people.student, people.classroom, model), prompt, completion)
+        settle(take(student or people.student, people.classroom, model, prompt=prompt, max_tokens=completion), prompt,
+               completion)
 
 
 @pytest.fixture

@@ -35,11 +35,12 @@ def teacher(people: People, client: Client) -> Client:
 @pytest.fixture
 def spent(people: People, fake_model: ChatModel) -> None:
     with time_machine.travel(datetime(2026, 2, 27, 2, 0, tzinfo=dt_timezone.utc), tick=False):
-        settle(take(people.student, people.classroom, fake_model), 5000, 5000)  # last month
+        # last month
+        settle(take(people.student, people.classroom, fake_model, prompt=5000, max_tokens=5000), 5000, 5000)
     with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=dt_timezone.utc), tick=False):
-        settle(take(people.student, people.classroom, fake_model), 1000, 500)
+        settle(take(people.student, people.classroom, fake_model, prompt=1000, max_tokens=500), 1000, 500)
     with time_machine.travel(datetime(2026, 3, 4, 2, 0, tzinfo=dt_timezone.utc), tick=False):
-        settle(take(people.student, people.classroom, fake_model), 2000, 1000)
+        settle(take(people.student, people.classroom, fake_model, prompt=2000, max_tokens=1000), 2000, 1000)
     usage_rollup(since=datetime(2026, 2, 20, tzinfo=dt_timezone.utc), until=datetime(2026, 3, 6, tzinfo=dt_timezone.utc))
 
 

@@ -32,10 +32,10 @@ def teacher(people: People, client: Client) -> Client:
 def spent(people: People, fake_model: ChatModel) -> None:
     policy_set(people.classroom)
     with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=dt_timezone.utc), tick=False):
-        settle(take(people.student, people.classroom, fake_model), 1000, 500)
+        settle(take(people.student, people.classroom, fake_model, prompt=1000, max_tokens=500), 1000, 500)
         settle(take(people.classmate, people.classroom, fake_model), 10, 5)
     with time_machine.travel(datetime(2026, 3, 4, 2, 0, tzinfo=dt_timezone.utc), tick=False):
-        settle(take(people.student, people.classroom, fake_model), 2000, 1000)
+        settle(take(people.student, people.classroom, fake_model, prompt=2000, max_tokens=1000), 2000, 1000)
     usage_rollup(since=datetime(2026, 3, 1, tzinfo=dt_timezone.utc), until=datetime(2026, 3, 6, tzinfo=dt_timezone.utc))
 
 
@@ -114,7 +114,7 @@ def test_csv_export_has_every_ledger_row_of_the_range(people: People, teacher: C
 
 def test_student_sees_the_quota_meter_and_reply_costs(people: People, client: Client, fake_model: ChatModel) -> None:
     policy_set(people.classroom, student_token_limit=10_000)
-    settle(take(people.student, people.classroom, fake_model), 1000, 1500)
+    settle(take(people.student, people.classroom, fake_model, prompt=1000, max_tokens=1500), 1000, 1500)
     client.force_login(people.student)
     page = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "2500 of 10000 tokens used" in page and "resets" in page

@@ -40,6 +40,43 @@ BLOCKED = [
     "file:///etc/passwd",
     "gopher://127.0.0.1:6379/_INFO",
     "http:///v1",
+    # IPv6 forms that carry a private IPv4 address, or are deprecated / local by definition
+    "http://[::7f00:1]/v1",  # IPv4-compatible 127.0.0.1
+    "http://[::a9fe:a9fe]/v1",  # IPv4-compatible metadata address
+    "http://[::ffff:0:7f00:1]/v1",  # SIIT (IPv4-translated) 127.0.0.1
+    "http://[64:ff9b:1::7f00:1]/v1",  # local-use NAT64 prefix
+    "http://[64:ff9b::7f00:1]/v1",  # well-known NAT64 of loopback
+    "http://[fec0::1]/v1",  # site-local
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/v1",  # Teredo
+    "http://[2002:7f00:1::]/v1",  # 6to4 of loopback
+    "http://[2002:a9fe:a9fe::1]/v1",  # 6to4 of the metadata address
+    "http://[2001:4860:1:1:0:5efe:a00:5]/v1",  # ISATAP interface id carrying 10.0.0.5
+    "http://[fe80::1%25eth0]/v1",  # link-local with a zone
+    # ports: only 80, 443 and 1024-65535
+    "https://8.8.8.8:0/v1",
+    "https://8.8.8.8:22/v1",
+    "http://8.8.8.8:25/v1",
+    "https://api.openai.com:1023/v1",
+]
+
+# Spellings no parser should be trusted with: each is a plain "not allowed" error, never a crash.
+MALFORMED = [
+    "http://[::1",
+    "http://[127.0.0.1]/v1",
+    "http://[::1]x/v1",
+    "http://a]b/v1",
+    "http://[v1.x]/v1",
+    "http://8.8.8.8:99999/v1",
+    "http://8.8.8.8:-1/v1",
+    "http://8.8.8.8:http/v1",
+    "http://8.8.8.8/v1?key=1",
+    "http://8.8.8.8/v1#top",
+    "http://exa\x00mple.com/v1",
+    "http://" + "a" * 70 + ".com/v1",  # a label over 63 characters
+    "http://a..b.com/v1",
+    "http://%31%32%37.0.0.1/v1",
+    "http://例子.com/v1",
+    "http://[::1]:8000:80/v1",
 ]
 
 
@@ -49,7 +86,16 @@ def test_private_and_tricky_urls_are_refused(url: str) -> None:
         url_check_public(url)
 
 
-@pytest.mark.parametrize("url", ["https://8.8.8.8/v1", "http://[2001:4860:4860::8888]/v1"])
+@pytest.mark.parametrize("url", MALFORMED)
+def test_malformed_urls_are_refused_with_a_message_not_a_crash(url: str) -> None:
+    with pytest.raises(BlockedURL) as refused:
+        url_check_public(url)
+    assert str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["https://8.8.8.8/v1", "http://[2001:4860:4860::8888]/v1", "https://8.8.8.8:8443/v1",
+                                 "http://8.8.8.8:80/v1", "https://[64:ff9b::808:808]/v1", "http://[2002:808:808::1]/v1",
+                                 "http://[::ffff:8.8.8.8]:11434/v1"])
 def test_public_addresses_pass(url: str) -> None:
     assert url_check_public(url) == url
 
@@ -124,6 +170,50 @@ async def test_redirect_to_an_internal_address_is_refused(people: People, keyed_
 
         assert len(outside.chat_requests()) == 1  # the allowed host was reached...
         assert fake_upstream.chat_requests() == []  # ...its redirect inward was not followed
+        assert frames[-1]["code"] == "upstream_blocked"
+        await ws.disconnect()
+    finally:
+        outside.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("embedded", ["::ffff:0:7f00:1", "::7f00:1", "64:ff9b::7f00:1"])
+async def test_ipv6_forms_of_loopback_are_refused_when_connecting(people: People, keyed_model: ChatModel,
+                                                                  fake_upstream: FakeUpstream, embedded: str) -> None:
+    """A key whose stored URL never met the entry check (DNS changing, an old row): the
+    connect-time check judges the IPv4 address inside the IPv6 one, the same way."""
+    from asgiref.sync import sync_to_async
+
+    port = fake_upstream.base_url.rsplit(":", 1)[1].split("/")[0]
+    await sync_to_async(_typed_url_key)(people, keyed_model, f"http://[{embedded}]:{port}/v1")
+    ws = await ws_connect(people.student)
+    await ws.connect()
+
+    frames = await ws_turn(ws, model="keyedai/keyed-model", content="hello")
+
+    assert frames[-1]["type"] == "chat.error" and frames[-1]["code"] == "upstream_blocked"
+    assert fake_upstream.chat_requests() == []
+    await ws.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_redirect_to_a_disallowed_port_is_refused(people: People, keyed_model: ChatModel,
+                                                        fake_upstream: FakeUpstream, settings: Any) -> None:
+    # The allowed host redirects to port 25 of the same (allowed) address: the port rule
+    # holds at connect time, for every hop. Refused by policy, not "unreachable".
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.2/32"]
+    outside = FakeUpstream(host="127.0.0.2").start()
+    try:
+        outside.default = Behaviour(redirect_to="http://127.0.0.2:25/v1/chat/completions")
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(_typed_url_key)(people, keyed_model, outside.base_url)
+        ws = await ws_connect(people.student)
+        await ws.connect()
+
+        frames = await ws_turn(ws, model="keyedai/keyed-model", content="hello")
+
+        assert len(outside.chat_requests()) == 1
         assert frames[-1]["code"] == "upstream_blocked"
         await ws.disconnect()
     finally:

@@ -1,0 +1,188 @@
+"""A provider that breaks the protocol or sends too much: the reply ends labelled
+(`upstream_dropped`, `upstream_too_large`), what arrived is saved and billed, and the socket
+gets exactly one closing frame. Never `internal_error`, never a crash in the log."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from apps.billing.models import Hold, LedgerEntry
+from apps.conversations.models import Message
+from apps.providers.models import ChatModel
+from apps.providers.tokens import count_text_tokens
+from tests.conftest import People, ws_connect, ws_turn
+from tests.fake_upstream import Behaviour, FakeUpstream
+
+# Loading the ASGI app sets Django's logging up again, which drops pytest's log capture:
+# load it now, before any test captures logs.
+import webchat.asgi  # noqa: E402,F401,I001
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MODEL = "fakeai/fake-model"
+
+
+def chunk(content: Any = None, finish: Any = None, **extra: Any) -> str:
+    """One chat.completion.chunk as a provider would send it (any values, valid or not)."""
+    delta = {} if content is None else {"content": content}
+    payload = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "fake-model",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+    return json.dumps(payload)
+
+
+async def turn(user: Any) -> list[dict[str, Any]]:
+    """One turn, and proof that nothing follows its closing frame."""
+    ws = await ws_connect(user)
+    await ws.connect()
+    try:
+        frames = await ws_turn(ws, model=MODEL, content="hello")
+        assert await ws.receive_nothing(timeout=0.3), "a second frame after the turn's end"
+        return frames
+    finally:
+        await ws.disconnect()
+
+
+# Each breaks the protocol before any text arrived.
+BROKEN_FROM_THE_START = {
+    "a data line that is not JSON": ["this is not json"],
+    "half a JSON object": ['{"id": "c", "choices": [{"delta": {"content": "Hi"'],
+    "JSON that is a number": ["42"],
+    "JSON that is a list": ['[{"choices": []}]'],
+    "JSON that is a string": ['"hello"'],
+    "choices that is a string": ['{"id": "c", "choices": "Hello"}'],
+    "choices that is an object": ['{"id": "c", "choices": {"0": {"delta": {"content": "Hi"}}}}'],
+    "a choice that is a number": ['{"id": "c", "choices": [5]}'],
+    "delta content that is a number": [chunk(5)],
+    "delta content that is a list": [chunk(["Hi"])],
+    "delta content that is an object": [chunk({"text": "Hi"})],
+    "a finish reason that is a number": [chunk("", finish=1)],
+}
+
+
+@pytest.mark.parametrize("events", BROKEN_FROM_THE_START.values(), ids=BROKEN_FROM_THE_START.keys())
+async def test_a_malformed_stream_fails_as_upstream_dropped_with_one_closing_frame(
+        people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, events: list[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    fake_upstream.default = Behaviour(raw_events=events)
+    with caplog.at_level(logging.INFO):
+        frames = await turn(people.student)
+
+    assert frames[-1]["type"] == "chat.error" and frames[-1]["code"] == "upstream_dropped"
+    assert "not a valid reply" in frames[-1]["message"]
+    assert [f["type"] for f in frames].count("chat.error") == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # no "chat turn failed"
+    reply = await Message.objects.aget(pk=frames[0]["message"])
+    assert (reply.status, reply.error_code, reply.content) == ("failed", "upstream_dropped", "")
+    assert (await Hold.objects.aget()).status == "settled"
+
+
+async def test_text_before_a_malformed_line_is_kept_and_billed(people: People, fake_model: ChatModel,
+                                                               fake_upstream: FakeUpstream,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    fake_upstream.default = Behaviour(raw_events=[chunk("Hello, "), chunk("class"), "data that is not JSON",
+                                                  chunk("never seen", finish="stop")])
+    with caplog.at_level(logging.INFO):
+        frames = await turn(people.student)
+
+    done = frames[-1]
+    assert (done["type"], done["status"], done["error_code"]) == ("chat.done", "interrupted", "upstream_dropped")
+    assert "".join(f["text"] for f in frames if f["type"] == "chat.delta") == "Hello, class"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    reply = await Message.objects.aget(pk=done["message"])
+    assert (reply.status, reply.content, reply.usage_source) == ("interrupted", "Hello, class", "counted")
+    entry = await LedgerEntry.objects.aget()
+    assert entry.completion_tokens == count_text_tokens(text="Hello, class", model_name="fake-model").tokens > 0
+
+
+async def test_a_stream_of_only_done_is_a_drop_not_a_reply(people: People, fake_model: ChatModel,
+                                                           fake_upstream: FakeUpstream) -> None:
+    fake_upstream.default = Behaviour(raw_events=["[DONE]"])
+    frames = await turn(people.student)
+    assert frames[-1]["code"] == "upstream_dropped"
+
+
+async def test_a_usage_chunk_without_choices_is_accepted(people: People, fake_model: ChatModel,
+                                                         fake_upstream: FakeUpstream) -> None:
+    usage = json.dumps({"id": "c", "object": "chat.completion.chunk", "usage": {"prompt_tokens": 9,
+                                                                                "completion_tokens": 2}})
+    fake_upstream.default = Behaviour(raw_events=[chunk("Hi!"), chunk(finish="stop"), usage, "[DONE]"])
+    frames = await turn(people.student)
+    assert frames[-1]["status"] == "complete"
+    assert frames[-1]["usage"] == {"prompt_tokens": 9, "completion_tokens": 2}
+
+
+async def test_a_reply_past_the_cap_is_cut_saved_interrupted_and_billed_for_what_arrived(
+        people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, settings: Any) -> None:
+    settings.LLM_MAX_REPLY_BYTES = 1000
+    fake_upstream.default = Behaviour(chunks=["é" * 150] * 10)  # 3000 bytes of text, 2 bytes a character
+
+    frames = await turn(people.student)
+
+    done = frames[-1]
+    assert (done["type"], done["status"], done["error_code"]) == ("chat.done", "interrupted", "upstream_too_large")
+    assert "longer than this site allows" in done["error"]
+    relayed = "".join(f["text"] for f in frames if f["type"] == "chat.delta")
+    assert relayed == "é" * 500 and len(relayed.encode()) == 1000  # cut at the cap, never inside a character
+    reply = await Message.objects.aget(pk=done["message"])
+    assert (reply.status, reply.error_code, reply.content) == ("interrupted", "upstream_too_large", relayed)
+    entry = await LedgerEntry.objects.aget()
+    # The provider's usage chunk comes at the end, which was never read: billed on our count.
+    assert entry.usage_source == "counted"
+    assert entry.completion_tokens == count_text_tokens(text=relayed, model_name="fake-model").tokens
+
+
+async def test_a_20_mb_reply_is_not_relayed_or_stored_whole(people: People, fake_model: ChatModel,
+                                                            fake_upstream: FakeUpstream) -> None:
+    fake_upstream.default = Behaviour(chunks=["x" * 100_000] * 200)  # default cap: 1 MB of text
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["error_code"] == "upstream_too_large"
+    reply = await Message.objects.aget(pk=frames[-1]["message"])
+    assert len(reply.content) == 1_000_000
+
+
+async def test_one_enormous_line_is_refused_before_it_is_read_whole(people: People, fake_model: ChatModel,
+                                                                    fake_upstream: FakeUpstream, settings: Any) -> None:
+    # A single SSE line far past the cap (the SDK would hold a line in memory until its end).
+    settings.LLM_MAX_REPLY_BYTES = 1000
+    fake_upstream.default = Behaviour(chunks=["y" * 2_000_000])
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["type"] == "chat.error" and frames[-1]["code"] == "upstream_too_large"
+    reply = await Message.objects.aget(pk=frames[0]["message"])
+    assert (reply.status, reply.content) == ("failed", "")
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+async def test_a_huge_error_body_is_refused_compressed_or_not(people: People, fake_model: ChatModel,
+                                                              fake_upstream: FakeUpstream, settings: Any,
+                                                              compressed: bool) -> None:
+    # 20 MB of error message; gzip makes it some 20 KB on the wire (a "zip bomb"): the cap
+    # counts what it unpacks to.
+    settings.LLM_MAX_REPLY_BYTES = 1000
+    fake_upstream.default = Behaviour(status=400, error_padding=20_000_000, gzip=compressed)
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["type"] == "chat.error" and frames[-1]["code"] == "upstream_too_large"
+
+
+async def test_a_compressed_error_body_within_the_cap_is_read(people: People, fake_model: ChatModel,
+                                                              fake_upstream: FakeUpstream) -> None:
+    fake_upstream.default = Behaviour(status=400, gzip=True)
+    frames = await turn(people.student)
+    assert frames[-1]["code"] == "upstream_rejected"
+
+
+async def test_a_nul_in_the_text_is_not_stored(people: People, fake_model: ChatModel,
+                                               fake_upstream: FakeUpstream) -> None:
+    # PostgreSQL text cannot hold one: the reply would fail to save.
+    fake_upstream.default = Behaviour(chunks=["Hel\x00lo"])
+    frames = await turn(people.student)
+    reply = await Message.objects.aget(pk=frames[-1]["message"])
+    assert (reply.status, reply.content) == ("complete", "Hello")
+
