@@ -1,4 +1,5 @@
-"""The Celery app. Periodic work (usage rollups, expiring holds) is registered here."""
+"""The Celery app. Periodic work (usage rollups, expiring holds, the ledger balance check)
+is registered here."""
 from __future__ import annotations
 
 import os
@@ -32,4 +33,9 @@ app.conf.beat_schedule = {
     # Settle holds (and label replies) of requests whose worker died mid-call.
     # By hand: python manage.py expire_holds
     "expire-holds": {"task": "billing.expire_holds", "schedule": 60.0, "options": {"expires": 55}},
+    # Usage counters and rollups against the ledger; differences shown in admin and on
+    # /healthz (a warning), and logged. By hand: python manage.py check_ledger_balance
+    "ledger-balance": {"task": "billing.check_ledger_balance",
+                       "schedule": float(settings.BALANCE_CHECK_EVERY_SECONDS),
+                       "options": {"expires": settings.BALANCE_CHECK_EVERY_SECONDS * 0.95}},
 }

@@ -34,7 +34,9 @@ def _redis() -> str | None:
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 when healthy; 503 naming what failed: database, redis, or rollups (the last
-    successful rollup is older than three periods)."""
+    successful rollup is older than three periods). `ledger_balance` is the last balance
+    check's finding, a warning that leaves the status alone: a difference in the books is
+    for an admin to look into, not a reason to take this instance out of service."""
     failing: dict[str, str] = {}
     problem = _database()
     if problem:
@@ -44,8 +46,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
         if problem:
             failing["redis"] = problem
     last_rollup = None
+    ledger_balance = "unknown"
     if "database" not in failing:
         from apps.billing.models import JobRun
+        from apps.billing.selectors import balance_check_latest
+
+        check = balance_check_latest()
+        if check is None:
+            ledger_balance = "not checked yet"
+        else:
+            ledger_balance = f"warning: {check.difference_count} differences" if check.difference_count else "ok"
 
         run = JobRun.objects.filter(name="rollup_usage").first()
         last_rollup = run.last_success_at if run else None
@@ -58,5 +68,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "database": connection.vendor,
         "redis": bool(settings.REDIS_URL),
         "last_rollup": last_rollup.isoformat() if last_rollup else None,
+        "ledger_balance": ledger_balance,
     }
     return JsonResponse(body, status=200 if not failing else 503)

@@ -242,6 +242,8 @@ LLM_MAX_REPLY_BYTES = env.int("LLM_MAX_REPLY_BYTES", default=1_000_000)
 BILLING_CURRENCY = env.str("BILLING_CURRENCY", default="CNY")
 # How often Celery beat rebuilds the usage rollups.
 ROLLUP_EVERY_SECONDS = env.int("ROLLUP_EVERY_SECONDS", default=300)
+# How often it sets the usage counters and rollups against the ledger.
+BALANCE_CHECK_EVERY_SECONDS = env.int("BALANCE_CHECK_EVERY_SECONDS", default=3600)
 HOLD_EXPIRY_SECONDS = env.int("HOLD_EXPIRY_SECONDS", default=int(LLM_TOTAL_TIMEOUT) + 120)
 
 # The built-in demo model: pause between streamed chunks, in milliseconds.

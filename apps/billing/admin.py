@@ -1,10 +1,24 @@
 from __future__ import annotations
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from .models import ExchangeRate, JobRun, LedgerEntry, QuotaPolicy, SiteBillingSettings, StudentOverride, UsageRollup
-from .selectors import site_billing_settings_forget
+from .models import (
+    BalanceCheck,
+    ExchangeRate,
+    JobRun,
+    LedgerEntry,
+    QuotaPolicy,
+    SiteBillingSettings,
+    StudentOverride,
+    UsageRollup,
+)
+from .selectors import balance_check_latest, site_billing_settings_forget
+from .templatetags.ledger_balance import balance_warning
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -47,6 +61,46 @@ class UsageRollupAdmin(ReadOnlyAdmin):
 @admin.register(JobRun)
 class JobRunAdmin(ReadOnlyAdmin):
     list_display = ("name", "last_success_at", "last_duration_ms", "last_detail")
+
+
+def _differences_html(check: BalanceCheck, *, limit: int | None = None) -> SafeString:
+    shown = check.differences[:limit]
+    items = format_html_join(
+        "", "<li>{} <code>{}</code> {}: {} {} ({} {})</li>",
+        ((d["where"], d["budget"], d["field"], _("found"), d["found"], _("ledger"), d["ledger"]) for d in shown))
+    more = check.difference_count - len(shown)
+    tail = format_html("<li>{}</li>", _("… and %(count)d more") % {"count": more}) if more > 0 else ""
+    return format_html("<ul>{}{}</ul>", items, tail)
+
+
+@admin.register(BalanceCheck)
+class BalanceCheckAdmin(ReadOnlyAdmin):
+    """Runs of the ledger balance check (Celery beat, or `manage.py check_ledger_balance`)."""
+
+    list_display = ("checked_at", "result", "differences_found", "budgets_checked", "duration_ms")
+    fields = ("checked_at", "result", "budgets_checked", "duration_ms", "differences_listed")
+    readonly_fields = fields
+
+    @admin.display(description=_("result"), ordering="difference_count")
+    def result(self, check: BalanceCheck) -> str:
+        if not check.difference_count:
+            return str(_("balanced"))
+        count = check.difference_count
+        return ngettext("%(count)d difference", "%(count)d differences", count) % {"count": count}
+
+    @admin.display(description=_("differences"))
+    def differences_found(self, check: BalanceCheck) -> SafeString | str:
+        return _differences_html(check, limit=3) if check.difference_count else "—"
+
+    @admin.display(description=_("differences"))
+    def differences_listed(self, check: BalanceCheck) -> SafeString | str:
+        return _differences_html(check) if check.difference_count else "—"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, object] | None = None) -> HttpResponse:
+        warning = balance_warning(balance_check_latest())
+        if warning:
+            messages.warning(request, warning)
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(ExchangeRate)

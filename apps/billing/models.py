@@ -291,3 +291,25 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class BalanceCheck(models.Model):
+    """One run of the ledger balance check: each budget's usage counter and the usage
+    rollups set against the ledger they should agree with. Written by
+    services.ledger_balance_check, never edited."""
+
+    checked_at = models.DateTimeField(_("checked"), db_index=True)
+    budgets_checked = models.PositiveIntegerField(_("budgets checked"))
+    difference_count = models.PositiveIntegerField(_("differences found"))
+    # [{"where", "budget", "field", "ledger", "found"}, ...]: the first ones found (see
+    # selectors.BalanceDifference); difference_count has them all.
+    differences = models.JSONField(_("differences"), default=list)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"))
+
+    class Meta:
+        verbose_name = _("ledger balance check")
+        verbose_name_plural = _("ledger balance checks")
+        ordering = ["-checked_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.checked_at:%Y-%m-%d %H:%M} ({self.difference_count})"

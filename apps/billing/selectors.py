@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import calendar
 import time as time_module
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_CEILING, Decimal
+from typing import TypedDict
 
 from django.conf import settings
-from django.db.models import QuerySet, Subquery, Sum
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
 
 from .models import (
     MONEY_UNITS,
+    BalanceCheck,
     ExchangeRate,
+    Hold,
+    JobRun,
     LedgerEntry,
     Period,
     QuotaPolicy,
@@ -283,3 +287,168 @@ def classroom_usage_by_student(*, classroom: Classroom, since: datetime,
             "completion": row.get("completion") or 0, "cost": row.get("cost") or Decimal(0),
         })
     return sorted(rows, key=lambda r: (-r["cost"], -(r["prompt"] + r["completion"]), r["student"].username))
+
+
+# --- The ledger balance check: counters and rollups against the ledger ----------------
+
+class BalanceDifference(TypedDict):
+    """One stored number that disagrees with the ledger (JSON in BalanceCheck.differences)."""
+
+    where: str  # "counter", "rollup" or "ledger"
+    budget: str  # which counter, rollup group or request
+    field: str
+    ledger: str  # what the ledger (and the open holds) make it
+    found: str  # what is stored
+
+
+@dataclass(frozen=True)
+class BalanceReport:
+    budgets_checked: int
+    differences: list[BalanceDifference]
+
+
+@dataclass
+class _Tally:
+    tokens_used: int = 0
+    tokens_held: int = 0
+    units_used: int = 0
+    units_held: int = 0
+    charges: int = 0
+
+
+@dataclass
+class _Sums:
+    values: dict[str, Decimal] = field(default_factory=dict)
+    rows: int = 0
+
+
+# Money may differ by rounding alone: a counter adds each request's cost rounded up to a
+# nano-unit, while the ledger keeps it to 10 decimal places (and SQLite sums decimals as
+# floats). So up to one nano-unit per ledger row is not a difference.
+ROUNDING_UNIT = Decimal(1) / MONEY_UNITS
+# Settles that started before a rollup read the ledger may commit just after it: buckets
+# this close to the rollup's run are left for its next run.
+ROLLUP_SETTLING_MARGIN = timedelta(minutes=1)
+
+
+def ledger_balance(*, now: datetime) -> BalanceReport:
+    """Set the stored totals against the ledger they are derived from:
+
+    - each budget's usage counter in its current (latest) period: used tokens and money
+      against the ledger charges of the holds taken on it, held ones against its open holds;
+    - the hourly and daily rollups of the same span, per user and class, against the ledger
+      rows of the buckets the last rollup run completed;
+    - a settled hold without its charge, or a charge without a hold.
+
+    Reads only. Run it inside one transaction (services.ledger_balance_check) so every
+    table is read at the same moment."""
+    counters = list(UsageCounter.objects.filter(period_start=Subquery(
+        UsageCounter.objects.filter(scope_key=OuterRef("scope_key")).order_by("-period_start")
+        .values("period_start")[:1])).order_by("scope_key"))
+    since = min((counter.period_start for counter in counters), default=None)
+    differences: list[BalanceDifference] = []
+    if since is not None:
+        differences += _counter_differences(counters=counters, since=since)
+    rollup_groups, rollup_differences = _rollup_differences(since=since, now=now)
+    return BalanceReport(budgets_checked=len(counters) + rollup_groups,
+                         differences=differences + rollup_differences)
+
+
+def _counter_differences(*, counters: list[UsageCounter], since: datetime) -> list[BalanceDifference]:
+    tallies = {(counter.scope_key, counter.period_start): _Tally() for counter in counters}
+    differences: list[BalanceDifference] = []
+    charges = LedgerEntry.objects.filter(request_id=OuterRef("request_id"), kind=LedgerEntry.Kind.CHARGE)
+    holds = (Hold.objects.filter(created_at__gte=since)
+             .annotate(charged_tokens=Subquery(charges.values(total=F("prompt_tokens") + F("completion_tokens"))[:1]),
+                       charged_cost=Subquery(charges.values("cost_billing")[:1]))
+             .values_list("request_id", "status", "tokens", "cost_units", "counter_keys", "charged_tokens",
+                          "charged_cost")
+             .order_by())
+    for request_id, status, tokens, units, keys, charged_tokens, charged_cost in holds.iterator(chunk_size=5000):
+        if status in (Hold.Status.SETTLED, Hold.Status.EXPIRED) and charged_tokens is None:
+            differences.append({"where": "ledger", "budget": f"request {request_id}", "field": "charge",
+                                "ledger": "missing", "found": f"hold {status}"})
+        for key, start in keys:
+            tally = tallies.get((key, datetime.fromisoformat(start)))
+            if tally is None:
+                continue  # a budget's earlier period
+            if status == Hold.Status.ACTIVE:
+                tally.tokens_held += tokens
+                tally.units_held += units
+            elif charged_tokens is not None:
+                tally.tokens_used += charged_tokens
+                tally.units_used += _units(charged_cost) or 0
+                tally.charges += 1
+    for counter in counters:
+        tally = tallies[(counter.scope_key, counter.period_start)]
+        budget = f"{counter.scope_key} from {timezone.localtime(counter.period_start):%Y-%m-%d %H:%M}"
+        for name, ledger, found, slack in (
+            ("tokens_used", tally.tokens_used, counter.tokens_used, 0),
+            ("tokens_held", tally.tokens_held, counter.tokens_held, 0),
+            ("cost_used_units", tally.units_used, counter.cost_used_units, tally.charges),
+            ("cost_held_units", tally.units_held, counter.cost_held_units, 0),
+        ):
+            if abs(ledger - found) > slack:
+                differences.append({"where": "counter", "budget": budget, "field": name, "ledger": str(ledger),
+                                    "found": str(found)})
+    orphans = (LedgerEntry.objects.filter(kind=LedgerEntry.Kind.CHARGE, created_at__gte=since)
+               .exclude(request_id__in=Hold.objects.values("request_id")).values_list("request_id", flat=True))
+    for request_id in orphans.iterator():
+        differences.append({"where": "ledger", "budget": f"request {request_id}", "field": "hold",
+                            "ledger": "charged", "found": "no hold"})
+    return differences
+
+
+def _rollup_differences(*, since: datetime | None, now: datetime) -> tuple[int, list[BalanceDifference]]:
+    """(groups compared, differences). Only buckets the last rollup run completed count."""
+    run = JobRun.objects.filter(name="rollup_usage").first()
+    if run is None or run.last_success_at is None:
+        return 0, []  # rollups never built: nothing to set against the ledger yet
+    covered = min(run.last_success_at, now) - timedelta(milliseconds=run.last_duration_ms or 0) - ROLLUP_SETTLING_MARGIN
+    hours_end = timezone.localtime(covered).replace(minute=0, second=0, microsecond=0)
+    days_end = hours_end.replace(hour=0)
+    start = timezone.localtime(since) if since is not None else days_end - timedelta(days=1)
+    start = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    groups, differences = 0, []
+    for granularity, end in ((UsageRollup.Granularity.HOUR, hours_end), (UsageRollup.Granularity.DAY, days_end)):
+        if end <= start:
+            continue
+        ledger = _sums(LedgerEntry.objects.filter(created_at__gte=start, created_at__lt=end),
+                       requests=Count("id", filter=Q(kind=LedgerEntry.Kind.CHARGE)), rows=Count("id"))
+        rolled = _sums(UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=start,
+                                                  bucket_start__lt=end), requests=Sum("requests"))
+        for user_id, classroom_id in sorted(ledger.keys() | rolled.keys(), key=str):
+            expected = ledger.get((user_id, classroom_id), _Sums())
+            found = rolled.get((user_id, classroom_id), _Sums())
+            groups += 1
+            budget = (f"{granularity} rollups {start:%Y-%m-%d %H:%M}–{end:%Y-%m-%d %H:%M}, user {user_id}, "
+                      f"class {classroom_id or '-'}")
+            for name in ("requests", "prompt_tokens", "completion_tokens", "cost_billing"):
+                slack = ROUNDING_UNIT * expected.rows if name == "cost_billing" else 0
+                wanted, stored = expected.values.get(name, Decimal(0)), found.values.get(name, Decimal(0))
+                if abs(wanted - stored) > slack:
+                    differences.append({"where": "rollup", "budget": budget, "field": name,
+                                        "ledger": _plain(wanted), "found": _plain(stored)})
+    return groups, differences
+
+
+def _sums(queryset: QuerySet, **extra: object) -> dict[tuple[int, int | None], _Sums]:
+    """Per (user, class): requests, tokens and cost, and how many ledger rows made them."""
+    grouped = (queryset.values("user_id", "classroom_id")
+               .annotate(prompt_tokens=Sum("prompt_tokens"), completion_tokens=Sum("completion_tokens"),
+                         cost_billing=Sum("cost_billing"), **extra)
+               .order_by())
+    result = {}
+    for row in grouped:
+        values = {name: Decimal(str(row[name] or 0))
+                  for name in ("requests", "prompt_tokens", "completion_tokens", "cost_billing")}
+        result[(row["user_id"], row["classroom_id"])] = _Sums(values=values, rows=row.get("rows") or 0)
+    return result
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value else "0"
+
+
+def balance_check_latest() -> BalanceCheck | None:
+    return BalanceCheck.objects.first()

@@ -29,6 +29,7 @@ from apps.providers.selectors import model_price_at
 from . import counters
 from .models import (
     MONEY_UNITS,
+    BalanceCheck,
     Hold,
     JobRun,
     LedgerEntry,
@@ -39,7 +40,15 @@ from .models import (
     UsageCounter,
     UsageRollup,
 )
-from .selectors import Limits, exchange_rate_at, limits_for, limits_forget, period_bounds, site_billing_settings
+from .selectors import (
+    Limits,
+    exchange_rate_at,
+    ledger_balance,
+    limits_for,
+    limits_forget,
+    period_bounds,
+    site_billing_settings,
+)
 
 logger = logging.getLogger(__name__)
 MILLION = Decimal(1_000_000)
@@ -433,6 +442,49 @@ def _rollup_rebuild_orm(*, granularity: str, start: datetime, until: datetime) -
 def job_run_record(*, name: str, duration_ms: int, detail: str = "") -> None:
     JobRun.objects.update_or_create(name=name, defaults={
         "last_success_at": timezone.now(), "last_duration_ms": duration_ms, "last_detail": detail[:200]})
+
+
+# A run keeps its first differences (all are counted and logged); runs are kept this long.
+BALANCE_CHECK_STORED_DIFFERENCES = 200
+BALANCE_CHECK_LOGGED_DIFFERENCES = 20
+BALANCE_CHECK_KEEP = timedelta(days=90)
+
+
+def ledger_balance_check(*, now: datetime | None = None) -> BalanceCheck:
+    """Set every budget's usage counter and the usage rollups against the ledger
+    (selectors.ledger_balance) and record what disagrees. Reads the billing tables at one
+    moment: on PostgreSQL a repeatable-read snapshot (writers go on); on SQLite one
+    transaction, which this project's IMMEDIATE mode makes wait for, and hold off, writers
+    while it reads.
+
+    Side effects: a BalanceCheck row (runs older than BALANCE_CHECK_KEEP deleted), the
+    JobRun "ledger_balance", a WARNING log line per difference (the first
+    BALANCE_CHECK_LOGGED_DIFFERENCES) and one with their number. Writes nothing it reads, so
+    running it twice, or twice at once, is safe."""
+    started = time.monotonic()
+    now = now or timezone.now()
+    # Inside a caller's transaction (a test's) the caller's isolation level stands.
+    snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
+    with transaction.atomic():
+        if snapshot:
+            with connection.cursor() as cursor:  # must be the transaction's first statement
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        report = ledger_balance(now=now)
+    duration_ms = int((time.monotonic() - started) * 1000)
+    found = len(report.differences)
+    check = BalanceCheck.objects.create(
+        checked_at=now, budgets_checked=report.budgets_checked, difference_count=found,
+        differences=report.differences[:BALANCE_CHECK_STORED_DIFFERENCES], duration_ms=duration_ms)
+    BalanceCheck.objects.filter(checked_at__lt=now - BALANCE_CHECK_KEEP).delete()
+    job_run_record(name="ledger_balance", duration_ms=duration_ms,
+                   detail=f"{found} differences in {report.budgets_checked} budgets")
+    for difference in report.differences[:BALANCE_CHECK_LOGGED_DIFFERENCES]:
+        logger.warning("ledger balance: %(where)s %(budget)s %(field)s is %(found)s, the ledger says %(ledger)s",
+                       difference)
+    if found:
+        logger.warning("ledger balance: %d differences in %d budgets (balance check %d)", found,
+                       report.budgets_checked, check.pk)
+    return check
 
 
 def quota_policy_set(*, classroom: Classroom, period: str, term_start: object = None, term_end: object = None,

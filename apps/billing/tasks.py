@@ -1,5 +1,6 @@
 """Periodic billing work. Tasks take plain values, call a service, and are safe to run
-twice (rollups rebuild their buckets; expiry claims each hold with a conditional UPDATE)."""
+twice (rollups rebuild their buckets; expiry claims each hold with a conditional UPDATE;
+the balance check only reads, and records each run)."""
 from __future__ import annotations
 
 import time
@@ -8,7 +9,7 @@ from datetime import datetime, timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from .services import holds_expire, job_run_record, usage_rollup
+from .services import holds_expire, job_run_record, ledger_balance_check, usage_rollup
 
 
 @shared_task(name="billing.rollup_usage", acks_late=True)
@@ -28,3 +29,10 @@ def expire_holds() -> int:
     count = turns_expire_stale() + holds_expire()
     job_run_record(name="expire_holds", duration_ms=int((time.monotonic() - started) * 1000), detail=f"{count} settled")
     return count
+
+
+@shared_task(name="billing.check_ledger_balance", acks_late=True)
+def check_ledger_balance() -> int:
+    """Set the usage counters and rollups against the ledger; the differences go to admin,
+    /healthz and the log. Returns how many were found."""
+    return ledger_balance_check().difference_count
