@@ -19,9 +19,11 @@ from apps.accounts.models import User
 from apps.accounts.selectors import session_user_get
 from apps.accounts.sockets import CLOSE_SIGNED_OUT, SocketsClose, session_tag, user_socket_group
 
-from .errors import ChatError
-from .frames import ErrorFrame, ServerFrame, frame_parse
-from .pipeline import ChatRequest, completion_run
+from .errors import ChatError, upstream_message
+from .frames import DoneFrame, ErrorFrame, ServerFrame, frame_parse, quota_frame_from
+from .models import Message
+from .pipeline import ChatRequest, Delta, Finished, Refused, Started, completion_run
+from .rendering import reply_html
 from .socket_slots import SLOT_REFRESH, socket_slot_free, socket_slot_keep, socket_slot_take
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.slot: int | None = None
         self.slot_keeper: asyncio.Task[None] | None = None
         self.turn: asyncio.Task[None] | None = None
+        self.turn_ended = True
         self.stop = asyncio.Event()
         # Accept, then close with a code: a handshake refused outright reaches the browser as
         # HTTP 403 and close code 1006, which the page cannot tell from a network fault.
@@ -134,33 +137,47 @@ class ChatConsumer(AsyncWebsocketConsumer):
         request = ChatRequest(conversation_id=frame.get("conversation"), model=frame.get("model"),
                               content=content, params=frame.get("params", {}), max_tokens=frame.get("max_tokens"),
                               regenerate=regenerate)
-        if self.turn is not None and not self.turn.done():
+        if self.turn is not None and not self.turn.done() and not self.turn_ended:
             raise ChatError("busy", _("Wait for the current reply to finish, or stop it."))
         self.stop = asyncio.Event()
+        self.turn_ended = False
         self.turn = asyncio.create_task(self.run_turn(request, self.stop))
 
     async def chat_stop(self, frame: dict[str, Any]) -> None:
-        if self.turn is None or self.turn.done():
+        if self.turn is None or self.turn.done() or self.turn_ended:
             raise ChatError("not_running", _("There is no reply to stop."))
         self.stop.set()
 
+    def identify(self) -> User:
+        """Every turn, not only the handshake (run by the pipeline's prepare step): is the
+        session still there, does its password hash still match, is the account still
+        active? A socket outlives a logout or a new password unless told; this holds even
+        if the telling failed."""
+        user = session_user_get(session_key=self.session_key)
+        if user is None or user.pk != self.user.pk:
+            raise ChatError("signed_out", _("Your session has ended. Log in again."))
+        return user
+
     async def run_turn(self, request: ChatRequest, stop: asyncio.Event) -> None:
-        try:
-            # Every turn, not only the handshake: is the session still there, does its
-            # password hash still match, is the account still active? (A socket outlives
-            # a logout or a new password unless told; this holds even if the telling failed.)
-            user = await _off_the_loop(session_user_get)(session_key=self.session_key)
-            if user is None or user.pk != self.user.pk:
-                await self.send_error("signed_out", _("Your session has ended. Log in again."))
-                await self.close_with(CLOSE_SIGNED_OUT)
-                return
-            with translation.override(self.language):
-                await completion_run(user=user, request=request, relay=self.relay, stop=stop)
-        except ChatError as exc:
-            await self.send_error(exc.code, exc.message, retry_after=exc.retry_after, reset_at=exc.reset_at)
-        except Exception:
-            logger.exception("chat turn failed")
-            await self.send_error("internal_error", _("Something went wrong on the server."))
+        """The pipeline's events, as frames; plus what the chat page needs (the reply's
+        rendered HTML, the quota meter)."""
+        with translation.override(self.language):
+            async for event in completion_run(identify=self.identify, request=request, stop=stop):
+                if type(event) is Delta:
+                    await self.relay({"type": "chat.delta", "text": event.text})
+                elif type(event) is Started:
+                    await self.relay({"type": "chat.started", "conversation": event.conversation_id,
+                                      "message": event.reply_id})
+                elif type(event) is Finished:
+                    self.turn_ended = True  # the next chat.send may come as soon as this frame is out
+                    await self.relay(await finished_frame(event))
+                elif type(event) is Refused:
+                    self.turn_ended = True
+                    error = event.error
+                    await self.send_error(error.code, error.message, retry_after=error.retry_after,
+                                          reset_at=error.reset_at)
+                    if error.code == "signed_out":
+                        await self.close_with(CLOSE_SIGNED_OUT)
 
     async def relay(self, frame: ServerFrame) -> None:
         if self.open:
@@ -175,6 +192,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if reset_at is not None:
             frame["reset_at"] = reset_at
         await self.relay(frame)
+
+
+async def finished_frame(event: Finished) -> ServerFrame:
+    """chat.done (or chat.error for a reply that failed before any text), with the footer's
+    facts, the reply rendered from Markdown on the server, and the quota meter after it."""
+    message, outcome, error = event.message, event.outcome, event.error
+    quota = quota_frame_from(event.quota)
+    if message.status == Message.Status.FAILED:
+        code = error.code if error else "upstream_error"
+        return {"type": "chat.error", "code": code,
+                "message": upstream_message(code=code, credential_scope=outcome.credential_scope), "quota": quota}
+    frame: DoneFrame = {
+        "type": "chat.done",
+        "message": message.pk,
+        "status": message.status,
+        # What was billed (settling bounds absurd counts), not what the provider claimed.
+        "usage": {"prompt_tokens": message.prompt_tokens or 0, "completion_tokens": message.completion_tokens or 0},
+        "model": outcome.route_name,
+        "first_chunk_ms": outcome.first_chunk_ms,
+        "cost": str(message.cost.normalize()) if message.cost is not None else None,
+        # Rendering takes CPU: off the event loop every socket of this process shares.
+        "html": await asyncio.to_thread(reply_html, message.content),
+        "currency": message.currency,
+        "quota": quota,
+    }
+    if error is not None:
+        frame["error_code"] = error.code
+        frame["error"] = upstream_message(code=error.code, credential_scope=outcome.credential_scope)
+    return frame
 
 
 def _scope_language(scope: dict[str, Any]) -> str:

@@ -1,27 +1,29 @@
 """The completion pipeline: the one place a chat request is served, whatever the entry point.
 
-    1 authorize   who, which class, is the model allowed
-    2 route       provider + model + credential
-    3 reserve     billing hold (billing issue)
-    4 call        openai SDK; retry before the first chunk only
-    5 relay       deltas to the caller as they arrive
-    6 settle      ledger entry from real usage (billing issue)
-    7 persist     the reply, complete or partial, with its status
+`completion_run` is an async generator of events and knows nothing of its callers (no
+websocket, HTML or SSE here). It reads as its steps:
 
-The caller hands in `relay`, an async callable taking protocol frames (frames.py), and a
-`stop` event. Setting `stop` ends the upstream call; the partial reply is kept. If the
-caller goes away (browser closed), it keeps calling `relay`, which may drop the frames:
-the reply still completes, is saved and billed.
+    prepare (one trip to a database thread)
+      1 authorize   who (the entry point's `identify`), which class, is the model allowed
+      2 route       provider + model + credential (own -> class -> site), failover routes
+      3 reserve     the billing hold, sized from the counted prompt + max_tokens
+    4 call        providers' `stream`: pooled clients, retries, failover, timeouts, size cap
+    5 relay       a Delta event per piece of text (nothing is written per chunk)
+    finish (one trip to a database thread)
+      6 settle      the ledger row from real, sanity-checked usage
+      7 persist     the reply, complete or partial, with its status
+
+Events: Refused (nothing was written) | Started, Delta*, Finished. Setting `stop` ends the
+call; what arrived is saved and billed (`stopped`). A caller that goes away simply stops
+iterating, or cancels its task: the reply is still saved as `stopped`.
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,20 +35,19 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
 from apps.accounts.selectors import classroom_allows_model, classroom_for_student, classroom_open_to_student
-from apps.billing.selectors import quota_status
+from apps.billing.selectors import QuotaStatus, quota_status
 from apps.billing.services import QuotaRefused, hold_take, usage_reconcile
-from apps.providers.client import Route, UpstreamError, Usage, chat_stream
+from apps.providers import client as providers
+from apps.providers.client import CallEnded, Route, UpstreamError
 from apps.providers.routes import NoRoute, routes_for_request
 from apps.providers.selectors import chat_model_get_by_route_name
 from apps.providers.services import credential_mark_failing
 from apps.providers.tokens import TokenCount, count_prompt_tokens, count_text_tokens
 from webchat.logs import request_id_set
 
-from .errors import ChatError, upstream_message
-from .frames import QuotaFrame, ServerFrame, quota_frame_from
+from .errors import ChatError
 from .models import Message
 from .params import content_clean, conversation_id_clean, max_tokens_clean, model_clean, params_clean
-from .rendering import reply_html
 from .selectors import (
     conversation_get_for_user,
     conversation_prompt_history,
@@ -64,7 +65,9 @@ def _on_a_thread(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     return DatabaseSyncToAsync(func, thread_sensitive=False)
 
 
-Relay = Callable[[ServerFrame], Awaitable[None]]
+# Who is asking: run by prepare on its database thread. Returns the user, or raises
+# ChatError (a session that ended, a revoked key). Each entry point brings its own.
+Identify = Callable[[], User]
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,46 @@ class ChatRequest:
             object.__setattr__(self, name, value)  # frozen: set once, while being built
 
 
+# --- events --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The request was refused before anything was written or called."""
+
+    error: ChatError
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    conversation_id: int
+    reply_id: int
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The reply as saved and billed. `error` is the fault that ended it (None: complete or
+    stopped); `quota` the user's budget after it."""
+
+    message: Message
+    outcome: TurnOutcome
+    error: UpstreamError | None
+    quota: QuotaStatus
+
+
+Event = Refused | Started | Delta | Finished
+
+
+# --- prepare: steps 1-3 ----------------------------------------------------------------------------
+
 @dataclass(frozen=True)
 class PreparedTurn:
+    user: User
     conversation_id: int
     classroom_id: int | None
     reply_id: int
@@ -110,8 +151,11 @@ class PreparedTurn:
         return self.routes[0]
 
 
-def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
-    """Steps 1-2 (and the turn's first write): authorize, route, record the question."""
+def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
+    """Steps 1-3, on one database thread: authorize, route, reserve, and record the
+    question and an empty reply (the hold and the rows commit together or not at all)."""
+    # 1 authorize
+    user = identify()
     conversation = None
     if request.conversation_id is not None:
         try:
@@ -144,7 +188,7 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
     classroom = conversation.classroom if conversation else classroom_for_student(user=user)
     if model is None or not classroom_allows_model(classroom=classroom, model=model):
         raise ChatError("model_not_allowed", _("That model is not available."))
-    params = request.params  # checked when the request was built
+    # 2 route
     try:
         routes = routes_for_request(model=model, user=user, classroom=classroom)
     except NoRoute:
@@ -157,7 +201,7 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
     messages = instructions + history + [{"role": "user", "content": content}]
     request_id = uuid.uuid4().hex
     prompt = count_prompt_tokens(messages=messages, model_name=model.name)
-    # Step 3, reserve: the hold and the turn's first rows commit together or not at all.
+    # 3 reserve: the hold and the turn's first rows commit together or not at all.
     try:
         with transaction.atomic():
             hold_take(request_id=request_id, user=user, classroom=classroom, model=model,
@@ -168,6 +212,7 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
         raise ChatError(refused.code, refused.message, retry_after=refused.retry_after,
                         reset_at=refused.reset_at.isoformat() if refused.reset_at else None) from None
     return PreparedTurn(
+        user=user,
         conversation_id=rows.conversation.pk,
         classroom_id=classroom.pk if classroom else None,
         reply_id=rows.reply.pk,
@@ -175,78 +220,37 @@ def turn_prepare(*, user: User, request: ChatRequest) -> PreparedTurn:
         routes=routes,
         messages=messages,
         max_tokens=max_tokens,
-        params=params,
+        params=request.params,  # checked when the request was built
         prompt=prompt,
     )
 
 
-def _quota_frame(*, user: User, classroom_id: int | None) -> QuotaFrame:
-    """The student's meter after this turn, for the page to update without a reload."""
-    classroom = Classroom.objects.filter(pk=classroom_id).first() if classroom_id else None
-    return quota_frame_from(quota_status(user=user, classroom=classroom))
-
-
-def _backoff_seconds(attempt: int, retry_after: float | None) -> float:
-    """Exponential backoff with full jitter; a provider's Retry-After wins, within a cap."""
-    if retry_after is not None:
-        return min(retry_after, settings.LLM_RETRY_AFTER_CAP)
-    base = settings.LLM_BACKOFF_BASE * (2**attempt)
-    return random.uniform(0, min(base, settings.LLM_RETRY_AFTER_CAP))
-
+# --- finish: steps 6-7 ---------------------------------------------------------------------------
 
 @dataclass
 class _Reply:
+    """What the call brought back, gathered as it streams."""
+
     route: Route
     parts: list[str] = field(default_factory=list)
-    usage: Usage | None = None
+    ended: CallEnded | None = None
     first_chunk_ms: int | None = None
-    error: UpstreamError | None = None
+    status: str = Message.Status.COMPLETE
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
 
-
-async def _call_and_relay(*, turn: PreparedTurn, relay: Relay, reply: _Reply, started: float) -> None:
-    """Steps 4-5. Each route is tried with retries, then the next route (failover), but
-    only while nothing has reached the caller: after the first chunk a fault ends the reply."""
-    attempts = max(settings.LLM_MAX_ATTEMPTS, 1)
-    for route in turn.routes:
-        reply.route = route
-        for attempt in range(attempts):
-            try:
-                stream = chat_stream(route=route, messages=turn.messages, max_tokens=turn.max_tokens,
-                                     params=turn.params)
-                async with contextlib.aclosing(stream):
-                    async for event in stream:
-                        if event.text:
-                            if reply.first_chunk_ms is None:
-                                reply.first_chunk_ms = int((time.monotonic() - started) * 1000)
-                            reply.parts.append(event.text)
-                            await relay({"type": "chat.delta", "text": event.text})
-                        if event.usage is not None:
-                            reply.usage = event.usage
-                reply.error = None
-                return
-            except UpstreamError as exc:
-                reply.error = exc
-                if exc.code == "upstream_auth_failed" and route.credential_id is not None:
-                    await _on_a_thread(credential_mark_failing)(
-                        credential_id=route.credential_id, error=exc.code)
-                if reply.parts:
-                    return
-                if not exc.retryable or attempt == attempts - 1:
-                    break  # this route is done: fail over to the next one, if any
-                delay = _backoff_seconds(attempt, exc.retry_after)
-                logger.info("upstream %s on %s, retry %d in %.2fs", exc.code, route.route_name, attempt + 1, delay)
-                await asyncio.sleep(delay)
-        logger.info("route %s failed (%s); %s", route.route_name, reply.error.code if reply.error else "",
-                    "failing over" if route is not turn.routes[-1] else "no route left")
+    @property
+    def error(self) -> UpstreamError | None:
+        return self.ended.error if self.ended else None
 
 
-def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) -> TurnOutcome:
+def _outcome(*, turn: PreparedTurn, reply: _Reply, started: float) -> TurnOutcome:
+    """The usage to bill: the provider's report checked against our own count."""
+    usage = reply.ended.usage if reply.ended else None
     estimated, review = False, ""
-    if reply.usage is None and status == Message.Status.FAILED:
+    if usage is None and reply.status == Message.Status.FAILED:
         # Nothing was produced: the provider bills nothing, and neither do we.
         prompt_tokens = completion_tokens = 0
         source = Message.UsageSource.COUNTED
@@ -260,16 +264,17 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) 
         completion = count_text_tokens(text=reply.text, model_name=model_name)
         prompt_tokens, completion_tokens = prompt.tokens, completion.tokens if reply.parts else 0
         source, estimated = Message.UsageSource.COUNTED, prompt.estimated
-        if reply.usage is not None:
-            billed = usage_reconcile(reported_prompt=reply.usage.prompt_tokens,
-                                     reported_completion=reply.usage.completion_tokens, counted_prompt=prompt_tokens,
+        if usage is not None:
+            billed = usage_reconcile(reported_prompt=usage.prompt_tokens,
+                                     reported_completion=usage.completion_tokens, counted_prompt=prompt_tokens,
                                      counted_completion=completion_tokens, estimated=completion.estimated)
             prompt_tokens, completion_tokens = billed.prompt_tokens, billed.completion_tokens
             source, review = billed.usage_source, billed.usage_review
             estimated = estimated and source == Message.UsageSource.COUNTED
+    error = reply.error
     return TurnOutcome(
         content=reply.text,
-        status=status,
+        status=reply.status,
         route_name=reply.route.route_name,
         provider_slug=reply.route.provider_slug,
         model_id=reply.route.model_id,
@@ -279,79 +284,115 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, status: str, started: float) 
         completion_tokens=completion_tokens,
         usage_source=source,
         estimated=estimated,
-        error_code=reply.error.code if reply.error else "",
+        error_code=error.code if error else "",
         first_chunk_ms=reply.first_chunk_ms,
         total_ms=int((time.monotonic() - started) * 1000),
         usage_review=review,
     )
 
 
-async def completion_run(*, user: User, request: ChatRequest, relay: Relay, stop: asyncio.Event) -> Message | None:
-    """Serve one chat request end to end.
+def turn_close(*, turn: PreparedTurn, reply: _Reply, started: float) -> Finished:
+    """Steps 6-7, on one database thread: count, settle the hold into the ledger and save the
+    reply (one transaction, turn_finish); mark keys the provider rejected; read the budget
+    after it. Counting tokens takes CPU: here, off the event loop every socket shares."""
+    outcome = _outcome(turn=turn, reply=reply, started=started)
+    message = turn_finish(reply_id=turn.reply_id, request_id=turn.request_id, outcome=outcome)
+    for credential_id in reply.ended.rejected_credentials if reply.ended else ():
+        credential_mark_failing(credential_id=credential_id, error="upstream_auth_failed")
+    classroom = Classroom.objects.filter(pk=turn.classroom_id).first() if turn.classroom_id else None
+    quota = quota_status(user=turn.user, classroom=classroom)
+    return Finished(message=message, outcome=outcome, error=reply.error, quota=quota)
 
-    Side effects: Conversation/Message rows (turn_begin, turn_finish); frames sent through
-    `relay`. Raises ChatError (nothing written) when the request is refused.
+
+class _StopSwitch:
+    """Turns a set `stop` event into the end of the call. While the pipeline waits for the
+    provider, the waiting task is cancelled (the call ends at once); while it is handing an
+    event to its caller, `requested` is checked when it comes back. No timer or task per
+    chunk: one watcher per turn."""
+
+    def __init__(self, stop: asyncio.Event | None) -> None:
+        self.task = asyncio.current_task()
+        self.waiting = False
+        self.requested = False
+        self.cancelled = False
+        self.watch = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        if self.watch is not None:
+            self.watch.add_done_callback(self._fire)
+
+    def _fire(self, watch: asyncio.Future[Any]) -> None:
+        if watch.cancelled():
+            return
+        self.requested = True
+        if self.waiting and self.task is not None:
+            self.cancelled = True
+            self.task.cancel()
+
+    def close(self) -> None:
+        if self.watch is not None:
+            self.watch.cancel()
+
+
+async def completion_run(*, identify: Identify, request: ChatRequest,
+                         stop: asyncio.Event | None = None) -> AsyncIterator[Event]:
+    """Serve one chat request end to end, as events.
+
+    Side effects: the hold, Conversation/Message rows (prepare), the ledger row and the
+    saved reply (finish). Yields Refused (nothing written) or Started, Delta..., Finished.
     """
     started = time.monotonic()
-    turn = await _on_a_thread(turn_prepare)(user=user, request=request)
-    request_id_set(turn.request_id)  # this task's log lines carry the turn's id
-    await relay({"type": "chat.started", "conversation": turn.conversation_id, "message": turn.reply_id})
-
-    reply = _Reply(route=turn.route)
-    # The upstream call runs as its own task so a stop can cancel it wherever it waits
-    # (connecting, or between chunks) while this function goes on to save what arrived.
-    call = asyncio.create_task(_call_and_relay(turn=turn, relay=relay, reply=reply, started=started))
-    stop_wait = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait({call, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        turn = await _on_a_thread(turn_prepare)(identify=identify, request=request)
+    except ChatError as error:
+        yield Refused(error)
+        return
+    request_id_set(turn.request_id)  # this task's log lines carry the turn's id
+    reply = _Reply(route=turn.route)
+    switch = _StopSwitch(stop)
+    finished = False
+    try:
+        yield Started(conversation_id=turn.conversation_id, reply_id=turn.reply_id, request_id=turn.request_id)
+        # 4 call, 5 relay
+        call = providers.stream(routes=turn.routes, messages=turn.messages, max_tokens=turn.max_tokens,
+                                params=turn.params)
+        try:
+            while not switch.requested:
+                switch.waiting = True
+                try:
+                    piece = await call.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    switch.waiting = False
+                if type(piece) is str:
+                    if reply.first_chunk_ms is None:
+                        reply.first_chunk_ms = int((time.monotonic() - started) * 1000)
+                    reply.parts.append(piece)
+                    yield Delta(piece)
+                else:
+                    reply.ended = piece  # type: ignore[assignment]
+                    reply.route = reply.ended.route
+            if reply.ended is None:
+                reply.status = Message.Status.STOPPED
+        except asyncio.CancelledError:
+            if not switch.cancelled:
+                raise  # not our stop: the caller's task is being torn down (finally saves it)
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            reply.status = Message.Status.STOPPED
+        except Exception:
+            # A bug, not an upstream fault: keep what arrived and label it; one closing event.
+            logger.exception("chat turn failed")
+            reply.ended = CallEnded(route=reply.route, usage=None, error=UpstreamError("internal_error"))
+        finally:
+            await call.aclose()
+        if reply.status != Message.Status.STOPPED and reply.error is not None:
+            reply.status = Message.Status.INTERRUPTED if reply.parts else Message.Status.FAILED
+        # 6 settle, 7 persist
+        finished = True
+        yield await _on_a_thread(turn_close)(turn=turn, reply=reply, started=started)
     finally:
-        stop_wait.cancel()
-    crash: BaseException | None = None
-    if not call.done():
-        call.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await call
-        status = Message.Status.STOPPED
-    else:
-        crash = call.exception()
-        if crash is not None:
-            # A bug, not an upstream fault: keep what arrived, label it, then let it surface.
-            reply.error = UpstreamError("internal_error")
-        if reply.error is not None:
-            status = Message.Status.INTERRUPTED if reply.parts else Message.Status.FAILED
-        else:
-            status = Message.Status.COMPLETE
-
-    # Counting tokens and rendering Markdown take CPU: off the event loop, which every
-    # other socket of this process is waiting on.
-    outcome = await asyncio.to_thread(_outcome, turn=turn, reply=reply, status=status, started=started)
-    message = await _on_a_thread(turn_finish)(reply_id=turn.reply_id, request_id=turn.request_id,
-                                              outcome=outcome)
-    quota = await _on_a_thread(_quota_frame)(user=user, classroom_id=turn.classroom_id)
-
-    if status == Message.Status.FAILED:
-        code = reply.error.code if reply.error else "upstream_error"
-        await relay({"type": "chat.error", "code": code,
-                     "message": upstream_message(code=code, credential_scope=reply.route.credential_scope),
-                     "quota": quota})
-    else:
-        frame: ServerFrame = {
-            "type": "chat.done",
-            "message": message.pk,
-            "status": status,
-            # What was billed (settling bounds absurd counts), not what the provider claimed.
-            "usage": {"prompt_tokens": message.prompt_tokens or 0, "completion_tokens": message.completion_tokens or 0},
-            "model": outcome.route_name,
-            "first_chunk_ms": outcome.first_chunk_ms,
-            "cost": str(message.cost.normalize()) if message.cost is not None else None,
-            "html": await asyncio.to_thread(reply_html, message.content),
-            "currency": message.currency,
-            "quota": quota,
-        }
-        if reply.error is not None:
-            frame["error_code"] = reply.error.code
-            frame["error"] = upstream_message(code=reply.error.code, credential_scope=reply.route.credential_scope)
-        await relay(frame)
-    if crash is not None:
-        raise crash
-    return message
+        switch.close()
+        if not finished:
+            # The caller went away mid-reply (its task cancelled, or it stopped iterating):
+            # what arrived is still saved and billed, as a stopped reply.
+            reply.status = Message.Status.STOPPED
+            await asyncio.shield(_on_a_thread(turn_close)(turn=turn, reply=reply, started=started))

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 from openai import AsyncOpenAI
 
-from .netguard import BLOCKED_MARKER, ReplyRefused, http_client_for
+from .netguard import BLOCKED_MARKER, ReplyRefused, http_client_for, http_client_shared
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +66,6 @@ class Usage:
     prompt_tokens: int | None
     completion_tokens: int | None
     malformed: bool = False
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    text: str = ""
-    usage: Usage | None = None
-    finish_reason: str | None = None
 
 
 class UpstreamError(Exception):
@@ -142,8 +137,10 @@ def _token_count(value: object) -> int | None:
 def _usage_read(raw: object) -> Usage | None:
     if raw is None:
         return None
-    prompt = _token_count(getattr(raw, "prompt_tokens", None))
-    completion = _token_count(getattr(raw, "completion_tokens", None))
+    if not isinstance(raw, dict):
+        return Usage(prompt_tokens=None, completion_tokens=None, malformed=True)
+    prompt = _token_count(raw.get("prompt_tokens"))
+    completion = _token_count(raw.get("completion_tokens"))
     return Usage(prompt_tokens=prompt, completion_tokens=completion, malformed=prompt is None or completion is None)
 
 
@@ -151,104 +148,191 @@ def _malformed(what: str) -> UpstreamError:
     return UpstreamError("upstream_dropped", f"malformed stream: {what}")
 
 
-def _chunk_read(chunk: object) -> StreamEvent:
-    """One streamed chunk, checked: the SDK builds chunks without validating them, so a
-    provider's `choices: "x"` or `content: 5` arrives as is. A chunk that breaks the
-    protocol is the provider's fault (upstream_dropped), never a crash here."""
-    if not hasattr(chunk, "usage"):  # `data: 42`, a list, a string: not a chunk object
+def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None]:
+    """One SSE event's data: (text, finish reason, usage), checked. A provider's `choices:
+    "x"` or `content: 5` breaks the protocol: that is the provider's fault (upstream_dropped),
+    never a crash here. Plain dicts from one JSON parse: no typed object per chunk."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:  # not JSON, or not UTF-8
+        raise _malformed("a data line is not JSON") from None
+    if not isinstance(chunk, dict):
         raise _malformed("a chunk is not a JSON object")
-    choices = getattr(chunk, "choices", None)
+    if "error" in chunk and not chunk.get("choices"):
+        raise UpstreamError("upstream_error", "an error event in the stream")
+    choices = chunk.get("choices")
     if choices is None:
         choices = []  # some servers leave it out of the final usage chunk
     if not isinstance(choices, list):
         raise _malformed("choices is not a list")
     text, finish = "", None
     for choice in choices:
-        delta = getattr(choice, "delta", None)
-        content = getattr(delta, "content", None)
-        reason = getattr(choice, "finish_reason", None)
-        if not hasattr(choice, "finish_reason") or not isinstance(content, str | None) \
-                or not isinstance(reason, str | None):
+        if not isinstance(choice, dict):
+            raise _malformed("a choice is not an object")
+        delta = choice.get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        reason = choice.get("finish_reason")
+        if not isinstance(delta, dict) or not isinstance(content, str | None) or not isinstance(reason, str | None):
             raise _malformed("a choice's delta content or finish reason is not a string")
-        text += content or ""
+        if content:
+            text += content
         finish = reason or finish
-    # A NUL cannot be stored in PostgreSQL text; no reply needs one.
-    return StreamEvent(text=text.replace("\x00", ""), usage=_usage_read(getattr(chunk, "usage", None)),
-                       finish_reason=finish)
+    if "\x00" in text:
+        text = text.replace("\x00", "")  # a NUL cannot be stored in PostgreSQL text; no reply needs one
+    return text, finish, _usage_read(chunk.get("usage"))
 
 
 def _text_cut_to_bytes(text: str, limit: int) -> str:
     return text.encode()[:max(limit, 0)].decode(errors="ignore")  # never inside a character
 
 
-async def chat_stream(*, route: Route, messages: list[dict[str, Any]], max_tokens: int | None,
-                      params: dict[str, Any] | None = None) -> AsyncIterator[StreamEvent]:
-    """Stream one chat completion. Yields text deltas, then (when the provider reports it)
-    the usage. Raises `UpstreamError`; a stream that ends without a finish reason, or
-    breaks the protocol, is reported as `upstream_dropped` after what arrived was yielded;
-    one past LLM_MAX_REPLY_BYTES of text is cut there (`upstream_too_large`)."""
-    timeout = httpx2.Timeout(settings.LLM_IDLE_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
-    client = await _sdk_client(route, timeout)
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The last thing `stream` yields: which route answered (or failed last), the usage it
+    reported, the fault that ended it (None: complete), and credentials a provider rejected
+    (to be marked failing by the caller's write step)."""
+
+    route: Route
+    usage: Usage | None
+    error: UpstreamError | None
+    rejected_credentials: tuple[int, ...] = ()
+
+
+def backoff_seconds(attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter; a provider's Retry-After wins, within a cap."""
+    if retry_after is not None:
+        return min(retry_after, settings.LLM_RETRY_AFTER_CAP)
+    base = settings.LLM_BACKOFF_BASE * (2**attempt)
+    return random.uniform(0, min(base, settings.LLM_RETRY_AFTER_CAP))
+
+
+async def stream(*, routes: list[Route], messages: list[dict[str, Any]], max_tokens: int | None,
+                 params: dict[str, Any] | None = None) -> AsyncIterator[str | CallEnded]:
+    """Stream one chat completion over a list of routes. Yields the reply's text as it
+    arrives (str), then exactly one CallEnded.
+
+    Each route is tried LLM_MAX_ATTEMPTS times (backoff with jitter, Retry-After honoured),
+    then the next route (failover), but only while no text has been yielded: after the
+    first text a fault ends the reply. Connect, first-chunk, idle and total timeouts and
+    the reply-size cap apply to every attempt. Cancelling the iteration ends the call.
+    """
+    attempts = max(settings.LLM_MAX_ATTEMPTS, 1)
+    rejected: list[int] = []
+    error: UpstreamError | None = None
+    usage: Usage | None = None
+    route = routes[0]
+    for route in routes:
+        for attempt in range(attempts):
+            relayed = False
+            usage = None
+            try:
+                async for piece in _call(route=route, messages=messages, max_tokens=max_tokens, params=params):
+                    if type(piece) is str:
+                        relayed = True
+                        yield piece
+                    else:
+                        usage = piece  # type: ignore[assignment]
+                yield CallEnded(route=route, usage=usage, error=None, rejected_credentials=tuple(rejected))
+                return
+            except UpstreamError as exc:
+                error = exc
+                if exc.code == "upstream_auth_failed" and route.credential_id is not None:
+                    rejected.append(route.credential_id)
+                if relayed or exc.code == "upstream_too_large":
+                    yield CallEnded(route=route, usage=usage, error=exc, rejected_credentials=tuple(rejected))
+                    return
+                if not exc.retryable or attempt == attempts - 1:
+                    break  # this route is done: fail over to the next one, if any
+                delay = backoff_seconds(attempt, exc.retry_after)
+                logger.info("upstream %s on %s, retry %d in %.2fs", exc.code, route.route_name, attempt + 1, delay)
+                await asyncio.sleep(delay)
+        logger.info("route %s failed (%s); %s", route.route_name, error.code if error else "",
+                    "failing over" if route is not routes[-1] else "no route left")
+    yield CallEnded(route=route, usage=None, error=error, rejected_credentials=tuple(rejected))
+
+
+async def _call(*, route: Route, messages: list[dict[str, Any]], max_tokens: int | None,
+                params: dict[str, Any] | None) -> AsyncIterator[str | Usage]:
+    """One attempt on one route: yields text (str) and the reported Usage. Raises
+    UpstreamError; a stream that ends without a finish reason, or breaks the protocol, is
+    `upstream_dropped` after what arrived was yielded; text past LLM_MAX_REPLY_BYTES is cut
+    there (`upstream_too_large`)."""
     extra = dict(params or {})
     if max_tokens:
         extra["max_tokens"] = max_tokens
-    finished = False
-    received = False
+    loop = asyncio.get_running_loop()
+    idle = settings.LLM_IDLE_TIMEOUT
+    # Reschedule the idle deadline only when it has drifted by this much: not a timer per chunk.
+    slack = idle / 20
+    total_deadline = loop.time() + settings.LLM_TOTAL_TIMEOUT
+    cap = settings.LLM_MAX_REPLY_BYTES
+    finished = received = False
     text_bytes = 0
-    deadline = time.monotonic() + settings.LLM_TOTAL_TIMEOUT
     try:
-        async with asyncio.timeout(settings.LLM_TOTAL_TIMEOUT):
+        async with asyncio.timeout_at(min(loop.time() + settings.LLM_FIRST_CHUNK_TIMEOUT, total_deadline)) as budget:
+            client = await _sdk_client(route)
             try:
-                stream = await asyncio.wait_for(
-                    client.chat.completions.create(model=route.model_name, messages=messages, stream=True,
-                                                   stream_options={"include_usage": True}, **extra),
-                    timeout=settings.LLM_FIRST_CHUNK_TIMEOUT,
-                )
+                response_cm = client.chat.completions.with_streaming_response.create(
+                    model=route.model_name, messages=messages, stream=True, stream_options={"include_usage": True},
+                    **extra)
+                response = await response_cm.__aenter__()
             except openai.AuthenticationError:
                 if not route.exchanges_token:
                     raise
                 # The access token may have expired early or been revoked: fetch a new one
                 # once and try again; a second 401 is the key's fault.
-                await client.close()
-                client = await _sdk_client(route, timeout, refresh_token=True)
-                stream = await asyncio.wait_for(
-                    client.chat.completions.create(model=route.model_name, messages=messages, stream=True,
-                                                   stream_options={"include_usage": True}, **extra),
-                    timeout=settings.LLM_FIRST_CHUNK_TIMEOUT,
-                )
-            chunks = stream.__aiter__()
-            wait = settings.LLM_FIRST_CHUNK_TIMEOUT
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(chunks.__anext__(), timeout=min(wait, deadline - time.monotonic()))
-                except StopAsyncIteration:
-                    break
-                except ValueError:
-                    # A `data:` line that is not JSON (or not UTF-8): the SDK's parser gives up.
-                    raise _malformed("a data line is not JSON") from None
-                wait = settings.LLM_IDLE_TIMEOUT
-                received = True
-                event = _chunk_read(chunk)
-                if event.finish_reason:
-                    finished = True
-                size = len(event.text.encode())
-                if text_bytes + size > settings.LLM_MAX_REPLY_BYTES:
-                    # Keep what fits, then end the call: nothing past the cap is relayed or stored.
-                    kept = _text_cut_to_bytes(event.text, settings.LLM_MAX_REPLY_BYTES - text_bytes)
-                    if kept:
-                        yield StreamEvent(text=kept)
-                    raise UpstreamError("upstream_too_large", f"reply over {settings.LLM_MAX_REPLY_BYTES} bytes")
-                text_bytes += size
-                if event.text or event.usage or event.finish_reason:
-                    yield event
+                client = await _sdk_client(route, refresh_token=True)
+                response_cm = client.chat.completions.with_streaming_response.create(
+                    model=route.model_name, messages=messages, stream=True, stream_options={"include_usage": True},
+                    **extra)
+                response = await response_cm.__aenter__()
+            try:
+                pending = b""
+                data: list[bytes] = []
+                async for raw in response.http_response.aiter_bytes():
+                    lines = (pending + raw).split(b"\n")
+                    pending = lines.pop()
+                    for line in lines:
+                        if line.endswith(b"\r"):
+                            line = line[:-1]
+                        if line.startswith(b"data:"):
+                            data.append(line[6:] if line[5:6] == b" " else line[5:])
+                            continue
+                        if line or not data:
+                            continue  # event:, id:, comments; or a blank line between events
+                        payload = data[0] if len(data) == 1 else b"\n".join(data)
+                        data = []
+                        if payload == b"[DONE]":
+                            continue
+                        text, finish, usage = _chunk_read(payload)
+                        if not received:
+                            received = True
+                            budget.reschedule(min(loop.time() + idle, total_deadline))
+                        elif budget.when() - loop.time() < idle - slack:
+                            budget.reschedule(min(loop.time() + idle, total_deadline))
+                        if finish:
+                            finished = True
+                        if usage is not None:
+                            yield usage
+                        if text:
+                            size = len(text) if text.isascii() else len(text.encode())
+                            if text_bytes + size > cap:
+                                # Keep what fits, then end the call: nothing past the cap is
+                                # relayed or stored.
+                                kept = _text_cut_to_bytes(text, cap - text_bytes)
+                                if kept:
+                                    yield kept
+                                raise UpstreamError("upstream_too_large", f"reply over {cap} bytes")
+                            text_bytes += size
+                            yield text
+            finally:
+                await response_cm.__aexit__(None, None, None)
     except (openai.APIError, httpx2.HTTPError, TimeoutError, ReplyRefused) as exc:
         error = upstream_error_from(exc)
         if received and error.code == "upstream_unreachable":
             # The connection broke after the stream had begun: a drop, not "unreachable".
             error = UpstreamError("upstream_dropped", error.detail)
         raise error from None
-    finally:
-        await client.close()
     if not finished:
         raise UpstreamError("upstream_dropped", "stream ended without a finish reason")
 
@@ -308,10 +392,14 @@ async def ernie_access_token(route: Route, *, refresh: bool = False) -> str:
 
 
 @sensitive_variables("bearer")
-async def _sdk_client(route: Route, timeout: httpx2.Timeout, *, refresh_token: bool = False) -> AsyncOpenAI:
+async def _sdk_client(route: Route, *, refresh_token: bool = False,
+                      timeout: httpx2.Timeout | None = None) -> AsyncOpenAI:
+    """An SDK client for one request, on this process's pooled HTTP client (cheap: no
+    connection or SSL context of its own). Never close it: that would close the pool."""
     bearer = await ernie_access_token(route, refresh=refresh_token) if route.exchanges_token else route.api_key
+    timeout = timeout or httpx2.Timeout(settings.LLM_IDLE_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
     return AsyncOpenAI(api_key=bearer or NO_KEY_PLACEHOLDER, base_url=route.base_url, max_retries=0, timeout=timeout,
-                       http_client=http_client_for(user_supplied_url=route.user_supplied_url, timeout=timeout))
+                       http_client=http_client_shared(user_supplied_url=route.user_supplied_url))
 
 
 async def key_check(route: Route) -> str:
@@ -319,11 +407,8 @@ async def key_check(route: Route) -> str:
     rejected, unreachable, rate_limited, error. Never includes the key."""
     timeout = httpx2.Timeout(settings.CREDENTIAL_CHECK_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
     try:
-        client = await _sdk_client(route, timeout)
-        try:
-            await asyncio.wait_for(client.models.list(), timeout=settings.CREDENTIAL_CHECK_TIMEOUT)
-        finally:
-            await client.close()
+        client = await _sdk_client(route, timeout=timeout)
+        await asyncio.wait_for(client.models.list(), timeout=settings.CREDENTIAL_CHECK_TIMEOUT)
     except (openai.APIError, httpx2.HTTPError, TimeoutError, UpstreamError, ReplyRefused) as exc:
         code = upstream_error_from(exc).code
         return {

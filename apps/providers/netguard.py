@@ -15,6 +15,7 @@ decompressed stream in memory.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
@@ -208,15 +209,22 @@ class PublicOnlyBackend(httpcore2.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+# One pool per process (per event loop) and kind of URL, shared by every call: a turn reuses a
+# kept-alive connection (and its TLS session) instead of building an SSL context and
+# connecting afresh. Bounded so a burst cannot open unlimited sockets to one provider.
+POOL_LIMITS = httpx2.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30.0)
+
+
 class PublicOnlyTransport(httpx2.AsyncHTTPTransport):
-    def __init__(self) -> None:
+    def __init__(self, limits: httpx2.Limits = POOL_LIMITS) -> None:
         super().__init__(trust_env=False)
-        # The same pool httpx builds, with the checking backend underneath.
+        # The same pool httpx builds, with the checking backend underneath: every new
+        # connection (each redirect hop too) is resolved and checked; kept-alive ones were.
         self._pool = httpcore2.AsyncConnectionPool(
             ssl_context=httpx2.create_ssl_context(trust_env=False),
-            max_connections=20,
-            max_keepalive_connections=10,
-            keepalive_expiry=5.0,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
             network_backend=PublicOnlyBackend(),
         )
 
@@ -312,12 +320,35 @@ async def _response_cap(response: httpx2.Response) -> None:
 
 def http_client_for(*, user_supplied_url: bool, timeout: httpx2.Timeout,
                     follow_redirects: bool = True) -> httpx2.AsyncClient:
-    """The HTTP client for one provider call. User-typed URLs get the public-only transport;
+    """A new HTTP client (the caller closes it). User-typed URLs get the public-only transport;
     redirects are followed (as the SDK does) and each hop connects through the same check.
-    Every client reads bodies through the caps (a hook, so proxy transports are capped too)."""
+    Every client reads bodies through the caps (a hook, so proxy transports are capped too).
+    Provider calls use `http_client_shared`; this is for one-off requests."""
     return httpx2.AsyncClient(
         transport=PublicOnlyTransport() if user_supplied_url else None,
         trust_env=not user_supplied_url,  # no proxy from the environment in front of the checks
         timeout=timeout, follow_redirects=follow_redirects, headers={"Accept-Encoding": ACCEPT_ENCODING},
-        event_hooks={"response": [_response_cap]},
+        event_hooks={"response": [_response_cap]}, limits=POOL_LIMITS,
     )
+
+
+# The shared clients, per event loop (a client's connections belong to the loop that opened
+# them): {id(loop): (loop, {user_supplied_url: client})}.
+_shared_clients: dict[int, tuple[asyncio.AbstractEventLoop, dict[bool, httpx2.AsyncClient]]] = {}
+
+
+def http_client_shared(*, user_supplied_url: bool) -> httpx2.AsyncClient:
+    """This process's pooled client for provider calls, created on first use in each event
+    loop; credentials and timeouts go per request. Never close it."""
+    loop = asyncio.get_running_loop()
+    entry = _shared_clients.get(id(loop))
+    if entry is None or entry[0] is not loop:
+        for key, (other, _clients) in list(_shared_clients.items()):
+            if other.is_closed():  # a finished loop (tests, async_to_sync): its sockets are gone
+                del _shared_clients[key]
+        entry = _shared_clients[id(loop)] = (loop, {})
+    client = entry[1].get(user_supplied_url)
+    if client is None:
+        timeout = httpx2.Timeout(settings.LLM_IDLE_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
+        client = entry[1][user_supplied_url] = http_client_for(user_supplied_url=user_supplied_url, timeout=timeout)
+    return client

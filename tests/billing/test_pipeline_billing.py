@@ -101,7 +101,7 @@ async def test_a_worker_that_died_mid_reply_is_settled_by_the_periodic_task(peop
 
     await sync_to_async(policy_set)(people.classroom, student_token_limit=100_000)
     with time_machine.travel(timezone.now() - timedelta(hours=1)):
-        turn = await sync_to_async(turn_prepare)(user=people.student, request=ChatRequest(
+        turn = await sync_to_async(turn_prepare)(identify=lambda: people.student, request=ChatRequest(
             conversation_id=None, model="fakeai/fake-model", content="lost"))
 
     assert await sync_to_async(expire_holds)() == 1
