@@ -182,6 +182,18 @@ class LedgerEntry(models.Model):
         PROVIDER = "provider", _("Reported by the provider")
         COUNTED = "counted", _("Counted with tiktoken")
 
+    class KeyScope(models.TextChoices):
+        """Whose key a request used (the route's credential scope, written as it was)."""
+
+        USER = "user", _("Personal key")
+        CLASS = "class", _("Class key")
+        SITE = "site", _("Site key")
+        NONE = "none", _("No key")  # a provider that needs none (the demo)
+
+    class EntryPoint(models.TextChoices):
+        CHAT = "chat", _("Chat")
+        API = "api", _("OpenAI-compatible API")
+
     class UsageReview(models.TextChoices):
         """Why a request's token counts are not simply the provider's (blank: they are, or
         the provider sent none and we counted). Each one is worth checking against the
@@ -203,7 +215,7 @@ class LedgerEntry(models.Model):
                                   related_name="ledger_entries", verbose_name=_("class"))
     credential = models.ForeignKey("providers.Credential", on_delete=models.PROTECT, null=True, blank=True,
                                    related_name="ledger_entries", verbose_name=_("key"))
-    credential_scope = models.CharField(_("key scope"), max_length=16, blank=True)
+    credential_scope = models.CharField(_("key scope"), max_length=16, blank=True, choices=KeyScope.choices)
     provider_slug = models.CharField(_("provider"), max_length=50)
     model = models.ForeignKey("providers.ChatModel", on_delete=models.PROTECT, related_name="ledger_entries",
                               verbose_name=_("model"))
@@ -224,7 +236,7 @@ class LedgerEntry(models.Model):
     cost_billing = models.DecimalField(_("cost (billing currency)"), **MONEY)
     first_chunk_ms = models.PositiveIntegerField(_("time to first token (ms)"), null=True, blank=True)
     total_ms = models.PositiveIntegerField(_("total time (ms)"), null=True, blank=True)
-    entry_point = models.CharField(_("entry point"), max_length=16)
+    entry_point = models.CharField(_("entry point"), max_length=16, choices=EntryPoint.choices)
     started_at = models.DateTimeField(_("started"))
     created_at = models.DateTimeField(_("recorded"), db_index=True)
 
@@ -284,10 +296,14 @@ class UsageRollup(models.Model):
 class JobRun(models.Model):
     """When a periodic job last succeeded (for /healthz and the admin)."""
 
-    name = models.CharField(max_length=50, unique=True)
-    last_success_at = models.DateTimeField(null=True)
-    last_duration_ms = models.PositiveIntegerField(null=True)
-    last_detail = models.CharField(max_length=200, blank=True)
+    name = models.CharField(_("job"), max_length=50, unique=True)
+    last_success_at = models.DateTimeField(_("last success"), null=True)
+    last_duration_ms = models.PositiveIntegerField(_("last duration (ms)"), null=True)
+    last_detail = models.CharField(_("last result"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("job run")
+        verbose_name_plural = _("job runs")
 
     def __str__(self) -> str:
         return self.name
