@@ -239,6 +239,14 @@ async def bench(args: argparse.Namespace, cookies: list[str], upstream_url: str,
             await asyncio.gather(*(chat.turn(short_model) for chat in chats))
             await asyncio.gather(*(direct_stream(http, upstream_url, "bench-1", counter) for _ in chats))
         rss_before = rss_mb(pid)
+        profiler = None
+        if args.profile:
+            # Sampled stacks of the server during the measured phases (collapsed format:
+            # one line per stack with its count; see `py-spy record --help`).
+            profiler = subprocess.Popen([str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(pid),
+                                         "--format", "raw", "--output", args.profile, "--rate", "200",
+                                         "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1)
 
         # CPU per turn: one-chunk turns, every socket `rounds` times.
         cpu0 = cpu_seconds(pid)
@@ -278,6 +286,9 @@ async def bench(args: argparse.Namespace, cookies: list[str], upstream_url: str,
 
     for socket in sockets:
         await socket.close()
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=30)
 
     burst_added = percentile(ttfts(burst), 0.99) - percentile(ttfts(direct_burst), 0.99)
     spread_p50 = percentile(ttfts(spread_streams), 0.50) - percentile(ttfts(direct_spread), 0.50)
@@ -314,6 +325,7 @@ def main() -> None:
     parser.add_argument("--spread-seconds", type=float, default=4.0)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--upstream-port", type=int, default=8766)
+    parser.add_argument("--profile", metavar="FILE", help="record the server with py-spy into FILE (collapsed)")
     parser.add_argument("--soak", action="store_true")
     parser.add_argument("--soak-minutes", type=float, default=10.0)
     args = parser.parse_args()
