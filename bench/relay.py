@@ -348,7 +348,7 @@ def main() -> None:
         print(f"database: {database}; server pinned to core 0; {args.streams} websocket chats", flush=True)
         server = subprocess.Popen(pinned([str(ROOT / ".venv" / "bin" / "uvicorn"), "webchat.asgi:application",
                                           "--host", "127.0.0.1", "--port", str(args.port), "--lifespan", "off",
-                                          "--ws", "websockets-sansio", "--no-access-log", "--log-level", "warning"],
+                                          "--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--no-access-log", "--log-level", "warning"],
                                          0), cwd=ROOT, env=server_env(args.port))
         asyncio.run(wait_for_port(args.port))
         asyncio.run(bench(args, cookies, upstream_url, server))
