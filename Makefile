@@ -42,10 +42,13 @@ run: setup
 test-setup: $(VENV)/.requirements-test assets
 	bash scripts/test-services.sh
 
-# The whole suite twice: on the embedded default (SQLite, in-memory layer, file broker),
-# then on real PostgreSQL and Redis servers that scripts/services.sh installs and starts
-# on 127.0.0.1 (the concurrency and multi-process tests need them).
+# First the import contracts (pyproject.toml: apps import each other one way only, never
+# another app's views or consumers). Then the whole suite twice: on the embedded default
+# (SQLite, in-memory layer, file broker), then on real PostgreSQL and Redis servers that
+# scripts/services.sh installs and starts on 127.0.0.1 (the concurrency and multi-process
+# tests need them).
 test: test-setup
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory test-production-stack
 

@@ -72,8 +72,7 @@ def spent(people: People, fake_model: ChatModel) -> None:
     """Two days of usage, rolled up, so the usage page draws its chart; teachers may read."""
     policy_set(people.classroom, student_token_limit=100_000)
     classroom_settings_set(classroom=people.classroom, name=people.classroom.name, system_prompt="",
-                           max_reply_tokens=None, teacher_can_read=True, allow_student_keys=False,
-                           allowed_models=[], default_model=None)
+                           max_reply_tokens=None, teacher_can_read=True, allow_student_keys=False)
     for day in (3, 4):
         with time_machine.travel(datetime(2026, 3, day, 2, 0, tzinfo=dt_timezone.utc), tick=False):
             settle(take(people.student, people.classroom, fake_model), 1000, 500)
@@ -91,6 +90,7 @@ def site_pages(people: People) -> list[tuple[str, str, dict[str, str]]]:
         ("teacher", reverse("classes"), {}),
         ("teacher", reverse("class-settings", args=[classroom]), {}),
         ("teacher", reverse("class-roster", args=[classroom]), {}),
+        ("teacher", reverse("class-models", args=[classroom]), {}),
         ("teacher", reverse("class-quota", args=[classroom]), {}),
         ("teacher", reverse("class-usage", args=[classroom]), {"start": "2026-03-01", "end": "2026-03-05"}),
         ("teacher", reverse("keys"), {}),

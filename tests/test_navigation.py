@@ -99,8 +99,7 @@ def school(people: People, demo_model: ChatModel) -> People:
     where teachers may read, a ledger row."""
     join_code_regenerate(classroom=people.classroom)
     classroom_settings_set(classroom=people.classroom, name=people.classroom.name, system_prompt="",
-                           max_reply_tokens=None, teacher_can_read=True, allow_student_keys=True,
-                           allowed_models=[], default_model=None)
+                           max_reply_tokens=None, teacher_can_read=True, allow_student_keys=True)
     turn_begin(user=people.student, conversation=None, classroom=people.classroom, model=demo_model,
                content="What is a token?", request_id=uuid.uuid4().hex)
     settle(take(people.student, people.classroom, demo_model), 10, 20, model=demo_model)
@@ -146,7 +145,7 @@ def test_every_class_page_the_class_settings_page_links_works(school: People) ->
     client = logged_in(school.teacher)
     settings_page = reverse("class-settings", args=[school.classroom.pk])
     links = same_site_links(open_link(client, settings_page, "the test").content.decode())
-    for name in ("class-roster", "class-usage", "class-quota"):
+    for name in ("class-roster", "class-models", "class-usage", "class-quota"):
         assert reverse(name, args=[school.classroom.pk]) in links
     for link in links:
         open_link(client, link, settings_page)

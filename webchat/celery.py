@@ -30,9 +30,10 @@ app.conf.beat_schedule = {
     # By hand: python manage.py rollup_usage [--since DATE]
     "rollup-usage": {"task": "billing.rollup_usage", "schedule": float(settings.ROLLUP_EVERY_SECONDS),
                      "options": {"expires": settings.ROLLUP_EVERY_SECONDS * 0.95}},
-    # Settle holds (and label replies) of requests whose worker died mid-call.
+    # Settle holds (and label replies) of requests whose worker died mid-call. A
+    # conversations task: it starts from the replies, which billing does not know.
     # By hand: python manage.py expire_holds
-    "expire-holds": {"task": "billing.expire_holds", "schedule": 60.0, "options": {"expires": 55}},
+    "expire-holds": {"task": "conversations.expire_holds", "schedule": 60.0, "options": {"expires": 55}},
     # Usage counters and rollups against the ledger; differences shown in admin and on
     # /healthz (a warning), and logged. By hand: python manage.py check_ledger_balance
     "ledger-balance": {"task": "billing.check_ledger_balance",

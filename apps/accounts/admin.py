@@ -98,11 +98,10 @@ class EnrollmentInline(admin.TabularInline):
 
 @admin.register(Classroom)
 class ClassroomAdmin(admin.ModelAdmin):
-    list_display = ("name", "join_code", "archived", "teacher_can_read", "allow_student_keys", "default_model",
-                    "created_at")
+    list_display = ("name", "join_code", "archived", "teacher_can_read", "allow_student_keys", "created_at")
     list_filter = ("archived", "teacher_can_read", "allow_student_keys")
     search_fields = ("name", "join_code", "teachers__username")
-    filter_horizontal = ("teachers", "allowed_models")
+    filter_horizontal = ("teachers",)
     inlines = [EnrollmentInline]
 
     # Archiving a class or taking students out of it here closes their chat sockets, as the

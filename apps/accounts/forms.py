@@ -5,9 +5,6 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from apps.providers.models import ChatModel
-from apps.providers.selectors import chat_models_enabled
-
 MAX_ROSTER_BYTES = 256 * 1024
 
 
@@ -17,11 +14,6 @@ class ClassCreateForm(forms.Form):
 
 class ClassSettingsForm(forms.Form):
     name = forms.CharField(label=_("Class name"), max_length=150)
-    allowed_models = forms.ModelMultipleChoiceField(
-        label=_("Allowed models"), queryset=ChatModel.objects.none(), required=False,
-        widget=forms.CheckboxSelectMultiple, help_text=_("None ticked: every enabled model."))
-    default_model = forms.ModelChoiceField(label=_("Default model"), queryset=ChatModel.objects.none(),
-                                           required=False)
     system_prompt = forms.CharField(label=_("Class instructions"), required=False, max_length=4000,
                                     widget=forms.Textarea(attrs={"rows": 4}),
                                     help_text=_("Sent first in every conversation; students see them."))
@@ -30,14 +22,6 @@ class ClassSettingsForm(forms.Form):
     teacher_can_read = forms.BooleanField(label=_("Teachers may read students' conversations (read-only, recorded)"),
                                           required=False)
     allow_student_keys = forms.BooleanField(label=_("Students may use their own API keys"), required=False)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        models = chat_models_enabled()
-        self.fields["allowed_models"].queryset = models
-        self.fields["default_model"].queryset = models
-        self.fields["allowed_models"].label_from_instance = lambda m: m.route_name
-        self.fields["default_model"].label_from_instance = lambda m: m.route_name
 
 
 class CoTeacherForm(forms.Form):

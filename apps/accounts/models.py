@@ -49,14 +49,8 @@ class Classroom(models.Model):
     archived = models.BooleanField(_("archived"), default=False)
     join_code = models.CharField(_("join code"), max_length=16, blank=True, db_index=True)
     join_code_expires_at = models.DateTimeField(_("join code expires"), null=True, blank=True)
-    allowed_models = models.ManyToManyField(
-        "providers.ChatModel", blank=True, related_name="+", verbose_name=_("allowed models"),
-        help_text=_("Empty: every enabled model."),
-    )
-    default_model = models.ForeignKey(
-        "providers.ChatModel", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-        verbose_name=_("default model"),
-    )
+    # Which models the class may use is providers.ClassModelAccess (accounts sits below
+    # providers and does not point at its tables).
     system_prompt = models.TextField(_("class instructions"), blank=True, max_length=4000,
                                      help_text=_("Sent first in every conversation; students see it."))
     max_reply_tokens = models.PositiveIntegerField(_("max reply length (tokens)"), null=True, blank=True)

@@ -105,15 +105,3 @@ def usernames_locked_out(*, usernames: list[str]) -> set[str]:
     if cool_off is not None:
         attempts = attempts.filter(attempt_time__gte=timezone.now() - cool_off)
     return set(attempts.values_list("username", flat=True))
-
-
-def classroom_allowed_model_ids(*, classroom: Classroom | None) -> set[int] | None:
-    """The ids of the models a class allows; None when it allows every enabled model."""
-    if classroom is None:
-        return None
-    return set(classroom.allowed_models.values_list("pk", flat=True)) or None
-
-
-def classroom_allows_model(*, classroom: Classroom | None, model: object) -> bool:
-    allowed = classroom_allowed_model_ids(classroom=classroom)
-    return allowed is None or getattr(model, "pk", None) in allowed

@@ -15,8 +15,6 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from apps.providers.models import ChatModel
-
 from .models import AuditEvent, Classroom, Enrollment, User
 from .selectors import students_manageable_by, users_by_folded_username
 from .sockets import CLOSE_ACCESS_CHANGED, CLOSE_SIGNED_OUT, user_sockets_close
@@ -90,20 +88,15 @@ def classroom_create(*, teacher: User, name: str) -> Classroom:
 
 
 def classroom_settings_set(*, classroom: Classroom, name: str, system_prompt: str, max_reply_tokens: int | None,
-                           teacher_can_read: bool, allow_student_keys: bool, allowed_models: list[ChatModel],
-                           default_model: ChatModel | None) -> Classroom:
-    """Side effects: the Classroom row and its allowed models."""
-    if default_model is not None and allowed_models and default_model not in allowed_models:
-        raise ValidationError({"default_model": _("The default model must be one of the allowed models.")})
+                           teacher_can_read: bool, allow_student_keys: bool) -> Classroom:
+    """Side effects: the Classroom row. (Its models: providers.services.class_models_set.)"""
     classroom.name = name.strip()[:150] or classroom.name
     classroom.system_prompt = system_prompt.strip()
     classroom.max_reply_tokens = max_reply_tokens
     classroom.teacher_can_read = teacher_can_read
     classroom.allow_student_keys = allow_student_keys
-    classroom.default_model = default_model
     classroom.save(update_fields=["name", "system_prompt", "max_reply_tokens", "teacher_can_read",
-                                  "allow_student_keys", "default_model"])
-    classroom.allowed_models.set(allowed_models)
+                                  "allow_student_keys"])
     return classroom
 
 

@@ -71,29 +71,19 @@ def classes_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def class_settings(request: HttpRequest, classroom_id: int) -> HttpResponse:
     classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
-    initial = {"name": classroom.name, "allowed_models": classroom.allowed_models.all(),
-               "default_model": classroom.default_model, "system_prompt": classroom.system_prompt,
+    initial = {"name": classroom.name, "system_prompt": classroom.system_prompt,
                "max_reply_tokens": classroom.max_reply_tokens, "teacher_can_read": classroom.teacher_can_read,
                "allow_student_keys": classroom.allow_student_keys}
     form = ClassSettingsForm(request.POST or None, initial=initial)
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                classroom_settings_set(classroom=classroom, name=data["name"], system_prompt=data["system_prompt"],
-                                       max_reply_tokens=data["max_reply_tokens"],
-                                       teacher_can_read=data["teacher_can_read"],
-                                       allow_student_keys=data["allow_student_keys"],
-                                       allowed_models=list(data["allowed_models"]),
-                                       default_model=data["default_model"])
-            except ValidationError as exc:
-                form_add_service_errors(form, exc)
-            else:
-                messages.success(request, _("Class settings saved."))
-                return redirect("class-settings", classroom_id=classroom.pk)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        classroom_settings_set(classroom=classroom, name=data["name"], system_prompt=data["system_prompt"],
+                               max_reply_tokens=data["max_reply_tokens"], teacher_can_read=data["teacher_can_read"],
+                               allow_student_keys=data["allow_student_keys"])
+        messages.success(request, _("Class settings saved."))
+        return redirect("class-settings", classroom_id=classroom.pk)
     return render(request, "accounts/class_settings.html", {
         "classroom": classroom, "form": form, "co_teacher_form": CoTeacherForm(), "join_form": JoinCodeForm(),
-        "credentials": classroom.credentials.select_related("provider").order_by("-created_at"),
     }, status=400 if request.method == "POST" else 200)
 
 

@@ -34,13 +34,13 @@ from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
-from apps.accounts.selectors import classroom_allows_model, classroom_for_student, classroom_open_to_student
+from apps.accounts.selectors import classroom_for_student, classroom_open_to_student
 from apps.billing.selectors import QuotaStatus, quota_status
 from apps.billing.services import QuotaRefused, hold_take, usage_reconcile
 from apps.providers import client as providers
 from apps.providers.client import CallEnded, Route, UpstreamError
 from apps.providers.routes import NoRoute, routes_for_request
-from apps.providers.selectors import chat_model_get_by_route_name
+from apps.providers.selectors import chat_model_get_by_route_name, classroom_allows_model
 from apps.providers.services import credential_mark_failing
 from apps.providers.tokens import TokenCount, count_prompt_tokens, count_text_tokens
 from webchat.logs import request_id_set

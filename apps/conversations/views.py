@@ -7,10 +7,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.models import AuditEvent
-from apps.accounts.selectors import classroom_allowed_model_ids, classroom_for_student, classroom_get_for_teacher
+from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher
 from apps.accounts.services import audit_record
 from apps.billing.selectors import quota_status
-from apps.providers.selectors import chat_models_usable_for
+from apps.providers.selectors import chat_models_offered_to, classroom_default_model
 
 from .selectors import (
     conversation_get_for_teacher,
@@ -29,11 +29,9 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
         conversation_get_for_user(user=request.user, conversation_id=conversation_id) if conversation_id else None
     )
     classroom = conversation.classroom if conversation else classroom_for_student(user=request.user)
-    allowed = classroom_allowed_model_ids(classroom=classroom)
-    models = [m for m in chat_models_usable_for(user=request.user, classroom=classroom)
-              if allowed is None or m.pk in allowed]
-    preferred = conversation.model if conversation and conversation.model else (
-        classroom.default_model if classroom else None)
+    models = chat_models_offered_to(user=request.user, classroom=classroom)
+    preferred = (conversation.model if conversation and conversation.model
+                 else classroom_default_model(classroom=classroom))
     selected = preferred.route_name if preferred and preferred in models else (models[0].route_name if models else "")
     search = request.GET.get("q", "")[:100]
     return render(

@@ -16,12 +16,13 @@ from webchat.forms import form_add_service_errors
 
 from .client import key_check
 from .forms import KEY_FIELDS, KeyField
-from .models import ChatModel, Credential, ModelFallback, ModelPrice, Provider
+from .models import ChatModel, ClassModelAccess, Credential, ModelFallback, ModelPrice, Provider
 from .routes import NoRoute, key_check_route
 from .sealing import SealError
 from .selectors import price_cache_forget
 from .services import (
     base_url_clean,
+    class_models_validate,
     credential_create,
     credential_open,
     credential_record_check,
@@ -82,6 +83,32 @@ class ModelPriceAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ModelPrice, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         price_cache_forget()
+
+
+class ClassModelAccessAdminForm(forms.ModelForm):
+    class Meta:
+        model = ClassModelAccess
+        fields = ("classroom", "allowed_models", "default_model")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        try:  # the teachers' page's rule, so admin cannot save a default the class does not allow
+            class_models_validate(allowed_models=list(data.get("allowed_models") or []),
+                                  default_model=data.get("default_model"))
+        except ValidationError as exc:
+            form_add_service_errors(self, exc)
+        return data
+
+
+@admin.register(ClassModelAccess)
+class ClassModelAccessAdmin(admin.ModelAdmin):
+    """A class's models, beside its row in accounts (which knows nothing of models)."""
+
+    form = ClassModelAccessAdminForm
+    list_display = ("classroom", "default_model")
+    search_fields = ("classroom__name",)
+    autocomplete_fields = ("classroom",)
+    filter_horizontal = ("allowed_models",)
 
 
 class CredentialAdminForm(forms.ModelForm):

@@ -1,12 +1,16 @@
-"""Forms for entering keys. A key field is write-only: it is never rendered back."""
+"""Forms for entering keys, and for the models a class may use. A key field is
+write-only: it is never rendered back."""
 from __future__ import annotations
+
+from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
 
-from .models import Credential, Provider
+from .models import ChatModel, Credential, Provider
+from .selectors import chat_models_enabled
 
 # The POST fields that carry a key, for sensitive_post_parameters on every view receiving them.
 KEY_FIELDS = ("api_key", "secret_key")
@@ -50,3 +54,18 @@ class CredentialReplaceForm(forms.Form):
     secret_key = KeyField(required=False, label=_("New Secret Key (ERNIE only)"))
     base_url = forms.CharField(max_length=500, required=False, label=_("Base URL"),
                                help_text=_("A key is bound to its address: changing it needs the key again."))
+
+
+class ClassModelsForm(forms.Form):
+    allowed_models = forms.ModelMultipleChoiceField(
+        label=_("Allowed models"), queryset=ChatModel.objects.none(), required=False,
+        widget=forms.CheckboxSelectMultiple, help_text=_("None ticked: every enabled model."))
+    default_model = forms.ModelChoiceField(label=_("Default model"), queryset=ChatModel.objects.none(),
+                                           required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        models = chat_models_enabled()
+        for name in ("allowed_models", "default_model"):
+            self.fields[name].queryset = models
+            self.fields[name].label_from_instance = lambda model: model.route_name

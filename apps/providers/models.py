@@ -129,6 +129,29 @@ class ModelFallback(models.Model):
         return f"{self.model} -> {self.fallback}"
 
 
+class ClassModelAccess(models.Model):
+    """Which models a class's students may pick, and the one their chat page preselects.
+
+    Its own row beside accounts.Classroom (as billing's QuotaPolicy is), not fields on it:
+    accounts sits below providers and must not point at its tables. A class without a row
+    allows every enabled model and has no default. The rule that reads it is
+    selectors.classroom_allows_model."""
+
+    classroom = models.OneToOneField("accounts.Classroom", on_delete=models.CASCADE, related_name="model_access",
+                                     verbose_name=_("class"))
+    allowed_models = models.ManyToManyField(ChatModel, blank=True, related_name="+", verbose_name=_("allowed models"),
+                                            help_text=_("Empty: every enabled model."))
+    default_model = models.ForeignKey(ChatModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                                      verbose_name=_("default model"))
+
+    class Meta:
+        verbose_name = _("models of a class")
+        verbose_name_plural = _("models of classes")
+
+    def __str__(self) -> str:
+        return str(self.classroom)
+
+
 class Credential(models.Model):
     """An API key, sealed with AES-GCM. The ciphertext is bound to this row's `public_id`,
     its provider and its base URL: copied into another row, or with the URL changed, it no

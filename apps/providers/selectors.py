@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
 
-from .models import ChatModel, Credential, ModelPrice, Provider
+from .models import ChatModel, ClassModelAccess, Credential, ModelPrice, Provider
 
 
 def chat_models_enabled() -> QuerySet[ChatModel]:
@@ -92,6 +92,11 @@ def credentials_visible_to(*, user: User) -> QuerySet[Credential]:
     )
 
 
+def credentials_of_classroom(*, classroom: Classroom) -> QuerySet[Credential]:
+    """The keys attached to a class, newest first (for its teachers' pages)."""
+    return Credential.objects.filter(classroom=classroom).select_related("provider").order_by("-created_at")
+
+
 def credential_get_for_user(*, user: User, credential_id: int) -> Credential:
     """A key this user manages; 404 otherwise."""
     credential = credentials_visible_to(user=user).filter(pk=credential_id).first()
@@ -128,3 +133,45 @@ def chat_models_usable_for(*, user: User, classroom: Classroom | None) -> list[C
     """Enabled models whose provider this user can reach now (a key exists, or none needed)."""
     usable = {provider.pk for provider, source in providers_with_status(user=user, classroom=classroom) if source}
     return [model for model in chat_models_enabled() if model.provider_id in usable]
+
+
+# --- Which models a class allows ------------------------------------------------------
+# "Which models may this student pick" is one rule: classroom_allows_model. The chat
+# page's list (chat_models_offered_to) and the completion pipeline's check both use it, so
+# a model missing from the list is also refused when asked for by name.
+
+
+def classroom_allowed_model_ids(*, classroom: Classroom | None) -> set[int] | None:
+    """The ids of the models a class allows; None when it allows every enabled model (no
+    list set, or no class). One query."""
+    if classroom is None:
+        return None
+    ids = ClassModelAccess.objects.filter(classroom_id=classroom.pk).values_list("allowed_models", flat=True)
+    return {pk for pk in ids if pk is not None} or None  # a row with an empty list reads as one None
+
+
+def _in_allowlist(allowed_ids: set[int] | None, model: object) -> bool:
+    return allowed_ids is None or getattr(model, "pk", None) in allowed_ids
+
+
+def classroom_allows_model(*, classroom: Classroom | None, model: object) -> bool:
+    """May a student of this class (or someone in no class) use `model`."""
+    return _in_allowlist(classroom_allowed_model_ids(classroom=classroom), model)
+
+
+def chat_models_offered_to(*, user: User, classroom: Classroom | None) -> list[ChatModel]:
+    """The models the chat page offers: those this user can reach now that the class allows."""
+    allowed_ids = classroom_allowed_model_ids(classroom=classroom)
+    usable = chat_models_usable_for(user=user, classroom=classroom)
+    return [model for model in usable if _in_allowlist(allowed_ids, model)]
+
+
+def classroom_model_access(*, classroom: Classroom) -> ClassModelAccess | None:
+    """The class's model settings, or None when it has none (every model, no default)."""
+    return ClassModelAccess.objects.filter(classroom=classroom).select_related("default_model__provider").first()
+
+
+def classroom_default_model(*, classroom: Classroom | None) -> ChatModel | None:
+    """The model the class's chat page preselects, if the class set one."""
+    access = classroom_model_access(classroom=classroom) if classroom is not None else None
+    return access.default_model if access is not None else None

@@ -16,7 +16,7 @@ from django.views.decorators.debug import sensitive_variables
 from apps.accounts.models import Classroom, User
 
 from .catalog import DEMO, catalog_apply
-from .models import ChatModel, Credential, ModelPrice, Provider
+from .models import ChatModel, ClassModelAccess, Credential, ModelPrice, Provider
 from .netguard import BlockedURL, url_check_public, url_parse
 from .sealing import current_kek_id, seal, unseal
 
@@ -41,6 +41,26 @@ def catalog_env_model_ensure() -> ChatModel | None:
         return None
     model, _ = ChatModel.objects.get_or_create(provider=provider, name=name, defaults={"display_name": name})
     return model
+
+
+def class_models_validate(*, allowed_models: list[ChatModel], default_model: ChatModel | None) -> None:
+    """The default must be one the class allows (any, when it allows every model). The
+    teachers' page and admin both check through here."""
+    if default_model is not None and allowed_models and default_model not in allowed_models:
+        raise ValidationError({"default_model": _("The default model must be one of the allowed models.")})
+
+
+@transaction.atomic
+def class_models_set(*, classroom: Classroom, allowed_models: list[ChatModel],
+                     default_model: ChatModel | None) -> ClassModelAccess:
+    """Which models the class's students may pick (none listed: every enabled model) and
+    which one their chat page preselects. Side effects: the class's ClassModelAccess row
+    (created on first use) and its allowed-model links."""
+    class_models_validate(allowed_models=allowed_models, default_model=default_model)
+    access, _created = ClassModelAccess.objects.update_or_create(classroom=classroom,
+                                                                 defaults={"default_model": default_model})
+    access.allowed_models.set(allowed_models)
+    return access
 
 
 @dataclass(frozen=True)

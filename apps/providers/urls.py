@@ -10,4 +10,5 @@ urlpatterns = [
     path("keys/<int:credential_id>/replace/", views.key_replace, name="key-replace"),
     path("keys/<int:credential_id>/revoke/", views.key_revoke, name="key-revoke"),
     path("keys/<int:credential_id>/test/", views.key_test, name="key-test"),
+    path("classes/<int:classroom_id>/models/", views.class_models, name="class-models"),
 ]

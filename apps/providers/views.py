@@ -1,4 +1,4 @@
-"""The providers page and the key pages (add, replace, revoke, test)."""
+"""The providers page, the key pages (add, replace, revoke, test) and a class's models page."""
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
@@ -12,15 +12,27 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import User
-from apps.accounts.selectors import classroom_for_student
+from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher
 from webchat.forms import form_add_service_errors
 
 from .client import key_check
-from .forms import KEY_FIELDS, CredentialCreateForm, CredentialReplaceForm
+from .forms import KEY_FIELDS, ClassModelsForm, CredentialCreateForm, CredentialReplaceForm
 from .models import ChatModel
 from .routes import NoRoute, key_check_route
-from .selectors import credential_get_for_user, credentials_visible_to, providers_with_status
-from .services import credential_create, credential_record_check, credential_replace, credential_revoke
+from .selectors import (
+    classroom_model_access,
+    credential_get_for_user,
+    credentials_of_classroom,
+    credentials_visible_to,
+    providers_with_status,
+)
+from .services import (
+    class_models_set,
+    credential_create,
+    credential_record_check,
+    credential_replace,
+    credential_revoke,
+)
 
 
 def _may_manage_keys(user: User) -> bool:
@@ -128,3 +140,27 @@ def key_test(request: HttpRequest, credential_id: int) -> HttpResponse:
     }.get(result, _("The provider answered with an error."))
     (messages.success if result == "works" else messages.warning)(request, f"{credential.masked}: {text}")
     return redirect("keys")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def class_models(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """One of the teacher's class pages: which models its students may pick, the one their
+    chat page starts on, and the keys attached to the class."""
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    access = classroom_model_access(classroom=classroom)
+    initial = {"allowed_models": access.allowed_models.all() if access else [],
+               "default_model": access.default_model if access else None}
+    form = ClassModelsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            class_models_set(classroom=classroom, allowed_models=list(form.cleaned_data["allowed_models"]),
+                             default_model=form.cleaned_data["default_model"])
+        except ValidationError as exc:
+            form_add_service_errors(form, exc)
+        else:
+            messages.success(request, _("The class's models are saved."))
+            return redirect("class-models", classroom_id=classroom.pk)
+    return render(request, "providers/class_models.html", {
+        "classroom": classroom, "form": form, "credentials": credentials_of_classroom(classroom=classroom),
+    }, status=400 if request.method == "POST" else 200)

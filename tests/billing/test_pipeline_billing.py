@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from apps.billing.models import Hold, LedgerEntry, UsageCounter
-from apps.billing.tasks import expire_holds
+from apps.conversations.tasks import expire_holds
 from apps.conversations.models import Message
 from apps.providers.models import ChatModel
 from tests.billing.conftest import policy_set

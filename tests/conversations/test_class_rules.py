@@ -14,6 +14,7 @@ from apps.conversations.models import Conversation, Message
 from apps.conversations.rendering import reply_html
 from apps.conversations.services import turn_begin
 from apps.providers.models import ChatModel
+from apps.providers.services import class_models_set
 from tests.conftest import People, ws_connect, ws_turn
 from tests.fake_upstream import FakeUpstream
 
@@ -38,7 +39,7 @@ async def test_class_allowlist_instructions_and_reply_length_reach_the_call(
     classroom.system_prompt = "You tutor 12-year-olds. Be brief."
     classroom.max_reply_tokens = 200
     await classroom.asave()
-    await sync_to_async(classroom.allowed_models.set)([fake_model])
+    await sync_to_async(class_models_set)(classroom=classroom, allowed_models=[fake_model], default_model=None)
 
     refused = await turn(people.student, model="demo/demo-tutor", content="hi")
     frames = await turn(people.student, model="fakeai/fake-model", content="hi")

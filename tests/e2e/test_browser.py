@@ -10,6 +10,7 @@ import pytest
 from apps.accounts.models import User
 from apps.conversations.models import Message
 from apps.providers.models import ChatModel
+from apps.providers.selectors import classroom_allowed_model_ids
 from tests.conftest import PASSWORD, People
 from tests.e2e.conftest import log_in, screenshot
 from tests.fake_upstream import Behaviour, FakeUpstream
@@ -66,11 +67,12 @@ def test_teacher_imports_a_roster_and_limits_the_models(people: People, demo_mod
     screenshot(page, "teacher-roster")
 
     page.goto(f"/classes/{people.classroom.pk}/")
-    page.check(f"#class-settings-form input[name=allowed_models][value='{demo_model.pk}']")
-    page.click("#class-settings-form button[type=submit]")
+    page.click(f"a[href='/classes/{people.classroom.pk}/models/']")
+    page.check(f"#class-models-form input[name=allowed_models][value='{demo_model.pk}']")
+    page.click("#class-models-form button[type=submit]")
     page.wait_for_selector(".flash")
-    assert list(people.classroom.allowed_models.all()) == [demo_model]
-    screenshot(page, "teacher-class-settings")
+    assert classroom_allowed_model_ids(classroom=people.classroom) == {demo_model.pk}
+    screenshot(page, "teacher-class-models")
 
     student = page_for("en-US")
     log_in(student, "wangwu", password)

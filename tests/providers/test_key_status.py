@@ -39,9 +39,9 @@ def test_a_key_whose_provider_is_unreachable_is_no_longer_shown_as_usable(
     client.post(reverse("key-test", args=[credential.pk]))
     expected = [("unreachable", "Provider not reachable at the last test")]
     assert shown_badges(client.get(reverse("keys"), HTTP_ACCEPT_LANGUAGE="en").content.decode()) == expected
-    settings_page = client.get(reverse("class-settings", args=[people.classroom.pk]),
-                               HTTP_ACCEPT_LANGUAGE="en").content.decode()
-    assert shown_badges(settings_page) == expected
+    class_page = client.get(reverse("class-models", args=[people.classroom.pk]),
+                            HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert shown_badges(class_page) == expected
 
     # Reachable again: the next test that works shows it usable again.
     Provider.objects.filter(pk=keyed_model.provider_id).update(base_url=fake_upstream.base_url)

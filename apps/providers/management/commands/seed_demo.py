@@ -1,4 +1,7 @@
-"""Demo people and a class for trying webchat out: `python manage.py seed_demo`."""
+"""Demo people and a class for trying webchat out: `python manage.py seed_demo`.
+
+It lives in providers, not accounts, because it also makes sure of the demo model: accounts
+sits below providers and may not call it."""
 from __future__ import annotations
 
 from typing import Any

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from apps.billing.tasks import expire_holds
+from apps.conversations.tasks import expire_holds
 
 
 class Command(BaseCommand):
