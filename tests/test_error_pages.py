@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import include, path, reverse
 from django.views.defaults import server_error
+from django.utils import translation
 
 from tests.conftest import People
 
@@ -62,7 +63,8 @@ def test_a_missing_page_is_the_sites_404_page(people: People, client: Client, wh
 
 def test_the_500_page_needs_no_request_context_and_no_database() -> None:
     # No django_db mark: any database access here would fail the test.
-    response = server_error(RequestFactory().get("/"))
+    with translation.override("en"):
+        response = server_error(RequestFactory().get("/"))
     page = response.content.decode()
     assert response.status_code == 500
     assert in_site_look(page) and "Something went wrong on our side" in page

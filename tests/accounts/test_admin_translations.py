@@ -11,6 +11,7 @@ import pytest
 from django.apps import apps
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from apps.accounts.third_party_msgids import AXES_MSGIDS, DJANGO_ADMIN_MSGIDS
 from tests.conftest import People
@@ -31,7 +32,10 @@ def test_django_admin_msgids_our_catalog_translates_are_still_djangos_own() -> N
 
 def test_the_login_throttling_app_has_a_translatable_name() -> None:
     config = apps.get_app_config("axes")
-    assert config.name == "axes" and str(config.verbose_name) == "Login attempts"
+    with translation.override("en"):
+        assert config.name == "axes" and str(config.verbose_name) == "Login attempts"
+    with translation.override("zh-hans"):
+        assert str(config.verbose_name) == "登录尝试"
 
 
 @pytest.mark.django_db
