@@ -44,7 +44,10 @@ def free_port() -> int:
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "LOG_FORMAT": "plain",
-           "INTERNAL_BASE_URL": f"http://127.0.0.1:{port}"}
+           "INTERNAL_BASE_URL": f"http://127.0.0.1:{port}",
+           # One student's many parallel sockets here test the quota, not the socket cap
+           # (which tests/conversations/test_socket_lifecycle.py covers).
+           "CHAT_MAX_SOCKETS_PER_USER": str(REQUESTS)}
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "webchat.asgi:application", "--host", "127.0.0.1", "--port", str(port),
          "--lifespan", "off", "--ws", "websockets-sansio", "--no-access-log"],

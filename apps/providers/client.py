@@ -20,7 +20,10 @@ import httpx2
 import openai
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
-from openai import AsyncOpenAI
+from openai import AsyncAPIResponse, AsyncOpenAI, AsyncStream
+# The header the SDK's own `with_streaming_response` sets to hand back the unread response.
+from openai._constants import RAW_RESPONSE_HEADER
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from .netguard import BLOCKED_MARKER, ReplyRefused, http_client_for, http_client_shared
 
@@ -270,22 +273,16 @@ async def _call(*, route: Route, messages: list[dict[str, Any]], max_tokens: int
     text_bytes = 0
     try:
         async with asyncio.timeout_at(min(loop.time() + settings.LLM_FIRST_CHUNK_TIMEOUT, total_deadline)) as budget:
-            client = await _sdk_client(route)
+            body = {"model": route.model_name, "messages": messages, "stream": True,
+                    "stream_options": {"include_usage": True}, **extra}
             try:
-                response_cm = client.chat.completions.with_streaming_response.create(
-                    model=route.model_name, messages=messages, stream=True, stream_options={"include_usage": True},
-                    **extra)
-                response = await response_cm.__aenter__()
+                response = await _chat_completion_stream(await _sdk_client(route), body)
             except openai.AuthenticationError:
                 if not route.exchanges_token:
                     raise
                 # The access token may have expired early or been revoked: fetch a new one
                 # once and try again; a second 401 is the key's fault.
-                client = await _sdk_client(route, refresh_token=True)
-                response_cm = client.chat.completions.with_streaming_response.create(
-                    model=route.model_name, messages=messages, stream=True, stream_options={"include_usage": True},
-                    **extra)
-                response = await response_cm.__aenter__()
+                response = await _chat_completion_stream(await _sdk_client(route, refresh_token=True), body)
             try:
                 pending = b""
                 data: list[bytes] = []
@@ -326,7 +323,7 @@ async def _call(*, route: Route, messages: list[dict[str, Any]], max_tokens: int
                             text_bytes += size
                             yield text
             finally:
-                await response_cm.__aexit__(None, None, None)
+                await response.close()
     except (openai.APIError, httpx2.HTTPError, TimeoutError, ReplyRefused) as exc:
         error = upstream_error_from(exc)
         if received and error.code == "upstream_unreachable":
@@ -389,6 +386,16 @@ async def ernie_access_token(route: Route, *, refresh: bool = False) -> str:
     lifetime = _token_count(body.get("expires_in")) or 3600  # seconds; a provider's odd value is not a crash
     _access_tokens[key] = (str(token), time.monotonic() + max(lifetime - TOKEN_EXPIRY_MARGIN, 1.0))
     return str(token)
+
+
+async def _chat_completion_stream(client: AsyncOpenAI, body: dict[str, Any]) -> AsyncAPIResponse[Any]:
+    """POST /chat/completions through the SDK (its auth, headers and error classes), the
+    response left unread for the caller to stream. The body goes as it is: it was checked
+    when the request was built (params.py), so the SDK's typed transform of every request
+    (some 0.6 ms of CPU) is skipped, as `with_streaming_response` would not."""
+    return await client.post("/chat/completions", body=body, cast_to=ChatCompletion, stream=True,
+                             stream_cls=AsyncStream[ChatCompletionChunk],
+                             options={"headers": {RAW_RESPONSE_HEADER: "stream"}})
 
 
 @sensitive_variables("bearer")
