@@ -73,6 +73,34 @@ def classroom_get_for_teacher(*, user: User, classroom_id: int) -> Classroom:
     return classroom
 
 
+# "Is this student in the class": an Enrollment row, whatever the class's state. Every
+# check and lookup of a class's students goes through these three.
+def classroom_students(*, classroom: Classroom) -> QuerySet[User]:
+    """The accounts enrolled in the class."""
+    return User.objects.filter(enrollments__classroom=classroom)
+
+
+def classroom_has_student(*, classroom: Classroom, student: User) -> bool:
+    return classroom_students(classroom=classroom).filter(pk=student.pk).exists()
+
+
+def classroom_student_get(*, classroom: Classroom, student_id: int) -> User:
+    """One student of the class; 404 for anyone not enrolled in it."""
+    student = classroom_students(classroom=classroom).filter(pk=student_id).first()
+    if student is None:
+        raise Http404("No such student.")
+    return student
+
+
+def user_may_manage_keys(*, user: User) -> bool:
+    """May `user` keep API keys of their own (the keys pages, a personal key): teachers and
+    admins always; a student only while one of their classes allows students' own keys.
+    The keys pages, the navigation bar and credential_create all ask here."""
+    if user.role != User.Role.STUDENT or user.is_superuser:
+        return True
+    return user.classrooms.filter(allow_student_keys=True).exists()
+
+
 def students_manageable_by(*, user: User) -> QuerySet[User]:
     """Accounts whose password and display name `user` may change from the teacher pages:
     students enrolled in a class they teach (every student, for an admin). A teacher's,

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import AuditEvent, Classroom, Enrollment, User
-from .selectors import students_manageable_by, users_by_folded_username
+from .selectors import classroom_students, students_manageable_by, users_by_folded_username
 from .sockets import CLOSE_ACCESS_CHANGED, CLOSE_SIGNED_OUT, user_sockets_close
 
 
@@ -306,7 +306,7 @@ def _students_of(*, classroom: Classroom, students: list[User], actor: User) -> 
     """Refuse (nothing changed) unless every one is a student of this class that the actor
     may manage."""
     _require_teacher_of(classroom=classroom, actor=actor)
-    enrolled = set(classroom.enrollments.values_list("student_id", flat=True))
+    enrolled = set(classroom_students(classroom=classroom).values_list("pk", flat=True))
     allowed = set(students_manageable_by(user=actor).filter(enrollments__classroom=classroom)
                   .values_list("pk", flat=True))
     for student in students:

@@ -18,7 +18,13 @@ from webchat.forms import form_add_service_errors
 
 from .forms import ClassCreateForm, ClassSettingsForm, CoTeacherForm, JoinCodeForm, RegisterForm, RosterImportForm
 from .models import User
-from .selectors import classroom_get_for_teacher, classrooms_for_teacher, usernames_locked_out
+from .selectors import (
+    classroom_get_for_teacher,
+    classroom_student_get,
+    classroom_students,
+    classrooms_for_teacher,
+    usernames_locked_out,
+)
 from .services import (
     RosterError,
     classroom_archive,
@@ -156,7 +162,7 @@ def roster_import_view(request: HttpRequest, classroom_id: int) -> HttpResponse:
 def roster_reset(request: HttpRequest, classroom_id: int) -> HttpResponse:
     classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
     ids = [value for value in request.POST.getlist("student") if value.isdigit()]
-    students = list(classroom.students.filter(pk__in=ids))
+    students = list(classroom_students(classroom=classroom).filter(pk__in=ids))
     if not students:
         messages.error(request, _("Tick the students whose passwords to reset."))
         return redirect("class-roster", classroom_id=classroom.pk)
@@ -172,9 +178,7 @@ def roster_reset(request: HttpRequest, classroom_id: int) -> HttpResponse:
 @login_required
 def roster_remove(request: HttpRequest, classroom_id: int, student_id: int) -> HttpResponse:
     classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
-    student = classroom.students.filter(pk=student_id).first()
-    if student is None:
-        return HttpResponse(status=404)
+    student = classroom_student_get(classroom=classroom, student_id=student_id)
     student_remove(classroom=classroom, student=student, actor=request.user)
     messages.success(request, _("%(name)s was removed from the class.") % {"name": student})
     return redirect("class-roster", classroom_id=classroom.pk)
@@ -185,9 +189,7 @@ def roster_remove(request: HttpRequest, classroom_id: int, student_id: int) -> H
 def roster_unlock(request: HttpRequest, classroom_id: int, student_id: int) -> HttpResponse:
     """A locked-out student may try to log in again (their password stays)."""
     classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
-    student = classroom.students.filter(pk=student_id).first()
-    if student is None:
-        return HttpResponse(status=404)
+    student = classroom_student_get(classroom=classroom, student_id=student_id)
     try:
         student_unlock(classroom=classroom, student=student, actor=request.user)
     except ValidationError as exc:

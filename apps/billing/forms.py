@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
+from apps.accounts.selectors import classroom_students
 
 from .models import MONEY, Period
 
@@ -34,7 +35,7 @@ class StudentOverrideForm(forms.Form):
 
     def __init__(self, *args: Any, classroom: Classroom, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["student"].queryset = classroom.students.order_by("username")
+        self.fields["student"].queryset = classroom_students(classroom=classroom).order_by("username")
 
 
 class DateRangeForm(forms.Form):

@@ -6,7 +6,8 @@ integers on SQLite and PostgreSQL alike.
 """
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
+from typing import overload
 
 from django.conf import settings
 from django.db import models
@@ -16,6 +17,27 @@ from apps.providers.models import ModelPrice
 
 MONEY_UNITS = Decimal(1_000_000_000)
 MONEY = {"max_digits": 20, "decimal_places": 10}
+
+
+# The one conversion between amounts and units, both ways: holds, settles, limits, the
+# meter and the balance check all go through these two.
+@overload
+def money_units(amount: Decimal) -> int: ...
+@overload
+def money_units(amount: None) -> None: ...
+@overload
+def money_units(amount: Decimal | None) -> int | None: ...
+def money_units(amount: Decimal | None) -> int | None:
+    """A billing-currency amount in integer nano-units, rounded up (a hold never
+    undershoots what the request may cost). None (no limit) stays None."""
+    if amount is None:
+        return None
+    return int((amount * MONEY_UNITS).to_integral_value(rounding=ROUND_CEILING))
+
+
+def money_from_units(units: int) -> Decimal:
+    """Nano-units as an amount of the billing currency, to four places (as the meter shows it)."""
+    return (Decimal(units) / MONEY_UNITS).quantize(Decimal("0.0001"))
 
 
 # The same currencies models are priced in.

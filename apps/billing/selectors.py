@@ -5,7 +5,7 @@ import calendar
 import time as time_module
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 from typing import TypedDict
 
 from django.conf import settings
@@ -13,6 +13,7 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
+from apps.accounts.selectors import classroom_students
 
 from .models import (
     MONEY_UNITS,
@@ -27,6 +28,8 @@ from .models import (
     StudentOverride,
     UsageCounter,
     UsageRollup,
+    money_from_units,
+    money_units,
 )
 
 # The site's billing settings are read on every request and change rarely: each process
@@ -67,12 +70,6 @@ def exchange_rate_at(*, from_currency: str, to_currency: str, when: datetime) ->
     if inverse is not None:
         return (Decimal(1) / inverse.rate).quantize(Decimal("0.00000001"))
     raise ExchangeRate.DoesNotExist(f"No exchange rate from {from_currency} to {to_currency}; add one in admin.")
-
-
-def _units(amount: Decimal | None) -> int | None:
-    if amount is None:
-        return None
-    return int((amount * MONEY_UNITS).to_integral_value(rounding=ROUND_CEILING))
 
 
 def _capped(value: int | None, cap: int | None) -> int | None:
@@ -142,8 +139,8 @@ def _limits_read(*, user: User, classroom: Classroom | None, site: SiteBillingSe
     return Limits(
         period=period, term_start=term_start, term_end=term_end,
         student_tokens=_capped(tokens, site.max_student_token_limit),
-        student_cost_units=_capped(_units(cost), _units(site.max_student_cost_limit)),
-        pool_tokens=pool_tokens, pool_cost_units=_units(pool_cost),
+        student_cost_units=_capped(money_units(cost), money_units(site.max_student_cost_limit)),
+        pool_tokens=pool_tokens, pool_cost_units=money_units(pool_cost),
         rpm=_capped(rpm, site.max_rpm), tpm=_capped(tpm, site.max_tpm),
     )
 
@@ -226,9 +223,8 @@ def quota_status(*, user: User, classroom: Classroom | None, now: datetime | Non
     units = (counter.cost_used_units + counter.cost_held_units) if counter else 0
     return QuotaStatus(
         tokens_used=tokens, token_limit=limits.student_tokens,
-        cost_used=(Decimal(units) / MONEY_UNITS).quantize(Decimal("0.0001")),
-        cost_limit=(Decimal(limits.student_cost_units) / MONEY_UNITS).quantize(Decimal("0.0001"))
-        if limits.student_cost_units is not None else None,
+        cost_used=money_from_units(units),
+        cost_limit=money_from_units(limits.student_cost_units) if limits.student_cost_units is not None else None,
         currency=site_billing_settings().billing_currency, reset_at=reset_at if start else None,
     )
 
@@ -280,7 +276,7 @@ def classroom_usage_by_student(*, classroom: Classroom, since: datetime,
         .order_by()
     }
     rows = []
-    for student in classroom.students.order_by("username"):
+    for student in classroom_students(classroom=classroom).order_by("username"):
         row = usage.get(student.pk, {})
         rows.append({
             "student": student, "requests": row.get("requests") or 0, "prompt": row.get("prompt") or 0,
@@ -377,7 +373,7 @@ def _counter_differences(*, counters: list[UsageCounter], since: datetime) -> li
                 tally.units_held += units
             elif charged_tokens is not None:
                 tally.tokens_used += charged_tokens
-                tally.units_used += _units(charged_cost) or 0
+                tally.units_used += money_units(charged_cost) or 0
                 tally.charges += 1
     for counter in counters:
         tally = tallies[(counter.scope_key, counter.period_start)]

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,12 +23,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
+from apps.accounts.selectors import classroom_has_student
 from apps.providers.models import ChatModel, ModelPrice
 from apps.providers.selectors import model_price_at
+from webchat.errors import ErrorCode, RequestRefused
 
 from . import counters
 from .models import (
-    MONEY_UNITS,
     BalanceCheck,
     Hold,
     JobRun,
@@ -36,9 +37,11 @@ from .models import (
     Period,
     QuotaPolicy,
     RateCounter,
+    SiteBillingSettings,
     StudentOverride,
     UsageCounter,
     UsageRollup,
+    money_units,
 )
 from .selectors import (
     Limits,
@@ -52,23 +55,6 @@ from .selectors import (
 
 logger = logging.getLogger(__name__)
 MILLION = Decimal(1_000_000)
-
-
-class QuotaRefused(Exception):
-    """A request refused before any call: `code` is quota_exceeded or rate_limited."""
-
-    def __init__(self, code: str, message: str, *, reset_at: datetime | None = None,
-                 retry_after: int | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.message = message
-        self.reset_at = reset_at
-        self.retry_after = retry_after
-
-
-def money_units(amount: Decimal) -> int:
-    """Billing-currency amount -> integer nano-units, rounded up (a hold never undershoots)."""
-    return int((amount * MONEY_UNITS).to_integral_value(rounding=ROUND_CEILING))
 
 
 def cost_of(*, price: ModelPrice | None, rate: Decimal, prompt_tokens: int, completion_tokens: int) -> tuple[Decimal, Decimal]:
@@ -138,8 +124,8 @@ def _rate_take(*, user: User, limits: Limits, tokens: int, now: datetime) -> Non
         taken = counters.rate_add(scope_key=key, window_start=window, tokens=tokens, rpm=limits.rpm, tpm=limits.tpm)
     if not taken:
         retry_after = max(60 - now.second, 1)
-        raise QuotaRefused(
-            "rate_limited",
+        raise RequestRefused(
+            ErrorCode.RATE_LIMITED,
             str(_("Too many requests this minute. Try again in %(seconds)d seconds.") % {"seconds": retry_after}),
             retry_after=retry_after,
         )
@@ -151,8 +137,8 @@ def hold_take(*, request_id: str, user: User, classroom: Classroom | None, model
     the model's current price. Taken for every request, large balance or not.
 
     Side effects: RateCounter and UsageCounter rows updated (created on a period's first
-    request), one Hold row. Raises QuotaRefused (and writes nothing) when a limit would be
-    passed.
+    request), one Hold row. Raises RequestRefused (quota_exceeded or rate_limited; nothing
+    written) when a limit would be passed.
     """
     arguments = {"request_id": request_id, "user": user, "classroom": classroom, "model": model,
                  "prompt_tokens": prompt_tokens, "max_tokens": max_tokens, "entry_point": entry_point,
@@ -171,7 +157,8 @@ def _hold_take(*, request_id: str, user: User, classroom: Classroom | None, mode
     limits = limits_for(user=user, classroom=classroom, site=site)
     start, reset_at = period_bounds(limits=limits, now=now)
     if start is None:
-        raise QuotaRefused("quota_exceeded", str(_("The class term is not running, so there is no quota now.")))
+        raise RequestRefused(ErrorCode.QUOTA_EXCEEDED,
+                             str(_("The class term is not running, so there is no quota now.")))
     price = model_price_at(model_id=model.pk, when=now)
     currency = site.billing_currency
     rate = exchange_rate_at(from_currency=price.currency if price else currency, to_currency=currency, when=now)
@@ -185,26 +172,18 @@ def _hold_take(*, request_id: str, user: User, classroom: Classroom | None, mode
     # it; unless all of them had, the transaction (and so the whole hold) is rolled back.
     keys = [scope_key for scope_key, _limit, _cost in budgets]
     if not _budgets_add(budgets=budgets, period_start=start, tokens=tokens, units=units):
-        raise QuotaExceeded(reset_at=reset_at, when=timezone.localtime(reset_at))
+        raise RequestRefused(
+            ErrorCode.QUOTA_EXCEEDED,
+            str(_("Your quota for this period is used up. It resets on %(when)s.")
+                % {"when": timezone.localtime(reset_at).strftime("%Y-%m-%d %H:%M")}),
+            reset_at=reset_at,
+        )
     return Hold.objects.create(
         request_id=request_id, user=user, classroom=classroom, model=model, price=price, exchange_rate=rate,
         billing_currency=currency, prompt_tokens=prompt_tokens, tokens=tokens, cost_units=units,
         counter_keys=[[key, start.isoformat()] for key in keys],
         entry_point=entry_point, created_at=now,
     )
-
-
-class QuotaExceeded(QuotaRefused):
-    def __init__(self, *, reset_at: datetime, when: datetime) -> None:
-        super().__init__(
-            "quota_exceeded",
-            str(_("Your quota for this period is used up. It resets on %(when)s.")
-                % {"when": when.strftime("%Y-%m-%d %H:%M")}),
-            reset_at=reset_at,
-        )
-
-
-
 
 
 def _settle_counters(hold: Hold, *, used_tokens: int, used_units: int) -> None:
@@ -487,23 +466,50 @@ def ledger_balance_check(*, now: datetime | None = None) -> BalanceCheck:
     return check
 
 
+# Each limit a teacher sets, by the site cap that bounds it (SiteBillingSettings.max_*).
+_SITE_CAPS = {"student_tokens": "max_student_token_limit", "student_cost": "max_student_cost_limit",
+              "rpm": "max_rpm", "tpm": "max_tpm"}
+
+
+def _site_caps_errors(*, site: SiteBillingSettings,
+                      limits: dict[str, tuple[str, int | Decimal | None]]) -> dict[str, str]:
+    """The one check of the site's caps, for class policies and student overrides alike:
+    an error for each field (`limits`: form field -> (kind of limit, value)) whose value
+    passes the cap of its kind. None means "no limit", which a capped kind does not allow."""
+    errors: dict[str, str] = {}
+    for field, (kind, value) in limits.items():
+        cap = getattr(site, _SITE_CAPS[kind])
+        if cap is not None and (value is None or value > cap):
+            errors[field] = str(_("The site allows at most %(cap)s here.") % {"cap": cap})
+    return errors
+
+
+def quota_policy_validate(*, period: str, term_start: object = None, term_end: object = None,
+                          student_token_limit: int | None = None, student_cost_limit: Decimal | None = None,
+                          rpm: int | None = None, tpm: int | None = None) -> None:
+    """Raise ValidationError for a class quota the site's caps do not allow, or a term
+    without dates. The teachers' page and admin both save through quota_policy_set, which
+    runs this; admin's form runs it too, to show the errors on the form."""
+    errors = _site_caps_errors(site=site_billing_settings(), limits={
+        "student_token_limit": ("student_tokens", student_token_limit),
+        "student_cost_limit": ("student_cost", student_cost_limit),
+        "rpm": ("rpm", rpm), "tpm": ("tpm", tpm)})
+    if period == Period.TERM and (not term_start or not term_end or term_end < term_start):  # type: ignore[operator]
+        errors["term_end"] = str(_("A term needs a start date and an end date after it."))
+    if errors:
+        raise ValidationError(errors)
+
+
 def quota_policy_set(*, classroom: Classroom, period: str, term_start: object = None, term_end: object = None,
                      student_token_limit: int | None = None, student_cost_limit: Decimal | None = None,
                      class_token_pool: int | None = None, class_cost_pool: Decimal | None = None,
                      rpm: int | None = None, tpm: int | None = None) -> QuotaPolicy:
-    """Set a class's quota. Refuses (ValidationError) what the site's caps do not allow a
-    teacher to hand out, and a term without dates. Side effects: the QuotaPolicy row."""
-    site = site_billing_settings()
-    errors: dict[str, str] = {}
-    if period == Period.TERM and (not term_start or not term_end or term_end < term_start):  # type: ignore[operator]
-        errors["term_end"] = str(_("A term needs a start date and an end date after it."))
-    for field, value, cap in (("student_token_limit", student_token_limit, site.max_student_token_limit),
-                              ("student_cost_limit", student_cost_limit, site.max_student_cost_limit),
-                              ("rpm", rpm, site.max_rpm), ("tpm", tpm, site.max_tpm)):
-        if cap is not None and (value is None or value > cap):
-            errors[field] = str(_("The site allows at most %(cap)s here.") % {"cap": cap})
-    if errors:
-        raise ValidationError(errors)
+    """Set a class's quota. Refuses (ValidationError, nothing written) what the site's caps
+    do not allow, and a term without dates. Side effects: the QuotaPolicy row; the cached
+    limits of every student dropped in this process (others follow within LIMITS_TTL)."""
+    quota_policy_validate(period=period, term_start=term_start, term_end=term_end,
+                          student_token_limit=student_token_limit, student_cost_limit=student_cost_limit,
+                          rpm=rpm, tpm=tpm)
     limits_forget()
     policy, _created = QuotaPolicy.objects.update_or_create(classroom=classroom, defaults={
         "period": period, "term_start": term_start if period == Period.TERM else None,
@@ -514,21 +520,31 @@ def quota_policy_set(*, classroom: Classroom, period: str, term_start: object = 
     return policy
 
 
+def quota_policy_delete(*, policy: QuotaPolicy) -> None:
+    """The class falls back to the site's defaults. Side effects: the QuotaPolicy row
+    deleted; cached limits dropped (as quota_policy_set)."""
+    policy.delete()
+    limits_forget()
+
+
 def student_override_set(*, classroom: Classroom, student: User, token_limit: int | None,
                          cost_limit: Decimal | None) -> StudentOverride | None:
     """Give one student a different limit (both empty: remove the override). Capped by the
-    site like the class limits. Side effects: a StudentOverride row created, changed or deleted."""
-    if not classroom.enrollments.filter(student=student).exists():
+    site like the class limits. Side effects: a StudentOverride row created, changed or
+    deleted; cached limits dropped."""
+    if not classroom_has_student(classroom=classroom, student=student):
         raise ValidationError({"student": str(_("That student is not in this class."))})
+    # An empty field keeps the class's limit (it is not "no limit"), so only those given are capped.
+    errors = _site_caps_errors(site=site_billing_settings(), limits={
+        field: (kind, value) for field, kind, value in (("token_limit", "student_tokens", token_limit),
+                                                        ("cost_limit", "student_cost", cost_limit))
+        if value is not None})
+    if errors:
+        raise ValidationError(errors)
     limits_forget()
     if token_limit is None and cost_limit is None:
         StudentOverride.objects.filter(classroom=classroom, student=student).delete()
         return None
-    site = site_billing_settings()
-    if site.max_student_token_limit is not None and token_limit is not None and token_limit > site.max_student_token_limit:
-        raise ValidationError({"token_limit": str(_("The site allows at most %(cap)s here.") % {"cap": site.max_student_token_limit})})
-    if site.max_student_cost_limit is not None and cost_limit is not None and cost_limit > site.max_student_cost_limit:
-        raise ValidationError({"cost_limit": str(_("The site allows at most %(cap)s here.") % {"cap": site.max_student_cost_limit})})
     override, _created = StudentOverride.objects.update_or_create(
         classroom=classroom, student=student, defaults={"token_limit": token_limit, "cost_limit": cost_limit})
     return override

@@ -18,8 +18,9 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import User
 from apps.accounts.selectors import session_user_get
 from apps.accounts.sockets import CLOSE_SIGNED_OUT, SocketsClose, session_tag, user_socket_group
+from webchat.errors import ErrorCode, RequestRefused
 
-from .errors import ChatError, upstream_message
+from .errors import upstream_message
 from .frames import DoneFrame, ErrorFrame, ServerFrame, frame_parse, quota_frame_from
 from .models import Message
 from .pipeline import ChatRequest, Delta, Finished, Refused, Started, completion_run
@@ -64,7 +65,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.slot = await _off_the_loop(socket_slot_take)(user_id=user.pk, channel_name=self.channel_name)
         if self.slot is None:
             with translation.override(self.language):
-                await self.send_error("too_many_sockets", _(
+                await self.send_error(ErrorCode.TOO_MANY_SOCKETS, _(
                     "The chat is open in too many tabs or windows (at most %(n)d). Close one; this page tries "
                     "again in a moment.") % {"n": settings.CHAT_MAX_SOCKETS_PER_USER})
             await self.close_with(CLOSE_TOO_MANY_SOCKETS)
@@ -119,35 +120,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 handler = {"chat.send": self.chat_send, "chat.regenerate": self.chat_regenerate,
                            "chat.stop": self.chat_stop}[frame["type"]]
                 await handler(frame)
-        except ChatError as exc:
+        except RequestRefused as exc:
             await self.send_error(exc.code, exc.message)
         except Exception:
             # A bug must not drop the socket (and every frame after it): answer and log it.
             logger.exception("chat frame failed")
-            await self.send_error("internal_error", _("Something went wrong on the server."))
+            await self.send_error(ErrorCode.INTERNAL_ERROR, _("Something went wrong on the server."))
 
     async def chat_send(self, frame: dict[str, Any]) -> None:
         await self.start_turn(frame, content=frame.get("content"), regenerate=False)
 
     async def chat_regenerate(self, frame: dict[str, Any]) -> None:
         if frame.get("conversation") is None:
-            raise ChatError("bad_request", _("'conversation' is required."))
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("'conversation' is required."), param="conversation")
         await self.start_turn(frame, content="", regenerate=True)
 
     async def start_turn(self, frame: dict[str, Any], *, content: object, regenerate: bool) -> None:
-        # Every field is checked as the request is built (params.py): ChatError if bad.
+        # Every field is checked as the request is built (params.py): RequestRefused if bad.
         request = ChatRequest(conversation_id=frame.get("conversation"), model=frame.get("model"),
                               content=content, params=frame.get("params", {}), max_tokens=frame.get("max_tokens"),
                               regenerate=regenerate)
         if self.turn is not None and not self.turn.done() and not self.turn_ended:
-            raise ChatError("busy", _("Wait for the current reply to finish, or stop it."))
+            raise RequestRefused(ErrorCode.BUSY, _("Wait for the current reply to finish, or stop it."))
         self.stop = asyncio.Event()
         self.turn_ended = False
         self.turn = asyncio.create_task(self.run_turn(request, self.stop))
 
     async def chat_stop(self, frame: dict[str, Any]) -> None:
         if self.turn is None or self.turn.done() or self.turn_ended:
-            raise ChatError("not_running", _("There is no reply to stop."))
+            raise RequestRefused(ErrorCode.NOT_RUNNING, _("There is no reply to stop."))
         self.stop.set()
 
     def identify(self) -> User:
@@ -157,7 +158,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if the telling failed."""
         user = session_user_get(session_key=self.session_key)
         if user is None or user.pk != self.user.pk:
-            raise ChatError("signed_out", _("Your session has ended. Log in again."))
+            raise RequestRefused(ErrorCode.SIGNED_OUT, _("Your session has ended. Log in again."))
         return user
 
     async def run_turn(self, request: ChatRequest, stop: asyncio.Event) -> None:
@@ -180,8 +181,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     self.turn_ended = True
                     error = event.error
                     await self.send_error(error.code, error.message, retry_after=error.retry_after,
-                                          reset_at=error.reset_at)
-                    if error.code == "signed_out":
+                                          reset_at=error.reset_at.isoformat() if error.reset_at else None)
+                    if error.code == ErrorCode.SIGNED_OUT:
                         await self.close_with(CLOSE_SIGNED_OUT)
 
     async def relay(self, frame: ServerFrame) -> None:
@@ -205,17 +206,17 @@ async def finished_frame(event: Finished) -> ServerFrame:
     message, outcome, error = event.message, event.outcome, event.error
     quota = quota_frame_from(event.quota)
     if message.status == Message.Status.FAILED:
-        code = error.code if error else "upstream_error"
+        code = error.code if error else ErrorCode.UPSTREAM_ERROR
         return {"type": "chat.error", "code": code,
-                "message": upstream_message(code=code, credential_scope=outcome.credential_scope), "quota": quota}
+                "message": upstream_message(code=code, credential_scope=outcome.usage.credential_scope), "quota": quota}
     frame: DoneFrame = {
         "type": "chat.done",
         "message": message.pk,
         "status": message.status,
         # What was billed (settling bounds absurd counts), not what the provider claimed.
         "usage": {"prompt_tokens": message.prompt_tokens or 0, "completion_tokens": message.completion_tokens or 0},
-        "model": outcome.route_name,
-        "first_chunk_ms": outcome.first_chunk_ms,
+        "model": outcome.usage.route_name,
+        "first_chunk_ms": outcome.usage.first_chunk_ms,
         "cost": str(message.cost.normalize()) if message.cost is not None else None,
         # Rendering takes CPU: off the event loop every socket of this process shares.
         "html": await asyncio.to_thread(reply_html, message.content),
@@ -224,7 +225,7 @@ async def finished_frame(event: Finished) -> ServerFrame:
     }
     if error is not None:
         frame["error_code"] = error.code
-        frame["error"] = upstream_message(code=error.code, credential_scope=outcome.credential_scope)
+        frame["error"] = upstream_message(code=error.code, credential_scope=outcome.usage.credential_scope)
     return frame
 
 

@@ -12,8 +12,8 @@ from typing import Any, Literal, TypedDict
 from django.utils.translation import gettext_lazy as _
 
 from apps.billing.selectors import QuotaStatus
+from webchat.errors import ErrorCode, RequestRefused
 
-from .errors import ChatError
 from .params import json_value_check
 
 MAX_FRAME_CHARS = 64_000
@@ -22,19 +22,19 @@ CLIENT_FRAME_TYPES = ("chat.send", "chat.regenerate", "chat.stop")
 
 def frame_parse(*, text: str | None) -> dict[str, Any]:
     """A frame from the browser: a JSON object of a known `type`, within the size, nesting
-    and character limits. Raises ChatError("bad_request") for anything else, and nothing
+    and character limits. Raises RequestRefused(bad_request) for anything else, and nothing
     but that, whatever the text (the socket answers every frame and stays open)."""
     if text is None or len(text) > MAX_FRAME_CHARS:
-        raise ChatError("bad_request", _("Send JSON text frames of at most 64,000 characters."))
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("Send JSON text frames of at most 64,000 characters."))
     try:
         frame = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
-        raise ChatError("bad_request", _("The frame is not valid JSON.")) from None
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("The frame is not valid JSON.")) from None
     if not isinstance(frame, dict):
-        raise ChatError("bad_request", _("The frame must be a JSON object."))
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("The frame must be a JSON object."))
     json_value_check(frame)
     if not isinstance(frame.get("type"), str) or frame["type"] not in CLIENT_FRAME_TYPES:
-        raise ChatError("bad_request", _("Unknown frame type."))
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("Unknown frame type."))
     return frame
 
 

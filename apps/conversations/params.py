@@ -2,7 +2,7 @@
 
 The one place a chat request's input is checked, whatever the entry point: ChatRequest
 (pipeline.py) runs these checks when it is built, so a request that could not be served is
-refused with ChatError("bad_request") before anything is written or anyone is called. The
+refused with RequestRefused(bad_request) before anything is written or anyone is called. The
 chat socket builds a ChatRequest from a frame; the OpenAI-compatible API will build one from
 a request body.
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from .errors import ChatError
+from webchat.errors import ErrorCode, RequestRefused
 
 # Characters no stored or sent text may hold: a lone UTF-16 surrogate (a JSON "\ud800"
 # escape) cannot be encoded as UTF-8 for the database, the provider or the socket, and
@@ -44,15 +44,16 @@ def _number_between(low: float, high: float) -> Callable[[str, object], float | 
         # NaN and the infinities fail the range test too; an int may be too large for a float.
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high):
-            raise ChatError("bad_request", _("'%(name)s' must be a number from %(low)s to %(high)s.")
-                            % {"name": name, "low": low, "high": high})
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("'%(name)s' must be a number from %(low)s to %(high)s.")
+                                 % {"name": name, "low": low, "high": high}, param=name)
         return value
     return clean
 
 
 def _seed(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value <= MAX_ID:
-        raise ChatError("bad_request", _("'seed' must be a whole number from -2^63 to 2^63-1."))
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("'seed' must be a whole number from -2^63 to 2^63-1."),
+                             param=name)
     return value
 
 
@@ -60,17 +61,17 @@ def _stop(name: str, value: object) -> str | list[str]:
     given = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     sequences = [s for s in given if isinstance(s, str) and 1 <= len(s) <= STOP_MAX_CHARS and text_is_sendable(s)]
     if not 1 <= len(given) <= STOP_MAX_SEQUENCES or len(sequences) != len(given):
-        raise ChatError("bad_request", _("'stop' must be a string or a list of at most %(n)d strings, each of "
-                                         "1 to %(chars)d characters.") % {"n": STOP_MAX_SEQUENCES,
-                                                                          "chars": STOP_MAX_CHARS})
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _(
+            "'stop' must be a string or a list of at most %(n)d strings, each of 1 to %(chars)d characters.")
+            % {"n": STOP_MAX_SEQUENCES, "chars": STOP_MAX_CHARS}, param=name)
     return sequences[0] if isinstance(value, str) else sequences
 
 
 def _response_format(name: str, value: object) -> dict[str, Any]:
-    refused = ChatError("bad_request", _(
+    refused = RequestRefused(ErrorCode.BAD_REQUEST, _(
         "'response_format' must have the type text, json_object or json_schema; a json_schema needs a name "
         "(letters, digits, _ and -) and a schema object of at most %(chars)d characters.")
-        % {"chars": SCHEMA_MAX_CHARS})
+        % {"chars": SCHEMA_MAX_CHARS}, param=name)
     if not isinstance(value, dict) or value.get("type") not in RESPONSE_FORMAT_TYPES:
         raise refused
     if value["type"] != "json_schema":
@@ -108,15 +109,16 @@ PASSTHROUGH_PARAMS: dict[str, Callable[[str, object], Any]] = {
 
 def params_clean(*, params: object) -> dict[str, Any]:
     """The passthrough parameters, checked: a fresh dict of the known names with values
-    within bounds. Raises ChatError("bad_request") naming the first bad one."""
+    within bounds. Raises RequestRefused(bad_request) naming the first bad one."""
     if not isinstance(params, dict):
-        raise ChatError("bad_request", _("'params' must be an object."))
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("'params' must be an object."), param="params")
     cleaned: dict[str, Any] = {}
     for name, value in params.items():
         check = PASSTHROUGH_PARAMS.get(name)
         if check is None:
             shown = name[:40] if text_is_sendable(name) else "?"
-            raise ChatError("bad_request", _("Unsupported parameter: %(name)s.") % {"name": shown})
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("Unsupported parameter: %(name)s.") % {"name": shown},
+                                 param=shown)
         cleaned[name] = check(name, value)
     return cleaned
 
@@ -127,8 +129,8 @@ def max_tokens_clean(*, value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS_CEILING:
-        raise ChatError("bad_request", _("'max_tokens' must be a whole number from 1 to %(n)d.")
-                        % {"n": MAX_TOKENS_CEILING})
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("'max_tokens' must be a whole number from 1 to %(n)d.")
+                             % {"n": MAX_TOKENS_CEILING}, param="max_tokens")
     return value
 
 
@@ -136,21 +138,21 @@ def conversation_id_clean(*, value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
-        raise ChatError("bad_request", _("'conversation' must be an id or null."))
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("'conversation' must be an id or null."), param="conversation")
     return value
 
 
 def model_clean(*, value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_MODEL_CHARS or not text_is_sendable(value):
-        raise ChatError("bad_request", _("'model' is required, as provider/model."))
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("'model' is required, as provider/model."), param="model")
     return value
 
 
 def content_clean(*, value: object) -> str:
     if not isinstance(value, str):
-        raise ChatError("bad_request", _("'content' is required."))
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("'content' is required."), param="content")
     if not text_is_sendable(value):
-        raise ChatError("bad_request", UNSENDABLE_TEXT)
+        raise RequestRefused(ErrorCode.BAD_REQUEST, UNSENDABLE_TEXT, param="content")
     return value
 
 
@@ -162,17 +164,18 @@ def json_value_check(value: object) -> None:
     """A parsed JSON value holds no unsendable text (in keys or strings), no NaN or infinity
     (Python's json reads them; JSON has no such numbers) and nests at most MAX_NESTING
     levels. Iterative: a value deep enough to matter would overflow a recursive walk (and
-    the provider call's own serialisation). Raises ChatError("bad_request")."""
+    the provider call's own serialisation). Raises RequestRefused(bad_request)."""
     pending: list[tuple[object, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
         if isinstance(item, str):
             if not text_is_sendable(item):
-                raise ChatError("bad_request", UNSENDABLE_TEXT)
+                raise RequestRefused(ErrorCode.BAD_REQUEST, UNSENDABLE_TEXT)
         elif isinstance(item, float) and not math.isfinite(item):
-            raise ChatError("bad_request", _("Numbers must be finite (no NaN or Infinity)."))
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("Numbers must be finite (no NaN or Infinity)."))
         elif isinstance(item, (dict, list)):
             if depth > MAX_NESTING:
-                raise ChatError("bad_request", _("The request nests deeper than %(n)d levels.") % {"n": MAX_NESTING})
+                raise RequestRefused(ErrorCode.BAD_REQUEST,
+                                     _("The request nests deeper than %(n)d levels.") % {"n": MAX_NESTING})
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             pending.extend((child, depth + 1) for child in children)

@@ -36,16 +36,16 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import Classroom, User
 from apps.accounts.selectors import classroom_for_student, classroom_open_to_student
 from apps.billing.selectors import QuotaStatus, quota_status
-from apps.billing.services import QuotaRefused, hold_take, usage_reconcile
+from apps.billing.services import ReplyUsage, hold_take, usage_reconcile
 from apps.providers import client as providers
 from apps.providers.client import CallEnded, Route, UpstreamError
 from apps.providers.routes import NoRoute, routes_for_request
 from apps.providers.selectors import chat_model_get_by_route_name, classroom_allows_model
 from apps.providers.services import credential_mark_failing
 from apps.providers.tokens import TokenCount, count_prompt_tokens, count_text_tokens
+from webchat.errors import ErrorCode, RequestRefused
 from webchat.logs import request_id_set
 
-from .errors import ChatError
 from .models import Message
 from .params import content_clean, conversation_id_clean, max_tokens_clean, model_clean, params_clean
 from .selectors import (
@@ -66,7 +66,7 @@ def _on_a_thread(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
 
 
 # Who is asking: run by prepare on its database thread. Returns the user, or raises
-# ChatError (a session that ended, a revoked key). Each entry point brings its own.
+# RequestRefused (a session that ended, a revoked key). Each entry point brings its own.
 Identify = Callable[[], User]
 
 
@@ -83,7 +83,7 @@ class ChatRequest:
 
     def __post_init__(self) -> None:
         """Entry points build a ChatRequest straight from what their caller sent (a frame, a
-        request body): one that could not be served is refused here, with ChatError, before
+        request body): one that could not be served is refused here, with RequestRefused, before
         anything is written or sent. The fields hold the checked values (params.py)."""
         checked = {
             "conversation_id": conversation_id_clean(value=self.conversation_id),
@@ -102,7 +102,7 @@ class ChatRequest:
 class Refused:
     """The request was refused before anything was written or called."""
 
-    error: ChatError
+    error: RequestRefused
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,38 +161,40 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
         try:
             conversation = conversation_get_for_user(user=user, conversation_id=request.conversation_id)
         except Http404:
-            raise ChatError("not_found", _("That conversation does not exist.")) from None
+            raise RequestRefused(ErrorCode.NOT_FOUND, _("That conversation does not exist.")) from None
         # A class's conversations go on only while the class is open and the student in it
         # (checked on every turn: a socket or a key may outlive an archive or a removal).
         if conversation.classroom_id is not None and not classroom_open_to_student(
                 classroom_id=conversation.classroom_id, student=user):
-            raise ChatError("class_closed", _("This conversation's class is archived, or you are no longer in it. "
-                                              "Start a new conversation."))
+            raise RequestRefused(ErrorCode.CLASS_CLOSED, _(
+                "This conversation's class is archived, or you are no longer in it. Start a new conversation."))
     if request.regenerate:
         if conversation is None:
-            raise ChatError("bad_request", _("Say which conversation to regenerate."))
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("Say which conversation to regenerate."),
+                                 param="conversation")
         history, content = conversation_prompt_history_before_last_question(conversation=conversation)
         if content is None:
-            raise ChatError("bad_request", _("There is no question to answer again."))
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("There is no question to answer again."))
     else:
         content = request.content.strip()
         history = conversation_prompt_history(conversation=conversation) if conversation else []
     if not content:
-        raise ChatError("bad_request", _("The message is empty."))
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("The message is empty."), param="content")
     if len(content) > settings.CHAT_MAX_CONTENT_CHARS:
-        raise ChatError(
-            "content_too_long",
+        raise RequestRefused(
+            ErrorCode.CONTENT_TOO_LONG,
             _("The message is too long (at most %(limit)d characters).") % {"limit": settings.CHAT_MAX_CONTENT_CHARS},
         )
     model = chat_model_get_by_route_name(route_name=request.model)
     classroom = conversation.classroom if conversation else classroom_for_student(user=user)
     if model is None or not classroom_allows_model(classroom=classroom, model=model):
-        raise ChatError("model_not_allowed", _("That model is not available."))
+        raise RequestRefused(ErrorCode.MODEL_NOT_ALLOWED, _("That model is not available."), param="model")
     # 2 route
     try:
         routes = routes_for_request(model=model, user=user, classroom=classroom)
     except NoRoute:
-        raise ChatError("no_credential", _("There is no key for this model yet. Tell your teacher.")) from None
+        raise RequestRefused(ErrorCode.NO_CREDENTIAL,
+                             _("There is no key for this model yet. Tell your teacher.")) from None
     class_limit = classroom.max_reply_tokens if classroom else None
     max_tokens = min(request.max_tokens or class_limit or settings.CHAT_DEFAULT_MAX_TOKENS,
                      class_limit or model.max_output_tokens, model.max_output_tokens)
@@ -201,16 +203,13 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
     messages = instructions + history + [{"role": "user", "content": content}]
     request_id = uuid.uuid4().hex
     prompt = count_prompt_tokens(messages=messages, model_name=model.name)
-    # 3 reserve: the hold and the turn's first rows commit together or not at all.
-    try:
-        with transaction.atomic():
-            hold_take(request_id=request_id, user=user, classroom=classroom, model=model,
-                      prompt_tokens=prompt.tokens, max_tokens=max_tokens, entry_point=request.entry_point)
-            rows = turn_begin(user=user, conversation=conversation, classroom=classroom, model=model,
-                              content=content, request_id=request_id, ask_again=request.regenerate)
-    except QuotaRefused as refused:
-        raise ChatError(refused.code, refused.message, retry_after=refused.retry_after,
-                        reset_at=refused.reset_at.isoformat() if refused.reset_at else None) from None
+    # 3 reserve: the hold and the turn's first rows commit together or not at all (a
+    # refused hold, quota_exceeded or rate_limited, goes to the caller as it is).
+    with transaction.atomic():
+        hold_take(request_id=request_id, user=user, classroom=classroom, model=model,
+                  prompt_tokens=prompt.tokens, max_tokens=max_tokens, entry_point=request.entry_point)
+        rows = turn_begin(user=user, conversation=conversation, classroom=classroom, model=model,
+                          content=content, request_id=request_id, ask_again=request.regenerate)
     return PreparedTurn(
         user=user,
         conversation_id=rows.conversation.pk,
@@ -272,23 +271,21 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, started: float) -> TurnOutcom
             source, review = billed.usage_source, billed.usage_review
             estimated = estimated and source == Message.UsageSource.COUNTED
     error = reply.error
-    return TurnOutcome(
-        content=reply.text,
-        status=reply.status,
-        route_name=reply.route.route_name,
-        provider_slug=reply.route.provider_slug,
-        model_id=reply.route.model_id,
-        credential_scope=reply.route.credential_scope,
-        credential_id=reply.route.credential_id,
+    return TurnOutcome(content=reply.text, error_code=error.code if error else "", usage=ReplyUsage(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         usage_source=source,
         estimated=estimated,
-        error_code=error.code if error else "",
+        status=reply.status,
+        route_name=reply.route.route_name,
+        provider_slug=reply.route.provider_slug,
+        credential_id=reply.route.credential_id,
+        credential_scope=reply.route.credential_scope,
         first_chunk_ms=reply.first_chunk_ms,
         total_ms=int((time.monotonic() - started) * 1000),
+        model_id=reply.route.model_id,
         usage_review=review,
-    )
+    ))
 
 
 def turn_close(*, turn: PreparedTurn, reply: _Reply, started: float) -> Finished:
@@ -298,7 +295,7 @@ def turn_close(*, turn: PreparedTurn, reply: _Reply, started: float) -> Finished
     outcome = _outcome(turn=turn, reply=reply, started=started)
     message = turn_finish(reply_id=turn.reply_id, request_id=turn.request_id, outcome=outcome)
     for credential_id in reply.ended.rejected_credentials if reply.ended else ():
-        credential_mark_failing(credential_id=credential_id, error="upstream_auth_failed")
+        credential_mark_failing(credential_id=credential_id, error=ErrorCode.UPSTREAM_AUTH_FAILED)
     classroom = Classroom.objects.filter(pk=turn.classroom_id).first() if turn.classroom_id else None
     quota = quota_status(user=turn.user, classroom=classroom)
     return Finished(message=message, outcome=outcome, error=reply.error, quota=quota)
@@ -342,7 +339,7 @@ async def completion_run(*, identify: Identify, request: ChatRequest,
     started = time.monotonic()
     try:
         turn = await _on_a_thread(turn_prepare)(identify=identify, request=request)
-    except ChatError as error:
+    except RequestRefused as error:
         yield Refused(error)
         return
     request_id_set(turn.request_id)  # this task's log lines carry the turn's id
@@ -381,7 +378,7 @@ async def completion_run(*, identify: Identify, request: ChatRequest,
         except Exception:
             # A bug, not an upstream fault: keep what arrived and label it; one closing event.
             logger.exception("chat turn failed")
-            reply.ended = CallEnded(route=reply.route, usage=None, error=UpstreamError("internal_error"))
+            reply.ended = CallEnded(route=reply.route, usage=None, error=UpstreamError(ErrorCode.INTERNAL_ERROR))
         finally:
             await call.aclose()
         if reply.status != Message.Status.STOPPED and reply.error is not None:

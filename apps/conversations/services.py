@@ -19,6 +19,7 @@ from apps.accounts.models import Classroom, User
 from apps.billing.models import Hold
 from apps.billing.services import ReplyUsage, hold_release, hold_settle
 from apps.providers.models import ChatModel
+from webchat.errors import ErrorCode
 
 from .models import Conversation, Message
 
@@ -67,21 +68,12 @@ def turn_begin(*, user: User, conversation: Conversation | None, classroom: Clas
 
 @dataclass(frozen=True)
 class TurnOutcome:
+    """How a turn ended: the reply's text, the fault that ended it ("" for none) and what
+    it used, as billing records it (the reply row is written from the same record)."""
+
     content: str
-    status: str
-    route_name: str
-    provider_slug: str
-    model_id: int
-    credential_scope: str
-    credential_id: int | None
-    prompt_tokens: int
-    completion_tokens: int
-    usage_source: str
-    estimated: bool
     error_code: str
-    first_chunk_ms: int | None
-    total_ms: int
-    usage_review: str = ""  # why the counts are not the provider's (billing.usage_reconcile)
+    usage: ReplyUsage
 
 
 @transaction.atomic
@@ -98,14 +90,7 @@ def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Mess
     """
     try:
         with transaction.atomic():  # a savepoint: a failed settle leaves nothing half-written
-            entry = hold_settle(request_id=request_id, usage=ReplyUsage(
-                prompt_tokens=outcome.prompt_tokens, completion_tokens=outcome.completion_tokens,
-                usage_source=outcome.usage_source, estimated=outcome.estimated, status=outcome.status,
-                route_name=outcome.route_name, provider_slug=outcome.provider_slug,
-                credential_id=outcome.credential_id, credential_scope=outcome.credential_scope,
-                first_chunk_ms=outcome.first_chunk_ms, total_ms=outcome.total_ms, model_id=outcome.model_id,
-                usage_review=outcome.usage_review,
-            ))
+            entry = hold_settle(request_id=request_id, usage=outcome.usage)
     except Exception:
         logger.exception("settling %s failed; the reply is saved unsettled and its hold released", request_id)
         hold_release(request_id=request_id)
@@ -114,18 +99,19 @@ def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Mess
     else:
         billed = {"cost": entry.cost_billing, "currency": entry.billing_currency, "prompt_tokens": entry.prompt_tokens,
                   "completion_tokens": entry.completion_tokens, "usage_review": entry.usage_review}
+    usage = outcome.usage
     updated = Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
         **billed,
-        model_id=outcome.model_id,
+        model_id=usage.model_id,
         content=outcome.content,
-        status=outcome.status,
-        route_name=outcome.route_name,
-        credential_scope=outcome.credential_scope,
-        credential_id=outcome.credential_id,
-        usage_source=outcome.usage_source,
+        status=usage.status,
+        route_name=usage.route_name,
+        credential_scope=usage.credential_scope,
+        credential_id=usage.credential_id,
+        usage_source=usage.usage_source,
         error_code=outcome.error_code,
-        first_chunk_ms=outcome.first_chunk_ms,
-        total_ms=outcome.total_ms,
+        first_chunk_ms=usage.first_chunk_ms,
+        total_ms=usage.total_ms,
         finished_at=timezone.now(),
     )
     reply = Message.objects.select_related("conversation", "model__provider").get(pk=reply_id)
@@ -148,17 +134,17 @@ def turns_expire_stale(*, now: datetime | None = None) -> int:
         count += 1
         if hold is None:  # nothing was reserved, so nothing to settle: just label it
             Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(
-                status=Message.Status.INTERRUPTED, error_code="worker_lost", finished_at=now)
+                status=Message.Status.INTERRUPTED, error_code=ErrorCode.WORKER_LOST, finished_at=now)
             continue
         prompt_tokens = hold.prompt_tokens
         model = reply.model
         turn_finish(reply_id=reply.pk, request_id=reply.request_id, outcome=TurnOutcome(
-            content="", status=Message.Status.INTERRUPTED, route_name=reply.route_name,
-            provider_slug=model.provider.slug if model else "", model_id=reply.model_id or 0,
-            credential_scope=reply.credential_scope, credential_id=reply.credential_id,
-            prompt_tokens=prompt_tokens, completion_tokens=0, usage_source=Message.UsageSource.COUNTED,
-            estimated=True, error_code="worker_lost", first_chunk_ms=None,
-            total_ms=int((now - reply.created_at).total_seconds() * 1000),
+            content="", error_code=ErrorCode.WORKER_LOST, usage=ReplyUsage(
+                prompt_tokens=prompt_tokens, completion_tokens=0, usage_source=Message.UsageSource.COUNTED,
+                estimated=True, status=Message.Status.INTERRUPTED, route_name=reply.route_name,
+                provider_slug=model.provider.slug if model else "", credential_id=reply.credential_id,
+                credential_scope=reply.credential_scope, first_chunk_ms=None,
+                total_ms=int((now - reply.created_at).total_seconds() * 1000), model_id=reply.model_id),
         ))
     return count
 

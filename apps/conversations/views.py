@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.models import AuditEvent
-from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher
+from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher, classroom_student_get
 from apps.accounts.services import audit_record
 from apps.billing.selectors import quota_status
 from apps.providers.selectors import chat_models_offered_to, classroom_default_model
@@ -74,8 +74,8 @@ def delete(request: HttpRequest, conversation_id: int) -> HttpResponse:
 def student_conversations(request: HttpRequest, classroom_id: int, student_id: int) -> HttpResponse:
     """A teacher's read-only list of one student's conversations (when the class allows)."""
     classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
-    student = classroom.students.filter(pk=student_id).first()
-    if student is None or not classroom.teacher_can_read:
+    student = classroom_student_get(classroom=classroom, student_id=student_id)
+    if not classroom.teacher_can_read:
         raise Http404("No such student.")
     conversations = conversations_of_student_for_teacher(teacher=request.user, classroom_id=classroom.pk,
                                                          student_id=student.pk)

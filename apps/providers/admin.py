@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -14,10 +13,8 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 
 from webchat.forms import form_add_service_errors
 
-from .client import key_check
 from .forms import KEY_FIELDS, KeyField
 from .models import ChatModel, ClassModelAccess, Credential, ModelFallback, ModelPrice, Provider
-from .routes import NoRoute, key_check_route
 from .sealing import SealError
 from .selectors import price_cache_forget
 from .services import (
@@ -25,9 +22,9 @@ from .services import (
     class_models_validate,
     credential_create,
     credential_open,
-    credential_record_check,
     credential_replace,
     credential_revoke,
+    credential_test,
     key_material_clean,
 )
 
@@ -205,13 +202,8 @@ class CredentialAdmin(admin.ModelAdmin):
     @admin.action(description=_("Test the selected keys"))
     def test_keys(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
         for credential in queryset.select_related("provider"):
-            try:
-                result = async_to_sync(key_check)(key_check_route(credential=credential))
-            except NoRoute:
-                result = "cannot open"
-            else:
-                credential_record_check(credential=credential, result=result)
-            messages.info(request, f"{credential}: {result}")
+            result = credential_test(credential=credential)
+            messages.info(request, f"{credential}: {result.value if result is not None else 'cannot open'}")
 
     @admin.action(description=_("Revoke the selected keys"))
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:

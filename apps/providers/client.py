@@ -25,6 +25,8 @@ from openai import AsyncAPIResponse, AsyncOpenAI, AsyncStream
 from openai._constants import RAW_RESPONSE_HEADER
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from webchat.errors import ErrorCode
+
 from .netguard import BLOCKED_MARKER, ReplyRefused, http_client_for, http_client_shared
 
 logger = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ class UpstreamError(Exception):
     """A provider fault. `code` is stable and shown to users; `retryable` says whether trying
     again (before anything reached the user) may help."""
 
-    def __init__(self, code: str, detail: str = "", *, status: int | None = None,
+    def __init__(self, code: ErrorCode, detail: str = "", *, status: int | None = None,
                  retryable: bool = False, retry_after: float | None = None) -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
@@ -107,23 +109,24 @@ def upstream_error_from(exc: BaseException) -> UpstreamError:
     if isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, ReplyRefused):
         return UpstreamError(exc.__cause__.code, exc.__cause__.detail)
     if isinstance(exc, openai.RateLimitError):
-        return UpstreamError("upstream_rate_limited", "429", status=429, retryable=True,
+        return UpstreamError(ErrorCode.UPSTREAM_RATE_LIMITED, "429", status=429, retryable=True,
                              retry_after=_retry_after_seconds(exc.response))
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        return UpstreamError("upstream_auth_failed", str(exc.status_code), status=exc.status_code)
+        return UpstreamError(ErrorCode.UPSTREAM_AUTH_FAILED, str(exc.status_code), status=exc.status_code)
     if isinstance(exc, openai.APIStatusError):
         retryable = exc.status_code >= 500 or exc.status_code in (408, 409)
-        return UpstreamError("upstream_error" if retryable else "upstream_rejected", str(exc.status_code),
+        return UpstreamError(ErrorCode.UPSTREAM_ERROR if retryable else ErrorCode.UPSTREAM_REJECTED,
+                             str(exc.status_code),
                              status=exc.status_code, retryable=retryable,
                              retry_after=_retry_after_seconds(exc.response))
     if isinstance(exc, (openai.APITimeoutError, TimeoutError, httpx2.TimeoutException)):
-        return UpstreamError("upstream_timeout", "timed out", retryable=True)
+        return UpstreamError(ErrorCode.UPSTREAM_TIMEOUT, "timed out", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
         if BLOCKED_MARKER in repr(exc.__cause__) or BLOCKED_MARKER in str(exc.__cause__):
-            return UpstreamError("upstream_blocked", "non-public address")
-        return UpstreamError("upstream_unreachable", type(exc.__cause__ or exc).__name__, retryable=True)
+            return UpstreamError(ErrorCode.UPSTREAM_BLOCKED, "non-public address")
+        return UpstreamError(ErrorCode.UPSTREAM_UNREACHABLE, type(exc.__cause__ or exc).__name__, retryable=True)
     if isinstance(exc, (httpx2.HTTPError, openai.APIError)):
-        return UpstreamError("upstream_dropped", type(exc).__name__)
+        return UpstreamError(ErrorCode.UPSTREAM_DROPPED, type(exc).__name__)
     raise exc
 
 
@@ -148,7 +151,7 @@ def _usage_read(raw: object) -> Usage | None:
 
 
 def _malformed(what: str) -> UpstreamError:
-    return UpstreamError("upstream_dropped", f"malformed stream: {what}")
+    return UpstreamError(ErrorCode.UPSTREAM_DROPPED, f"malformed stream: {what}")
 
 
 def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None]:
@@ -162,7 +165,7 @@ def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None]:
     if not isinstance(chunk, dict):
         raise _malformed("a chunk is not a JSON object")
     if "error" in chunk and not chunk.get("choices"):
-        raise UpstreamError("upstream_error", "an error event in the stream")
+        raise UpstreamError(ErrorCode.UPSTREAM_ERROR, "an error event in the stream")
     choices = chunk.get("choices")
     if choices is None:
         choices = []  # some servers leave it out of the final usage chunk
@@ -239,9 +242,9 @@ async def stream(*, routes: list[Route], messages: list[dict[str, Any]], max_tok
                 return
             except UpstreamError as exc:
                 error = exc
-                if exc.code == "upstream_auth_failed" and route.credential_id is not None:
+                if exc.code == ErrorCode.UPSTREAM_AUTH_FAILED and route.credential_id is not None:
                     rejected.append(route.credential_id)
-                if relayed or exc.code == "upstream_too_large":
+                if relayed or exc.code == ErrorCode.UPSTREAM_TOO_LARGE:
                     yield CallEnded(route=route, usage=usage, error=exc, rejected_credentials=tuple(rejected))
                     return
                 if not exc.retryable or attempt == attempts - 1:
@@ -319,19 +322,19 @@ async def _call(*, route: Route, messages: list[dict[str, Any]], max_tokens: int
                                 kept = _text_cut_to_bytes(text, cap - text_bytes)
                                 if kept:
                                     yield kept
-                                raise UpstreamError("upstream_too_large", f"reply over {cap} bytes")
+                                raise UpstreamError(ErrorCode.UPSTREAM_TOO_LARGE, f"reply over {cap} bytes")
                             text_bytes += size
                             yield text
             finally:
                 await response.close()
     except (openai.APIError, httpx2.HTTPError, TimeoutError, ReplyRefused) as exc:
         error = upstream_error_from(exc)
-        if received and error.code == "upstream_unreachable":
+        if received and error.code == ErrorCode.UPSTREAM_UNREACHABLE:
             # The connection broke after the stream had begun: a drop, not "unreachable".
-            error = UpstreamError("upstream_dropped", error.detail)
+            error = UpstreamError(ErrorCode.UPSTREAM_DROPPED, error.detail)
         raise error from None
     if not finished:
-        raise UpstreamError("upstream_dropped", "stream ended without a finish reason")
+        raise UpstreamError(ErrorCode.UPSTREAM_DROPPED, "stream ended without a finish reason")
 
 
 # ERNIE access tokens, per key, until shortly before they expire. Process-local: each
@@ -367,9 +370,9 @@ async def ernie_access_token(route: Route, *, refresh: bool = False) -> str:
         async with http_client_for(user_supplied_url=False, timeout=timeout, follow_redirects=False) as http:
             response = await http.post(route.token_url, params=params)
     except httpx2.TimeoutException:
-        raise UpstreamError("upstream_timeout", "token endpoint", retryable=True) from None
+        raise UpstreamError(ErrorCode.UPSTREAM_TIMEOUT, "token endpoint", retryable=True) from None
     except httpx2.HTTPError as exc:
-        raise UpstreamError("upstream_unreachable", type(exc).__name__, retryable=True) from None
+        raise UpstreamError(ErrorCode.UPSTREAM_UNREACHABLE, type(exc).__name__, retryable=True) from None
     except ReplyRefused as exc:
         raise UpstreamError(exc.code, "token endpoint") from None
     try:
@@ -378,10 +381,10 @@ async def ernie_access_token(route: Route, *, refresh: bool = False) -> str:
         body = {}
     token = body.get("access_token") if isinstance(body, dict) else None
     if response.status_code in (400, 401, 403) or (response.status_code == 200 and not token):
-        raise UpstreamError("upstream_auth_failed", f"token endpoint {response.status_code}",
+        raise UpstreamError(ErrorCode.UPSTREAM_AUTH_FAILED, f"token endpoint {response.status_code}",
                             status=response.status_code)
     if response.status_code != 200:
-        raise UpstreamError("upstream_error", f"token endpoint {response.status_code}",
+        raise UpstreamError(ErrorCode.UPSTREAM_ERROR, f"token endpoint {response.status_code}",
                             status=response.status_code, retryable=response.status_code >= 500)
     lifetime = _token_count(body.get("expires_in")) or 3600  # seconds; a provider's odd value is not a crash
     _access_tokens[key] = (str(token), time.monotonic() + max(lifetime - TOKEN_EXPIRY_MARGIN, 1.0))
@@ -419,10 +422,10 @@ async def key_check(route: Route) -> str:
     except (openai.APIError, httpx2.HTTPError, TimeoutError, UpstreamError, ReplyRefused) as exc:
         code = upstream_error_from(exc).code
         return {
-            "upstream_auth_failed": "rejected",
-            "upstream_rate_limited": "rate_limited",
-            "upstream_unreachable": "unreachable",
-            "upstream_timeout": "unreachable",
-            "upstream_blocked": "unreachable",
+            ErrorCode.UPSTREAM_AUTH_FAILED: "rejected",
+            ErrorCode.UPSTREAM_RATE_LIMITED: "rate_limited",
+            ErrorCode.UPSTREAM_UNREACHABLE: "unreachable",
+            ErrorCode.UPSTREAM_TIMEOUT: "unreachable",
+            ErrorCode.UPSTREAM_BLOCKED: "unreachable",
         }.get(code, "error")
     return "works"

@@ -30,6 +30,8 @@ import httpx2
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from webchat.errors import ErrorCode
+
 # A marker in the connect error, so the client can tell "refused by policy" from "down".
 BLOCKED_MARKER = "webchat-blocked-address"
 _HOST_CHARS = re.compile(r"^[A-Za-z0-9.-]+$")
@@ -233,7 +235,7 @@ class ReplyRefused(Exception):
     """A response body broke a cap, or came in an encoding we did not ask for, while it was
     being read. `code` is the upstream error code to report."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: ErrorCode, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
         self.detail = detail
@@ -274,13 +276,15 @@ class _CappedBody(httpx2.AsyncByteStream):
         longest = self._line + (first_end if ends else len(piece))
         self._line = len(piece) - last_end - 1 if ends else self._line + len(piece)
         if self._total > self._total_cap or longest > self._line_cap:
-            raise ReplyRefused("upstream_too_large", f"response body over {self._total_cap} bytes or a line over "
-                                                     f"{self._line_cap} bytes")
+            raise ReplyRefused(ErrorCode.UPSTREAM_TOO_LARGE,
+                               f"response body over {self._total_cap} bytes or a line over "
+                               f"{self._line_cap} bytes")
         return piece
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         if self._encoding not in ("", "identity", "gzip", "deflate"):
-            raise ReplyRefused("upstream_dropped", f"content encoding {self._encoding[:40]!r} was not asked for")
+            raise ReplyRefused(ErrorCode.UPSTREAM_DROPPED,
+                               f"content encoding {self._encoding[:40]!r} was not asked for")
         # wbits 32+: zlib or gzip header, detected (servers send either for "deflate").
         decoder = None if self._encoding in ("", "identity") else zlib.decompressobj(zlib.MAX_WBITS | 32)
         try:
@@ -298,7 +302,7 @@ class _CappedBody(httpx2.AsyncByteStream):
             if decoder is not None and (tail := decoder.flush()):
                 yield self._counted(tail)
         except zlib.error:
-            raise ReplyRefused("upstream_dropped", "the compressed body does not decode") from None
+            raise ReplyRefused(ErrorCode.UPSTREAM_DROPPED, "the compressed body does not decode") from None
 
     async def aclose(self) -> None:
         await self._inner.aclose()

@@ -7,6 +7,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 
+from asgiref.sync import async_to_sync
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -14,8 +15,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from apps.accounts.models import Classroom, User
+from apps.accounts.selectors import user_may_manage_keys
 
 from .catalog import DEMO, catalog_apply
+from .client import key_check
 from .models import ChatModel, ClassModelAccess, Credential, ModelPrice, Provider
 from .netguard import BlockedURL, url_check_public, url_parse
 from .sealing import current_kek_id, seal, unseal
@@ -120,10 +123,8 @@ def _check_scope(*, actor: User, scope: str, classroom: Classroom | None) -> Non
             raise ValidationError({"classroom": _("Choose the class this key is for.")})
         if not (actor.is_superuser or classroom.teachers.filter(pk=actor.pk).exists()):
             raise PermissionDenied("Only the class's teachers attach keys to it.")
-    if scope == Credential.Scope.USER and actor.role == User.Role.STUDENT:
-        allowed = actor.classrooms.filter(allow_student_keys=True).exists()
-        if not allowed:
-            raise PermissionDenied("This class does not let students use their own keys.")
+    if scope == Credential.Scope.USER and not user_may_manage_keys(user=actor):
+        raise PermissionDenied("This class does not let students use their own keys.")
 
 
 @sensitive_variables()
@@ -204,19 +205,32 @@ def credential_mark_failing(*, credential_id: int, error: str) -> None:
     )
 
 
-def credential_record_check(*, credential: Credential, result: str) -> Credential:
-    """Store a "Test this key" result; a key that works again is active again."""
+@sensitive_variables()
+def credential_test(*, credential: Credential) -> Credential.CheckResult | None:
+    """"Test this key", from the keys page and from admin alike: ask the provider with the
+    key (list its models: free at every provider) and record the answer. A key that works
+    again is active again; one the provider rejects is failing. Returns the result, or None
+    when the key cannot be opened (a master-key problem, not the key's: nothing is asked
+    and nothing recorded). Side effects: the credential's last check, status, last_error."""
+    # routes builds routes on this module's credential_open: imported here, not at the top.
+    from .routes import NoRoute, key_check_route
+
+    try:
+        route = key_check_route(credential=credential)
+    except NoRoute:
+        return None
+    result = Credential.CheckResult(async_to_sync(key_check)(route))
     credential.last_check_result = result
     credential.last_checked_at = timezone.now()
     fields = ["last_check_result", "last_checked_at"]
     if credential.status != Credential.Status.REVOKED:
-        if result == "works":
+        if result == Credential.CheckResult.WORKS:
             credential.status, credential.last_error = Credential.Status.ACTIVE, ""
-        elif result == "rejected":
+        elif result == Credential.CheckResult.REJECTED:
             credential.status, credential.last_error = Credential.Status.FAILING, "rejected"
         fields += ["status", "last_error"]
     credential.save(update_fields=fields)
-    return credential
+    return result
 
 
 @sensitive_variables()

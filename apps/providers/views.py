@@ -1,7 +1,6 @@
 """The providers page, the key pages (add, replace, revoke, test) and a class's models page."""
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -11,14 +10,11 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.accounts.models import User
-from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher
+from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher, user_may_manage_keys
 from webchat.forms import form_add_service_errors
 
-from .client import key_check
 from .forms import KEY_FIELDS, ClassModelsForm, CredentialCreateForm, CredentialReplaceForm
-from .models import ChatModel
-from .routes import NoRoute, key_check_route
+from .models import ChatModel, Credential
 from .selectors import (
     classroom_model_access,
     credential_get_for_user,
@@ -29,16 +25,10 @@ from .selectors import (
 from .services import (
     class_models_set,
     credential_create,
-    credential_record_check,
     credential_replace,
     credential_revoke,
+    credential_test,
 )
-
-
-def _may_manage_keys(user: User) -> bool:
-    if user.role != User.Role.STUDENT or user.is_superuser:
-        return True
-    return user.classrooms.filter(allow_student_keys=True).exists()
 
 
 @require_GET
@@ -51,7 +41,7 @@ def providers_page(request: HttpRequest) -> HttpResponse:
         models_by_provider.setdefault(model.provider_id, []).append(model)
     return render(request, "providers/list.html", {
         "rows": [(provider, source, models_by_provider.get(provider.pk, [])) for provider, source in rows],
-        "may_manage_keys": _may_manage_keys(request.user),
+        "may_manage_keys": user_may_manage_keys(user=request.user),
     })
 
 
@@ -70,7 +60,7 @@ def _keys_render(request: HttpRequest, *, form: CredentialCreateForm, status: in
 @require_http_methods(["GET", "POST"])
 @login_required
 def keys_page(request: HttpRequest) -> HttpResponse:
-    if not _may_manage_keys(request.user):
+    if not user_may_manage_keys(user=request.user):
         raise PermissionDenied
     form = CredentialCreateForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
@@ -125,20 +115,18 @@ def key_revoke(request: HttpRequest, credential_id: int) -> HttpResponse:
 @login_required
 def key_test(request: HttpRequest, credential_id: int) -> HttpResponse:
     credential = credential_get_for_user(user=request.user, credential_id=credential_id)
-    try:
-        route = key_check_route(credential=credential)
-    except NoRoute:
+    result = credential_test(credential=credential)
+    if result is None:
         messages.error(request, _("This key cannot be opened; the site's master key may have changed. Tell the admin."))
         return redirect("keys")
-    result = async_to_sync(key_check)(route)
-    credential_record_check(credential=credential, result=result)
     text = {
-        "works": _("The key works."),
-        "rejected": _("The provider rejected the key."),
-        "unreachable": _("The provider could not be reached."),
-        "rate_limited": _("The provider is rate limiting this key right now; it was accepted."),
+        Credential.CheckResult.WORKS: _("The key works."),
+        Credential.CheckResult.REJECTED: _("The provider rejected the key."),
+        Credential.CheckResult.UNREACHABLE: _("The provider could not be reached."),
+        Credential.CheckResult.RATE_LIMITED: _("The provider is rate limiting this key right now; it was accepted."),
     }.get(result, _("The provider answered with an error."))
-    (messages.success if result == "works" else messages.warning)(request, f"{credential.masked}: {text}")
+    success = result == Credential.CheckResult.WORKS
+    (messages.success if success else messages.warning)(request, f"{credential.masked}: {text}")
     return redirect("keys")
 
 

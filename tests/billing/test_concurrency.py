@@ -11,10 +11,11 @@ from django.db import close_old_connections, connection
 from django.db.models import Sum
 
 from apps.billing.models import LedgerEntry, UsageCounter
-from apps.billing.services import QuotaRefused, ReplyUsage, hold_settle, hold_take
+from apps.billing.services import ReplyUsage, hold_settle, hold_take
 from apps.providers.models import ChatModel
 from tests.billing.conftest import policy_set
 from tests.conftest import People
+from webchat.errors import RequestRefused
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PARALLEL = 50
@@ -36,7 +37,7 @@ def race(people: People, model: ChatModel, *, prompt: int, max_tokens: int, used
                 status="complete", route_name=model.route_name, provider_slug=model.provider.slug,
                 credential_id=None, credential_scope="none", first_chunk_ms=1, total_ms=2))
             key = "ok"
-        except QuotaRefused:
+        except RequestRefused:
             key = "refused"
         except Exception:  # noqa: BLE001 - counted and asserted on below
             key = "error"

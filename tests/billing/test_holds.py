@@ -12,11 +12,12 @@ from django.utils import timezone
 
 from apps.billing.models import ExchangeRate, Hold, LedgerEntry, SiteBillingSettings, StudentOverride, UsageCounter
 from apps.billing.selectors import quota_status, site_billing_settings_forget
-from apps.billing.services import QuotaRefused, holds_expire, ledger_correct
+from apps.billing.services import holds_expire, ledger_correct
 from apps.providers.models import ChatModel, ModelPrice
 from apps.providers.selectors import price_cache_forget
 from tests.billing.conftest import policy_set, settle, take
 from tests.conftest import People
+from webchat.errors import RequestRefused
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,7 @@ def test_usage_beyond_the_hold_is_recorded_not_dropped(people: People, fake_mode
     entry = settle(request_id, 100, 300)  # a provider overshooting max_tokens (within the plausible bound)
     assert entry.completion_tokens == 300 and entry.usage_review == ""
     assert UsageCounter.objects.get().tokens_used == 400
-    with pytest.raises(QuotaRefused):
+    with pytest.raises(RequestRefused):
         take(people.student, people.classroom, fake_model, prompt=1, max_tokens=1)
 
 
@@ -65,7 +66,7 @@ def test_quota_exceeded_says_when_it_resets_and_writes_nothing(people: People, f
     policy_set(people.classroom, period="day", student_token_limit=500)
     with time_machine.travel(datetime(2026, 3, 10, 9, 0, tzinfo=dt_timezone.utc), tick=False):
         take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
-        with pytest.raises(QuotaRefused) as refused:
+        with pytest.raises(RequestRefused) as refused:
             take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
     assert refused.value.code == "quota_exceeded"
     # Day periods follow the school's time zone (Asia/Shanghai): reset at local midnight.
@@ -79,9 +80,9 @@ def test_money_limit_and_class_pool(people: People, fake_model: ChatModel) -> No
     policy_set(people.classroom, student_cost_limit=Decimal("0.0025"), class_token_pool=500)
     take(people.student, people.classroom, fake_model)
     take(people.student, people.classroom, fake_model)
-    with pytest.raises(QuotaRefused):  # the third would pass 0.0025 CNY
+    with pytest.raises(RequestRefused):  # the third would pass 0.0025 CNY
         take(people.student, people.classroom, fake_model)
-    with pytest.raises(QuotaRefused):  # the classmate has money left, but the pool has 100 tokens
+    with pytest.raises(RequestRefused):  # the classmate has money left, but the pool has 100 tokens
         take(people.classmate, people.classroom, fake_model)
     take(people.classmate, people.classroom, fake_model, prompt=50, max_tokens=50)
 
@@ -92,9 +93,9 @@ def test_override_and_site_cap(people: People, fake_model: ChatModel) -> None:
     SiteBillingSettings.objects.update_or_create(pk=1, defaults={"max_student_token_limit": 3_000})
     site_billing_settings_forget()
     take(people.student, people.classroom, fake_model, prompt=1_400, max_tokens=1_400)
-    with pytest.raises(QuotaRefused):  # the override says 5,000; the site caps it at 3,000
+    with pytest.raises(RequestRefused):  # the override says 5,000; the site caps it at 3,000
         take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
-    with pytest.raises(QuotaRefused):
+    with pytest.raises(RequestRefused):
         take(people.classmate, people.classroom, fake_model, prompt=600, max_tokens=600)
 
 
@@ -103,7 +104,7 @@ def test_requests_per_minute_refuse_with_a_retry_after(people: People, fake_mode
     with time_machine.travel(datetime(2026, 3, 10, 9, 0, 45, tzinfo=dt_timezone.utc), tick=False):
         take(people.student, people.classroom, fake_model)
         take(people.student, people.classroom, fake_model)
-        with pytest.raises(QuotaRefused) as refused:
+        with pytest.raises(RequestRefused) as refused:
             take(people.student, people.classroom, fake_model)
     assert (refused.value.code, refused.value.retry_after) == ("rate_limited", 15)
     with time_machine.travel(datetime(2026, 3, 10, 9, 1, 1, tzinfo=dt_timezone.utc), tick=False):
@@ -113,7 +114,7 @@ def test_requests_per_minute_refuse_with_a_retry_after(people: People, fake_mode
 def test_tokens_per_minute(people: People, fake_model: ChatModel) -> None:
     policy_set(people.classroom, tpm=1_000)
     take(people.student, people.classroom, fake_model, prompt=400, max_tokens=400)
-    with pytest.raises(QuotaRefused) as refused:
+    with pytest.raises(RequestRefused) as refused:
         take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
     assert refused.value.code == "rate_limited"
 
@@ -123,7 +124,7 @@ def test_term_outside_its_dates_has_no_quota(people: People, fake_model: ChatMod
                term_end=datetime(2026, 7, 10).date(), student_token_limit=10_000)
     with time_machine.travel(datetime(2026, 5, 1, 2, 0, tzinfo=dt_timezone.utc)):
         take(people.student, people.classroom, fake_model)
-    with time_machine.travel(datetime(2026, 8, 1, 2, 0, tzinfo=dt_timezone.utc)), pytest.raises(QuotaRefused):
+    with time_machine.travel(datetime(2026, 8, 1, 2, 0, tzinfo=dt_timezone.utc)), pytest.raises(RequestRefused):
         take(people.student, people.classroom, fake_model)
 
 

@@ -1,0 +1,68 @@
+"""The one error vocabulary: every code a caller may see, and the exception for a refused request.
+
+As Zulip's `ErrorCode` + `JsonableError` (with `RateLimitedError`'s seconds to wait): one
+exception class carrying the code, the message and the extras an entry point needs, and
+the codes as a `StrEnum` every app imports from here. A member compares equal to its
+string, and the strings are the wire values the README documents ("Websocket protocol"):
+they never change.
+
+Imports nothing from apps/, so accounts, providers, billing and conversations alike may
+import it (the layers contract in pyproject.toml analyses this package too).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from django.utils.functional import Promise
+
+
+class ErrorCode(StrEnum):
+    # A request refused before anything was written or called (RequestRefused).
+    BAD_REQUEST = "bad_request"
+    CONTENT_TOO_LONG = "content_too_long"
+    NOT_FOUND = "not_found"
+    CLASS_CLOSED = "class_closed"
+    MODEL_NOT_ALLOWED = "model_not_allowed"
+    NO_CREDENTIAL = "no_credential"
+    QUOTA_EXCEEDED = "quota_exceeded"  # with reset_at
+    RATE_LIMITED = "rate_limited"  # with retry_after
+    SIGNED_OUT = "signed_out"
+    # The chat socket's own refusals.
+    BUSY = "busy"
+    NOT_RUNNING = "not_running"
+    TOO_MANY_SOCKETS = "too_many_sockets"
+    # A provider fault that ended a call (providers.client.UpstreamError); a reply it ended
+    # is saved with the code.
+    UPSTREAM_RATE_LIMITED = "upstream_rate_limited"
+    UPSTREAM_AUTH_FAILED = "upstream_auth_failed"
+    UPSTREAM_BLOCKED = "upstream_blocked"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    UPSTREAM_UNREACHABLE = "upstream_unreachable"
+    UPSTREAM_DROPPED = "upstream_dropped"
+    UPSTREAM_TOO_LARGE = "upstream_too_large"
+    UPSTREAM_REJECTED = "upstream_rejected"
+    UPSTREAM_ERROR = "upstream_error"
+    # A reply or a frame ended by the server itself.
+    INTERNAL_ERROR = "internal_error"
+    WORKER_LOST = "worker_lost"
+
+
+class RequestRefused(Exception):
+    """A request refused before anyone was called. Nothing was written.
+
+    Raised while a request is checked (conversations.params, frames), prepared
+    (conversations.pipeline) and reserved (billing.hold_take); every entry point turns it
+    into its own error shape (a websocket error frame, an HTTP error). Extras, where they
+    apply: `retry_after` (seconds, rate_limited), `reset_at` (when the quota resets,
+    quota_exceeded), `param` (the request field at fault, bad_request).
+    """
+
+    def __init__(self, code: ErrorCode, message: Promise | str, *, retry_after: int | None = None,
+                 reset_at: datetime | None = None, param: str | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.reset_at = reset_at
+        self.param = param
