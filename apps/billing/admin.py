@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+
+from webchat.forms import form_add_service_errors
 
 from .models import (
     BalanceCheck,
@@ -14,10 +21,10 @@ from .models import (
     LedgerEntry,
     QuotaPolicy,
     SiteBillingSettings,
-    StudentOverride,
     UsageRollup,
 )
 from .selectors import balance_check_latest, site_billing_settings_forget
+from .services import quota_policy_delete, quota_policy_set, quota_policy_validate
 from .templatetags.ledger_balance import balance_warning
 
 
@@ -125,16 +132,54 @@ class SiteBillingSettingsAdmin(admin.ModelAdmin):
         return False
 
 
-class StudentOverrideInline(admin.TabularInline):
-    model = StudentOverride
-    fk_name = "classroom"
-    extra = 0
-    raw_id_fields = ("student",)
+# The fields quota_policy_set takes, besides the class.
+_POLICY_FIELDS = ("period", "term_start", "term_end", "student_token_limit", "student_cost_limit", "class_token_pool",
+                  "class_cost_pool", "rpm", "tpm")
+
+
+class QuotaPolicyAdminForm(forms.ModelForm):
+    class Meta:
+        model = QuotaPolicy
+        fields = ("classroom", *_POLICY_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        try:  # the teachers' page's rules (the site's caps, a term's dates), as errors on this form
+            quota_policy_validate(period=data.get("period"), term_start=data.get("term_start"),
+                                  term_end=data.get("term_end"), student_token_limit=data.get("student_token_limit"),
+                                  student_cost_limit=data.get("student_cost_limit"), rpm=data.get("rpm"),
+                                  tpm=data.get("tpm"))
+        except ValidationError as exc:
+            form_add_service_errors(self, exc)
+        return data
 
 
 @admin.register(QuotaPolicy)
 class QuotaPolicyAdmin(admin.ModelAdmin):
+    """Saved and deleted through the billing services, as on the teachers' page: the site's
+    caps hold for admins too, and the students' cached limits are dropped at once."""
+
+    form = QuotaPolicyAdminForm
     list_display = ("classroom", "period", "student_token_limit", "student_cost_limit", "class_token_pool", "rpm",
                     "tpm", "updated_at")
     list_filter = ("period",)
     search_fields = ("classroom__name",)
+    autocomplete_fields = ("classroom",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: QuotaPolicy | None = None) -> tuple[str, ...]:
+        # A policy is its class's (quota_policy_set saves by class): another class gets its own.
+        return ("classroom",) if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: QuotaPolicy, form: QuotaPolicyAdminForm, change: bool) -> None:
+        data = form.cleaned_data
+        saved = quota_policy_set(classroom=obj.classroom if change else data["classroom"],
+                                 **{name: data.get(name) for name in _POLICY_FIELDS})
+        # The admin goes on with `obj` (its log entry and redirect): make it the saved row.
+        obj.__dict__.update({k: v for k, v in saved.__dict__.items() if not k.startswith("_")})
+
+    def delete_model(self, request: HttpRequest, obj: QuotaPolicy) -> None:
+        quota_policy_delete(policy=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[QuotaPolicy]) -> None:
+        for policy in queryset:
+            quota_policy_delete(policy=policy)

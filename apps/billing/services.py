@@ -484,7 +484,7 @@ def _site_caps_errors(*, site: SiteBillingSettings,
     return errors
 
 
-def quota_policy_validate(*, period: str, term_start: object = None, term_end: object = None,
+def quota_policy_validate(*, period: str | None, term_start: object = None, term_end: object = None,
                           student_token_limit: int | None = None, student_cost_limit: Decimal | None = None,
                           rpm: int | None = None, tpm: int | None = None) -> None:
     """Raise ValidationError for a class quota the site's caps do not allow, or a term
