@@ -137,7 +137,7 @@ Event = Refused | Started | Delta | Finished
 class PreparedTurn:
     user: User
     conversation_id: int
-    classroom_id: int | None
+    classroom: Classroom | None
     reply_id: int
     request_id: str
     routes: list[Route]
@@ -213,7 +213,7 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
     return PreparedTurn(
         user=user,
         conversation_id=rows.conversation.pk,
-        classroom_id=classroom.pk if classroom else None,
+        classroom=classroom,
         reply_id=rows.reply.pk,
         request_id=request_id,
         routes=routes,
@@ -296,8 +296,7 @@ def turn_close(*, turn: PreparedTurn, reply: _Reply, started: float) -> Finished
     message = turn_finish(reply_id=turn.reply_id, request_id=turn.request_id, outcome=outcome)
     for credential_id in reply.ended.rejected_credentials if reply.ended else ():
         credential_mark_failing(credential_id=credential_id, error=ErrorCode.UPSTREAM_AUTH_FAILED)
-    classroom = Classroom.objects.filter(pk=turn.classroom_id).first() if turn.classroom_id else None
-    quota = quota_status(user=turn.user, classroom=classroom)
+    quota = quota_status(user=turn.user, classroom=turn.classroom)
     return Finished(message=message, outcome=outcome, error=reply.error, quota=quota)
 
 

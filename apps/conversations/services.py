@@ -35,7 +35,8 @@ class TurnRows:
     reply: Message
 
 
-@transaction.atomic
+# Part of the turn's one transaction (with the hold): no savepoint of its own to pay for.
+@transaction.atomic(savepoint=False)
 def turn_begin(*, user: User, conversation: Conversation | None, classroom: Classroom | None,
                model: ChatModel, content: str, request_id: str, ask_again: bool = False) -> TurnRows:
     """Record the student's message (unless the last question is asked again) and an
@@ -49,13 +50,7 @@ def turn_begin(*, user: User, conversation: Conversation | None, classroom: Clas
     else:
         conversation.model = model
         conversation.save(update_fields=["model", "updated_at"])
-    if ask_again:
-        user_message = conversation.messages.filter(role=Message.Role.USER).order_by("-id").first()
-    else:
-        user_message = Message.objects.create(
-            conversation=conversation, role=Message.Role.USER, content=content, request_id=request_id
-        )
-    reply = Message.objects.create(
+    reply = Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
@@ -63,6 +58,13 @@ def turn_begin(*, user: User, conversation: Conversation | None, classroom: Clas
         route_name=model.route_name,
         request_id=request_id,
     )
+    if ask_again:
+        user_message = conversation.messages.filter(role=Message.Role.USER).order_by("-id").first()
+        reply.save(force_insert=True)
+    else:
+        user_message = Message(conversation=conversation, role=Message.Role.USER, content=content,
+                               request_id=request_id)
+        Message.objects.bulk_create([user_message, reply])  # one INSERT; both get their ids
     return TurnRows(conversation=conversation, user_message=user_message, reply=reply)
 
 

@@ -44,6 +44,10 @@ class ProviderAdmin(admin.ModelAdmin):
     search_fields = ("slug", "name_en", "name_zh")
     inlines = [ChatModelInline]
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        price_cache_forget()  # the catalog: switched on or off, moved, at once in this process
+
 
 class ModelPriceInline(admin.TabularInline):
     model = ModelPrice
@@ -65,9 +69,10 @@ class ChatModelAdmin(admin.ModelAdmin):
     search_fields = ("name", "display_name", "provider__slug")
     inlines = [ModelPriceInline, ModelFallbackInline]
 
-    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        super().save_formset(request, form, formset, change)
-        price_cache_forget()  # this process bills new prices at once; others within seconds
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # The model, its prices and fallbacks: at once in this process, within seconds in others.
+        price_cache_forget()
 
 
 @admin.register(ModelPrice)

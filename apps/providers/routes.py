@@ -8,7 +8,7 @@ from apps.accounts.models import Classroom, User
 from .client import Route
 from .models import ChatModel, Credential, Provider
 from .sealing import SealError
-from .selectors import credential_for_request, provider_base_url
+from .selectors import credential_for_request, model_fallbacks, provider_base_url
 from .services import KeyMaterial, credential_open, site_env_key
 
 logger = logging.getLogger(__name__)
@@ -70,8 +70,10 @@ def routes_for_request(*, model: ChatModel, user: User, classroom: Classroom | N
     """The model's own route first, then its fallbacks in order; routes without a usable
     key are left out. Raises NoRoute when none is left."""
     candidates: list[tuple[ChatModel, Credential | None]] = [(model, None)]
-    for fallback in model.fallbacks.select_related("fallback__provider", "credential__provider"):
-        candidates.append((fallback.fallback, fallback.credential))
+    for fallback, credential_id in model_fallbacks(model_id=model.pk):
+        pinned = (Credential.objects.select_related("provider").filter(pk=credential_id).first()
+                  if credential_id is not None else None)
+        candidates.append((fallback, pinned))
     routes = [
         route
         for candidate, pinned in candidates

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -12,11 +13,27 @@ from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
 
-from .models import ChatModel, ClassModelAccess, Credential, ModelPrice, Provider
+from .models import ChatModel, ClassModelAccess, Credential, ModelFallback, ModelPrice, Provider
 
 
 def chat_models_enabled() -> QuerySet[ChatModel]:
     return ChatModel.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
+
+
+# The catalog (models, providers, fallback routes) is read on every chat turn and changes
+# when an admin edits it: each process keeps what it read for a few seconds, as it does
+# prices (below). An edit applies at once in the saving process (price_cache_forget) and
+# within CATALOG_CACHE_TTL elsewhere. Keys, classes and people are never cached here.
+CATALOG_CACHE_TTL = 5.0
+_catalog_cache: dict[tuple[str, object], tuple[float, Any]] = {}
+
+
+def _catalog_cached(key: tuple[str, object], load: Callable[[], Any]) -> Any:
+    now = time.monotonic()
+    hit = _catalog_cache.get(key)
+    if hit is None or hit[0] <= now:
+        hit = _catalog_cache[key] = (now + CATALOG_CACHE_TTL, load())
+    return hit[1]
 
 
 def chat_model_get_by_route_name(*, route_name: str) -> ChatModel | None:
@@ -24,7 +41,17 @@ def chat_model_get_by_route_name(*, route_name: str) -> ChatModel | None:
     provider_slug, sep, model_name = route_name.partition("/")
     if not sep or not provider_slug or not model_name:
         return None
-    return chat_models_enabled().filter(provider__slug=provider_slug, name=model_name).first()
+    return _catalog_cached(("model", route_name), lambda: chat_models_enabled().filter(
+        provider__slug=provider_slug, name=model_name).first())
+
+
+def model_fallbacks(*, model_id: int) -> list[tuple[ChatModel, int | None]]:
+    """A model's fallback routes in order: (fallback model, pinned credential id or None)."""
+    return _catalog_cached(("fallbacks", model_id), lambda: [
+        (fallback.fallback, fallback.credential_id)
+        for fallback in ModelFallback.objects.filter(model_id=model_id).select_related("fallback__provider")
+        .order_by("position", "id")
+    ])
 
 
 # Prices are read on every request (the billing hold), so each process keeps a model's
@@ -47,7 +74,9 @@ def model_price_at(*, model_id: int, when: datetime | None = None) -> ModelPrice
 
 
 def price_cache_forget() -> None:
+    """Forget the cached prices and catalog (after an admin edit, and between tests)."""
     _price_cache.clear()
+    _catalog_cache.clear()
 
 
 def provider_base_url(*, base_url: str) -> str:
