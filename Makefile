@@ -42,19 +42,27 @@ run: setup
 test-setup: $(VENV)/.requirements-test assets
 	bash scripts/test-services.sh
 
-# First the import contracts (pyproject.toml: apps import each other one way only, never
-# another app's views or consumers). Then the whole suite twice: on the embedded default
-# (SQLite, in-memory layer, file broker), then on real PostgreSQL and Redis servers that
+# First lint and format (ruff), and the import contracts (pyproject.toml: apps import each
+# other one way only, never another app's views or consumers). Then the whole suite twice: on the embedded default
+# (SQLite, in-memory layer, file broker) and on real PostgreSQL and Redis servers that
 # scripts/services.sh installs and starts on 127.0.0.1 (the concurrency and multi-process
-# tests need them).
+# tests need them). The two passes run side by side (much of a pass waits on sockets and
+# timers, so two fit on two cores); the PostgreSQL pass's output follows the SQLite one's.
 test: test-setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest
-	$(MAKE) --no-print-directory test-production-stack
+	@$(PRODUCTION_STACK_PYTEST) > var/test-production-stack.log 2>&1 & stack=$$!; \
+	$(BIN)/python -m pytest; embedded=$$?; \
+	wait $$stack; production=$$?; \
+	echo; echo "=== the same suite on PostgreSQL + Redis ==="; cat var/test-production-stack.log; \
+	exit $$(( embedded || production ))
+
+PRODUCTION_STACK_PYTEST = DATABASE_URL=$$(FAST=1 bash scripts/services.sh postgres) \
+	REDIS_URL=$$(bash scripts/services.sh redis) $(BIN)/python -m pytest -p no:cacheprovider
 
 test-production-stack: test-setup
-	DATABASE_URL=$$(FAST=1 bash scripts/services.sh postgres) REDIS_URL=$$(bash scripts/services.sh redis) \
-		$(BIN)/python -m pytest -p no:cacheprovider
+	$(PRODUCTION_STACK_PYTEST)
 
 clean:
 	rm -rf $(VENV) .cache var staticfiles

@@ -3,6 +3,7 @@
 DATABASE_URL picks the database (default: a temporary SQLite file). The schema is migrated
 fresh; nothing outside that database is touched.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ Each request takes a hold (rate window + student budget + class pool, three cond
 UPDATEs and the hold row, in one transaction) and settles it (ledger row + counters), the
 way the pipeline does around every call.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,20 +36,39 @@ def main() -> None:
     student, _ = user_upsert(username=f"bench-s-{uuid.uuid4().hex[:6]}", role=User.Role.STUDENT)
     classroom, _ = classroom_get_or_create(name="bench", teacher=teacher)
     enrollment_add(classroom=classroom, student=student)
-    QuotaPolicy.objects.update_or_create(classroom=classroom, defaults={
-        "period": "month", "student_token_limit": 10**12, "student_cost_limit": Decimal(10**6),
-        "class_token_pool": 10**13, "rpm": 10**6, "tpm": 10**9})
+    QuotaPolicy.objects.update_or_create(
+        classroom=classroom,
+        defaults={
+            "period": "month",
+            "student_token_limit": 10**12,
+            "student_cost_limit": Decimal(10**6),
+            "class_token_pool": 10**13,
+            "rpm": 10**6,
+            "tpm": 10**9,
+        },
+    )
     model = ChatModel.objects.select_related("provider").get(provider__slug="deepseek", name="deepseek-chat")
-    usage = ReplyUsage(prompt_tokens=812, completion_tokens=301, usage_source="provider", estimated=False,
-                       status="complete", route_name=model.route_name, provider_slug="deepseek", credential_id=None,
-                       credential_scope="site", first_chunk_ms=400, total_ms=3000)
+    usage = ReplyUsage(
+        prompt_tokens=812,
+        completion_tokens=301,
+        usage_source="provider",
+        estimated=False,
+        status="complete",
+        route_name=model.route_name,
+        provider_slug="deepseek",
+        credential_id=None,
+        credential_scope="site",
+        first_chunk_ms=400,
+        total_ms=3000,
+    )
 
     hold_ms, settle_ms, both_ms = [], [], []
     for _ in range(args.requests):
         request_id = uuid.uuid4().hex
         t0 = time.perf_counter()
-        hold_take(request_id=request_id, user=student, classroom=classroom, model=model, prompt_tokens=812,
-                  max_tokens=1024)
+        hold_take(
+            request_id=request_id, user=student, classroom=classroom, model=model, prompt_tokens=812, max_tokens=1024
+        )
         t1 = time.perf_counter()
         hold_settle(request_id=request_id, usage=usage)
         t2 = time.perf_counter()
@@ -64,8 +84,10 @@ def main() -> None:
     assert LedgerEntry.objects.filter(user=student).count() == args.requests
     print(f"database: {database}; requests: {args.requests} (ledger rows and counters checked)")
     for name, values in (("hold", hold_ms), ("settle", settle_ms), ("hold+settle", both_ms)):
-        print(f"{name:<12} p50 {percentile(values, 0.5):6.2f} ms   p95 {percentile(values, 0.95):6.2f} ms   "
-              f"mean {statistics.fmean(values):6.2f} ms")
+        print(
+            f"{name:<12} p50 {percentile(values, 0.5):6.2f} ms   p95 {percentile(values, 0.95):6.2f} ms   "
+            f"mean {statistics.fmean(values):6.2f} ms"
+        )
 
 
 if __name__ == "__main__":

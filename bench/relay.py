@@ -16,6 +16,7 @@ same run:
 - the gap between chunks (p99), as a ratio of the upstream's own.
 - with --soak: the server's RSS before and after --soak-minutes at N concurrent streams.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,6 +79,7 @@ class Counter:
 
 # --- set-up ------------------------------------------------------------------------------------
 
+
 def database_prepare(*, streams: int, chunks: int, upstream_url: str) -> list[str]:
     """Students of one class with a quota they will not reach, a provider at the fake
     upstream, and a signed-in session per student. Returns the session cookies."""
@@ -92,20 +94,49 @@ def database_prepare(*, streams: int, chunks: int, upstream_url: str) -> list[st
     from apps.providers.models import ChatModel, ModelPrice, Provider
 
     def model(name: str) -> dict[str, object]:
-        return {"name": name, "display_name": name, "context_window": 128000, "max_output_tokens": 4096,
-                "input_per_million": "1.00", "output_per_million": "2.00", "currency": "CNY",
-                "effective_from": "2025-01-01"}
+        return {
+            "name": name,
+            "display_name": name,
+            "context_window": 128000,
+            "max_output_tokens": 4096,
+            "input_per_million": "1.00",
+            "output_per_million": "2.00",
+            "currency": "CNY",
+            "effective_from": "2025-01-01",
+        }
 
-    catalog_apply(entries=[{"slug": "benchai", "name_en": "Bench", "name_zh": "Bench", "base_url": upstream_url,
-                            "signup_url": "", "auth_style": "none", "is_demo": False, "sort_order": 90,
-                            "models": [model("bench-1"), model(f"bench-{chunks}"), model("bench-50")]}],
-                  provider_model=Provider, chat_model_model=ChatModel, price_model=ModelPrice)
+    catalog_apply(
+        entries=[
+            {
+                "slug": "benchai",
+                "name_en": "Bench",
+                "name_zh": "Bench",
+                "base_url": upstream_url,
+                "signup_url": "",
+                "auth_style": "none",
+                "is_demo": False,
+                "sort_order": 90,
+                "models": [model("bench-1"), model(f"bench-{chunks}"), model("bench-50")],
+            }
+        ],
+        provider_model=Provider,
+        chat_model_model=ChatModel,
+        price_model=ModelPrice,
+    )
     Provider.objects.filter(slug="benchai").update(base_url=upstream_url)
     teacher, _ = user_upsert(username="bench-teacher", role=User.Role.TEACHER)
     classroom, _ = classroom_get_or_create(name="bench", teacher=teacher)
-    QuotaPolicy.objects.update_or_create(classroom=classroom, defaults={
-        "period": "month", "student_token_limit": 10**12, "student_cost_limit": Decimal(10**6),
-        "class_token_pool": 10**14, "rpm": 10**6, "tpm": 10**10})
+    QuotaPolicy.objects.update_or_create(
+        classroom=classroom,
+        defaults={
+            "period": "month",
+            "student_token_limit": 10**12,
+            "student_cost_limit": Decimal(10**6),
+            "class_token_pool": 10**14,
+            "rpm": 10**6,
+            "tpm": 10**10,
+        },
+    )
     cookies = []
     for index in range(streams):
         student, _ = user_upsert(username=f"bench-student-{index}", role=User.Role.STUDENT)
@@ -118,10 +149,16 @@ def database_prepare(*, streams: int, chunks: int, upstream_url: str) -> list[st
 
 def server_env(port: int) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"DEBUG": "False", "SECRET_KEY": env.get("SECRET_KEY", BENCH_SECRET),
-                "KEY_ENCRYPTION_KEYS": env.get("KEY_ENCRYPTION_KEYS", BENCH_MASTER_KEY),
-                "ALLOWED_HOSTS": "127.0.0.1", "INTERNAL_BASE_URL": f"http://127.0.0.1:{port}",
-                "LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "DEBUG": "False",
+            "SECRET_KEY": env.get("SECRET_KEY", BENCH_SECRET),
+            "KEY_ENCRYPTION_KEYS": env.get("KEY_ENCRYPTION_KEYS", BENCH_MASTER_KEY),
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "INTERNAL_BASE_URL": f"http://127.0.0.1:{port}",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     return env
 
 
@@ -139,6 +176,7 @@ async def wait_for_port(port: int, timeout: float = 30.0) -> None:
 
 # --- the two kinds of client -------------------------------------------------------------------
 
+
 class Chat:
     """One student's websocket."""
 
@@ -148,8 +186,9 @@ class Chat:
 
     async def turn(self, model: str, content: str = "Explain tokens in one line.") -> Stream:
         stream = Stream(sent=time.perf_counter())
-        await self.socket.send(json.dumps({"type": "chat.send", "conversation": None, "model": model,
-                                           "content": content}))
+        await self.socket.send(
+            json.dumps({"type": "chat.send", "conversation": None, "model": model, "content": content})
+        )
         while True:
             frame = json.loads(await self.socket.recv())
             kind = frame["type"]
@@ -159,8 +198,9 @@ class Chat:
             elif kind == "chat.error" and frame.get("code") == "busy":
                 # chat.done reached us a moment before the server's turn ended: send again.
                 await asyncio.sleep(0.005)
-                await self.socket.send(json.dumps({"type": "chat.send", "conversation": None, "model": model,
-                                                   "content": content}))
+                await self.socket.send(
+                    json.dumps({"type": "chat.send", "conversation": None, "model": model, "content": content})
+                )
             elif kind in ("chat.done", "chat.error"):
                 stream.done = time.perf_counter()
                 stream.status = frame.get("status") or frame.get("code", "")
@@ -170,8 +210,12 @@ class Chat:
 async def direct_stream(http: object, url: str, model: str, counter: Counter) -> Stream:
     """The same reply read straight from the upstream (the baseline)."""
     stream = Stream(sent=time.perf_counter())
-    body = {"model": model, "messages": [{"role": "user", "content": "Explain tokens in one line."}],
-            "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Explain tokens in one line."}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     async with http.stream("POST", f"{url}/chat/completions", json=body) as response:
         async for line in response.aiter_lines():
             if line.startswith("data: ") and '"content":"' in line and '"content":""' not in line:
@@ -184,13 +228,16 @@ async def direct_stream(http: object, url: str, model: str, counter: Counter) ->
 
 async def spread(tasks: list, seconds: float) -> list[Stream]:
     """Start the coroutine factories evenly over `seconds`."""
+
     async def later(index: int, factory: object) -> Stream:
         await asyncio.sleep(seconds * index / max(len(tasks), 1))
         return await factory()
+
     return list(await asyncio.gather(*(later(i, f) for i, f in enumerate(tasks))))
 
 
 # --- measurements ------------------------------------------------------------------------------
+
 
 def ttfts(streams: list[Stream]) -> list[float]:
     return [s.ttft for s in streams if s.chunks]
@@ -228,9 +275,16 @@ async def bench(args: argparse.Namespace, cookies: list[str], upstream_url: str,
     pid = server.pid  # taskset execs the server: same process
     counter = Counter()
     long_model, short_model = f"benchai/bench-{args.chunks}", "benchai/bench-1"
-    sockets = [await connect(f"ws://127.0.0.1:{args.port}/ws/chat/", origin="http://127.0.0.1",
-                             additional_headers={"Cookie": f"sessionid={cookie}"}, max_size=None,
-                             open_timeout=30) for cookie in cookies]
+    sockets = [
+        await connect(
+            f"ws://127.0.0.1:{args.port}/ws/chat/",
+            origin="http://127.0.0.1",
+            additional_headers={"Cookie": f"sessionid={cookie}"},
+            max_size=None,
+            open_timeout=30,
+        )
+        for cookie in cookies
+    ]
     chats = [Chat(socket, counter) for socket in sockets]
     limits = httpx2.Limits(max_connections=args.streams * 2, max_keepalive_connections=args.streams * 2)
     async with httpx2.AsyncClient(timeout=60, limits=limits) as http:
@@ -243,9 +297,23 @@ async def bench(args: argparse.Namespace, cookies: list[str], upstream_url: str,
         if args.profile:
             # Sampled stacks of the server during the measured phases (collapsed format:
             # one line per stack with its count; see `py-spy record --help`).
-            profiler = subprocess.Popen([str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(pid),
-                                         "--format", "raw", "--output", args.profile, "--rate", "200",
-                                         "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            profiler = subprocess.Popen(  # noqa: ASYNC220 (once, before the measured phases)
+                [
+                    str(ROOT / ".venv" / "bin" / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--format",
+                    "raw",
+                    "--output",
+                    args.profile,
+                    "--rate",
+                    "200",
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             await asyncio.sleep(1)
 
         # CPU per turn: one-chunk turns, every socket `rounds` times.
@@ -259,14 +327,19 @@ async def bench(args: argparse.Namespace, cookies: list[str], upstream_url: str,
 
         # Burst of long streams: TTFT, gaps, CPU per chunk mid-stream.
         direct_burst = await asyncio.gather(
-            *(direct_stream(http, upstream_url, f"bench-{args.chunks}", counter) for _ in chats))
-        burst, per_chunk = await mid_stream_cpu(pid, counter, asyncio.gather(*(chat.turn(long_model) for chat in chats)))
+            *(direct_stream(http, upstream_url, f"bench-{args.chunks}", counter) for _ in chats)
+        )
+        burst, per_chunk = await mid_stream_cpu(
+            pid, counter, asyncio.gather(*(chat.turn(long_model) for chat in chats))
+        )
 
         # The same number of sends spread over 4 s.
-        direct_spread = await spread([lambda: direct_stream(http, upstream_url, "bench-50", counter)
-                                      for _ in chats], args.spread_seconds)
-        spread_streams = await spread([lambda chat=chat: chat.turn("benchai/bench-50") for chat in chats],
-                                      args.spread_seconds)
+        direct_spread = await spread(
+            [lambda: direct_stream(http, upstream_url, "bench-50", counter) for _ in chats], args.spread_seconds
+        )
+        spread_streams = await spread(
+            [lambda chat=chat: chat.turn("benchai/bench-50") for chat in chats], args.spread_seconds
+        )
 
         soak = None
         if args.soak:
@@ -278,6 +351,7 @@ async def bench(args: argparse.Namespace, cookies: list[str], upstream_url: str,
                 while time.monotonic() < deadline:
                     await chat.turn(long_model)
                     turns += 1
+
             # One round first so the pools and caches reach their steady size.
             await asyncio.gather(*(chat.turn(long_model) for chat in chats))
             soak_start = rss_mb(pid)
@@ -295,25 +369,35 @@ async def bench(args: argparse.Namespace, cookies: list[str], upstream_url: str,
     spread_p99 = percentile(ttfts(spread_streams), 0.99) - percentile(ttfts(direct_spread), 0.99)
     gap_ratio = percentile(all_gaps(burst), 0.99) / percentile(all_gaps(direct_burst), 0.99)
     print()
-    print(f"| per ASGI process ({args.streams} streams, {args.chunks} chunks every {args.interval_ms:g} ms) "
-          f"| webchat | goal |")
+    print(
+        f"| per ASGI process ({args.streams} streams, {args.chunks} chunks every {args.interval_ms:g} ms) "
+        f"| webchat | goal |"
+    )
     print("| --- | --- | --- |")
     print(f"| CPU per turn (everything but the chunks) | {ms(per_turn)} | <= 4 ms |")
     print(f"| CPU per relayed chunk (mid-stream) | {per_chunk * 1e6:,.0f} us | <= 50 us |")
     print(f"| {args.streams} sends at once: added TTFT p99 | +{ms(burst_added)} | <= +200 ms |")
-    print(f"| {args.streams} sends spread over {args.spread_seconds:g} s: added TTFT p50 / p99 "
-          f"| +{ms(spread_p50)} / +{ms(spread_p99)} | <= +5 / +25 ms |")
+    print(
+        f"| {args.streams} sends spread over {args.spread_seconds:g} s: added TTFT p50 / p99 "
+        f"| +{ms(spread_p50)} / +{ms(spread_p99)} | <= +5 / +25 ms |"
+    )
     print(f"| gap between chunks p99 vs the upstream's | {gap_ratio:.2f}x | <= 1.1x |")
     print()
-    print(f"upstream direct: TTFT p50 {ms(percentile(ttfts(direct_burst), 0.5))}, p99 "
-          f"{ms(percentile(ttfts(direct_burst), 0.99))}; gap p99 {ms(percentile(all_gaps(direct_burst), 0.99))}")
-    print(f"webchat burst:   TTFT p50 {ms(percentile(ttfts(burst), 0.5))}, p99 {ms(percentile(ttfts(burst), 0.99))}; "
-          f"gap p99 {ms(percentile(all_gaps(burst), 0.99))}")
+    print(
+        f"upstream direct: TTFT p50 {ms(percentile(ttfts(direct_burst), 0.5))}, p99 "
+        f"{ms(percentile(ttfts(direct_burst), 0.99))}; gap p99 {ms(percentile(all_gaps(direct_burst), 0.99))}"
+    )
+    print(
+        f"webchat burst:   TTFT p50 {ms(percentile(ttfts(burst), 0.5))}, p99 {ms(percentile(ttfts(burst), 0.99))}; "
+        f"gap p99 {ms(percentile(all_gaps(burst), 0.99))}"
+    )
     print(f"server RSS after warm-up: {rss_before:.1f} MB")
     if soak is not None:
         before, after, turns = soak
-        print(f"soak: {args.soak_minutes:g} min, {turns} turns at {args.streams} concurrent streams: RSS "
-              f"{before:.1f} MB -> {after:.1f} MB ({(after - before) / before * 100:+.1f}%)")
+        print(
+            f"soak: {args.soak_minutes:g} min, {turns} turns at {args.streams} concurrent streams: RSS "
+            f"{before:.1f} MB -> {after:.1f} MB ({(after - before) / before * 100:+.1f}%)"
+        )
 
 
 def main() -> None:
@@ -332,9 +416,21 @@ def main() -> None:
 
     if shutil.which("taskset"):
         os.sched_setaffinity(0, {1 % os.cpu_count()})  # the bench and upstream: the other core
-    upstream = subprocess.Popen(pinned([sys.executable, str(ROOT / "bench" / "upstream.py"),
-                                        "--port", str(args.upstream_port), "--interval-ms", str(args.interval_ms)], 1),
-                                stdout=subprocess.PIPE, text=True)
+    upstream = subprocess.Popen(
+        pinned(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "upstream.py"),
+                "--port",
+                str(args.upstream_port),
+                "--interval-ms",
+                str(args.interval_ms),
+            ],
+            1,
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     server = None
     try:
         upstream.stdout.readline()  # "ready <port>"
@@ -346,10 +442,30 @@ def main() -> None:
 
         connections.close_all()
         print(f"database: {database}; server pinned to core 0; {args.streams} websocket chats", flush=True)
-        server = subprocess.Popen(pinned([str(ROOT / ".venv" / "bin" / "uvicorn"), "webchat.asgi:application",
-                                          "--host", "127.0.0.1", "--port", str(args.port), "--lifespan", "off",
-                                          "--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--no-access-log", "--log-level", "warning"],
-                                         0), cwd=ROOT, env=server_env(args.port))
+        server = subprocess.Popen(
+            pinned(
+                [
+                    str(ROOT / ".venv" / "bin" / "uvicorn"),
+                    "webchat.asgi:application",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(args.port),
+                    "--lifespan",
+                    "off",
+                    "--ws",
+                    "websockets-sansio",
+                    "--ws-per-message-deflate",
+                    "false",
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                0,
+            ),
+            cwd=ROOT,
+            env=server_env(args.port),
+        )
         asyncio.run(wait_for_port(args.port))
         asyncio.run(bench(args, cookies, upstream_url, server))
     finally:

@@ -6,6 +6,7 @@ Fills the ledger with rows spread over 30 days, 200 students, 4 classes and 6 mo
 one INSERT ... SELECT on PostgreSQL, bulk inserts elsewhere), then times usage_rollup over
 the whole range, twice (the second run replaces the first's rows).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,8 @@ def fill_postgres(rows: int, users: list[int], classrooms: list[int], models: li
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("""
+        cursor.execute(
+            """
             INSERT INTO billing_ledgerentry (request_id, kind, note, user_id, classroom_id, credential_id,
                 credential_scope, provider_slug, model_id, route_name, prompt_tokens, completion_tokens,
                 usage_source, estimated, status, price_input_per_million, price_output_per_million, price_currency,
@@ -32,8 +34,18 @@ def fill_postgres(rows: int, users: list[int], classrooms: list[int], models: li
                 'CNY', (200 + g %% 700) * 2e-6 + (50 + g %% 400) * 8e-6, 300, 2000, 'chat',
                 %(start)s + (g * interval '2.592 seconds'), %(start)s + (g * interval '2.592 seconds')
             FROM generate_series(1, %(rows)s) AS g
-        """, {"users": users, "nu": len(users), "classes": classrooms, "nc": len(classrooms), "models": models,
-              "nm": len(models), "start": start, "rows": rows})
+        """,
+            {
+                "users": users,
+                "nu": len(users),
+                "classes": classrooms,
+                "nc": len(classrooms),
+                "models": models,
+                "nm": len(models),
+                "start": start,
+                "rows": rows,
+            },
+        )
 
 
 def fill_generic(rows: int, users: list[int], classrooms: list[int], models: list[int], start: object) -> None:
@@ -48,12 +60,31 @@ def fill_generic(rows: int, users: list[int], classrooms: list[int], models: lis
         prompt, completion = 200 + g % 700, 50 + g % 400
         cost = Decimal(prompt) * Decimal("0.000002") + Decimal(completion) * Decimal("0.000008")
         at = start + g * step  # type: ignore[operator]
-        batch.append(LedgerEntry(
-            request_id=f"bench-{g}", user_id=users[g % len(users)], classroom_id=classrooms[(g % len(users)) % len(classrooms)],
-            credential_scope="site", provider_slug="bench", model_id=models[g % len(models)], route_name="bench/model",
-            prompt_tokens=prompt, completion_tokens=completion, usage_source="provider", status="complete",
-            price_input_per_million=2, price_output_per_million=8, price_currency="CNY", cost=cost, exchange_rate=1,
-            billing_currency="CNY", cost_billing=cost, entry_point="chat", started_at=at, created_at=at))
+        batch.append(
+            LedgerEntry(
+                request_id=f"bench-{g}",
+                user_id=users[g % len(users)],
+                classroom_id=classrooms[(g % len(users)) % len(classrooms)],
+                credential_scope="site",
+                provider_slug="bench",
+                model_id=models[g % len(models)],
+                route_name="bench/model",
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                usage_source="provider",
+                status="complete",
+                price_input_per_million=2,
+                price_output_per_million=8,
+                price_currency="CNY",
+                cost=cost,
+                exchange_rate=1,
+                billing_currency="CNY",
+                cost_billing=cost,
+                entry_point="chat",
+                started_at=at,
+                created_at=at,
+            )
+        )
         if len(batch) == 5000:
             LedgerEntry.objects.bulk_create(batch)
             batch = []
@@ -95,7 +126,9 @@ def main() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE billing_ledgerentry")
-    print(f"database: {database}; ledger rows: {LedgerEntry.objects.count()} (filled in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"database: {database}; ledger rows: {LedgerEntry.objects.count()} (filled in {time.perf_counter() - t0:.1f} s)"
+    )
 
     for attempt in (1, 2):
         t0 = time.perf_counter()

@@ -8,6 +8,7 @@ built once at start, so the upstream costs next to nothing per chunk and the fig
 the server under test. HTTP/1.1 keep-alive, chunked transfer, `stream: false` answered as
 one JSON body. It prints "ready <port>" once it listens.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,21 @@ def _sse(payload: dict[str, object] | str) -> bytes:
 
 
 def _chunk(delta: dict[str, str], finish: str | None) -> bytes:
-    return _sse({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0, "model": "bench",
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    return _sse(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "bench",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+    )
 
 
-HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-        b"transfer-encoding: chunked\r\n\r\n")
+HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+    b"transfer-encoding: chunked\r\n\r\n"
+)
 ROLE = _chunk({"role": "assistant", "content": ""}, None)
 PIECE = _chunk({"content": WORD}, None)
 FINISH = _chunk({}, "stop")
@@ -40,24 +50,46 @@ DONE = _sse("[DONE]") + b"0\r\n\r\n"
 
 
 def _usage(completion: int) -> bytes:
-    return _sse({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0, "model": "bench",
-                 "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": completion,
-                                          "total_tokens": 20 + completion}})
+    return _sse(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "bench",
+            "choices": [],
+            "usage": {"prompt_tokens": 20, "completion_tokens": completion, "total_tokens": 20 + completion},
+        }
+    )
 
 
 def _json_reply(chunks: int) -> bytes:
-    body = json.dumps({
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()), "model": "bench",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": WORD * chunks}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": chunks, "total_tokens": 20 + chunks},
-    }).encode()
-    return (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-            + str(len(body)).encode() + b"\r\n\r\n" + body)
+    body = json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": "bench",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": WORD * chunks}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 20, "completion_tokens": chunks, "total_tokens": 20 + chunks},
+        }
+    ).encode()
+    return (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 MODELS = json.dumps({"object": "list", "data": [{"id": "bench-1", "object": "model"}]}).encode()
-MODELS_REPLY = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-                + str(len(MODELS)).encode() + b"\r\n\r\n" + MODELS)
+MODELS_REPLY = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+    + str(len(MODELS)).encode()
+    + b"\r\n\r\n"
+    + MODELS
+)
 
 
 async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, interval: float) -> None:

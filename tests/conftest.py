@@ -1,5 +1,6 @@
 """Shared fixtures: two schools' worth of people, the fake upstream, a live ASGI server and
 websocket helpers. Test data is built through the services, not raw model writes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -58,8 +59,10 @@ def stray_postgres_sessions_closed(django_db_setup: Any, django_db_blocker: Any)
     if connection.vendor != "postgresql":
         return
     with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -115,8 +118,9 @@ def people(db: Any) -> People:
     enrollment_add(classroom=classroom, student=classmate)
     other_classroom, _ = classroom_get_or_create(name="Class 9C", teacher=other_teacher)
     enrollment_add(classroom=other_classroom, student=other_student)
-    return People(admin, teacher, co_teacher, student, classmate, other_teacher, other_student,
-                  classroom, other_classroom)
+    return People(
+        admin, teacher, co_teacher, student, classmate, other_teacher, other_student, classroom, other_classroom
+    )
 
 
 @pytest.fixture(scope="session")
@@ -141,19 +145,38 @@ def fake_upstream(fake_upstream_server: FakeUpstream) -> Iterator[FakeUpstream]:
 
 def _fake_provider_entry(base_url: str) -> ProviderEntry:
     return {
-        "slug": "fakeai", "name_en": "Fake AI", "name_zh": "假 AI", "base_url": base_url, "signup_url": "",
-        "auth_style": "none", "is_demo": False, "sort_order": 50,
-        "models": [{"name": "fake-model", "display_name": "Fake model", "context_window": 16000,
-                    "max_output_tokens": 2048, "input_per_million": "2.00", "output_per_million": "8.00",
-                    "currency": "CNY", "effective_from": "2025-01-01"}],
+        "slug": "fakeai",
+        "name_en": "Fake AI",
+        "name_zh": "假 AI",
+        "base_url": base_url,
+        "signup_url": "",
+        "auth_style": "none",
+        "is_demo": False,
+        "sort_order": 50,
+        "models": [
+            {
+                "name": "fake-model",
+                "display_name": "Fake model",
+                "context_window": 16000,
+                "max_output_tokens": 2048,
+                "input_per_million": "2.00",
+                "output_per_million": "8.00",
+                "currency": "CNY",
+                "effective_from": "2025-01-01",
+            }
+        ],
     }
 
 
 @pytest.fixture
 def fake_model(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
     """A provider in the catalog whose base URL is the fake upstream."""
-    catalog_apply(entries=[_fake_provider_entry(fake_upstream.base_url)], provider_model=Provider,
-                  chat_model_model=ChatModel, price_model=ModelPrice)
+    catalog_apply(
+        entries=[_fake_provider_entry(fake_upstream.base_url)],
+        provider_model=Provider,
+        chat_model_model=ChatModel,
+        price_model=ModelPrice,
+    )
     return ChatModel.objects.select_related("provider").get(provider__slug="fakeai", name="fake-model")
 
 
@@ -161,8 +184,15 @@ def fake_model(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
 def keyed_model(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
     """A provider that needs a bearer key, served by the fake upstream."""
     entry = _fake_provider_entry(fake_upstream.base_url)
-    entry.update({"slug": "keyedai", "name_en": "Keyed AI", "name_zh": "密钥 AI", "auth_style": "bearer",
-                  "env_key_var": "KEYEDAI_API_KEY"})
+    entry.update(
+        {
+            "slug": "keyedai",
+            "name_en": "Keyed AI",
+            "name_zh": "密钥 AI",
+            "auth_style": "bearer",
+            "env_key_var": "KEYEDAI_API_KEY",
+        }
+    )
     entry["models"][0]["name"] = "keyed-model"
     catalog_apply(entries=[entry], provider_model=Provider, chat_model_model=ChatModel, price_model=ModelPrice)
     return ChatModel.objects.select_related("provider").get(provider__slug="keyedai")
@@ -204,8 +234,9 @@ def live_asgi(transactional_db: Any, settings: Any) -> Iterator[LiveServer]:
 
     port = _free_port()
     settings.INTERNAL_BASE_URL = f"http://127.0.0.1:{port}"
-    config = uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
-                            ws="websockets-sansio")
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, lifespan="off", log_level="warning", ws="websockets-sansio"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -235,7 +266,9 @@ async def ws_connect(user: User | None, *, origin: bytes = ORIGIN, language: str
     return WebsocketCommunicator(application, "/ws/chat/", headers=headers)
 
 
-async def ws_frames_until(communicator: WebsocketCommunicator, types: set[str], timeout: float = 10) -> list[dict[str, Any]]:
+async def ws_frames_until(
+    communicator: WebsocketCommunicator, types: set[str], timeout: float = 10
+) -> list[dict[str, Any]]:
     """Collect frames until one whose type is in `types` (included)."""
     frames: list[dict[str, Any]] = []
     while True:
@@ -260,5 +293,3 @@ async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met in time")
-
-

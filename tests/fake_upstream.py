@@ -5,6 +5,7 @@ real provider shows: delays, 429 with Retry-After, 5xx, 401, hanging, and a stre
 drops in the middle. Tests queue `Behaviour`s; each request takes the next one (or the
 default when the queue is empty) and is recorded for assertions.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -58,8 +59,7 @@ class FakeUpstream:
         self.server = ThreadingHTTPServer((host, 0), _handler_for(self))
         self.server.daemon_threads = True
         # A short poll so stop() returns at once (serve_forever checks for shutdown this often).
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -121,8 +121,9 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             pass
 
-        def _json(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None,
-                  compress: bool = False) -> None:
+        def _json(
+            self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None, compress: bool = False
+        ) -> None:
             body = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -136,7 +137,9 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _record(self, body: dict[str, Any]) -> None:
-            upstream.record(RecordedRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            upstream.record(
+                RecordedRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            )
 
         def do_GET(self) -> None:
             self._record({})
@@ -156,8 +159,9 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
         def _error(self, behaviour: Behaviour) -> None:
             extra = {"Retry-After": behaviour.retry_after} if behaviour.retry_after else {}
             message = behaviour.error_message + "x" * behaviour.error_padding
-            self._json(behaviour.status, {"error": {"message": message, "type": "fake"}}, extra,
-                       compress=behaviour.gzip)
+            self._json(
+                behaviour.status, {"error": {"message": message, "type": "fake"}}, extra, compress=behaviour.gzip
+            )
 
         def _token(self) -> None:
             from urllib.parse import parse_qs, urlsplit
@@ -203,15 +207,26 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                 max(len(behaviour.chunks), 1),
             )
             numbers = all(isinstance(n, int) for n in (prompt_tokens, completion_tokens))
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                     "total_tokens": prompt_tokens + completion_tokens if numbers else None}
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens if numbers else None,
+            }
             model = body.get("model", "fake-model")
             if not body.get("stream"):
-                self._json(200, {
-                    "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                    "usage": usage,
-                })
+                self._json(
+                    200,
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": model,
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                        ],
+                        "usage": usage,
+                    },
+                )
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -223,8 +238,13 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                 return f"data: {data}\n\n".encode()
 
             def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-                return {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-                        "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                return {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
 
             try:
                 if behaviour.raw_events is not None:
@@ -237,7 +257,7 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                 for index, piece in enumerate(behaviour.chunks):
                     if behaviour.drop_after is not None and index >= behaviour.drop_after:
                         # Half a chunk, then the connection goes away: a real mid-stream drop.
-                        self.wfile.write(b"40\r\ndata: {\"trunc")
+                        self.wfile.write(b'40\r\ndata: {"trunc')
                         self.wfile.flush()
                         self.connection.shutdown(2)
                         return
@@ -248,9 +268,18 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                     self._send_chunk(event(chunk({"content": piece}, None)))
                 self._send_chunk(event(chunk({}, "stop")))
                 if behaviour.include_usage and (body.get("stream_options") or {}).get("include_usage"):
-                    self._send_chunk(event({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                                            "created": int(time.time()), "model": model, "choices": [],
-                                            "usage": usage}))
+                    self._send_chunk(
+                        event(
+                            {
+                                "id": "chatcmpl-fake",
+                                "object": "chat.completion.chunk",
+                                "created": int(time.time()),
+                                "model": model,
+                                "choices": [],
+                                "usage": usage,
+                            }
+                        )
+                    )
                 self._send_chunk(event("[DONE]"))
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()

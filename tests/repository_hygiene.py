@@ -10,6 +10,7 @@ Only what appeared between the start and the end of this run counts, so files th
 untracked before it are left alone. Without git (or outside a checkout) the check is skipped
 and the run says so. Registered in tests/conftest.py.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -32,7 +33,11 @@ def untracked_files(root: Path) -> set[str] | None:
         # --no-optional-locks: never take the index lock, which a concurrent `git add` may hold.
         result = subprocess.run(
             [git, "--no-optional-locks", "status", "--porcelain", "-z", "--untracked-files=all", "--ignored=no"],
-            cwd=root, capture_output=True, text=True, timeout=60)
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if result.returncode != 0:
@@ -63,7 +68,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         reporter.section("files this test run left in the repository", sep="=", red=True, bold=True)
         for path in left:
             reporter.write_line(f"  {path}")
-        reporter.write_line("Tests write under tmp_path (or a git-ignored directory); remove these and fix the "
-                            "test that wrote them.")
+        reporter.write_line(
+            "Tests write under tmp_path (or a git-ignored directory); remove these and fix the test that wrote them."
+        )
     if session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,6 +1,7 @@
 """ALLOWED_HOSTS with a wildcard: `check --deploy` reports it, and the websocket origin
 check never lets every origin in with DEBUG off. (The web server's refusal to start with
 one: tests/test_settings.py.)"""
+
 from __future__ import annotations
 
 import os
@@ -18,15 +19,25 @@ from tests.conftest import People, session_cookie_for
 from webchat.hosts import websocket_allowed_origins
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = {"DEBUG": "False", "SECRET_KEY": "prod-" + "s3cr3t" * 10, "SECURE_HTTPS": "True",
-              "KEY_ENCRYPTION_KEYS": "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=",
-              "DJANGO_SETTINGS_MODULE": "webchat.settings"}
+PRODUCTION = {
+    "DEBUG": "False",
+    "SECRET_KEY": "prod-" + "s3cr3t" * 10,
+    "SECURE_HTTPS": "True",
+    "KEY_ENCRYPTION_KEYS": "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=",
+    "DJANGO_SETTINGS_MODULE": "webchat.settings",
+}
 
 
 def check_deploy(allowed_hosts: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **PRODUCTION, "ALLOWED_HOSTS": allowed_hosts}
-    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("allowed_hosts", ["*", "chat.school.example,*.school.example"])
@@ -43,8 +54,11 @@ def test_check_deploy_accepts_a_leading_dot_domain() -> None:
 
 async def socket_accepted(application: Any, people: People, origin: bytes) -> bool:
     cookie = await sync_to_async(session_cookie_for)(people.student)
-    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=[
-        (b"origin", origin), (b"host", b"127.0.0.1"), (b"cookie", f"sessionid={cookie}".encode())])
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/chat/",
+        headers=[(b"origin", origin), (b"host", b"127.0.0.1"), (b"cookie", f"sessionid={cookie}".encode())],
+    )
     accepted, _ = await communicator.connect()
     if accepted:
         await communicator.disconnect()
@@ -53,7 +67,8 @@ async def socket_accepted(application: Any, people: People, origin: bytes) -> bo
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_star_in_allowed_hosts_never_lets_another_sites_socket_in_with_debug_off(
-        people: People, settings: Any) -> None:
+    people: People, settings: Any
+) -> None:
     """As if the start-up refusal had been bypassed: the ASGI application built with "*" in
     ALLOWED_HOSTS still refuses a socket from another site, and serves its own."""
     settings.DEBUG = False

@@ -2,6 +2,7 @@
 directly: the same processes (uvicorn on webchat.asgi, a Celery worker, beat), the same
 services (PostgreSQL, Redis), health checks, one-time migrations, a websocket-aware proxy,
 and every variable it needs documented in .env.example."""
+
 from __future__ import annotations
 
 import re

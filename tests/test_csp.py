@@ -1,9 +1,9 @@
 """Content-Security-Policy: every page sends a strict policy, and no page needs an exception
 from it (no inline script, style or event handler). The browser's side: tests/e2e/test_csp.py."""
+
 from __future__ import annotations
 
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import pytest
@@ -49,8 +49,11 @@ class InlineCode(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         names = dict(attrs)
-        if tag == "script" and "src" not in names and names.get("type", "text/javascript") in (
-                "text/javascript", "module", ""):
+        if (
+            tag == "script"
+            and "src" not in names
+            and names.get("type", "text/javascript") in ("text/javascript", "module", "")
+        ):
             self.found.append(f"inline <script> at line {self.getpos()[0]}")
         if tag == "style":
             self.found.append(f"<style> block at line {self.getpos()[0]}")
@@ -71,12 +74,18 @@ def inline_code(html: str) -> list[str]:
 def spent(people: People, fake_model: ChatModel) -> None:
     """Two days of usage, rolled up, so the usage page draws its chart; teachers may read."""
     policy_set(people.classroom, student_token_limit=100_000)
-    classroom_settings_set(classroom=people.classroom, name=people.classroom.name, system_prompt="",
-                           max_reply_tokens=None, teacher_can_read=True, allow_student_keys=False)
+    classroom_settings_set(
+        classroom=people.classroom,
+        name=people.classroom.name,
+        system_prompt="",
+        max_reply_tokens=None,
+        teacher_can_read=True,
+        allow_student_keys=False,
+    )
     for day in (3, 4):
-        with time_machine.travel(datetime(2026, 3, day, 2, 0, tzinfo=dt_timezone.utc), tick=False):
+        with time_machine.travel(datetime(2026, 3, day, 2, 0, tzinfo=UTC), tick=False):
             settle(take(people.student, people.classroom, fake_model), 1000, 500)
-    usage_rollup(since=datetime(2026, 3, 1, tzinfo=dt_timezone.utc), until=datetime(2026, 3, 6, tzinfo=dt_timezone.utc))
+    usage_rollup(since=datetime(2026, 3, 1, tzinfo=UTC), until=datetime(2026, 3, 6, tzinfo=UTC))
 
 
 def site_pages(people: People) -> list[tuple[str, str, dict[str, str]]]:
@@ -127,8 +136,9 @@ def test_the_usage_chart_and_quota_meter_are_drawn_without_inline_styles(people:
     teacher, student = Client(), Client()
     teacher.force_login(people.teacher)
     student.force_login(people.student)
-    usage = teacher.get(reverse("class-usage", args=[people.classroom.pk]),
-                        {"start": "2026-03-01", "end": "2026-03-05"}).content.decode()
+    usage = teacher.get(
+        reverse("class-usage", args=[people.classroom.pk]), {"start": "2026-03-01", "end": "2026-03-05"}
+    ).content.decode()
     assert usage.count('<rect class="bar"') == 2
     chat = student.get(reverse("home")).content.decode()
     assert 'id="quota-fill" width="' in chat
@@ -165,13 +175,16 @@ def test_a_request_for_another_host_gets_no_socket_source() -> None:
     assert policy(response)["connect-src"] == {"'self'"}
 
 
-@pytest.mark.parametrize("markdown", [
-    "![x](http://evil.example/x.png)",
-    '<img src="https://evil.example/y.png">',
-    "![x][ref]\n\n[ref]: //evil.example/z.png",
-    '<picture><source srcset="http://evil.example/a.png"></picture>',
-    '<div style="background: url(http://evil.example/b.png)">text</div>',
-])
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "![x](http://evil.example/x.png)",
+        '<img src="https://evil.example/y.png">',
+        "![x][ref]\n\n[ref]: //evil.example/z.png",
+        '<picture><source srcset="http://evil.example/a.png"></picture>',
+        '<div style="background: url(http://evil.example/b.png)">text</div>',
+    ],
+)
 def test_the_reply_sanitiser_drops_images_from_other_hosts(markdown: str) -> None:
     """The first line of defence; the policy's img-src is the second."""
     html = reply_html(markdown)

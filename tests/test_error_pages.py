@@ -1,15 +1,15 @@
 """403, 404, 400 and 500 pages are the site's own: translated, in its look, and the 500
 page renders with no request context at all (no user, no database)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import include, path, reverse
-from django.views.defaults import server_error
 from django.utils import translation
+from django.views.defaults import server_error
 
 from tests.conftest import People
 

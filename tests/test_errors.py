@@ -1,5 +1,6 @@
 """One error vocabulary (webchat/errors.py): every code a caller sees is an ErrorCode member,
 its wire string is the one the README documents, and nothing raises a code spelled by hand."""
+
 from __future__ import annotations
 
 import ast
@@ -12,11 +13,29 @@ APPS = Path(__file__).resolve().parent.parent / "apps"
 # The websocket protocol's codes (README, "Websocket protocol"), and the two a saved reply may
 # carry besides the upstream ones.
 DOCUMENTED = {
-    "bad_request", "content_too_long", "not_found", "class_closed", "model_not_allowed", "no_credential",
-    "quota_exceeded", "rate_limited", "busy", "not_running", "signed_out", "too_many_sockets",
-    "upstream_rate_limited", "upstream_auth_failed", "upstream_timeout", "upstream_unreachable",
-    "upstream_rejected", "upstream_error", "upstream_blocked", "upstream_dropped", "upstream_too_large",
-    "internal_error", "worker_lost",
+    "bad_request",
+    "content_too_long",
+    "not_found",
+    "class_closed",
+    "model_not_allowed",
+    "no_credential",
+    "quota_exceeded",
+    "rate_limited",
+    "busy",
+    "not_running",
+    "signed_out",
+    "too_many_sockets",
+    "upstream_rate_limited",
+    "upstream_auth_failed",
+    "upstream_timeout",
+    "upstream_unreachable",
+    "upstream_rejected",
+    "upstream_error",
+    "upstream_blocked",
+    "upstream_dropped",
+    "upstream_too_large",
+    "internal_error",
+    "worker_lost",
 }
 # Whatever is raised or sent with a code takes it as its first argument.
 TAKES_A_CODE = {"RequestRefused", "UpstreamError", "ReplyRefused", "send_error"}
@@ -34,13 +53,16 @@ def test_no_code_is_spelled_by_hand() -> None:
             if not isinstance(node, ast.Call) or not node.args:
                 continue
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            if name in TAKES_A_CODE and any(isinstance(part, ast.Constant) and isinstance(part.value, str)
-                                            for part in ast.walk(node.args[0])):
+            if name in TAKES_A_CODE and any(
+                isinstance(part, ast.Constant) and isinstance(part.value, str) for part in ast.walk(node.args[0])
+            ):
                 spelled.append(f"{path.relative_to(APPS.parent)}:{node.lineno}")
     assert not spelled, f"codes written as strings, not ErrorCode members: {spelled}"
 
 
 def test_every_fault_that_ends_a_reply_has_a_message_for_the_student() -> None:
-    ending = {code for code in ErrorCode if code.startswith("upstream_")} | {ErrorCode.INTERNAL_ERROR,
-                                                                             ErrorCode.WORKER_LOST}
+    ending = {code for code in ErrorCode if code.startswith("upstream_")} | {
+        ErrorCode.INTERNAL_ERROR,
+        ErrorCode.WORKER_LOST,
+    }
     assert ending == set(UPSTREAM_MESSAGES)

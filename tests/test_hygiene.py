@@ -1,6 +1,7 @@
 """Repository hygiene: nothing generated is committed, background services write under
 var/, and a test run that leaves an untracked file in the checkout fails
 (tests/repository_hygiene.py, exercised here on a throwaway repository)."""
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GIT = shutil.which("git")
 needs_git = pytest.mark.skipif(GIT is None, reason="git is not installed")
 
-TESTS = '''
+TESTS = """
 from pathlib import Path
 
 
@@ -32,12 +33,16 @@ def test_ignored():
 def test_litter():
     if Path("LITTER").exists():
         Path("leftover.sqlite").write_text("not fine")
-'''
+"""
 
 
 def git(repo: Path, *args: str) -> None:
-    subprocess.run([GIT or "git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args], cwd=repo,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [GIT or "git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture
@@ -60,9 +65,26 @@ def run_pytest(repo: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))}
     clean.update({"PYTHONPATH": str(ROOT), **env})
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.repository_hygiene", "-p", "no:django", "-p", "no:env",
-         "-p", "no:cacheprovider", "-q"],
-        cwd=repo, env=clean, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.repository_hygiene",
+            "-p",
+            "no:django",
+            "-p",
+            "no:env",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        cwd=repo,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @needs_git
@@ -91,8 +113,13 @@ def test_without_git_the_check_is_skipped_with_a_reason(repo: Path) -> None:
 
 @needs_git
 def test_nothing_generated_is_committed() -> None:
-    tracked = subprocess.run([GIT or "git", "ls-files", "control", "test_webchat", "var", "*.sqlite3"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout
+    tracked = subprocess.run(
+        [GIT or "git", "ls-files", "control", "test_webchat", "var", "*.sqlite3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert tracked == ""
 
 

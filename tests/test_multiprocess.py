@@ -2,6 +2,7 @@
 requests spread over both cannot overspend the quota. (The Celery worker process that runs
 a rollup on the same stack: tests/billing/test_rollups.py.) Runs in the production-stack
 pass of `make test`, where DATABASE_URL and REDIS_URL point at real servers."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,10 @@ REQUESTS = 24
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not settings.REDIS_URL or connection.vendor != "postgresql",
-                       reason="needs the production stack (make test runs it with PostgreSQL and Redis)"),
+    pytest.mark.skipif(
+        not settings.REDIS_URL or connection.vendor != "postgresql",
+        reason="needs the production stack (make test runs it with PostgreSQL and Redis)",
+    ),
 ]
 
 
@@ -43,15 +46,37 @@ def free_port() -> int:
 
 
 def start_server(port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "LOG_FORMAT": "plain",
-           "INTERNAL_BASE_URL": f"http://127.0.0.1:{port}",
-           # One student's many parallel sockets here test the quota, not the socket cap
-           # (which tests/conversations/test_socket_lifecycle.py covers).
-           "CHAT_MAX_SOCKETS_PER_USER": str(REQUESTS)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "LOG_FORMAT": "plain",
+        "INTERNAL_BASE_URL": f"http://127.0.0.1:{port}",
+        # One student's many parallel sockets here test the quota, not the socket cap
+        # (which tests/conversations/test_socket_lifecycle.py covers).
+        "CHAT_MAX_SOCKETS_PER_USER": str(REQUESTS),
+        "DB_POOL": "True",  # as in production: psycopg's pool on PostgreSQL
+    }
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "webchat.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--lifespan", "off", "--ws", "websockets-sansio", "--no-access-log"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "webchat.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--ws",
+            "websockets-sansio",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -67,7 +92,8 @@ def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
 
 
 def test_parallel_requests_over_two_server_processes_never_overspend(
-        people: People, fake_model: ChatModel, fake_upstream: FakeUpstream) -> None:
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.default = Behaviour(chunks=["one ", "two ", "three"], delay=0.2, usage=(100, 100))
     # Each request holds its counted prompt + 100 reply tokens; room for 5 of them.
     policy_set(people.classroom, student_token_limit=5 * 300)
@@ -81,17 +107,30 @@ def test_parallel_requests_over_two_server_processes_never_overspend(
     served_by: dict[int, int] = {}
     lock = threading.Lock()
     try:
-        for port, server in zip(ports, servers):
+        for port, server in zip(ports, servers, strict=True):
             wait_ready(port, server)
         barrier = threading.Barrier(REQUESTS)
 
         def one(index: int) -> None:
             port = ports[index % 2]
-            with ws_open(f"ws://127.0.0.1:{port}/ws/chat/", origin="http://127.0.0.1",
-                         additional_headers={"Cookie": f"sessionid={cookie}"}, open_timeout=30) as socket_:
+            with ws_open(
+                f"ws://127.0.0.1:{port}/ws/chat/",
+                origin="http://127.0.0.1",
+                additional_headers={"Cookie": f"sessionid={cookie}"},
+                open_timeout=30,
+            ) as socket_:
                 barrier.wait(timeout=60)
-                socket_.send(json.dumps({"type": "chat.send", "conversation": None, "model": "fakeai/fake-model",
-                                         "content": "hi", "params": {}}))
+                socket_.send(
+                    json.dumps(
+                        {
+                            "type": "chat.send",
+                            "conversation": None,
+                            "model": "fakeai/fake-model",
+                            "content": "hi",
+                            "params": {},
+                        }
+                    )
+                )
                 while True:
                     frame = json.loads(socket_.recv(timeout=60))
                     if frame["type"] == "chat.done":

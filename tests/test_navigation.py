@@ -6,6 +6,7 @@ opened with GET, exactly as written (no query string added). Each must answer 20
 redirect to a page that does; a 500 raises here (the test client re-raises it), and a
 403 or 404 for a link the page itself offered is a broken page too.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -69,7 +70,9 @@ def open_link(client: Client, url: str, came_from: str) -> Any:
     while response.status_code in (301, 302) and hops < 5:
         location = response["Location"]
         if "_auth_user_id" in client.session:
-            assert not location.startswith(reverse("login")), f"{url} (linked from {came_from}) sent this user to log in"
+            assert not location.startswith(reverse("login")), (
+                f"{url} (linked from {came_from}) sent this user to log in"
+            )
         response = client.get(location, HTTP_ACCEPT_LANGUAGE="zh-hans")
         hops += 1
     assert response.status_code == 200, f"{url} (linked from {came_from}) answered {response.status_code}"
@@ -98,10 +101,22 @@ def school(people: People, demo_model: ChatModel) -> People:
     """The people, with something on each page: a join code, a conversation, a class
     where teachers may read, a ledger row."""
     join_code_regenerate(classroom=people.classroom)
-    classroom_settings_set(classroom=people.classroom, name=people.classroom.name, system_prompt="",
-                           max_reply_tokens=None, teacher_can_read=True, allow_student_keys=True)
-    turn_begin(user=people.student, conversation=None, classroom=people.classroom, model=demo_model,
-               content="What is a token?", request_id=uuid.uuid4().hex)
+    classroom_settings_set(
+        classroom=people.classroom,
+        name=people.classroom.name,
+        system_prompt="",
+        max_reply_tokens=None,
+        teacher_can_read=True,
+        allow_student_keys=True,
+    )
+    turn_begin(
+        user=people.student,
+        conversation=None,
+        classroom=people.classroom,
+        model=demo_model,
+        content="What is a token?",
+        request_id=uuid.uuid4().hex,
+    )
     settle(take(people.student, people.classroom, demo_model), 10, 20, model=demo_model)
     return people
 
@@ -115,7 +130,7 @@ def logged_in(user: User) -> Client:
 def nav_links(client: Client) -> list[str]:
     """The links in the navigation bar of the home page (the base template's <nav>)."""
     html = client.get(reverse("home") if "_auth_user_id" in client.session else reverse("login")).content.decode()
-    nav = html[html.index('<nav class="topnav">'):html.index("</nav>")]
+    nav = html[html.index('<nav class="topnav">') : html.index("</nav>")]
     return same_site_links(nav)
 
 

@@ -1,4 +1,5 @@
 """Production readiness: health check, deploy checks, JSON logs with request ids."""
+
 from __future__ import annotations
 
 import json
@@ -42,11 +43,24 @@ def test_healthz_names_an_unreachable_redis(client: Client, settings: Any) -> No
 
 def test_check_deploy_passes_with_production_settings() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG",)}
-    env.update({"DEBUG": "False", "SECRET_KEY": "prod-" + "s3cr3t" * 10, "SECURE_HTTPS": "True",
-                "KEY_ENCRYPTION_KEYS": "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=",
-                "ALLOWED_HOSTS": "chat.school.example", "DJANGO_SETTINGS_MODULE": "webchat.settings"})
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        {
+            "DEBUG": "False",
+            "SECRET_KEY": "prod-" + "s3cr3t" * 10,
+            "SECURE_HTTPS": "True",
+            "KEY_ENCRYPTION_KEYS": "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=",
+            "ALLOWED_HOSTS": "chat.school.example",
+            "DJANGO_SETTINGS_MODULE": "webchat.settings",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

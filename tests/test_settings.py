@@ -1,4 +1,5 @@
 """Settings come from the environment; production refuses to start without a real secret."""
+
 from __future__ import annotations
 
 import os
@@ -15,14 +16,34 @@ def serve(**env: str) -> subprocess.CompletedProcess[str]:
 
 
 def start(_code: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("SECRET_KEY", "DEBUG", "KEY_ENCRYPTION_KEYS", "REDIS_URL", "DATABASE_URL", "TIME_ZONE",
-                          "LANGUAGE_CODE", "ALLOWED_HOSTS")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "SECRET_KEY",
+            "DEBUG",
+            "KEY_ENCRYPTION_KEYS",
+            "REDIS_URL",
+            "DATABASE_URL",
+            "TIME_ZONE",
+            "LANGUAGE_CODE",
+            "ALLOWED_HOSTS",
+        )
+    }
     clean.update(env)
     return subprocess.run(
-        [sys.executable, "-c", _code or "import django; django.setup(); from django.conf import settings; "
-         "print(settings.DEBUG, settings.TIME_ZONE, settings.LANGUAGE_CODE, settings.CHANNEL_LAYERS['default']['BACKEND'])"],
-        cwd=ROOT, env={**clean, "DJANGO_SETTINGS_MODULE": "webchat.settings"}, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            _code
+            or "import django; django.setup(); from django.conf import settings; "
+            "print(settings.DEBUG, settings.TIME_ZONE, settings.LANGUAGE_CODE, settings.CHANNEL_LAYERS['default']['BACKEND'])",
+        ],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "webchat.settings"},
+        capture_output=True,
+        text=True,
         timeout=60,
     )
 
@@ -84,15 +105,23 @@ def test_production_with_allowed_hosts_star_refuses_to_start_with_one_line() -> 
 
 
 def test_production_refuses_any_allowed_hosts_entry_holding_a_star() -> None:
-    result = serve(DEBUG="False", SECRET_KEY="k" * 50, KEY_ENCRYPTION_KEYS=MASTER,
-                   ALLOWED_HOSTS="chat.school.example,*.school.example")
+    result = serve(
+        DEBUG="False",
+        SECRET_KEY="k" * 50,
+        KEY_ENCRYPTION_KEYS=MASTER,
+        ALLOWED_HOSTS="chat.school.example,*.school.example",
+    )
     assert result.returncode == 1
     assert "ALLOWED_HOSTS contains *.school.example;" in result.stderr
 
 
 def test_production_serves_a_leading_dot_domain_in_allowed_hosts() -> None:
-    result = serve(DEBUG="False", SECRET_KEY="k" * 50, KEY_ENCRYPTION_KEYS=MASTER,
-                   ALLOWED_HOSTS="chat.school.example,.school.example")
+    result = serve(
+        DEBUG="False",
+        SECRET_KEY="k" * 50,
+        KEY_ENCRYPTION_KEYS=MASTER,
+        ALLOWED_HOSTS="chat.school.example,.school.example",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "served"
 
@@ -103,13 +132,21 @@ def test_debug_may_serve_allowed_hosts_star_for_a_classroom_demo() -> None:
 
 
 def test_the_celery_worker_refuses_too() -> None:
-    result = start(_code="from webchat.celery import app; from celery.signals import worker_init; "
-                         "worker_init.send(sender=None)", DEBUG="False")
+    result = start(
+        _code="from webchat.celery import app; from celery.signals import worker_init; worker_init.send(sender=None)",
+        DEBUG="False",
+    )
     assert result.returncode == 1 and "refuses to start" in result.stderr
 
 
 def test_management_commands_still_run_without_a_secret() -> None:
     clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "KEY_ENCRYPTION_KEYS")}
-    result = subprocess.run([sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"], cwd=ROOT,
-                            env={**clean, "DEBUG": "False"}, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+        cwd=ROOT,
+        env={**clean, "DEBUG": "False"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

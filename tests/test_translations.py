@@ -1,4 +1,5 @@
 """Every user-facing string ships in zh-hans (English is the source language)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -13,8 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_zh_hans_catalog_has_no_untranslated_or_fuzzy_strings() -> None:
     po = ROOT / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
-    result = subprocess.run(["msgfmt", "--check", "--statistics", "-o", "/dev/null", str(po)],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["msgfmt", "--check", "--statistics", "-o", "/dev/null", str(po)], capture_output=True, text=True, check=True
+    )
     assert "untranslated" not in result.stderr and "fuzzy" not in result.stderr, result.stderr
 
 

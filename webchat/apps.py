@@ -1,4 +1,5 @@
 """The project itself as an app, so its system checks are registered at start-up."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

@@ -1,4 +1,5 @@
 """ASGI entry point: HTTP goes to Django, websockets to the Channels routes."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """System checks for the deployment (`manage.py check --deploy`)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,9 +17,11 @@ def allowed_hosts_without_wildcards(app_configs: Any = None, **kwargs: Any) -> l
     wildcards = wildcard_hosts(settings.ALLOWED_HOSTS)
     if not wildcards:
         return []
-    return [Error(
-        f"ALLOWED_HOSTS contains {', '.join(wildcards)}: any Host header is accepted and any site may open a "
-        "websocket to this one.",
-        hint="List the site's host names (chat.school.example, or .school.example for a domain and its subdomains).",
-        id="webchat.E001",
-    )]
+    return [
+        Error(
+            f"ALLOWED_HOSTS contains {', '.join(wildcards)}: any Host header is accepted and any site may open a "
+            "websocket to this one.",
+            hint="List the site's host names (chat.school.example, or .school.example for a domain and its subdomains).",
+            id="webchat.E001",
+        )
+    ]

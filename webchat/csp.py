@@ -1,4 +1,5 @@
 """The Content-Security-Policy header (policy: CONTENT_SECURITY_POLICY in webchat/settings.py)."""
+
 from __future__ import annotations
 
 from csp.middleware import CSPMiddleware, PolicyParts
@@ -15,8 +16,9 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
     own origin is named too: never another host, since it is the Host Django has already
     checked against ALLOWED_HOSTS."""
 
-    def get_policy_parts(self, request: HttpRequest, response: HttpResponseBase,
-                         report_only: bool = False) -> PolicyParts:
+    def get_policy_parts(
+        self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False
+    ) -> PolicyParts:
         parts = super().get_policy_parts(request=request, response=response, report_only=report_only)
         if report_only:
             return parts

@@ -9,6 +9,7 @@ they never change.
 Imports nothing from apps/, so accounts, providers, billing and conversations alike may
 import it (the layers contract in pyproject.toml analyses this package too).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -58,8 +59,15 @@ class RequestRefused(Exception):
     quota_exceeded), `param` (the request field at fault, bad_request).
     """
 
-    def __init__(self, code: ErrorCode, message: Promise | str, *, retry_after: int | None = None,
-                 reset_at: datetime | None = None, param: str | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: Promise | str,
+        *,
+        retry_after: int | None = None,
+        reset_at: datetime | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(code)
         self.code = code
         self.message = message

@@ -1,4 +1,5 @@
 """Shared by every app's views: a service's refusal shown on the form that asked for it."""
+
 from __future__ import annotations
 
 from django import forms

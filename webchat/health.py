@@ -1,4 +1,5 @@
 """/healthz: is this instance able to serve? For the proxy, compose and monitoring."""
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -7,6 +7,7 @@ and the origin check below ignores it even if it were configured.
 
 No Django imports at module level: webchat/settings.py uses this module while it loads.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -5,6 +5,7 @@ and follows the work into chat turns (the pipeline sets the turn's request id), 
 request's lines can be found across processes. Secrets never reach a log line: keys are
 only ever logged as their last four characters, and the HTTP/SDK loggers are kept quiet.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -13,7 +14,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.http import HttpRequest, HttpResponse
 
@@ -34,7 +35,7 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "request_id": getattr(record, "request_id", request_id_var.get()),

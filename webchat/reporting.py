@@ -5,6 +5,7 @@ and sensitive_variables, and settings whose names look secret, but only when DEB
 on the DEBUG page (`make run`) a key posted to a view that then failed was shown in full.
 Keys are real money whatever the mode, so the marks apply always.
 """
+
 from __future__ import annotations
 
 from django.http import HttpRequest

@@ -1,4 +1,5 @@
 """Refusing to serve with a configuration that is unsafe or broken."""
+
 from __future__ import annotations
 
 import sys

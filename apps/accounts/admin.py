@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.admin.forms import AdminPasswordChangeForm as OwnPasswordChangeForm
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.views import PasswordChangeView
 from django.db.models import QuerySet
@@ -86,8 +86,11 @@ class UserAdmin(DjangoUserAdmin):
         users = list(queryset)
         for user in users:
             lockout_clear(user=user)
-        self.message_user(request, ngettext("%(count)d user may log in again.",
-                                            "%(count)d users may log in again.", len(users)) % {"count": len(users)})
+        self.message_user(
+            request,
+            ngettext("%(count)d user may log in again.", "%(count)d users may log in again.", len(users))
+            % {"count": len(users)},
+        )
 
 
 class EnrollmentInline(admin.TabularInline):
@@ -109,14 +112,15 @@ class ClassroomAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Classroom, form: ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change and "archived" in form.changed_data and obj.archived:
-            user_sockets_close(user_ids=obj.enrollments.values_list("student_id", flat=True),
-                               code=CLOSE_ACCESS_CHANGED)
+            user_sockets_close(user_ids=obj.enrollments.values_list("student_id", flat=True), code=CLOSE_ACCESS_CHANGED)
 
-    def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet,
-                     change: bool) -> None:
+    def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool) -> None:
         super().save_formset(request, form, formset, change)
-        removed = [enrollment.student_id for enrollment in getattr(formset, "deleted_objects", [])
-                   if isinstance(enrollment, Enrollment)]
+        removed = [
+            enrollment.student_id
+            for enrollment in getattr(formset, "deleted_objects", [])
+            if isinstance(enrollment, Enrollment)
+        ]
         user_sockets_close(user_ids=removed, code=CLOSE_ACCESS_CHANGED)
 
 

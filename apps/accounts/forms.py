@@ -14,13 +14,19 @@ class ClassCreateForm(forms.Form):
 
 class ClassSettingsForm(forms.Form):
     name = forms.CharField(label=_("Class name"), max_length=150)
-    system_prompt = forms.CharField(label=_("Class instructions"), required=False, max_length=4000,
-                                    widget=forms.Textarea(attrs={"rows": 4}),
-                                    help_text=_("Sent first in every conversation; students see them."))
-    max_reply_tokens = forms.IntegerField(label=_("Max reply length (tokens)"), required=False, min_value=16,
-                                          max_value=100_000)
-    teacher_can_read = forms.BooleanField(label=_("Teachers may read students' conversations (read-only, recorded)"),
-                                          required=False)
+    system_prompt = forms.CharField(
+        label=_("Class instructions"),
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("Sent first in every conversation; students see them."),
+    )
+    max_reply_tokens = forms.IntegerField(
+        label=_("Max reply length (tokens)"), required=False, min_value=16, max_value=100_000
+    )
+    teacher_can_read = forms.BooleanField(
+        label=_("Teachers may read students' conversations (read-only, recorded)"), required=False
+    )
     allow_student_keys = forms.BooleanField(label=_("Students may use their own API keys"), required=False)
 
 
@@ -29,13 +35,16 @@ class CoTeacherForm(forms.Form):
 
 
 class JoinCodeForm(forms.Form):
-    expires_at = forms.DateTimeField(label=_("Expires (optional)"), required=False,
-                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    expires_at = forms.DateTimeField(
+        label=_("Expires (optional)"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
 
 
 class RosterImportForm(forms.Form):
-    file = forms.FileField(label=_("Roster CSV"),
-                           help_text=_("Columns: username, display name, password (optional; generated when empty)."))
+    file = forms.FileField(
+        label=_("Roster CSV"),
+        help_text=_("Columns: username, display name, password (optional; generated when empty)."),
+    )
 
     def clean_file(self) -> str:
         upload = self.cleaned_data["file"]

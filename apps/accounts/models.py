@@ -6,8 +6,9 @@ from django.utils.translation import gettext_lazy as _
 
 
 class SchoolUserManager(UserManager["User"]):
-    def create_superuser(self, username: str, email: str | None = None, password: str | None = None,
-                         **extra_fields: object) -> "User":
+    def create_superuser(
+        self, username: str, email: str | None = None, password: str | None = None, **extra_fields: object
+    ) -> User:
         # `createsuperuser` makes the site's admin: give them the admin role too.
         extra_fields.setdefault("role", User.Role.ADMIN)
         return super().create_superuser(username, email, password, **extra_fields)
@@ -43,23 +44,27 @@ class User(AbstractUser):
 class Classroom(models.Model):
     name = models.CharField(_("name"), max_length=150)
     teachers = models.ManyToManyField(User, related_name="taught_classrooms", verbose_name=_("teachers"))
-    students = models.ManyToManyField(
-        User, through="Enrollment", related_name="classrooms", verbose_name=_("students")
-    )
+    students = models.ManyToManyField(User, through="Enrollment", related_name="classrooms", verbose_name=_("students"))
     archived = models.BooleanField(_("archived"), default=False)
     join_code = models.CharField(_("join code"), max_length=16, blank=True, db_index=True)
     join_code_expires_at = models.DateTimeField(_("join code expires"), null=True, blank=True)
     # Which models the class may use is providers.ClassModelAccess (accounts sits below
     # providers and does not point at its tables).
-    system_prompt = models.TextField(_("class instructions"), blank=True, max_length=4000,
-                                     help_text=_("Sent first in every conversation; students see it."))
+    system_prompt = models.TextField(
+        _("class instructions"),
+        blank=True,
+        max_length=4000,
+        help_text=_("Sent first in every conversation; students see it."),
+    )
     max_reply_tokens = models.PositiveIntegerField(_("max reply length (tokens)"), null=True, blank=True)
     teacher_can_read = models.BooleanField(
-        _("teachers may read students' conversations"), default=False,
+        _("teachers may read students' conversations"),
+        default=False,
         help_text=_("Students see this setting. Every read is recorded."),
     )
     allow_student_keys = models.BooleanField(
-        _("students may use their own keys"), default=False,
+        _("students may use their own keys"),
+        default=False,
         help_text=_("Students may add a personal API key, used before the class key."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -74,8 +79,9 @@ class Classroom(models.Model):
 
 
 class Enrollment(models.Model):
-    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="enrollments",
-                                  verbose_name=_("class"))
+    classroom = models.ForeignKey(
+        Classroom, on_delete=models.CASCADE, related_name="enrollments", verbose_name=_("class")
+    )
     student = models.ForeignKey(User, on_delete=models.CASCADE, related_name="enrollments", verbose_name=_("student"))
     joined_at = models.DateTimeField(_("joined"), auto_now_add=True)
 
@@ -103,10 +109,12 @@ class AuditEvent(models.Model):
 
     actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="audit_events", verbose_name=_("who"))
     action = models.CharField(_("action"), max_length=32, choices=Action.choices)
-    classroom = models.ForeignKey(Classroom, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-                                  verbose_name=_("class"))
-    subject = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-                                verbose_name=_("student"))
+    classroom = models.ForeignKey(
+        Classroom, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("class")
+    )
+    subject = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("student")
+    )
     detail = models.CharField(_("detail"), max_length=300, blank=True)
     created_at = models.DateTimeField(_("when"), auto_now_add=True)
 

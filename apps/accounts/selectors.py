@@ -1,4 +1,5 @@
 """Reads for people and classes."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -20,8 +21,12 @@ from .models import Classroom, Enrollment, User
 
 def classroom_for_student(*, user: User) -> Classroom | None:
     """The class a student's new conversations belong to: the one joined most recently."""
-    enrollment = (user.enrollments.select_related("classroom").filter(classroom__archived=False)
-                  .order_by("-joined_at", "-id").first())
+    enrollment = (
+        user.enrollments.select_related("classroom")
+        .filter(classroom__archived=False)
+        .order_by("-joined_at", "-id")
+        .first()
+    )
     return enrollment.classroom if enrollment else None
 
 
@@ -127,8 +132,9 @@ def usernames_locked_out(*, usernames: list[str]) -> set[str]:
     address). Reads axes' AccessAttempt rows, so it assumes the database handler (the
     default, and the one settings use); a lock is AXES_FAILURE_LIMIT failures within the
     cool-off time, as axes counts them."""
-    attempts = AccessAttempt.objects.filter(username__in=usernames,
-                                            failures_since_start__gte=settings.AXES_FAILURE_LIMIT)
+    attempts = AccessAttempt.objects.filter(
+        username__in=usernames, failures_since_start__gte=settings.AXES_FAILURE_LIMIT
+    )
     cool_off: timedelta | None = get_cool_off()
     if cool_off is not None:
         attempts = attempts.filter(attempt_time__gte=timezone.now() - cool_off)

@@ -1,4 +1,5 @@
 """Writes for people and classes."""
+
 from __future__ import annotations
 
 import csv
@@ -69,10 +70,12 @@ ROSTER_MAX_ROWS = 500
 USERNAME_PATTERN = re.compile(r"^[\w.@+-]{1,150}$")
 
 
-def audit_record(*, actor: User, action: str, classroom: Classroom | None = None, subject: User | None = None,
-                 detail: str = "") -> AuditEvent:
-    return AuditEvent.objects.create(actor=actor, action=action, classroom=classroom, subject=subject,
-                                     detail=detail[:300])
+def audit_record(
+    *, actor: User, action: str, classroom: Classroom | None = None, subject: User | None = None, detail: str = ""
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        actor=actor, action=action, classroom=classroom, subject=subject, detail=detail[:300]
+    )
 
 
 @transaction.atomic
@@ -87,16 +90,24 @@ def classroom_create(*, teacher: User, name: str) -> Classroom:
     return classroom
 
 
-def classroom_settings_set(*, classroom: Classroom, name: str, system_prompt: str, max_reply_tokens: int | None,
-                           teacher_can_read: bool, allow_student_keys: bool) -> Classroom:
+def classroom_settings_set(
+    *,
+    classroom: Classroom,
+    name: str,
+    system_prompt: str,
+    max_reply_tokens: int | None,
+    teacher_can_read: bool,
+    allow_student_keys: bool,
+) -> Classroom:
     """Side effects: the Classroom row. (Its models: providers.services.class_models_set.)"""
     classroom.name = name.strip()[:150] or classroom.name
     classroom.system_prompt = system_prompt.strip()
     classroom.max_reply_tokens = max_reply_tokens
     classroom.teacher_can_read = teacher_can_read
     classroom.allow_student_keys = allow_student_keys
-    classroom.save(update_fields=["name", "system_prompt", "max_reply_tokens", "teacher_can_read",
-                                  "allow_student_keys"])
+    classroom.save(
+        update_fields=["name", "system_prompt", "max_reply_tokens", "teacher_can_read", "allow_student_keys"]
+    )
     return classroom
 
 
@@ -107,8 +118,9 @@ def classroom_archive(*, classroom: Classroom, archived: bool = True) -> Classro
     classroom.archived = archived
     classroom.save(update_fields=["archived"])
     if archived:
-        user_sockets_close(user_ids=classroom.enrollments.values_list("student_id", flat=True),
-                           code=CLOSE_ACCESS_CHANGED)
+        user_sockets_close(
+            user_ids=classroom.enrollments.values_list("student_id", flat=True), code=CLOSE_ACCESS_CHANGED
+        )
     return classroom
 
 
@@ -134,8 +146,9 @@ def classroom_teacher_add(*, classroom: Classroom, username: str, actor: User) -
     if classroom.teachers.filter(pk=teacher.pk).exists():
         raise ValidationError({"username": _("%(name)s already teaches this class.") % {"name": teacher}})
     classroom.teachers.add(teacher)
-    audit_record(actor=actor, action=AuditEvent.Action.ADD_TEACHER, classroom=classroom, subject=teacher,
-                 detail=teacher.username)
+    audit_record(
+        actor=actor, action=AuditEvent.Action.ADD_TEACHER, classroom=classroom, subject=teacher, detail=teacher.username
+    )
     return teacher
 
 
@@ -167,7 +180,9 @@ def student_register(*, join_code: str, username: str, display_name: str, passwo
     """A student signs themselves up with the class's join code. Side effects: User and
     Enrollment rows. Raises ValidationError (nothing written) on a bad code or input."""
     now = timezone.now()
-    classroom = Classroom.objects.filter(join_code=join_code.strip().upper(), archived=False).exclude(join_code="").first()
+    classroom = (
+        Classroom.objects.filter(join_code=join_code.strip().upper(), archived=False).exclude(join_code="").first()
+    )
     if classroom is None or (classroom.join_code_expires_at and classroom.join_code_expires_at <= now):
         raise ValidationError({"join_code": _("That join code is not valid (or has expired). Ask your teacher.")})
     username = username.strip()
@@ -185,9 +200,38 @@ def student_register(*, join_code: str, username: str, display_name: str, passwo
 
 def password_generate() -> str:
     """Readable for a student copying it from paper: word-word-word-NN."""
-    words = ["apple", "river", "cloud", "tiger", "piano", "maple", "orbit", "pearl", "cedar", "comet", "delta",
-             "ember", "flame", "grape", "harbor", "island", "jade", "koala", "lemon", "mango", "nova", "ocean",
-             "panda", "quartz", "robin", "solar", "tulip", "violet", "willow", "zebra"]
+    words = [
+        "apple",
+        "river",
+        "cloud",
+        "tiger",
+        "piano",
+        "maple",
+        "orbit",
+        "pearl",
+        "cedar",
+        "comet",
+        "delta",
+        "ember",
+        "flame",
+        "grape",
+        "harbor",
+        "island",
+        "jade",
+        "koala",
+        "lemon",
+        "mango",
+        "nova",
+        "ocean",
+        "panda",
+        "quartz",
+        "robin",
+        "solar",
+        "tulip",
+        "violet",
+        "willow",
+        "zebra",
+    ]
     return "-".join(secrets.choice(words) for _ in range(GENERATED_PASSWORD_WORDS)) + f"-{secrets.randbelow(90) + 10}"
 
 
@@ -258,9 +302,11 @@ def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple
     problems: list[tuple[int, str]] = []
     handed_back: list[tuple[str, str, str]] = []
     existing = users_by_folded_username(usernames=[line.username for line in lines])
-    manageable = set(students_manageable_by(user=actor)
-                     .filter(pk__in=[user.pk for users in existing.values() for user in users])
-                     .values_list("pk", flat=True))
+    manageable = set(
+        students_manageable_by(user=actor)
+        .filter(pk__in=[user.pk for users in existing.values() for user in users])
+        .values_list("pk", flat=True)
+    )
     for line in lines:
         found = existing.get(line.username.lower(), [])
         refusal = _roster_refusal(line=line, found=found, manageable=manageable)
@@ -295,10 +341,16 @@ def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple
         if password and not is_new:
             lockout_clear(user=user)
             user_sockets_close(user_ids=[user.pk], code=CLOSE_SIGNED_OUT)
-            audit_record(actor=actor, action=AuditEvent.Action.RESET_PASSWORDS, classroom=classroom, subject=user,
-                         detail="roster import")
-    audit_record(actor=actor, action=AuditEvent.Action.IMPORT_ROSTER, classroom=classroom,
-                 detail=f"{len(lines)} students")
+            audit_record(
+                actor=actor,
+                action=AuditEvent.Action.RESET_PASSWORDS,
+                classroom=classroom,
+                subject=user,
+                detail="roster import",
+            )
+    audit_record(
+        actor=actor, action=AuditEvent.Action.IMPORT_ROSTER, classroom=classroom, detail=f"{len(lines)} students"
+    )
     return handed_back
 
 
@@ -307,8 +359,9 @@ def _students_of(*, classroom: Classroom, students: list[User], actor: User) -> 
     may manage."""
     _require_teacher_of(classroom=classroom, actor=actor)
     enrolled = set(classroom_students(classroom=classroom).values_list("pk", flat=True))
-    allowed = set(students_manageable_by(user=actor).filter(enrollments__classroom=classroom)
-                  .values_list("pk", flat=True))
+    allowed = set(
+        students_manageable_by(user=actor).filter(enrollments__classroom=classroom).values_list("pk", flat=True)
+    )
     for student in students:
         if student.pk not in enrolled:
             raise ValidationError(_("%(value)s is not in this class.") % {"value": student.username})

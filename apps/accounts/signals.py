@@ -1,4 +1,5 @@
 """Receivers for Django's own auth events, which run no service of ours."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,9 @@ from .sockets import CLOSE_SIGNED_OUT, user_sockets_close
 
 
 @receiver(user_logged_out, dispatch_uid="accounts.close_sockets_on_logout")
-def close_the_sessions_sockets_on_logout(sender: type, request: HttpRequest | None, user: User | None,
-                                         **kwargs: Any) -> None:
+def close_the_sessions_sockets_on_logout(
+    sender: type, request: HttpRequest | None, user: User | None, **kwargs: Any
+) -> None:
     """Logging out (Django's LogoutView, the admin's logout) happens inside django.contrib.auth;
     this signal is the one hook it offers. Only the sockets of the session that ended close:
     the user's other browsers stay signed in."""

@@ -6,6 +6,7 @@ and handles the `sockets.close` message defined here; accounts sends that messag
 logout, a deactivation, a password change or reset, a removal from a class or a class
 being archived. Through Redis the message reaches sockets in every ASGI process.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -54,8 +55,11 @@ def user_sockets_close(*, user_ids: Iterable[int], code: int, session_key: str |
     ids = sorted(set(user_ids))
     if not ids:
         return
-    message: SocketsClose = {"type": "sockets.close", "code": code,
-                             "session": session_tag(session_key) if session_key else ""}
+    message: SocketsClose = {
+        "type": "sockets.close",
+        "code": code,
+        "session": session_tag(session_key) if session_key else "",
+    }
 
     async def send_all() -> None:
         layer = get_channel_layer()

@@ -4,6 +4,7 @@ its zh_Hans catalog yet. Django looks a msgid up in every catalog, ours first, s
 them here (gettext_noop marks them; nothing imports this module) makes `makemessages` keep
 them in locale/*/django.po, where they are translated. Each must match the library's
 msgid exactly; tests/test_error_pages.py checks they still exist upstream."""
+
 from __future__ import annotations
 
 from django.utils.translation import gettext_noop

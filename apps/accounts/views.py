@@ -1,4 +1,5 @@
 """Teachers' class pages and students' sign-up with a join code."""
+
 from __future__ import annotations
 
 import csv
@@ -68,29 +69,49 @@ def classes_page(request: HttpRequest) -> HttpResponse:
         return redirect("class-settings", classroom_id=classroom.pk)
     show_archived = request.GET.get("archived") == "1"
     classrooms = classrooms_for_teacher(user=request.user).filter(archived=show_archived).prefetch_related("teachers")
-    return render(request, "accounts/classes.html", {"classrooms": classrooms, "form": form,
-                                                     "show_archived": show_archived},
-                  status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "accounts/classes.html",
+        {"classrooms": classrooms, "form": form, "show_archived": show_archived},
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 def class_settings(request: HttpRequest, classroom_id: int) -> HttpResponse:
     classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
-    initial = {"name": classroom.name, "system_prompt": classroom.system_prompt,
-               "max_reply_tokens": classroom.max_reply_tokens, "teacher_can_read": classroom.teacher_can_read,
-               "allow_student_keys": classroom.allow_student_keys}
+    initial = {
+        "name": classroom.name,
+        "system_prompt": classroom.system_prompt,
+        "max_reply_tokens": classroom.max_reply_tokens,
+        "teacher_can_read": classroom.teacher_can_read,
+        "allow_student_keys": classroom.allow_student_keys,
+    }
     form = ClassSettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        classroom_settings_set(classroom=classroom, name=data["name"], system_prompt=data["system_prompt"],
-                               max_reply_tokens=data["max_reply_tokens"], teacher_can_read=data["teacher_can_read"],
-                               allow_student_keys=data["allow_student_keys"])
+        classroom_settings_set(
+            classroom=classroom,
+            name=data["name"],
+            system_prompt=data["system_prompt"],
+            max_reply_tokens=data["max_reply_tokens"],
+            teacher_can_read=data["teacher_can_read"],
+            allow_student_keys=data["allow_student_keys"],
+        )
         messages.success(request, _("Class settings saved."))
         return redirect("class-settings", classroom_id=classroom.pk)
-    return render(request, "accounts/class_settings.html", {
-        "classroom": classroom, "form": form, "co_teacher_form": CoTeacherForm(), "join_form": JoinCodeForm(),
-    }, status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "accounts/class_settings.html",
+        {
+            "classroom": classroom,
+            "form": form,
+            "co_teacher_form": CoTeacherForm(),
+            "join_form": JoinCodeForm(),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
 
 
 @require_POST
@@ -103,8 +124,9 @@ def class_action(request: HttpRequest, classroom_id: int, action: str) -> HttpRe
         try:
             if not form.is_valid():
                 raise ValidationError(_("Enter a username."))
-            teacher = classroom_teacher_add(classroom=classroom, username=form.cleaned_data["username"],
-                                            actor=request.user)
+            teacher = classroom_teacher_add(
+                classroom=classroom, username=form.cleaned_data["username"], actor=request.user
+            )
             messages.success(request, _("%(name)s now teaches this class too.") % {"name": teacher})
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
@@ -133,12 +155,21 @@ def class_roster(request: HttpRequest, classroom_id: int) -> HttpResponse:
     return _roster_render(request, classroom, RosterImportForm())
 
 
-def _roster_render(request: HttpRequest, classroom: object, form: RosterImportForm, status: int = 200,
-                   problems: list[tuple[int, str]] | None = None) -> HttpResponse:
+def _roster_render(
+    request: HttpRequest,
+    classroom: object,
+    form: RosterImportForm,
+    status: int = 200,
+    problems: list[tuple[int, str]] | None = None,
+) -> HttpResponse:
     students = list(classroom.enrollments.select_related("student").order_by("student__username"))  # type: ignore[attr-defined]
     locked = usernames_locked_out(usernames=[enrollment.student.username for enrollment in students])
-    return render(request, "accounts/roster.html", {"classroom": classroom, "form": form, "enrollments": students,
-                                                    "locked": locked, "problems": problems or []}, status=status)
+    return render(
+        request,
+        "accounts/roster.html",
+        {"classroom": classroom, "form": form, "enrollments": students, "locked": locked, "problems": problems or []},
+        status=status,
+    )
 
 
 @sensitive_variables()  # the generated passwords are locals: stars in any error report
@@ -208,12 +239,15 @@ def register(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            user = student_register(join_code=data["join_code"], username=data["username"],
-                                    display_name=data["display_name"], password=data["password"])
+            user = student_register(
+                join_code=data["join_code"],
+                username=data["username"],
+                display_name=data["display_name"],
+                password=data["password"],
+            )
         except ValidationError as exc:
             form_add_service_errors(form, exc)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("home")
-    return render(request, "accounts/register.html", {"form": form},
-                  status=400 if request.method == "POST" else 200)
+    return render(request, "accounts/register.html", {"form": form}, status=400 if request.method == "POST" else 200)

@@ -44,12 +44,23 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "user", "classroom", "route_name", "prompt_tokens", "completion_tokens",
-                    "cost_billing", "billing_currency", "status", "usage_source", "usage_review", "credential_scope",
-                    "entry_point")
+    list_display = (
+        "created_at",
+        "user",
+        "classroom",
+        "route_name",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_billing",
+        "billing_currency",
+        "status",
+        "usage_source",
+        "usage_review",
+        "credential_scope",
+        "entry_point",
+    )
     # "usage to review": rows billed on our count or a bound instead of what the provider said.
-    list_filter = ("usage_review", "status", "usage_source", "kind", "entry_point", "provider_slug",
-                   "billing_currency")
+    list_filter = ("usage_review", "status", "usage_source", "kind", "entry_point", "provider_slug", "billing_currency")
     search_fields = ("request_id", "user__username", "classroom__name", "route_name")
     date_hierarchy = "created_at"
     list_select_related = ("user", "classroom")
@@ -57,8 +68,17 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 
 @admin.register(UsageRollup)
 class UsageRollupAdmin(ReadOnlyAdmin):
-    list_display = ("granularity", "bucket_start", "user", "classroom", "model", "requests", "prompt_tokens",
-                    "completion_tokens", "cost_billing")
+    list_display = (
+        "granularity",
+        "bucket_start",
+        "user",
+        "classroom",
+        "model",
+        "requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_billing",
+    )
     list_filter = ("granularity", "classroom")
     search_fields = ("user__username", "classroom__name")
     date_hierarchy = "bucket_start"
@@ -73,8 +93,10 @@ class JobRunAdmin(ReadOnlyAdmin):
 def _differences_html(check: BalanceCheck, *, limit: int | None = None) -> SafeString:
     shown = check.differences[:limit]
     items = format_html_join(
-        "", "<li>{} <code>{}</code> {}: {} {} ({} {})</li>",
-        ((d["where"], d["budget"], d["field"], _("found"), d["found"], _("ledger"), d["ledger"]) for d in shown))
+        "",
+        "<li>{} <code>{}</code> {}: {} {} ({} {})</li>",
+        ((d["where"], d["budget"], d["field"], _("found"), d["found"], _("ledger"), d["ledger"]) for d in shown),
+    )
     more = check.difference_count - len(shown)
     tail = format_html("<li>{}</li>", _("… and %(count)d more") % {"count": more}) if more > 0 else ""
     return format_html("<ul>{}{}</ul>", items, tail)
@@ -118,8 +140,14 @@ class ExchangeRateAdmin(admin.ModelAdmin):
 
 @admin.register(SiteBillingSettings)
 class SiteBillingSettingsAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "billing_currency", "default_period", "default_student_token_limit",
-                    "max_student_token_limit", "max_student_cost_limit")
+    list_display = (
+        "__str__",
+        "billing_currency",
+        "default_period",
+        "default_student_token_limit",
+        "max_student_token_limit",
+        "max_student_cost_limit",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return not SiteBillingSettings.objects.exists()
@@ -133,8 +161,17 @@ class SiteBillingSettingsAdmin(admin.ModelAdmin):
 
 
 # The fields quota_policy_set takes, besides the class.
-_POLICY_FIELDS = ("period", "term_start", "term_end", "student_token_limit", "student_cost_limit", "class_token_pool",
-                  "class_cost_pool", "rpm", "tpm")
+_POLICY_FIELDS = (
+    "period",
+    "term_start",
+    "term_end",
+    "student_token_limit",
+    "student_cost_limit",
+    "class_token_pool",
+    "class_cost_pool",
+    "rpm",
+    "tpm",
+)
 
 
 class QuotaPolicyAdminForm(forms.ModelForm):
@@ -145,10 +182,15 @@ class QuotaPolicyAdminForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         try:  # the teachers' page's rules (the site's caps, a term's dates), as errors on this form
-            quota_policy_validate(period=data.get("period"), term_start=data.get("term_start"),
-                                  term_end=data.get("term_end"), student_token_limit=data.get("student_token_limit"),
-                                  student_cost_limit=data.get("student_cost_limit"), rpm=data.get("rpm"),
-                                  tpm=data.get("tpm"))
+            quota_policy_validate(
+                period=data.get("period"),
+                term_start=data.get("term_start"),
+                term_end=data.get("term_end"),
+                student_token_limit=data.get("student_token_limit"),
+                student_cost_limit=data.get("student_cost_limit"),
+                rpm=data.get("rpm"),
+                tpm=data.get("tpm"),
+            )
         except ValidationError as exc:
             form_add_service_errors(self, exc)
         return data
@@ -160,8 +202,16 @@ class QuotaPolicyAdmin(admin.ModelAdmin):
     caps hold for admins too, and the students' cached limits are dropped at once."""
 
     form = QuotaPolicyAdminForm
-    list_display = ("classroom", "period", "student_token_limit", "student_cost_limit", "class_token_pool", "rpm",
-                    "tpm", "updated_at")
+    list_display = (
+        "classroom",
+        "period",
+        "student_token_limit",
+        "student_cost_limit",
+        "class_token_pool",
+        "rpm",
+        "tpm",
+        "updated_at",
+    )
     list_filter = ("period",)
     search_fields = ("classroom__name",)
     autocomplete_fields = ("classroom",)
@@ -172,8 +222,10 @@ class QuotaPolicyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: QuotaPolicy, form: QuotaPolicyAdminForm, change: bool) -> None:
         data = form.cleaned_data
-        saved = quota_policy_set(classroom=obj.classroom if change else data["classroom"],
-                                 **{name: data.get(name) for name in _POLICY_FIELDS})
+        saved = quota_policy_set(
+            classroom=obj.classroom if change else data["classroom"],
+            **{name: data.get(name) for name in _POLICY_FIELDS},
+        )
         # The admin goes on with `obj` (its log entry and redirect): make it the saved row.
         obj.__dict__.update({k: v for k, v in saved.__dict__.items() if not k.startswith("_")})
 

@@ -6,6 +6,7 @@ affected-row count says whether the budget had room: that statement is the concu
 guarantee (PostgreSQL re-checks the WHERE clause on the row it locked; SQLite runs one
 writer at a time), so no SELECT ... FOR UPDATE is needed.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -29,8 +30,10 @@ def _execute(sql: str, params: list[object]) -> int:
 
 def rate_add(*, scope_key: str, window_start: datetime, tokens: int, rpm: int | None, tpm: int | None) -> int:
     """Count one request of `tokens` in the minute window, if RPM and TPM allow. Rows changed."""
-    sql = (f"UPDATE {RateCounter._meta.db_table} SET requests = requests + 1, tokens = tokens + %s "
-           "WHERE scope_key = %s AND window_start = %s")
+    sql = (
+        f"UPDATE {RateCounter._meta.db_table} SET requests = requests + 1, tokens = tokens + %s "
+        "WHERE scope_key = %s AND window_start = %s"
+    )
     params: list[object] = [tokens, scope_key, _when(window_start)]
     if rpm is not None:
         sql += " AND requests + 1 <= %s"
@@ -55,18 +58,23 @@ def budgets_add(*, period_start: datetime, budgets: list[Budget], tokens: int, u
             clause += " AND cost_used_units + cost_held_units + %s <= %s"
             params += [units, cost_limit]
         clauses.append(clause + ")")
-    sql = (f"UPDATE {UsageCounter._meta.db_table} SET tokens_held = tokens_held + %s, "
-           f"cost_held_units = cost_held_units + %s WHERE period_start = %s AND ({' OR '.join(clauses)})")
+    sql = (
+        f"UPDATE {UsageCounter._meta.db_table} SET tokens_held = tokens_held + %s, "
+        f"cost_held_units = cost_held_units + %s WHERE period_start = %s AND ({' OR '.join(clauses)})"
+    )
     return _execute(sql, params)
 
 
-def budgets_settle(*, period_start: datetime, keys: list[str], held_tokens: int, held_units: int, used_tokens: int,
-                   used_units: int) -> int:
+def budgets_settle(
+    *, period_start: datetime, keys: list[str], held_tokens: int, held_units: int, used_tokens: int, used_units: int
+) -> int:
     """Move a hold from held to used (used may exceed the hold: recorded, never dropped)."""
     marks = ", ".join(["%s"] * len(keys))
-    sql = (f"UPDATE {UsageCounter._meta.db_table} SET tokens_held = tokens_held - %s, tokens_used = tokens_used + %s, "
-           "cost_held_units = cost_held_units - %s, cost_used_units = cost_used_units + %s "
-           f"WHERE period_start = %s AND scope_key IN ({marks})")
+    sql = (
+        f"UPDATE {UsageCounter._meta.db_table} SET tokens_held = tokens_held - %s, tokens_used = tokens_used + %s, "
+        "cost_held_units = cost_held_units - %s, cost_used_units = cost_used_units + %s "
+        f"WHERE period_start = %s AND scope_key IN ({marks})"
+    )
     return _execute(sql, [held_tokens, used_tokens, held_units, used_units, _when(period_start), *keys])
 
 
@@ -74,8 +82,10 @@ def hold_claim(*, request_id: str, settled_at: datetime, status: str = Hold.Stat
     """Mark an active hold settled (or `status`) and return it, in one statement (UPDATE ...
     RETURNING, SQLite 3.35+ and PostgreSQL). None when it was already settled, expired or
     released: only the first settle (or expiry, or release) gets to write."""
-    sql = (f"UPDATE {Hold._meta.db_table} SET status = %s, settled_at = %s "
-           f"WHERE request_id = %s AND status = %s RETURNING *")
+    sql = (
+        f"UPDATE {Hold._meta.db_table} SET status = %s, settled_at = %s "
+        f"WHERE request_id = %s AND status = %s RETURNING *"
+    )
     rows = list(Hold.objects.raw(sql, [status, _when(settled_at), request_id, Hold.Status.ACTIVE]))
     return rows[0] if rows else None
 
@@ -90,24 +100,30 @@ def rollup_rebuild_postgresql(*, start: datetime, until: datetime, tz: str) -> d
     written = {}
     with connection.cursor() as cursor:
         with transaction.atomic():
-            cursor.execute(f"DELETE FROM {rollup} WHERE granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s",
-                           [start, until])
+            cursor.execute(
+                f"DELETE FROM {rollup} WHERE granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s",
+                [start, until],
+            )
             cursor.execute(
                 f"INSERT INTO {rollup} ({columns}) "
                 f"SELECT 'hour', date_trunc('hour', created_at AT TIME ZONE %s) AT TIME ZONE %s, user_id, classroom_id, "
                 f"model_id, count(*) FILTER (WHERE kind = 'charge'), sum(prompt_tokens), sum(completion_tokens), "
                 f"sum(cost_billing) FROM {ledger} WHERE created_at >= %s AND created_at < %s GROUP BY 2, 3, 4, 5",
-                [tz, tz, start, until])
+                [tz, tz, start, until],
+            )
             written["hour"] = cursor.rowcount
         with transaction.atomic():
-            cursor.execute(f"DELETE FROM {rollup} WHERE granularity = 'day' AND bucket_start >= %s AND bucket_start < %s",
-                           [start, until])
+            cursor.execute(
+                f"DELETE FROM {rollup} WHERE granularity = 'day' AND bucket_start >= %s AND bucket_start < %s",
+                [start, until],
+            )
             cursor.execute(
                 f"INSERT INTO {rollup} ({columns}) "
                 f"SELECT 'day', date_trunc('day', bucket_start AT TIME ZONE %s) AT TIME ZONE %s, user_id, classroom_id, "
                 f"model_id, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cost_billing) "
                 f"FROM {rollup} WHERE granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s "
                 f"GROUP BY 2, 3, 4, 5",
-                [tz, tz, start, until])
+                [tz, tz, start, until],
+            )
             written["day"] = cursor.rowcount
     return written

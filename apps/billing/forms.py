@@ -59,5 +59,7 @@ class DateRangeForm(forms.Form):
         from datetime import datetime, time
 
         tz = timezone.get_current_timezone()
-        return (datetime.combine(start, time.min, tzinfo=tz),
-                datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz))
+        return (
+            datetime.combine(start, time.min, tzinfo=tz),
+            datetime.combine(end + timedelta(days=1), time.min, tzinfo=tz),
+        )

@@ -4,6 +4,7 @@ Money is Decimal. Quota counters keep money in integer nano-units of the billing
 (1 CNY = 1,000,000,000 units) so the conditional SQL that takes a hold compares exact
 integers on SQLite and PostgreSQL alike.
 """
+
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, Decimal
@@ -64,7 +65,9 @@ class ExchangeRate(models.Model):
         verbose_name_plural = _("exchange rates")
         ordering = ["from_currency", "to_currency", "-effective_from"]
         constraints = [
-            models.UniqueConstraint(fields=["from_currency", "to_currency", "effective_from"], name="rate_unique_start"),
+            models.UniqueConstraint(
+                fields=["from_currency", "to_currency", "effective_from"], name="rate_unique_start"
+            ),
             models.CheckConstraint(condition=models.Q(rate__gt=0), name="rate_positive"),
         ]
 
@@ -76,11 +79,13 @@ class SiteBillingSettings(models.Model):
     """One row (pk=1): the billing currency, defaults for classes without a policy, and the
     most a teacher may hand out."""
 
-    billing_currency = models.CharField(_("billing currency"), max_length=3, choices=Currency.choices,
-                                        default=Currency.CNY)
+    billing_currency = models.CharField(
+        _("billing currency"), max_length=3, choices=Currency.choices, default=Currency.CNY
+    )
     default_period = models.CharField(_("default period"), max_length=8, choices=Period.choices, default=Period.MONTH)
-    default_student_token_limit = models.PositiveBigIntegerField(_("default tokens per student"), null=True, blank=True,
-                                                                 default=200_000)
+    default_student_token_limit = models.PositiveBigIntegerField(
+        _("default tokens per student"), null=True, blank=True, default=200_000
+    )
     default_student_cost_limit = models.DecimalField(_("default money per student"), null=True, blank=True, **MONEY)
     default_rpm = models.PositiveIntegerField(_("default requests per minute"), null=True, blank=True, default=10)
     default_tpm = models.PositiveIntegerField(_("default tokens per minute"), null=True, blank=True, default=40_000)
@@ -98,8 +103,9 @@ class SiteBillingSettings(models.Model):
 
 
 class QuotaPolicy(models.Model):
-    classroom = models.OneToOneField("accounts.Classroom", on_delete=models.CASCADE, related_name="quota_policy",
-                                     verbose_name=_("class"))
+    classroom = models.OneToOneField(
+        "accounts.Classroom", on_delete=models.CASCADE, related_name="quota_policy", verbose_name=_("class")
+    )
     period = models.CharField(_("period"), max_length=8, choices=Period.choices, default=Period.MONTH)
     term_start = models.DateField(_("term starts"), null=True, blank=True)
     term_end = models.DateField(_("term ends"), null=True, blank=True)
@@ -228,26 +234,42 @@ class LedgerEntry(models.Model):
 
     request_id = models.CharField(_("request id"), max_length=64)
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices, default=Kind.CHARGE)
-    corrects = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrections",
-                                 verbose_name=_("corrects"))
+    corrects = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="corrections", verbose_name=_("corrects")
+    )
     note = models.CharField(_("note"), max_length=200, blank=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries",
-                             verbose_name=_("user"))
-    classroom = models.ForeignKey("accounts.Classroom", on_delete=models.SET_NULL, null=True, blank=True,
-                                  related_name="ledger_entries", verbose_name=_("class"))
-    credential = models.ForeignKey("providers.Credential", on_delete=models.PROTECT, null=True, blank=True,
-                                   related_name="ledger_entries", verbose_name=_("key"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ledger_entries", verbose_name=_("user")
+    )
+    classroom = models.ForeignKey(
+        "accounts.Classroom",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="ledger_entries",
+        verbose_name=_("class"),
+    )
+    credential = models.ForeignKey(
+        "providers.Credential",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ledger_entries",
+        verbose_name=_("key"),
+    )
     credential_scope = models.CharField(_("key scope"), max_length=16, blank=True, choices=KeyScope.choices)
     provider_slug = models.CharField(_("provider"), max_length=50)
-    model = models.ForeignKey("providers.ChatModel", on_delete=models.PROTECT, related_name="ledger_entries",
-                              verbose_name=_("model"))
+    model = models.ForeignKey(
+        "providers.ChatModel", on_delete=models.PROTECT, related_name="ledger_entries", verbose_name=_("model")
+    )
     route_name = models.CharField(_("route"), max_length=300)
     prompt_tokens = models.IntegerField(_("prompt tokens"))
     completion_tokens = models.IntegerField(_("completion tokens"))
     usage_source = models.CharField(_("usage source"), max_length=12, choices=UsageSource.choices)
     estimated = models.BooleanField(_("estimated count"), default=False)
-    usage_review = models.CharField(_("usage to review"), max_length=16, choices=UsageReview.choices, blank=True,
-                                    default="")
+    usage_review = models.CharField(
+        _("usage to review"), max_length=16, choices=UsageReview.choices, blank=True, default=""
+    )
     status = models.CharField(_("status"), max_length=12, choices=Status.choices)
     price_input_per_million = models.DecimalField(_("input price per million"), **MONEY)
     price_output_per_million = models.DecimalField(_("output price per million"), **MONEY)
@@ -268,8 +290,9 @@ class LedgerEntry(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             # Settling twice cannot write a second charge for one request.
-            models.UniqueConstraint(fields=["request_id"], condition=models.Q(kind="charge"),
-                                    name="ledger_one_charge_per_request"),
+            models.UniqueConstraint(
+                fields=["request_id"], condition=models.Q(kind="charge"), name="ledger_one_charge_per_request"
+            ),
         ]
         indexes = [
             models.Index(fields=["classroom", "created_at"], name="ledger_class_time"),
@@ -294,12 +317,15 @@ class UsageRollup(models.Model):
 
     granularity = models.CharField(_("granularity"), max_length=4, choices=Granularity.choices)
     bucket_start = models.DateTimeField(_("bucket start"))
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
-                             verbose_name=_("user"))
-    classroom = models.ForeignKey("accounts.Classroom", on_delete=models.CASCADE, null=True, related_name="+",
-                                  verbose_name=_("class"))
-    model = models.ForeignKey("providers.ChatModel", on_delete=models.CASCADE, related_name="+",
-                              verbose_name=_("model"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
+    )
+    classroom = models.ForeignKey(
+        "accounts.Classroom", on_delete=models.CASCADE, null=True, related_name="+", verbose_name=_("class")
+    )
+    model = models.ForeignKey(
+        "providers.ChatModel", on_delete=models.CASCADE, related_name="+", verbose_name=_("model")
+    )
     requests = models.PositiveIntegerField(_("requests"))
     prompt_tokens = models.BigIntegerField(_("prompt tokens"))
     completion_tokens = models.BigIntegerField(_("completion tokens"))

@@ -1,4 +1,5 @@
 """Reads for billing: the limits that apply, periods, prices, meters and dashboards."""
+
 from __future__ import annotations
 
 import calendar
@@ -44,7 +45,8 @@ def site_billing_settings(*, fresh: bool = False) -> SiteBillingSettings:
     if not fresh and _site_cache is not None and _site_cache[0] > now:
         return _site_cache[1]
     settings_row, _ = SiteBillingSettings.objects.get_or_create(
-        pk=1, defaults={"billing_currency": settings.BILLING_CURRENCY})
+        pk=1, defaults={"billing_currency": settings.BILLING_CURRENCY}
+    )
     _site_cache = (now + SITE_SETTINGS_TTL, settings_row)
     return settings_row
 
@@ -61,12 +63,18 @@ def exchange_rate_at(*, from_currency: str, to_currency: str, when: datetime) ->
     inverse of a rate set the other way round is used when only that exists)."""
     if from_currency == to_currency:
         return Decimal(1)
-    direct = (ExchangeRate.objects.filter(from_currency=from_currency, to_currency=to_currency,
-                                          effective_from__lte=when).order_by("-effective_from").first())
+    direct = (
+        ExchangeRate.objects.filter(from_currency=from_currency, to_currency=to_currency, effective_from__lte=when)
+        .order_by("-effective_from")
+        .first()
+    )
     if direct is not None:
         return direct.rate
-    inverse = (ExchangeRate.objects.filter(from_currency=to_currency, to_currency=from_currency,
-                                           effective_from__lte=when).order_by("-effective_from").first())
+    inverse = (
+        ExchangeRate.objects.filter(from_currency=to_currency, to_currency=from_currency, effective_from__lte=when)
+        .order_by("-effective_from")
+        .first()
+    )
     if inverse is not None:
         return (Decimal(1) / inverse.rate).quantize(Decimal("0.00000001"))
     raise ExchangeRate.DoesNotExist(f"No exchange rate from {from_currency} to {to_currency}; add one in admin.")
@@ -122,10 +130,14 @@ def _limits_read(*, user: User, classroom: Classroom | None, site: SiteBillingSe
     if classroom is not None:
         # One query: the class policy with this student's override (if any) alongside.
         overrides = StudentOverride.objects.filter(classroom=classroom, student=user)
-        policy = (QuotaPolicy.objects.filter(classroom=classroom)
-                  .annotate(override_tokens=Subquery(overrides.values("token_limit")[:1]),
-                            override_cost=Subquery(overrides.values("cost_limit")[:1]))
-                  .first())
+        policy = (
+            QuotaPolicy.objects.filter(classroom=classroom)
+            .annotate(
+                override_tokens=Subquery(overrides.values("token_limit")[:1]),
+                override_cost=Subquery(overrides.values("cost_limit")[:1]),
+            )
+            .first()
+        )
     if policy is None:
         tokens, cost = site.default_student_token_limit, site.default_student_cost_limit
         rpm, tpm, period, term_start, term_end = site.default_rpm, site.default_tpm, site.default_period, None, None
@@ -137,11 +149,15 @@ def _limits_read(*, user: User, classroom: Classroom | None, site: SiteBillingSe
         term_start, term_end = policy.term_start, policy.term_end
         pool_tokens, pool_cost = policy.class_token_pool, policy.class_cost_pool
     return Limits(
-        period=period, term_start=term_start, term_end=term_end,
+        period=period,
+        term_start=term_start,
+        term_end=term_end,
         student_tokens=_capped(tokens, site.max_student_token_limit),
         student_cost_units=_capped(money_units(cost), money_units(site.max_student_cost_limit)),
-        pool_tokens=pool_tokens, pool_cost_units=money_units(pool_cost),
-        rpm=_capped(rpm, site.max_rpm), tpm=_capped(tpm, site.max_tpm),
+        pool_tokens=pool_tokens,
+        pool_cost_units=money_units(pool_cost),
+        rpm=_capped(rpm, site.max_rpm),
+        tpm=_capped(tpm, site.max_tpm),
     )
 
 
@@ -174,10 +190,17 @@ def classroom_period_dates(*, classroom: Classroom, now: datetime | None = None)
     site's default period): what the usage page shows when opened from a link. None when
     the class counts by term and today is outside the term."""
     policy = QuotaPolicy.objects.filter(classroom=classroom).first()
-    period = Limits(period=policy.period if policy else site_billing_settings().default_period,
-                    term_start=policy.term_start if policy else None, term_end=policy.term_end if policy else None,
-                    student_tokens=None, student_cost_units=None, pool_tokens=None, pool_cost_units=None,
-                    rpm=None, tpm=None)
+    period = Limits(
+        period=policy.period if policy else site_billing_settings().default_period,
+        term_start=policy.term_start if policy else None,
+        term_end=policy.term_end if policy else None,
+        student_tokens=None,
+        student_cost_units=None,
+        pool_tokens=None,
+        pool_cost_units=None,
+        rpm=None,
+        tpm=None,
+    )
     start, reset = period_bounds(limits=period, now=now or timezone.now())
     if start is None:
         return None
@@ -222,70 +245,97 @@ def quota_status(*, user: User, classroom: Classroom | None, now: datetime | Non
     tokens = (counter.tokens_used + counter.tokens_held) if counter else 0
     units = (counter.cost_used_units + counter.cost_held_units) if counter else 0
     return QuotaStatus(
-        tokens_used=tokens, token_limit=limits.student_tokens,
+        tokens_used=tokens,
+        token_limit=limits.student_tokens,
         cost_used=money_from_units(units),
         cost_limit=money_from_units(limits.student_cost_units) if limits.student_cost_units is not None else None,
-        currency=site_billing_settings().billing_currency, reset_at=reset_at if start else None,
+        currency=site_billing_settings().billing_currency,
+        reset_at=reset_at if start else None,
     )
 
 
 def ledger_for_classroom(*, classroom: Classroom, start: datetime, end: datetime) -> QuerySet[LedgerEntry]:
-    return (LedgerEntry.objects.filter(classroom=classroom, created_at__gte=start, created_at__lt=end)
-            .select_related("user", "model__provider").order_by("created_at", "id"))
+    return (
+        LedgerEntry.objects.filter(classroom=classroom, created_at__gte=start, created_at__lt=end)
+        .select_related("user", "model__provider")
+        .order_by("created_at", "id")
+    )
 
 
 def _daily_rollups(*, classroom: Classroom, since: datetime, until: datetime | None) -> QuerySet[UsageRollup]:
     """The class's daily rollups from `since` up to (not including) `until`."""
-    rollups = UsageRollup.objects.filter(classroom=classroom, granularity=UsageRollup.Granularity.DAY,
-                                         bucket_start__gte=since)
+    rollups = UsageRollup.objects.filter(
+        classroom=classroom, granularity=UsageRollup.Granularity.DAY, bucket_start__gte=since
+    )
     return rollups if until is None else rollups.filter(bucket_start__lt=until)
 
 
-def classroom_daily_usage(*, classroom: Classroom, since: datetime,
-                          until: datetime | None = None) -> list[dict[str, object]]:
+def classroom_daily_usage(
+    *, classroom: Classroom, since: datetime, until: datetime | None = None
+) -> list[dict[str, object]]:
     """Per day: requests, tokens and cost (from the daily rollups)."""
     return list(
         _daily_rollups(classroom=classroom, since=since, until=until)
         .values("bucket_start")
-        .annotate(requests=Sum("requests"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"),
-                  cost=Sum("cost_billing"))
+        .annotate(
+            requests=Sum("requests"),
+            prompt=Sum("prompt_tokens"),
+            completion=Sum("completion_tokens"),
+            cost=Sum("cost_billing"),
+        )
         .order_by("bucket_start")
     )
 
 
-def classroom_usage_by_model(*, classroom: Classroom, since: datetime,
-                             until: datetime | None = None) -> list[dict[str, object]]:
+def classroom_usage_by_model(
+    *, classroom: Classroom, since: datetime, until: datetime | None = None
+) -> list[dict[str, object]]:
     return list(
         _daily_rollups(classroom=classroom, since=since, until=until)
         .values("model__provider__slug", "model__name")
-        .annotate(requests=Sum("requests"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"),
-                  cost=Sum("cost_billing"))
+        .annotate(
+            requests=Sum("requests"),
+            prompt=Sum("prompt_tokens"),
+            completion=Sum("completion_tokens"),
+            cost=Sum("cost_billing"),
+        )
         .order_by("-cost", "-requests")
     )
 
 
-def classroom_usage_by_student(*, classroom: Classroom, since: datetime,
-                               until: datetime | None = None) -> list[dict[str, object]]:
+def classroom_usage_by_student(
+    *, classroom: Classroom, since: datetime, until: datetime | None = None
+) -> list[dict[str, object]]:
     """Every student of the class (those with no use too), most expensive first."""
     usage = {
         row["user_id"]: row
         for row in _daily_rollups(classroom=classroom, since=since, until=until)
         .values("user_id")
-        .annotate(requests=Sum("requests"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"),
-                  cost=Sum("cost_billing"))
+        .annotate(
+            requests=Sum("requests"),
+            prompt=Sum("prompt_tokens"),
+            completion=Sum("completion_tokens"),
+            cost=Sum("cost_billing"),
+        )
         .order_by()
     }
     rows = []
     for student in classroom_students(classroom=classroom).order_by("username"):
         row = usage.get(student.pk, {})
-        rows.append({
-            "student": student, "requests": row.get("requests") or 0, "prompt": row.get("prompt") or 0,
-            "completion": row.get("completion") or 0, "cost": row.get("cost") or Decimal(0),
-        })
+        rows.append(
+            {
+                "student": student,
+                "requests": row.get("requests") or 0,
+                "prompt": row.get("prompt") or 0,
+                "completion": row.get("completion") or 0,
+                "cost": row.get("cost") or Decimal(0),
+            }
+        )
     return sorted(rows, key=lambda r: (-r["cost"], -(r["prompt"] + r["completion"]), r["student"].username))
 
 
 # --- The ledger balance check: counters and rollups against the ledger ----------------
+
 
 class BalanceDifference(TypedDict):
     """One stored number that disagrees with the ledger (JSON in BalanceCheck.differences)."""
@@ -338,32 +388,47 @@ def ledger_balance(*, now: datetime) -> BalanceReport:
 
     Reads only. Run it inside one transaction (services.ledger_balance_check) so every
     table is read at the same moment."""
-    counters = list(UsageCounter.objects.filter(period_start=Subquery(
-        UsageCounter.objects.filter(scope_key=OuterRef("scope_key")).order_by("-period_start")
-        .values("period_start")[:1])).order_by("scope_key"))
+    counters = list(
+        UsageCounter.objects.filter(
+            period_start=Subquery(
+                UsageCounter.objects.filter(scope_key=OuterRef("scope_key"))
+                .order_by("-period_start")
+                .values("period_start")[:1]
+            )
+        ).order_by("scope_key")
+    )
     since = min((counter.period_start for counter in counters), default=None)
     differences: list[BalanceDifference] = []
     if since is not None:
         differences += _counter_differences(counters=counters, since=since)
     rollup_groups, rollup_differences = _rollup_differences(since=since, now=now)
-    return BalanceReport(budgets_checked=len(counters) + rollup_groups,
-                         differences=differences + rollup_differences)
+    return BalanceReport(budgets_checked=len(counters) + rollup_groups, differences=differences + rollup_differences)
 
 
 def _counter_differences(*, counters: list[UsageCounter], since: datetime) -> list[BalanceDifference]:
     tallies = {(counter.scope_key, counter.period_start): _Tally() for counter in counters}
     differences: list[BalanceDifference] = []
     charges = LedgerEntry.objects.filter(request_id=OuterRef("request_id"), kind=LedgerEntry.Kind.CHARGE)
-    holds = (Hold.objects.filter(created_at__gte=since)
-             .annotate(charged_tokens=Subquery(charges.values(total=F("prompt_tokens") + F("completion_tokens"))[:1]),
-                       charged_cost=Subquery(charges.values("cost_billing")[:1]))
-             .values_list("request_id", "status", "tokens", "cost_units", "counter_keys", "charged_tokens",
-                          "charged_cost")
-             .order_by())
+    holds = (
+        Hold.objects.filter(created_at__gte=since)
+        .annotate(
+            charged_tokens=Subquery(charges.values(total=F("prompt_tokens") + F("completion_tokens"))[:1]),
+            charged_cost=Subquery(charges.values("cost_billing")[:1]),
+        )
+        .values_list("request_id", "status", "tokens", "cost_units", "counter_keys", "charged_tokens", "charged_cost")
+        .order_by()
+    )
     for request_id, status, tokens, units, keys, charged_tokens, charged_cost in holds.iterator(chunk_size=5000):
         if status in (Hold.Status.SETTLED, Hold.Status.EXPIRED) and charged_tokens is None:
-            differences.append({"where": "ledger", "budget": f"request {request_id}", "field": "charge",
-                                "ledger": "missing", "found": f"hold {status}"})
+            differences.append(
+                {
+                    "where": "ledger",
+                    "budget": f"request {request_id}",
+                    "field": "charge",
+                    "ledger": "missing",
+                    "found": f"hold {status}",
+                }
+            )
         for key, start in keys:
             tally = tallies.get((key, datetime.fromisoformat(start)))
             if tally is None:
@@ -385,13 +450,24 @@ def _counter_differences(*, counters: list[UsageCounter], since: datetime) -> li
             ("cost_held_units", tally.units_held, counter.cost_held_units, 0),
         ):
             if abs(ledger - found) > slack:
-                differences.append({"where": "counter", "budget": budget, "field": name, "ledger": str(ledger),
-                                    "found": str(found)})
-    orphans = (LedgerEntry.objects.filter(kind=LedgerEntry.Kind.CHARGE, created_at__gte=since)
-               .exclude(request_id__in=Hold.objects.values("request_id")).values_list("request_id", flat=True))
+                differences.append(
+                    {"where": "counter", "budget": budget, "field": name, "ledger": str(ledger), "found": str(found)}
+                )
+    orphans = (
+        LedgerEntry.objects.filter(kind=LedgerEntry.Kind.CHARGE, created_at__gte=since)
+        .exclude(request_id__in=Hold.objects.values("request_id"))
+        .values_list("request_id", flat=True)
+    )
     for request_id in orphans.iterator():
-        differences.append({"where": "ledger", "budget": f"request {request_id}", "field": "hold",
-                            "ledger": "charged", "found": "no hold"})
+        differences.append(
+            {
+                "where": "ledger",
+                "budget": f"request {request_id}",
+                "field": "hold",
+                "ledger": "charged",
+                "found": "no hold",
+            }
+        )
     return differences
 
 
@@ -409,35 +485,57 @@ def _rollup_differences(*, since: datetime | None, now: datetime) -> tuple[int, 
     for granularity, end in ((UsageRollup.Granularity.HOUR, hours_end), (UsageRollup.Granularity.DAY, days_end)):
         if end <= start:
             continue
-        ledger = _sums(LedgerEntry.objects.filter(created_at__gte=start, created_at__lt=end),
-                       requests=Count("id", filter=Q(kind=LedgerEntry.Kind.CHARGE)), rows=Count("id"))
-        rolled = _sums(UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=start,
-                                                  bucket_start__lt=end), requests=Sum("requests"))
+        ledger = _sums(
+            LedgerEntry.objects.filter(created_at__gte=start, created_at__lt=end),
+            requests=Count("id", filter=Q(kind=LedgerEntry.Kind.CHARGE)),
+            rows=Count("id"),
+        )
+        rolled = _sums(
+            UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=start, bucket_start__lt=end),
+            requests=Sum("requests"),
+        )
         for user_id, classroom_id in sorted(ledger.keys() | rolled.keys(), key=str):
             expected = ledger.get((user_id, classroom_id), _Sums())
             found = rolled.get((user_id, classroom_id), _Sums())
             groups += 1
-            budget = (f"{granularity} rollups {start:%Y-%m-%d %H:%M}–{end:%Y-%m-%d %H:%M}, user {user_id}, "
-                      f"class {classroom_id or '-'}")
+            budget = (
+                f"{granularity} rollups {start:%Y-%m-%d %H:%M}–{end:%Y-%m-%d %H:%M}, user {user_id}, "
+                f"class {classroom_id or '-'}"
+            )
             for name in ("requests", "prompt_tokens", "completion_tokens", "cost_billing"):
                 slack = ROUNDING_UNIT * expected.rows if name == "cost_billing" else 0
                 wanted, stored = expected.values.get(name, Decimal(0)), found.values.get(name, Decimal(0))
                 if abs(wanted - stored) > slack:
-                    differences.append({"where": "rollup", "budget": budget, "field": name,
-                                        "ledger": _plain(wanted), "found": _plain(stored)})
+                    differences.append(
+                        {
+                            "where": "rollup",
+                            "budget": budget,
+                            "field": name,
+                            "ledger": _plain(wanted),
+                            "found": _plain(stored),
+                        }
+                    )
     return groups, differences
 
 
 def _sums(queryset: QuerySet, **extra: object) -> dict[tuple[int, int | None], _Sums]:
     """Per (user, class): requests, tokens and cost, and how many ledger rows made them."""
-    grouped = (queryset.values("user_id", "classroom_id")
-               .annotate(prompt_tokens=Sum("prompt_tokens"), completion_tokens=Sum("completion_tokens"),
-                         cost_billing=Sum("cost_billing"), **extra)
-               .order_by())
+    grouped = (
+        queryset.values("user_id", "classroom_id")
+        .annotate(
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            cost_billing=Sum("cost_billing"),
+            **extra,
+        )
+        .order_by()
+    )
     result = {}
     for row in grouped:
-        values = {name: Decimal(str(row[name] or 0))
-                  for name in ("requests", "prompt_tokens", "completion_tokens", "cost_billing")}
+        values = {
+            name: Decimal(str(row[name] or 0))
+            for name in ("requests", "prompt_tokens", "completion_tokens", "cost_billing")
+        }
         result[(row["user_id"], row["classroom_id"])] = _Sums(values=values, rows=row.get("rows") or 0)
     return result
 

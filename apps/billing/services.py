@@ -6,6 +6,7 @@ re-checks the WHERE clause on the locked row), inside one transaction with the h
 So concurrent requests can never together hold more than a budget allows; settling moves
 the hold to "used" and releases the rest.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,11 +58,15 @@ logger = logging.getLogger(__name__)
 MILLION = Decimal(1_000_000)
 
 
-def cost_of(*, price: ModelPrice | None, rate: Decimal, prompt_tokens: int, completion_tokens: int) -> tuple[Decimal, Decimal]:
+def cost_of(
+    *, price: ModelPrice | None, rate: Decimal, prompt_tokens: int, completion_tokens: int
+) -> tuple[Decimal, Decimal]:
     """(cost in the model's currency, cost in the billing currency). Total = input + output."""
     if price is None:
         return Decimal(0), Decimal(0)
-    cost = (Decimal(prompt_tokens) * price.input_per_million + Decimal(completion_tokens) * price.output_per_million) / MILLION
+    cost = (
+        Decimal(prompt_tokens) * price.input_per_million + Decimal(completion_tokens) * price.output_per_million
+    ) / MILLION
     return cost, cost * rate
 
 
@@ -80,8 +85,9 @@ def _budgets_add(*, budgets: list[counters.Budget], period_start: datetime, toke
     if counters.budgets_add(period_start=period_start, budgets=budgets, tokens=tokens, units=units) == len(budgets):
         return True
     keys = {key for key, _limit, _cost in budgets}
-    existing = set(UsageCounter.objects.filter(scope_key__in=keys, period_start=period_start)
-                   .values_list("scope_key", flat=True))
+    existing = set(
+        UsageCounter.objects.filter(scope_key__in=keys, period_start=period_start).values_list("scope_key", flat=True)
+    )
     if existing != keys:
         raise _CountersMissing(keys - existing, period_start)
     return False
@@ -131,8 +137,17 @@ def _rate_take(*, user: User, limits: Limits, tokens: int, now: datetime) -> Non
         )
 
 
-def hold_take(*, request_id: str, user: User, classroom: Classroom | None, model: ChatModel, prompt_tokens: int,
-              max_tokens: int, entry_point: str = "chat", now: datetime | None = None) -> Hold:
+def hold_take(
+    *,
+    request_id: str,
+    user: User,
+    classroom: Classroom | None,
+    model: ChatModel,
+    prompt_tokens: int,
+    max_tokens: int,
+    entry_point: str = "chat",
+    now: datetime | None = None,
+) -> Hold:
     """Reserve the most this request can cost: the counted prompt plus max_tokens of reply, at
     the model's current price. Taken for every request, large balance or not.
 
@@ -140,9 +155,16 @@ def hold_take(*, request_id: str, user: User, classroom: Classroom | None, model
     request), one Hold row. Raises RequestRefused (quota_exceeded or rate_limited; nothing
     written) when a limit would be passed.
     """
-    arguments = {"request_id": request_id, "user": user, "classroom": classroom, "model": model,
-                 "prompt_tokens": prompt_tokens, "max_tokens": max_tokens, "entry_point": entry_point,
-                 "now": now or timezone.now()}
+    arguments = {
+        "request_id": request_id,
+        "user": user,
+        "classroom": classroom,
+        "model": model,
+        "prompt_tokens": prompt_tokens,
+        "max_tokens": max_tokens,
+        "entry_point": entry_point,
+        "now": now or timezone.now(),
+    }
     try:
         return _hold_take(**arguments)
     except _CountersMissing as missing:
@@ -151,14 +173,24 @@ def hold_take(*, request_id: str, user: User, classroom: Classroom | None, model
 
 
 @transaction.atomic
-def _hold_take(*, request_id: str, user: User, classroom: Classroom | None, model: ChatModel, prompt_tokens: int,
-               max_tokens: int, entry_point: str, now: datetime) -> Hold:
+def _hold_take(
+    *,
+    request_id: str,
+    user: User,
+    classroom: Classroom | None,
+    model: ChatModel,
+    prompt_tokens: int,
+    max_tokens: int,
+    entry_point: str,
+    now: datetime,
+) -> Hold:
     site = site_billing_settings()
     limits = limits_for(user=user, classroom=classroom, site=site)
     start, reset_at = period_bounds(limits=limits, now=now)
     if start is None:
-        raise RequestRefused(ErrorCode.QUOTA_EXCEEDED,
-                             str(_("The class term is not running, so there is no quota now.")))
+        raise RequestRefused(
+            ErrorCode.QUOTA_EXCEEDED, str(_("The class term is not running, so there is no quota now."))
+        )
     price = model_price_at(model_id=model.pk, when=now)
     currency = site.billing_currency
     rate = exchange_rate_at(from_currency=price.currency if price else currency, to_currency=currency, when=now)
@@ -174,24 +206,40 @@ def _hold_take(*, request_id: str, user: User, classroom: Classroom | None, mode
     if not _budgets_add(budgets=budgets, period_start=start, tokens=tokens, units=units):
         raise RequestRefused(
             ErrorCode.QUOTA_EXCEEDED,
-            str(_("Your quota for this period is used up. It resets on %(when)s.")
-                % {"when": timezone.localtime(reset_at).strftime("%Y-%m-%d %H:%M")}),
+            str(
+                _("Your quota for this period is used up. It resets on %(when)s.")
+                % {"when": timezone.localtime(reset_at).strftime("%Y-%m-%d %H:%M")}
+            ),
             reset_at=reset_at,
         )
     return Hold.objects.create(
-        request_id=request_id, user=user, classroom=classroom, model=model, price=price, exchange_rate=rate,
-        billing_currency=currency, prompt_tokens=prompt_tokens, tokens=tokens, cost_units=units,
+        request_id=request_id,
+        user=user,
+        classroom=classroom,
+        model=model,
+        price=price,
+        exchange_rate=rate,
+        billing_currency=currency,
+        prompt_tokens=prompt_tokens,
+        tokens=tokens,
+        cost_units=units,
         counter_keys=[[key, start.isoformat()] for key in keys],
-        entry_point=entry_point, created_at=now,
+        entry_point=entry_point,
+        created_at=now,
     )
 
 
 def _settle_counters(hold: Hold, *, used_tokens: int, used_units: int) -> None:
     """Release a hold from its counters (all in one period), adding what was really used."""
     if hold.counter_keys:
-        counters.budgets_settle(period_start=datetime.fromisoformat(hold.counter_keys[0][1]),
-                                keys=[key for key, _start in hold.counter_keys], held_tokens=hold.tokens,
-                                held_units=hold.cost_units, used_tokens=used_tokens, used_units=used_units)
+        counters.budgets_settle(
+            period_start=datetime.fromisoformat(hold.counter_keys[0][1]),
+            keys=[key for key, _start in hold.counter_keys],
+            held_tokens=hold.tokens,
+            held_units=hold.cost_units,
+            used_tokens=used_tokens,
+            used_units=used_units,
+        )
 
 
 # Bounds on the usage one request can plausibly have had, from what its hold knows: our count
@@ -212,8 +260,14 @@ class ReconciledUsage:
     usage_review: str
 
 
-def usage_reconcile(*, reported_prompt: int | None, reported_completion: int | None, counted_prompt: int,
-                    counted_completion: int, estimated: bool) -> ReconciledUsage:
+def usage_reconcile(
+    *,
+    reported_prompt: int | None,
+    reported_completion: int | None,
+    counted_prompt: int,
+    counted_completion: int,
+    estimated: bool,
+) -> ReconciledUsage:
     """What to bill when a provider reported usage, checked against our own counts of the
     prompt and of the reply text that arrived (`estimated`: counted with the closest public
     tokenizer, not the model's own). A count that is missing or not a whole number (None
@@ -225,22 +279,30 @@ def usage_reconcile(*, reported_prompt: int | None, reported_completion: int | N
     hold_settle, which knows the hold. Side effects: none but a warning in the log."""
     review = ""
     prompt_floor = counted_prompt // 2
-    completion_floor = max(1 if counted_completion else 0,
-                           counted_completion // 2 if estimated else counted_completion)
+    completion_floor = max(1 if counted_completion else 0, counted_completion // 2 if estimated else counted_completion)
     if reported_prompt is None or reported_completion is None:
         review = LedgerEntry.UsageReview.MALFORMED
     elif reported_prompt < prompt_floor or reported_completion < completion_floor:
         review = LedgerEntry.UsageReview.UNDER_REPORTED
     prompt = reported_prompt if reported_prompt is not None and reported_prompt >= prompt_floor else counted_prompt
-    completion = (reported_completion if reported_completion is not None and reported_completion >= completion_floor
-                  else counted_completion)
+    completion = (
+        reported_completion
+        if reported_completion is not None and reported_completion >= completion_floor
+        else counted_completion
+    )
     if review:
-        logger.warning("provider usage %s: reported %s prompt / %s completion tokens, counted %d / %d; billed %d / %d",
-                       review, reported_prompt, reported_completion, counted_prompt, counted_completion, prompt,
-                       completion)
+        logger.warning(
+            "provider usage %s: reported %s prompt / %s completion tokens, counted %d / %d; billed %d / %d",
+            review,
+            reported_prompt,
+            reported_completion,
+            counted_prompt,
+            counted_completion,
+            prompt,
+            completion,
+        )
     source = LedgerEntry.UsageSource.COUNTED if review else LedgerEntry.UsageSource.PROVIDER
-    return ReconciledUsage(prompt_tokens=prompt, completion_tokens=completion, usage_source=source,
-                           usage_review=review)
+    return ReconciledUsage(prompt_tokens=prompt, completion_tokens=completion, usage_source=source, usage_review=review)
 
 
 def _usage_bounded(*, hold: Hold, prompt_tokens: object, completion_tokens: object) -> tuple[int, int]:
@@ -290,34 +352,58 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
     if hold is None:
         # Settled (or expired) already: that settle wrote the request's one charge.
         return LedgerEntry.objects.get(request_id=request_id, kind=LedgerEntry.Kind.CHARGE)
-    prompt_tokens, completion_tokens = _usage_bounded(hold=hold, prompt_tokens=usage.prompt_tokens,
-                                                      completion_tokens=usage.completion_tokens)
+    prompt_tokens, completion_tokens = _usage_bounded(
+        hold=hold, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens
+    )
     review = usage.usage_review
     if (prompt_tokens, completion_tokens) != (usage.prompt_tokens, usage.completion_tokens):
         review = LedgerEntry.UsageReview.CLAMPED
-        logger.warning("usage of %s clamped: reported %r prompt / %r completion tokens, billed %d / %d",
-                       request_id, usage.prompt_tokens, usage.completion_tokens, prompt_tokens, completion_tokens)
+        logger.warning(
+            "usage of %s clamped: reported %r prompt / %r completion tokens, billed %d / %d",
+            request_id,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            prompt_tokens,
+            completion_tokens,
+        )
     model_id = usage.model_id or hold.model_id
     price = model_price_at(model_id=model_id, when=hold.created_at)
     hold_price = price if model_id == hold.model_id else model_price_at(model_id=hold.model_id, when=hold.created_at)
     rate = hold.exchange_rate
     if price is not None and hold_price is not None and price.currency != hold_price.currency:
         rate = exchange_rate_at(from_currency=price.currency, to_currency=hold.billing_currency, when=hold.created_at)
-    cost, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens,
-                                 completion_tokens=completion_tokens)
+    cost, cost_billing = cost_of(
+        price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+    )
     _settle_counters(hold, used_tokens=prompt_tokens + completion_tokens, used_units=money_units(cost_billing))
     return LedgerEntry.objects.create(
-        request_id=request_id, kind=LedgerEntry.Kind.CHARGE, user_id=hold.user_id, classroom_id=hold.classroom_id,
-        credential_id=usage.credential_id, credential_scope=usage.credential_scope,
-        provider_slug=usage.provider_slug, model_id=model_id, route_name=usage.route_name,
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-        usage_source=usage.usage_source, estimated=usage.estimated, usage_review=review, status=usage.status,
+        request_id=request_id,
+        kind=LedgerEntry.Kind.CHARGE,
+        user_id=hold.user_id,
+        classroom_id=hold.classroom_id,
+        credential_id=usage.credential_id,
+        credential_scope=usage.credential_scope,
+        provider_slug=usage.provider_slug,
+        model_id=model_id,
+        route_name=usage.route_name,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        usage_source=usage.usage_source,
+        estimated=usage.estimated,
+        usage_review=review,
+        status=usage.status,
         price_input_per_million=price.input_per_million if price else Decimal(0),
         price_output_per_million=price.output_per_million if price else Decimal(0),
         price_currency=price.currency if price else hold.billing_currency,
-        cost=cost, exchange_rate=rate, billing_currency=hold.billing_currency, cost_billing=cost_billing,
-        first_chunk_ms=usage.first_chunk_ms, total_ms=usage.total_ms, entry_point=hold.entry_point,
-        started_at=hold.created_at, created_at=now,
+        cost=cost,
+        exchange_rate=rate,
+        billing_currency=hold.billing_currency,
+        cost_billing=cost_billing,
+        first_chunk_ms=usage.first_chunk_ms,
+        total_ms=usage.total_ms,
+        entry_point=hold.entry_point,
+        started_at=hold.created_at,
+        created_at=now,
     )
 
 
@@ -342,32 +428,59 @@ def holds_expire(*, now: datetime | None = None) -> int:
     cutoff = now - timedelta(seconds=settings.HOLD_EXPIRY_SECONDS)
     settled = 0
     for hold in Hold.objects.filter(status=Hold.Status.ACTIVE, created_at__lt=cutoff).select_related("model__provider"):
-        hold_settle(request_id=hold.request_id, now=now, usage=ReplyUsage(
-            prompt_tokens=hold.prompt_tokens, completion_tokens=0, usage_source=LedgerEntry.UsageSource.COUNTED,
-            estimated=True, status=LedgerEntry.Status.INTERRUPTED,
-            route_name=f"{hold.model.provider.slug}/{hold.model.name}",
-            provider_slug=hold.model.provider.slug, credential_id=None, credential_scope="", first_chunk_ms=None,
-            total_ms=None,
-        ))
+        hold_settle(
+            request_id=hold.request_id,
+            now=now,
+            usage=ReplyUsage(
+                prompt_tokens=hold.prompt_tokens,
+                completion_tokens=0,
+                usage_source=LedgerEntry.UsageSource.COUNTED,
+                estimated=True,
+                status=LedgerEntry.Status.INTERRUPTED,
+                route_name=f"{hold.model.provider.slug}/{hold.model.name}",
+                provider_slug=hold.model.provider.slug,
+                credential_id=None,
+                credential_scope="",
+                first_chunk_ms=None,
+                total_ms=None,
+            ),
+        )
         Hold.objects.filter(pk=hold.pk).update(status=Hold.Status.EXPIRED)
         settled += 1
     return settled
 
 
-def ledger_correct(*, entry: LedgerEntry, prompt_tokens: int, completion_tokens: int, cost_billing: Decimal,
-                   note: str) -> LedgerEntry:
+def ledger_correct(
+    *, entry: LedgerEntry, prompt_tokens: int, completion_tokens: int, cost_billing: Decimal, note: str
+) -> LedgerEntry:
     """A correction is a new row holding the difference; the original stays as it was."""
     return LedgerEntry.objects.create(
-        request_id=f"{entry.request_id}:fix:{int(time.time() * 1000)}", kind=LedgerEntry.Kind.CORRECTION,
-        corrects=entry, note=note[:200], user_id=entry.user_id, classroom_id=entry.classroom_id,
-        credential_id=entry.credential_id, credential_scope=entry.credential_scope,
-        provider_slug=entry.provider_slug, model_id=entry.model_id, route_name=entry.route_name,
-        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, usage_source=entry.usage_source,
-        estimated=entry.estimated, status=entry.status, price_input_per_million=entry.price_input_per_million,
-        price_output_per_million=entry.price_output_per_million, price_currency=entry.price_currency,
-        cost=cost_billing / entry.exchange_rate, exchange_rate=entry.exchange_rate,
-        billing_currency=entry.billing_currency, cost_billing=cost_billing, entry_point=entry.entry_point,
-        started_at=entry.started_at, created_at=timezone.now(),
+        request_id=f"{entry.request_id}:fix:{int(time.time() * 1000)}",
+        kind=LedgerEntry.Kind.CORRECTION,
+        corrects=entry,
+        note=note[:200],
+        user_id=entry.user_id,
+        classroom_id=entry.classroom_id,
+        credential_id=entry.credential_id,
+        credential_scope=entry.credential_scope,
+        provider_slug=entry.provider_slug,
+        model_id=entry.model_id,
+        route_name=entry.route_name,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        usage_source=entry.usage_source,
+        estimated=entry.estimated,
+        status=entry.status,
+        price_input_per_million=entry.price_input_per_million,
+        price_output_per_million=entry.price_output_per_million,
+        price_currency=entry.price_currency,
+        cost=cost_billing / entry.exchange_rate,
+        exchange_rate=entry.exchange_rate,
+        billing_currency=entry.billing_currency,
+        cost_billing=cost_billing,
+        entry_point=entry.entry_point,
+        started_at=entry.started_at,
+        created_at=timezone.now(),
     )
 
 
@@ -389,10 +502,15 @@ def usage_rollup(*, since: datetime, until: datetime | None = None) -> dict[str,
     if connection.vendor == "postgresql":
         written = counters.rollup_rebuild_postgresql(start=start, until=until, tz=timezone.get_current_timezone_name())
     else:
-        written = {str(g): _rollup_rebuild_orm(granularity=g, start=start, until=until)
-                   for g in (UsageRollup.Granularity.HOUR, UsageRollup.Granularity.DAY)}
-    job_run_record(name="rollup_usage", duration_ms=int((time.monotonic() - started) * 1000),
-                   detail=f"hour rows {written['hour']}, day rows {written['day']}")
+        written = {
+            str(g): _rollup_rebuild_orm(granularity=g, start=start, until=until)
+            for g in (UsageRollup.Granularity.HOUR, UsageRollup.Granularity.DAY)
+        }
+    job_run_record(
+        name="rollup_usage",
+        duration_ms=int((time.monotonic() - started) * 1000),
+        detail=f"hour rows {written['hour']}, day rows {written['day']}",
+    )
     return written
 
 
@@ -402,25 +520,41 @@ def _rollup_rebuild_orm(*, granularity: str, start: datetime, until: datetime) -
         LedgerEntry.objects.filter(created_at__gte=start, created_at__lt=until)
         .annotate(bucket=Trunc("created_at", granularity, tzinfo=timezone.get_current_timezone()))
         .values("bucket", "user_id", "classroom_id", "model_id")
-        .annotate(requests=Count("id", filter=Q(kind=LedgerEntry.Kind.CHARGE)), prompt=Sum("prompt_tokens"),
-                  completion=Sum("completion_tokens"), cost=Sum("cost_billing"))
+        .annotate(
+            requests=Count("id", filter=Q(kind=LedgerEntry.Kind.CHARGE)),
+            prompt=Sum("prompt_tokens"),
+            completion=Sum("completion_tokens"),
+            cost=Sum("cost_billing"),
+        )
         .order_by()
     )
     with transaction.atomic():
         UsageRollup.objects.filter(granularity=granularity, bucket_start__gte=start, bucket_start__lt=until).delete()
         rows = UsageRollup.objects.bulk_create(
-            (UsageRollup(granularity=granularity, bucket_start=row["bucket"], user_id=row["user_id"],
-                         classroom_id=row["classroom_id"], model_id=row["model_id"], requests=row["requests"],
-                         prompt_tokens=row["prompt"] or 0, completion_tokens=row["completion"] or 0,
-                         cost_billing=row["cost"] or Decimal(0)) for row in grouped.iterator(chunk_size=5000)),
+            (
+                UsageRollup(
+                    granularity=granularity,
+                    bucket_start=row["bucket"],
+                    user_id=row["user_id"],
+                    classroom_id=row["classroom_id"],
+                    model_id=row["model_id"],
+                    requests=row["requests"],
+                    prompt_tokens=row["prompt"] or 0,
+                    completion_tokens=row["completion"] or 0,
+                    cost_billing=row["cost"] or Decimal(0),
+                )
+                for row in grouped.iterator(chunk_size=5000)
+            ),
             batch_size=5000,
         )
     return len(rows)
 
 
 def job_run_record(*, name: str, duration_ms: int, detail: str = "") -> None:
-    JobRun.objects.update_or_create(name=name, defaults={
-        "last_success_at": timezone.now(), "last_duration_ms": duration_ms, "last_detail": detail[:200]})
+    JobRun.objects.update_or_create(
+        name=name,
+        defaults={"last_success_at": timezone.now(), "last_duration_ms": duration_ms, "last_detail": detail[:200]},
+    )
 
 
 # A run keeps its first differences (all are counted and logged); runs are kept this long.
@@ -452,27 +586,41 @@ def ledger_balance_check(*, now: datetime | None = None) -> BalanceCheck:
     duration_ms = int((time.monotonic() - started) * 1000)
     found = len(report.differences)
     check = BalanceCheck.objects.create(
-        checked_at=now, budgets_checked=report.budgets_checked, difference_count=found,
-        differences=report.differences[:BALANCE_CHECK_STORED_DIFFERENCES], duration_ms=duration_ms)
+        checked_at=now,
+        budgets_checked=report.budgets_checked,
+        difference_count=found,
+        differences=report.differences[:BALANCE_CHECK_STORED_DIFFERENCES],
+        duration_ms=duration_ms,
+    )
     BalanceCheck.objects.filter(checked_at__lt=now - BALANCE_CHECK_KEEP).delete()
-    job_run_record(name="ledger_balance", duration_ms=duration_ms,
-                   detail=f"{found} differences in {report.budgets_checked} budgets")
+    job_run_record(
+        name="ledger_balance",
+        duration_ms=duration_ms,
+        detail=f"{found} differences in {report.budgets_checked} budgets",
+    )
     for difference in report.differences[:BALANCE_CHECK_LOGGED_DIFFERENCES]:
-        logger.warning("ledger balance: %(where)s %(budget)s %(field)s is %(found)s, the ledger says %(ledger)s",
-                       difference)
+        logger.warning(
+            "ledger balance: %(where)s %(budget)s %(field)s is %(found)s, the ledger says %(ledger)s", difference
+        )
     if found:
-        logger.warning("ledger balance: %d differences in %d budgets (balance check %d)", found,
-                       report.budgets_checked, check.pk)
+        logger.warning(
+            "ledger balance: %d differences in %d budgets (balance check %d)", found, report.budgets_checked, check.pk
+        )
     return check
 
 
 # Each limit a teacher sets, by the site cap that bounds it (SiteBillingSettings.max_*).
-_SITE_CAPS = {"student_tokens": "max_student_token_limit", "student_cost": "max_student_cost_limit",
-              "rpm": "max_rpm", "tpm": "max_tpm"}
+_SITE_CAPS = {
+    "student_tokens": "max_student_token_limit",
+    "student_cost": "max_student_cost_limit",
+    "rpm": "max_rpm",
+    "tpm": "max_tpm",
+}
 
 
-def _site_caps_errors(*, site: SiteBillingSettings,
-                      limits: dict[str, tuple[str, int | Decimal | None]]) -> dict[str, str]:
+def _site_caps_errors(
+    *, site: SiteBillingSettings, limits: dict[str, tuple[str, int | Decimal | None]]
+) -> dict[str, str]:
     """The one check of the site's caps, for class policies and student overrides alike:
     an error for each field (`limits`: form field -> (kind of limit, value)) whose value
     passes the cap of its kind. None means "no limit", which a capped kind does not allow."""
@@ -484,39 +632,74 @@ def _site_caps_errors(*, site: SiteBillingSettings,
     return errors
 
 
-def quota_policy_validate(*, period: str | None, term_start: object = None, term_end: object = None,
-                          student_token_limit: int | None = None, student_cost_limit: Decimal | None = None,
-                          rpm: int | None = None, tpm: int | None = None) -> None:
+def quota_policy_validate(
+    *,
+    period: str | None,
+    term_start: object = None,
+    term_end: object = None,
+    student_token_limit: int | None = None,
+    student_cost_limit: Decimal | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+) -> None:
     """Raise ValidationError for a class quota the site's caps do not allow, or a term
     without dates. The teachers' page and admin both save through quota_policy_set, which
     runs this; admin's form runs it too, to show the errors on the form."""
-    errors = _site_caps_errors(site=site_billing_settings(), limits={
-        "student_token_limit": ("student_tokens", student_token_limit),
-        "student_cost_limit": ("student_cost", student_cost_limit),
-        "rpm": ("rpm", rpm), "tpm": ("tpm", tpm)})
+    errors = _site_caps_errors(
+        site=site_billing_settings(),
+        limits={
+            "student_token_limit": ("student_tokens", student_token_limit),
+            "student_cost_limit": ("student_cost", student_cost_limit),
+            "rpm": ("rpm", rpm),
+            "tpm": ("tpm", tpm),
+        },
+    )
     if period == Period.TERM and (not term_start or not term_end or term_end < term_start):  # type: ignore[operator]
         errors["term_end"] = str(_("A term needs a start date and an end date after it."))
     if errors:
         raise ValidationError(errors)
 
 
-def quota_policy_set(*, classroom: Classroom, period: str, term_start: object = None, term_end: object = None,
-                     student_token_limit: int | None = None, student_cost_limit: Decimal | None = None,
-                     class_token_pool: int | None = None, class_cost_pool: Decimal | None = None,
-                     rpm: int | None = None, tpm: int | None = None) -> QuotaPolicy:
+def quota_policy_set(
+    *,
+    classroom: Classroom,
+    period: str,
+    term_start: object = None,
+    term_end: object = None,
+    student_token_limit: int | None = None,
+    student_cost_limit: Decimal | None = None,
+    class_token_pool: int | None = None,
+    class_cost_pool: Decimal | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+) -> QuotaPolicy:
     """Set a class's quota. Refuses (ValidationError, nothing written) what the site's caps
     do not allow, and a term without dates. Side effects: the QuotaPolicy row; the cached
     limits of every student dropped in this process (others follow within LIMITS_TTL)."""
-    quota_policy_validate(period=period, term_start=term_start, term_end=term_end,
-                          student_token_limit=student_token_limit, student_cost_limit=student_cost_limit,
-                          rpm=rpm, tpm=tpm)
+    quota_policy_validate(
+        period=period,
+        term_start=term_start,
+        term_end=term_end,
+        student_token_limit=student_token_limit,
+        student_cost_limit=student_cost_limit,
+        rpm=rpm,
+        tpm=tpm,
+    )
     limits_forget()
-    policy, _created = QuotaPolicy.objects.update_or_create(classroom=classroom, defaults={
-        "period": period, "term_start": term_start if period == Period.TERM else None,
-        "term_end": term_end if period == Period.TERM else None, "student_token_limit": student_token_limit,
-        "student_cost_limit": student_cost_limit, "class_token_pool": class_token_pool,
-        "class_cost_pool": class_cost_pool, "rpm": rpm, "tpm": tpm,
-    })
+    policy, _created = QuotaPolicy.objects.update_or_create(
+        classroom=classroom,
+        defaults={
+            "period": period,
+            "term_start": term_start if period == Period.TERM else None,
+            "term_end": term_end if period == Period.TERM else None,
+            "student_token_limit": student_token_limit,
+            "student_cost_limit": student_cost_limit,
+            "class_token_pool": class_token_pool,
+            "class_cost_pool": class_cost_pool,
+            "rpm": rpm,
+            "tpm": tpm,
+        },
+    )
     return policy
 
 
@@ -527,18 +710,26 @@ def quota_policy_delete(*, policy: QuotaPolicy) -> None:
     limits_forget()
 
 
-def student_override_set(*, classroom: Classroom, student: User, token_limit: int | None,
-                         cost_limit: Decimal | None) -> StudentOverride | None:
+def student_override_set(
+    *, classroom: Classroom, student: User, token_limit: int | None, cost_limit: Decimal | None
+) -> StudentOverride | None:
     """Give one student a different limit (both empty: remove the override). Capped by the
     site like the class limits. Side effects: a StudentOverride row created, changed or
     deleted; cached limits dropped."""
     if not classroom_has_student(classroom=classroom, student=student):
         raise ValidationError({"student": str(_("That student is not in this class."))})
     # An empty field keeps the class's limit (it is not "no limit"), so only those given are capped.
-    errors = _site_caps_errors(site=site_billing_settings(), limits={
-        field: (kind, value) for field, kind, value in (("token_limit", "student_tokens", token_limit),
-                                                        ("cost_limit", "student_cost", cost_limit))
-        if value is not None})
+    errors = _site_caps_errors(
+        site=site_billing_settings(),
+        limits={
+            field: (kind, value)
+            for field, kind, value in (
+                ("token_limit", "student_tokens", token_limit),
+                ("cost_limit", "student_cost", cost_limit),
+            )
+            if value is not None
+        },
+    )
     if errors:
         raise ValidationError(errors)
     limits_forget()
@@ -546,5 +737,6 @@ def student_override_set(*, classroom: Classroom, student: User, token_limit: in
         StudentOverride.objects.filter(classroom=classroom, student=student).delete()
         return None
     override, _created = StudentOverride.objects.update_or_create(
-        classroom=classroom, student=student, defaults={"token_limit": token_limit, "cost_limit": cost_limit})
+        classroom=classroom, student=student, defaults={"token_limit": token_limit, "cost_limit": cost_limit}
+    )
     return override

@@ -1,5 +1,6 @@
 """Periodic billing work. Tasks take plain values, call a service, and are safe to run
 twice (rollups rebuild their buckets; the balance check only reads, and records each run)."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta

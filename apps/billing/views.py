@@ -1,4 +1,5 @@
 """Teacher pages for a class's money: quota settings, usage dashboard, CSV export."""
+
 from __future__ import annotations
 
 import csv
@@ -41,9 +42,17 @@ def quota_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
     classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
     policy = QuotaPolicy.objects.filter(classroom=classroom).first()
     site = site_billing_settings()
-    initial = ({k: getattr(policy, k) for k in QuotaPolicyForm.base_fields} if policy else {
-        "period": site.default_period, "student_token_limit": site.default_student_token_limit,
-        "student_cost_limit": site.default_student_cost_limit, "rpm": site.default_rpm, "tpm": site.default_tpm})
+    initial = (
+        {k: getattr(policy, k) for k in QuotaPolicyForm.base_fields}
+        if policy
+        else {
+            "period": site.default_period,
+            "student_token_limit": site.default_student_token_limit,
+            "student_cost_limit": site.default_student_cost_limit,
+            "rpm": site.default_rpm,
+            "tpm": site.default_tpm,
+        }
+    )
     form = QuotaPolicyForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
@@ -56,11 +65,19 @@ def quota_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
                 messages.success(request, _("Quota saved."))
                 return redirect("class-quota", classroom_id=classroom.pk)
         status = 400
-    return render(request, "billing/quota.html", {
-        "classroom": classroom, "form": form, "override_form": StudentOverrideForm(classroom=classroom),
-        "overrides": classroom.quota_overrides.select_related("student").order_by("student__username"),
-        "site": site, "policy": policy,
-    }, status=status)
+    return render(
+        request,
+        "billing/quota.html",
+        {
+            "classroom": classroom,
+            "form": form,
+            "override_form": StudentOverrideForm(classroom=classroom),
+            "overrides": classroom.quota_overrides.select_related("student").order_by("student__username"),
+            "site": site,
+            "policy": policy,
+        },
+        status=status,
+    )
 
 
 @require_POST
@@ -112,19 +129,52 @@ def usage_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
         row["height"] = int(CHART_HEIGHT * tokens / peak_tokens) if peak_tokens else 0
     students = classroom_usage_by_student(classroom=classroom, since=start, until=end)
     rollup = JobRun.objects.filter(name="rollup_usage").first()
-    return render(request, "billing/usage.html", {
-        "classroom": classroom, "form": form, "days": days, "peak": peak, "chart_height": CHART_HEIGHT,
-        "by_model": classroom_usage_by_model(classroom=classroom, since=start, until=end),
-        "top_users": [row for row in students if row["requests"]][:TOP_USERS], "students": students,
-        "currency": site_billing_settings().billing_currency, "start": data["start"], "end": data["end"],
-        "rollup_at": rollup.last_success_at if rollup else None,
-    })
+    return render(
+        request,
+        "billing/usage.html",
+        {
+            "classroom": classroom,
+            "form": form,
+            "days": days,
+            "peak": peak,
+            "chart_height": CHART_HEIGHT,
+            "by_model": classroom_usage_by_model(classroom=classroom, since=start, until=end),
+            "top_users": [row for row in students if row["requests"]][:TOP_USERS],
+            "students": students,
+            "currency": site_billing_settings().billing_currency,
+            "start": data["start"],
+            "end": data["end"],
+            "rollup_at": rollup.last_success_at if rollup else None,
+        },
+    )
 
 
-CSV_HEADER = ["time", "request_id", "kind", "username", "display_name", "provider", "model", "credential_scope",
-              "prompt_tokens", "completion_tokens", "total_tokens", "usage_source", "estimated", "status",
-              "price_input_per_million", "price_output_per_million", "price_currency", "cost", "exchange_rate",
-              "billing_currency", "cost_billing", "first_chunk_ms", "total_ms", "entry_point"]
+CSV_HEADER = [
+    "time",
+    "request_id",
+    "kind",
+    "username",
+    "display_name",
+    "provider",
+    "model",
+    "credential_scope",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "usage_source",
+    "estimated",
+    "status",
+    "price_input_per_million",
+    "price_output_per_million",
+    "price_currency",
+    "cost",
+    "exchange_rate",
+    "billing_currency",
+    "cost_billing",
+    "first_chunk_ms",
+    "total_ms",
+    "entry_point",
+]
 
 
 def _decimal_text(value: Decimal | None) -> str:
@@ -152,15 +202,34 @@ def usage_csv(request: HttpRequest, classroom_id: int) -> HttpResponse:
         yield "\ufeff"  # so spreadsheet programs open the Chinese names as UTF-8
         yield writer.writerow(CSV_HEADER)
         for entry in ledger_for_classroom(classroom=classroom, start=start, end=end).iterator(chunk_size=2000):
-            yield writer.writerow([
-                timezone.localtime(entry.created_at).isoformat(), entry.request_id, entry.kind, entry.user.username,
-                entry.user.display_name, entry.provider_slug, entry.model.name, entry.credential_scope,
-                entry.prompt_tokens, entry.completion_tokens, entry.total_tokens, entry.usage_source,
-                int(entry.estimated), entry.status, _decimal_text(entry.price_input_per_million),
-                _decimal_text(entry.price_output_per_million), entry.price_currency, _decimal_text(entry.cost),
-                _decimal_text(entry.exchange_rate), entry.billing_currency, _decimal_text(entry.cost_billing),
-                entry.first_chunk_ms, entry.total_ms, entry.entry_point,
-            ])
+            yield writer.writerow(
+                [
+                    timezone.localtime(entry.created_at).isoformat(),
+                    entry.request_id,
+                    entry.kind,
+                    entry.user.username,
+                    entry.user.display_name,
+                    entry.provider_slug,
+                    entry.model.name,
+                    entry.credential_scope,
+                    entry.prompt_tokens,
+                    entry.completion_tokens,
+                    entry.total_tokens,
+                    entry.usage_source,
+                    int(entry.estimated),
+                    entry.status,
+                    _decimal_text(entry.price_input_per_million),
+                    _decimal_text(entry.price_output_per_million),
+                    entry.price_currency,
+                    _decimal_text(entry.cost),
+                    _decimal_text(entry.exchange_rate),
+                    entry.billing_currency,
+                    _decimal_text(entry.cost_billing),
+                    entry.first_chunk_ms,
+                    entry.total_ms,
+                    entry.entry_point,
+                ]
+            )
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     name = f"usage-class{classroom.pk}-{form.cleaned_data['start']}-{form.cleaned_data['end']}.csv"

@@ -11,8 +11,16 @@ class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
     can_delete = False
-    fields = ("role", "status", "content", "route_name", "prompt_tokens", "completion_tokens", "usage_review",
-              "created_at")
+    fields = (
+        "role",
+        "status",
+        "content",
+        "route_name",
+        "prompt_tokens",
+        "completion_tokens",
+        "usage_review",
+        "created_at",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
@@ -33,8 +41,18 @@ class ReplyAdmin(admin.ModelAdmin):
     """Replies, read-only, to find the ones whose usage needs review (the ledger has the
     same filter; a reply whose settling failed has no ledger row, only this)."""
 
-    list_display = ("created_at", "conversation", "route_name", "status", "error_code", "prompt_tokens",
-                    "completion_tokens", "usage_source", "usage_review", "request_id")
+    list_display = (
+        "created_at",
+        "conversation",
+        "route_name",
+        "status",
+        "error_code",
+        "prompt_tokens",
+        "completion_tokens",
+        "usage_source",
+        "usage_review",
+        "request_id",
+    )
     list_filter = ("usage_review", "status", "usage_source")
     search_fields = ("request_id", "route_name", "conversation__owner__username")
     list_select_related = ("conversation",)

@@ -1,4 +1,5 @@
 """The chat websocket (/ws/chat/): parse frames, authorize, hand them to the pipeline."""
+
 from __future__ import annotations
 
 import asyncio
@@ -65,9 +66,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.slot = await _off_the_loop(socket_slot_take)(user_id=user.pk, channel_name=self.channel_name)
         if self.slot is None:
             with translation.override(self.language):
-                await self.send_error(ErrorCode.TOO_MANY_SOCKETS, _(
-                    "The chat is open in too many tabs or windows (at most %(n)d). Close one; this page tries "
-                    "again in a moment.") % {"n": settings.CHAT_MAX_SOCKETS_PER_USER})
+                await self.send_error(
+                    ErrorCode.TOO_MANY_SOCKETS,
+                    _(
+                        "The chat is open in too many tabs or windows (at most %(n)d). Close one; this page tries "
+                        "again in a moment."
+                    )
+                    % {"n": settings.CHAT_MAX_SOCKETS_PER_USER},
+                )
             await self.close_with(CLOSE_TOO_MANY_SOCKETS)
             return
         # Accounts closes the user's sockets through this group (logout, deactivation, new
@@ -84,8 +90,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.slot_keeper.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
-            await _off_the_loop(socket_slot_free)(user_id=self.user.pk, channel_name=self.channel_name,
-                                                  slot=self.slot)
+            await _off_the_loop(socket_slot_free)(user_id=self.user.pk, channel_name=self.channel_name, slot=self.slot)
 
     async def keep_slot(self) -> None:
         """While open: refresh the socket's slot (so it does not expire), and rejoin the
@@ -94,8 +99,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         while True:
             await asyncio.sleep(SLOT_REFRESH)
             try:
-                self.slot = await _off_the_loop(socket_slot_keep)(user_id=self.user.pk,
-                                                                  channel_name=self.channel_name, slot=self.slot)
+                self.slot = await _off_the_loop(socket_slot_keep)(
+                    user_id=self.user.pk, channel_name=self.channel_name, slot=self.slot
+                )
                 await self.channel_layer.group_add(self.group, self.channel_name)
             except Exception:  # the cache or Redis is away for a moment: try again next time
                 logger.warning("could not refresh a chat socket's slot", exc_info=True)
@@ -117,8 +123,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Messages formatted on the way (with their bounds filled in) in the page's language.
             with translation.override(self.language):
                 frame = frame_parse(text=text_data)
-                handler = {"chat.send": self.chat_send, "chat.regenerate": self.chat_regenerate,
-                           "chat.stop": self.chat_stop}[frame["type"]]
+                handler = {
+                    "chat.send": self.chat_send,
+                    "chat.regenerate": self.chat_regenerate,
+                    "chat.stop": self.chat_stop,
+                }[frame["type"]]
                 await handler(frame)
         except RequestRefused as exc:
             await self.send_error(exc.code, exc.message)
@@ -137,9 +146,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def start_turn(self, frame: dict[str, Any], *, content: object, regenerate: bool) -> None:
         # Every field is checked as the request is built (params.py): RequestRefused if bad.
-        request = ChatRequest(conversation_id=frame.get("conversation"), model=frame.get("model"),
-                              content=content, params=frame.get("params", {}), max_tokens=frame.get("max_tokens"),
-                              regenerate=regenerate)
+        request = ChatRequest(
+            conversation_id=frame.get("conversation"),
+            model=frame.get("model"),
+            content=content,
+            params=frame.get("params", {}),
+            max_tokens=frame.get("max_tokens"),
+            regenerate=regenerate,
+        )
         if self.turn is not None and not self.turn.done() and not self.turn_ended:
             raise RequestRefused(ErrorCode.BUSY, _("Wait for the current reply to finish, or stop it."))
         self.stop = asyncio.Event()
@@ -169,19 +183,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 if type(event) is Delta:
                     # The hot path: one small JSON encode and straight to the ASGI send.
                     if self.open:
-                        await self.base_send({"type": "websocket.send", "text": DELTA_FRAME_HEAD + json.dumps(
-                            event.text, ensure_ascii=False) + "}"})
+                        await self.base_send(
+                            {
+                                "type": "websocket.send",
+                                "text": DELTA_FRAME_HEAD + json.dumps(event.text, ensure_ascii=False) + "}",
+                            }
+                        )
                 elif type(event) is Started:
-                    await self.relay({"type": "chat.started", "conversation": event.conversation_id,
-                                      "message": event.reply_id})
+                    await self.relay(
+                        {"type": "chat.started", "conversation": event.conversation_id, "message": event.reply_id}
+                    )
                 elif type(event) is Finished:
                     self.turn_ended = True  # the next chat.send may come as soon as this frame is out
                     await self.relay(await finished_frame(event))
                 elif type(event) is Refused:
                     self.turn_ended = True
                     error = event.error
-                    await self.send_error(error.code, error.message, retry_after=error.retry_after,
-                                          reset_at=error.reset_at.isoformat() if error.reset_at else None)
+                    await self.send_error(
+                        error.code,
+                        error.message,
+                        retry_after=error.retry_after,
+                        reset_at=error.reset_at.isoformat() if error.reset_at else None,
+                    )
                     if error.code == ErrorCode.SIGNED_OUT:
                         await self.close_with(CLOSE_SIGNED_OUT)
 
@@ -189,8 +212,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.open:
             await self.send(text_data=json.dumps(frame, ensure_ascii=False))
 
-    async def send_error(self, code: str, message: Promise | str, *, retry_after: int | None = None,
-                         reset_at: str | None = None) -> None:
+    async def send_error(
+        self, code: str, message: Promise | str, *, retry_after: int | None = None, reset_at: str | None = None
+    ) -> None:
         with translation.override(self.language):
             frame: ErrorFrame = {"type": "chat.error", "code": code, "message": str(message)}
         if retry_after is not None:
@@ -207,8 +231,12 @@ async def finished_frame(event: Finished) -> ServerFrame:
     quota = quota_frame_from(event.quota)
     if message.status == Message.Status.FAILED:
         code = error.code if error else ErrorCode.UPSTREAM_ERROR
-        return {"type": "chat.error", "code": code,
-                "message": upstream_message(code=code, credential_scope=outcome.usage.credential_scope), "quota": quota}
+        return {
+            "type": "chat.error",
+            "code": code,
+            "message": upstream_message(code=code, credential_scope=outcome.usage.credential_scope),
+            "quota": quota,
+        }
     frame: DoneFrame = {
         "type": "chat.done",
         "message": message.pk,

@@ -1,4 +1,5 @@
 """What a student reads when a reply ends badly, by error code (webchat.errors.ErrorCode)."""
+
 from __future__ import annotations
 
 from django.utils.functional import Promise
@@ -13,10 +14,13 @@ UPSTREAM_MESSAGES: dict[str, Promise] = {
     ErrorCode.UPSTREAM_BLOCKED: _("The provider's address is on a private network, which is not allowed."),
     ErrorCode.UPSTREAM_TIMEOUT: _("The provider took too long to answer. Try again."),
     ErrorCode.UPSTREAM_UNREACHABLE: _("The provider could not be reached. Try again later."),
-    ErrorCode.UPSTREAM_DROPPED: _("The provider's reply broke off (the connection dropped, or it sent something "
-                                  "that is not a valid reply). What arrived was saved."),
-    ErrorCode.UPSTREAM_TOO_LARGE: _("The provider's reply was longer than this site allows, so it was cut off. What "
-                                    "arrived was saved."),
+    ErrorCode.UPSTREAM_DROPPED: _(
+        "The provider's reply broke off (the connection dropped, or it sent something "
+        "that is not a valid reply). What arrived was saved."
+    ),
+    ErrorCode.UPSTREAM_TOO_LARGE: _(
+        "The provider's reply was longer than this site allows, so it was cut off. What arrived was saved."
+    ),
     ErrorCode.UPSTREAM_REJECTED: _("The provider refused this request."),
     ErrorCode.UPSTREAM_ERROR: _("The provider had an error. Try again."),
     ErrorCode.INTERNAL_ERROR: _("Something went wrong on the server. What arrived was saved."),
@@ -29,5 +33,3 @@ def upstream_message(*, code: str, credential_scope: str) -> str:
     if code == ErrorCode.UPSTREAM_AUTH_FAILED and credential_scope == "user":
         return str(OWN_KEY_REJECTED)
     return str(UPSTREAM_MESSAGES.get(code, UPSTREAM_MESSAGES[ErrorCode.UPSTREAM_ERROR]))
-
-

@@ -4,6 +4,7 @@ The completion pipeline speaks in these frames whatever the entry point; the con
 them as they are. Frames from the browser are parsed here (frame_parse) and their fields
 checked where every entry point checks them (params.py, through ChatRequest).
 """
+
 from __future__ import annotations
 
 import json
@@ -55,9 +56,12 @@ class QuotaFrame(TypedDict):
 
 def quota_frame_from(status: QuotaStatus) -> QuotaFrame:
     return {
-        "tokens_used": status.tokens_used, "token_limit": status.token_limit, "cost_used": str(status.cost_used),
+        "tokens_used": status.tokens_used,
+        "token_limit": status.token_limit,
+        "cost_used": str(status.cost_used),
         "cost_limit": str(status.cost_limit) if status.cost_limit is not None else None,
-        "currency": status.currency, "reset_at": status.reset_at.isoformat() if status.reset_at else None,
+        "currency": status.currency,
+        "reset_at": status.reset_at.isoformat() if status.reset_at else None,
         "percent_used": status.percent_used,
     }
 

@@ -67,15 +67,20 @@ class Message(models.Model):
     route_name = models.CharField(_("route"), max_length=300, blank=True)
     credential_scope = models.CharField(_("key scope"), max_length=16, blank=True)
     credential = models.ForeignKey(
-        "providers.Credential", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        "providers.Credential",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         verbose_name=_("key"),
     )
     prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
     usage_source = models.CharField(_("usage source"), max_length=16, choices=UsageSource.choices, blank=True)
     # As on the reply's ledger row; `unsettled` only here (settling failed, so there is no row).
-    usage_review = models.CharField(_("usage to review"), max_length=16, choices=UsageReview.choices, blank=True,
-                                    default="")
+    usage_review = models.CharField(
+        _("usage to review"), max_length=16, choices=UsageReview.choices, blank=True, default=""
+    )
     cost = models.DecimalField(_("cost"), max_digits=20, decimal_places=10, null=True, blank=True)
     currency = models.CharField(_("currency"), max_length=3, blank=True)
     error_code = models.CharField(_("error code"), max_length=64, blank=True)

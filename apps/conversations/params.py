@@ -10,6 +10,7 @@ Bounds are the OpenAI API's documented ones. A value outside them would only com
 an upstream 400 after a hold was taken and a failed reply saved; a NaN or an infinity
 cannot even be sent as JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,18 +43,27 @@ RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
 def _number_between(low: float, high: float) -> Callable[[str, object], float | int]:
     def clean(name: str, value: object) -> float | int:
         # NaN and the infinities fail the range test too; an int may be too large for a float.
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high):
-            raise RequestRefused(ErrorCode.BAD_REQUEST, _("'%(name)s' must be a number from %(low)s to %(high)s.")
-                                 % {"name": name, "low": low, "high": high}, param=name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not math.isfinite(value))
+            or not low <= value <= high
+        ):
+            raise RequestRefused(
+                ErrorCode.BAD_REQUEST,
+                _("'%(name)s' must be a number from %(low)s to %(high)s.") % {"name": name, "low": low, "high": high},
+                param=name,
+            )
         return value
+
     return clean
 
 
 def _seed(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value <= MAX_ID:
-        raise RequestRefused(ErrorCode.BAD_REQUEST, _("'seed' must be a whole number from -2^63 to 2^63-1."),
-                             param=name)
+        raise RequestRefused(
+            ErrorCode.BAD_REQUEST, _("'seed' must be a whole number from -2^63 to 2^63-1."), param=name
+        )
     return value
 
 
@@ -61,17 +71,25 @@ def _stop(name: str, value: object) -> str | list[str]:
     given = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     sequences = [s for s in given if isinstance(s, str) and 1 <= len(s) <= STOP_MAX_CHARS and text_is_sendable(s)]
     if not 1 <= len(given) <= STOP_MAX_SEQUENCES or len(sequences) != len(given):
-        raise RequestRefused(ErrorCode.BAD_REQUEST, _(
-            "'stop' must be a string or a list of at most %(n)d strings, each of 1 to %(chars)d characters.")
-            % {"n": STOP_MAX_SEQUENCES, "chars": STOP_MAX_CHARS}, param=name)
+        raise RequestRefused(
+            ErrorCode.BAD_REQUEST,
+            _("'stop' must be a string or a list of at most %(n)d strings, each of 1 to %(chars)d characters.")
+            % {"n": STOP_MAX_SEQUENCES, "chars": STOP_MAX_CHARS},
+            param=name,
+        )
     return sequences[0] if isinstance(value, str) else sequences
 
 
 def _response_format(name: str, value: object) -> dict[str, Any]:
-    refused = RequestRefused(ErrorCode.BAD_REQUEST, _(
-        "'response_format' must have the type text, json_object or json_schema; a json_schema needs a name "
-        "(letters, digits, _ and -) and a schema object of at most %(chars)d characters.")
-        % {"chars": SCHEMA_MAX_CHARS}, param=name)
+    refused = RequestRefused(
+        ErrorCode.BAD_REQUEST,
+        _(
+            "'response_format' must have the type text, json_object or json_schema; a json_schema needs a name "
+            "(letters, digits, _ and -) and a schema object of at most %(chars)d characters."
+        )
+        % {"chars": SCHEMA_MAX_CHARS},
+        param=name,
+    )
     if not isinstance(value, dict) or value.get("type") not in RESPONSE_FORMAT_TYPES:
         raise refused
     if value["type"] != "json_schema":
@@ -81,11 +99,14 @@ def _response_format(name: str, value: object) -> dict[str, Any]:
     spec = value.get("json_schema")
     if set(value) != {"type", "json_schema"} or not isinstance(spec, dict):
         raise refused
-    if (not set(spec) <= {"name", "schema", "strict", "description"}
-            or not isinstance(spec.get("name"), str) or not SCHEMA_NAME.match(spec["name"])
-            or not isinstance(spec.get("schema"), dict)
-            or not isinstance(spec.get("strict", False), bool)
-            or not isinstance(spec.get("description", ""), str)):
+    if (
+        not set(spec) <= {"name", "schema", "strict", "description"}
+        or not isinstance(spec.get("name"), str)
+        or not SCHEMA_NAME.match(spec["name"])
+        or not isinstance(spec.get("schema"), dict)
+        or not isinstance(spec.get("strict", False), bool)
+        or not isinstance(spec.get("description", ""), str)
+    ):
         raise refused
     json_value_check(value)
     if len(json.dumps(spec["schema"], ensure_ascii=False)) > SCHEMA_MAX_CHARS:
@@ -117,8 +138,9 @@ def params_clean(*, params: object) -> dict[str, Any]:
         check = PASSTHROUGH_PARAMS.get(name)
         if check is None:
             shown = name[:40] if text_is_sendable(name) else "?"
-            raise RequestRefused(ErrorCode.BAD_REQUEST, _("Unsupported parameter: %(name)s.") % {"name": shown},
-                                 param=shown)
+            raise RequestRefused(
+                ErrorCode.BAD_REQUEST, _("Unsupported parameter: %(name)s.") % {"name": shown}, param=shown
+            )
         cleaned[name] = check(name, value)
     return cleaned
 
@@ -129,8 +151,11 @@ def max_tokens_clean(*, value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS_CEILING:
-        raise RequestRefused(ErrorCode.BAD_REQUEST, _("'max_tokens' must be a whole number from 1 to %(n)d.")
-                             % {"n": MAX_TOKENS_CEILING}, param="max_tokens")
+        raise RequestRefused(
+            ErrorCode.BAD_REQUEST,
+            _("'max_tokens' must be a whole number from 1 to %(n)d.") % {"n": MAX_TOKENS_CEILING},
+            param="max_tokens",
+        )
     return value
 
 
@@ -175,7 +200,8 @@ def json_value_check(value: object) -> None:
             raise RequestRefused(ErrorCode.BAD_REQUEST, _("Numbers must be finite (no NaN or Infinity)."))
         elif isinstance(item, (dict, list)):
             if depth > MAX_NESTING:
-                raise RequestRefused(ErrorCode.BAD_REQUEST,
-                                     _("The request nests deeper than %(n)d levels.") % {"n": MAX_NESTING})
+                raise RequestRefused(
+                    ErrorCode.BAD_REQUEST, _("The request nests deeper than %(n)d levels.") % {"n": MAX_NESTING}
+                )
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             pending.extend((child, depth + 1) for child in children)

@@ -17,6 +17,7 @@ Events: Refused (nothing was written) | Started, Delta*, Finished. Setting `stop
 call; what arrived is saved and billed (`stopped`). A caller that goes away simply stops
 iterating, or cancels its task: the reply is still saved as `stopped`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -98,6 +99,7 @@ class ChatRequest:
 
 # --- events --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Refused:
     """The request was refused before anything was written or called."""
@@ -133,6 +135,7 @@ Event = Refused | Started | Delta | Finished
 
 # --- prepare: steps 1-3 ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PreparedTurn:
     user: User
@@ -165,13 +168,17 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
         # A class's conversations go on only while the class is open and the student in it
         # (checked on every turn: a socket or a key may outlive an archive or a removal).
         if conversation.classroom_id is not None and not classroom_open_to_student(
-                classroom_id=conversation.classroom_id, student=user):
-            raise RequestRefused(ErrorCode.CLASS_CLOSED, _(
-                "This conversation's class is archived, or you are no longer in it. Start a new conversation."))
+            classroom_id=conversation.classroom_id, student=user
+        ):
+            raise RequestRefused(
+                ErrorCode.CLASS_CLOSED,
+                _("This conversation's class is archived, or you are no longer in it. Start a new conversation."),
+            )
     if request.regenerate:
         if conversation is None:
-            raise RequestRefused(ErrorCode.BAD_REQUEST, _("Say which conversation to regenerate."),
-                                 param="conversation")
+            raise RequestRefused(
+                ErrorCode.BAD_REQUEST, _("Say which conversation to regenerate."), param="conversation"
+            )
         history, content = conversation_prompt_history_before_last_question(conversation=conversation)
         if content is None:
             raise RequestRefused(ErrorCode.BAD_REQUEST, _("There is no question to answer again."))
@@ -193,23 +200,43 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
     try:
         routes = routes_for_request(model=model, user=user, classroom=classroom)
     except NoRoute:
-        raise RequestRefused(ErrorCode.NO_CREDENTIAL,
-                             _("There is no key for this model yet. Tell your teacher.")) from None
+        raise RequestRefused(
+            ErrorCode.NO_CREDENTIAL, _("There is no key for this model yet. Tell your teacher.")
+        ) from None
     class_limit = classroom.max_reply_tokens if classroom else None
-    max_tokens = min(request.max_tokens or class_limit or settings.CHAT_DEFAULT_MAX_TOKENS,
-                     class_limit or model.max_output_tokens, model.max_output_tokens)
+    max_tokens = min(
+        request.max_tokens or class_limit or settings.CHAT_DEFAULT_MAX_TOKENS,
+        class_limit or model.max_output_tokens,
+        model.max_output_tokens,
+    )
     # The class instructions go first in every conversation (students see them on the page).
-    instructions = [{"role": "system", "content": classroom.system_prompt}] if classroom and classroom.system_prompt else []
+    instructions = (
+        [{"role": "system", "content": classroom.system_prompt}] if classroom and classroom.system_prompt else []
+    )
     messages = instructions + history + [{"role": "user", "content": content}]
     request_id = uuid.uuid4().hex
     prompt = count_prompt_tokens(messages=messages, model_name=model.name)
     # 3 reserve: the hold and the turn's first rows commit together or not at all (a
     # refused hold, quota_exceeded or rate_limited, goes to the caller as it is).
     with transaction.atomic():
-        hold_take(request_id=request_id, user=user, classroom=classroom, model=model,
-                  prompt_tokens=prompt.tokens, max_tokens=max_tokens, entry_point=request.entry_point)
-        rows = turn_begin(user=user, conversation=conversation, classroom=classroom, model=model,
-                          content=content, request_id=request_id, ask_again=request.regenerate)
+        hold_take(
+            request_id=request_id,
+            user=user,
+            classroom=classroom,
+            model=model,
+            prompt_tokens=prompt.tokens,
+            max_tokens=max_tokens,
+            entry_point=request.entry_point,
+        )
+        rows = turn_begin(
+            user=user,
+            conversation=conversation,
+            classroom=classroom,
+            model=model,
+            content=content,
+            request_id=request_id,
+            ask_again=request.regenerate,
+        )
     return PreparedTurn(
         user=user,
         conversation_id=rows.conversation.pk,
@@ -225,6 +252,7 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
 
 
 # --- finish: steps 6-7 ---------------------------------------------------------------------------
+
 
 @dataclass
 class _Reply:
@@ -258,34 +286,45 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, started: float) -> TurnOutcom
         # it never reports) and to check its report against when it does.
         model_name = reply.route.model_name
         # Counted once already for the hold; again only if failover changed the model.
-        prompt = (turn.prompt if model_name == turn.route.model_name
-                  else count_prompt_tokens(messages=turn.messages, model_name=model_name))
+        prompt = (
+            turn.prompt
+            if model_name == turn.route.model_name
+            else count_prompt_tokens(messages=turn.messages, model_name=model_name)
+        )
         completion = count_text_tokens(text=reply.text, model_name=model_name)
         prompt_tokens, completion_tokens = prompt.tokens, completion.tokens if reply.parts else 0
         source, estimated = Message.UsageSource.COUNTED, prompt.estimated
         if usage is not None:
-            billed = usage_reconcile(reported_prompt=usage.prompt_tokens,
-                                     reported_completion=usage.completion_tokens, counted_prompt=prompt_tokens,
-                                     counted_completion=completion_tokens, estimated=completion.estimated)
+            billed = usage_reconcile(
+                reported_prompt=usage.prompt_tokens,
+                reported_completion=usage.completion_tokens,
+                counted_prompt=prompt_tokens,
+                counted_completion=completion_tokens,
+                estimated=completion.estimated,
+            )
             prompt_tokens, completion_tokens = billed.prompt_tokens, billed.completion_tokens
             source, review = billed.usage_source, billed.usage_review
             estimated = estimated and source == Message.UsageSource.COUNTED
     error = reply.error
-    return TurnOutcome(content=reply.text, error_code=error.code if error else "", usage=ReplyUsage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        usage_source=source,
-        estimated=estimated,
-        status=reply.status,
-        route_name=reply.route.route_name,
-        provider_slug=reply.route.provider_slug,
-        credential_id=reply.route.credential_id,
-        credential_scope=reply.route.credential_scope,
-        first_chunk_ms=reply.first_chunk_ms,
-        total_ms=int((time.monotonic() - started) * 1000),
-        model_id=reply.route.model_id,
-        usage_review=review,
-    ))
+    return TurnOutcome(
+        content=reply.text,
+        error_code=error.code if error else "",
+        usage=ReplyUsage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            usage_source=source,
+            estimated=estimated,
+            status=reply.status,
+            route_name=reply.route.route_name,
+            provider_slug=reply.route.provider_slug,
+            credential_id=reply.route.credential_id,
+            credential_scope=reply.route.credential_scope,
+            first_chunk_ms=reply.first_chunk_ms,
+            total_ms=int((time.monotonic() - started) * 1000),
+            model_id=reply.route.model_id,
+            usage_review=review,
+        ),
+    )
 
 
 def turn_close(*, turn: PreparedTurn, reply: _Reply, started: float) -> Finished:
@@ -328,8 +367,9 @@ class _StopSwitch:
             self.watch.cancel()
 
 
-async def completion_run(*, identify: Identify, request: ChatRequest,
-                         stop: asyncio.Event | None = None) -> AsyncIterator[Event]:
+async def completion_run(
+    *, identify: Identify, request: ChatRequest, stop: asyncio.Event | None = None
+) -> AsyncIterator[Event]:
     """Serve one chat request end to end, as events.
 
     Side effects: the hold, Conversation/Message rows (prepare), the ledger row and the
@@ -348,8 +388,9 @@ async def completion_run(*, identify: Identify, request: ChatRequest,
     try:
         yield Started(conversation_id=turn.conversation_id, reply_id=turn.reply_id, request_id=turn.request_id)
         # 4 call, 5 relay
-        call = providers.stream(routes=turn.routes, messages=turn.messages, max_tokens=turn.max_tokens,
-                                params=turn.params)
+        call = providers.stream(
+            routes=turn.routes, messages=turn.messages, max_tokens=turn.max_tokens, params=turn.params
+        )
         try:
             while not switch.requested:
                 switch.waiting = True

@@ -1,4 +1,5 @@
 """Reads for conversations. Every lookup a user can influence is scoped to that user."""
+
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
@@ -19,7 +20,8 @@ def conversation_list_for_user(*, user: User, search: str = "") -> QuerySet[Conv
     search = search.strip()
     if search:
         conversations = conversations.filter(
-            Q(title__icontains=search) | Q(messages__content__icontains=search)).distinct()
+            Q(title__icontains=search) | Q(messages__content__icontains=search)
+        ).distinct()
     return conversations
 
 
@@ -27,7 +29,8 @@ def conversation_get_for_user(*, user: User, conversation_id: int) -> Conversati
     """The user's own conversation; 404 for anyone else's, a deleted or a missing one."""
     conversation = (
         Conversation.objects.filter(pk=conversation_id, owner=user, deleted_at__isnull=True)
-        .select_related("model__provider", "classroom").first()
+        .select_related("model__provider", "classroom")
+        .first()
     )
     if conversation is None:
         raise Http404("No such conversation.")
@@ -39,7 +42,8 @@ def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
 
 
 def conversation_prompt_history_before_last_question(
-        *, conversation: Conversation) -> tuple[list[dict[str, str]], str | None]:
+    *, conversation: Conversation
+) -> tuple[list[dict[str, str]], str | None]:
     """For "regenerate": the history before the last question, and that question."""
     history = conversation_prompt_history(conversation=conversation)
     while history and history[-1]["role"] != Message.Role.USER:
@@ -54,16 +58,20 @@ def conversation_get_for_teacher(*, teacher: User, conversation_id: int) -> Conv
     read conversations; 404 otherwise."""
     conversation = (
         Conversation.objects.filter(pk=conversation_id, classroom__teachers=teacher, classroom__teacher_can_read=True)
-        .select_related("owner", "classroom", "model__provider").first()
+        .select_related("owner", "classroom", "model__provider")
+        .first()
     )
     if conversation is None:
         raise Http404("No such conversation.")
     return conversation
 
 
-def conversations_of_student_for_teacher(*, teacher: User, classroom_id: int, student_id: int) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(classroom_id=classroom_id, classroom__teachers=teacher,
-                                       classroom__teacher_can_read=True, owner_id=student_id).order_by("-updated_at")
+def conversations_of_student_for_teacher(
+    *, teacher: User, classroom_id: int, student_id: int
+) -> QuerySet[Conversation]:
+    return Conversation.objects.filter(
+        classroom_id=classroom_id, classroom__teachers=teacher, classroom__teacher_can_read=True, owner_id=student_id
+    ).order_by("-updated_at")
 
 
 def conversation_prompt_history(*, conversation: Conversation) -> list[dict[str, str]]:

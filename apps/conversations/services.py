@@ -3,6 +3,7 @@
 A turn writes twice: once when it begins (the student's message and the reply's row, so the
 reply has an id to stream under) and once when it ends. Nothing is written per chunk.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,16 @@ class TurnRows:
 
 # Part of the turn's one transaction (with the hold): no savepoint of its own to pay for.
 @transaction.atomic(savepoint=False)
-def turn_begin(*, user: User, conversation: Conversation | None, classroom: Classroom | None,
-               model: ChatModel, content: str, request_id: str, ask_again: bool = False) -> TurnRows:
+def turn_begin(
+    *,
+    user: User,
+    conversation: Conversation | None,
+    classroom: Classroom | None,
+    model: ChatModel,
+    content: str,
+    request_id: str,
+    ask_again: bool = False,
+) -> TurnRows:
     """Record the student's message (unless the last question is asked again) and an
     empty reply in state `streaming`.
 
@@ -62,8 +71,9 @@ def turn_begin(*, user: User, conversation: Conversation | None, classroom: Clas
         user_message = conversation.messages.filter(role=Message.Role.USER).order_by("-id").first()
         reply.save(force_insert=True)
     else:
-        user_message = Message(conversation=conversation, role=Message.Role.USER, content=content,
-                               request_id=request_id)
+        user_message = Message(
+            conversation=conversation, role=Message.Role.USER, content=content, request_id=request_id
+        )
         Message.objects.bulk_create([user_message, reply])  # one INSERT; both get their ids
     return TurnRows(conversation=conversation, user_message=user_message, reply=reply)
 
@@ -96,11 +106,21 @@ def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Mess
     except Exception:
         logger.exception("settling %s failed; the reply is saved unsettled and its hold released", request_id)
         hold_release(request_id=request_id)
-        billed = {"cost": None, "currency": "", "prompt_tokens": None, "completion_tokens": None,
-                  "usage_review": Message.UsageReview.UNSETTLED}
+        billed = {
+            "cost": None,
+            "currency": "",
+            "prompt_tokens": None,
+            "completion_tokens": None,
+            "usage_review": Message.UsageReview.UNSETTLED,
+        }
     else:
-        billed = {"cost": entry.cost_billing, "currency": entry.billing_currency, "prompt_tokens": entry.prompt_tokens,
-                  "completion_tokens": entry.completion_tokens, "usage_review": entry.usage_review}
+        billed = {
+            "cost": entry.cost_billing,
+            "currency": entry.billing_currency,
+            "prompt_tokens": entry.prompt_tokens,
+            "completion_tokens": entry.completion_tokens,
+            "usage_review": entry.usage_review,
+        }
     usage = outcome.usage
     updated = Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
         **billed,
@@ -128,26 +148,42 @@ def turns_expire_stale(*, now: datetime | None = None) -> int:
     no text) and settle their holds for the counted prompt. Returns how many."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.HOLD_EXPIRY_SECONDS)
-    stale = Message.objects.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING,
-                                   created_at__lt=cutoff).select_related("model__provider")
+    stale = Message.objects.filter(
+        role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, created_at__lt=cutoff
+    ).select_related("model__provider")
     count = 0
     for reply in stale:
         hold = Hold.objects.filter(request_id=reply.request_id).first()
         count += 1
         if hold is None:  # nothing was reserved, so nothing to settle: just label it
             Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(
-                status=Message.Status.INTERRUPTED, error_code=ErrorCode.WORKER_LOST, finished_at=now)
+                status=Message.Status.INTERRUPTED, error_code=ErrorCode.WORKER_LOST, finished_at=now
+            )
             continue
         prompt_tokens = hold.prompt_tokens
         model = reply.model
-        turn_finish(reply_id=reply.pk, request_id=reply.request_id, outcome=TurnOutcome(
-            content="", error_code=ErrorCode.WORKER_LOST, usage=ReplyUsage(
-                prompt_tokens=prompt_tokens, completion_tokens=0, usage_source=Message.UsageSource.COUNTED,
-                estimated=True, status=Message.Status.INTERRUPTED, route_name=reply.route_name,
-                provider_slug=model.provider.slug if model else "", credential_id=reply.credential_id,
-                credential_scope=reply.credential_scope, first_chunk_ms=None,
-                total_ms=int((now - reply.created_at).total_seconds() * 1000), model_id=reply.model_id),
-        ))
+        turn_finish(
+            reply_id=reply.pk,
+            request_id=reply.request_id,
+            outcome=TurnOutcome(
+                content="",
+                error_code=ErrorCode.WORKER_LOST,
+                usage=ReplyUsage(
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=0,
+                    usage_source=Message.UsageSource.COUNTED,
+                    estimated=True,
+                    status=Message.Status.INTERRUPTED,
+                    route_name=reply.route_name,
+                    provider_slug=model.provider.slug if model else "",
+                    credential_id=reply.credential_id,
+                    credential_scope=reply.credential_scope,
+                    first_chunk_ms=None,
+                    total_ms=int((now - reply.created_at).total_seconds() * 1000),
+                    model_id=reply.model_id,
+                ),
+            ),
+        )
     return count
 
 

@@ -9,6 +9,7 @@ process that dies without running disconnect() frees its slots within that time.
 
 Plain functions doing blocking cache I/O: the consumer runs them off the event loop.
 """
+
 from __future__ import annotations
 
 from django.conf import settings

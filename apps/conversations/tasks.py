@@ -1,5 +1,6 @@
 """Periodic conversation work. Safe to run twice: each stale reply and each hold is claimed
 with a conditional UPDATE, so a second run finds nothing left to do."""
+
 from __future__ import annotations
 
 import time

@@ -9,7 +9,10 @@ urlpatterns = [
     path("c/<int:conversation_id>/", views.chat, name="conversation"),
     path("c/<int:conversation_id>/rename/", views.rename, name="conversation-rename"),
     path("c/<int:conversation_id>/delete/", views.delete, name="conversation-delete"),
-    path("classes/<int:classroom_id>/students/<int:student_id>/conversations/", views.student_conversations,
-         name="teacher-student-conversations"),
+    path(
+        "classes/<int:classroom_id>/students/<int:student_id>/conversations/",
+        views.student_conversations,
+        name="teacher-student-conversations",
+    ),
     path("read/<int:conversation_id>/", views.teacher_read, name="teacher-read"),
 ]

@@ -30,8 +30,9 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
     )
     classroom = conversation.classroom if conversation else classroom_for_student(user=request.user)
     models = chat_models_offered_to(user=request.user, classroom=classroom)
-    preferred = (conversation.model if conversation and conversation.model
-                 else classroom_default_model(classroom=classroom))
+    preferred = (
+        conversation.model if conversation and conversation.model else classroom_default_model(classroom=classroom)
+    )
     selected = preferred.route_name if preferred and preferred in models else (models[0].route_name if models else "")
     search = request.GET.get("q", "")[:100]
     return render(
@@ -77,10 +78,14 @@ def student_conversations(request: HttpRequest, classroom_id: int, student_id: i
     student = classroom_student_get(classroom=classroom, student_id=student_id)
     if not classroom.teacher_can_read:
         raise Http404("No such student.")
-    conversations = conversations_of_student_for_teacher(teacher=request.user, classroom_id=classroom.pk,
-                                                         student_id=student.pk)
-    return render(request, "conversations/teacher_list.html",
-                  {"classroom": classroom, "student": student, "conversations": conversations})
+    conversations = conversations_of_student_for_teacher(
+        teacher=request.user, classroom_id=classroom.pk, student_id=student.pk
+    )
+    return render(
+        request,
+        "conversations/teacher_list.html",
+        {"classroom": classroom, "student": student, "conversations": conversations},
+    )
 
 
 @require_GET
@@ -88,7 +93,15 @@ def student_conversations(request: HttpRequest, classroom_id: int, student_id: i
 def teacher_read(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """A teacher reads a student's conversation, read-only; every read is recorded."""
     conversation = conversation_get_for_teacher(teacher=request.user, conversation_id=conversation_id)
-    audit_record(actor=request.user, action=AuditEvent.Action.READ_CONVERSATION, classroom=conversation.classroom,
-                 subject=conversation.owner, detail=f"conversation {conversation.pk}")
-    return render(request, "conversations/teacher_read.html",
-                  {"conversation": conversation, "chat_messages": conversation_messages(conversation=conversation)})
+    audit_record(
+        actor=request.user,
+        action=AuditEvent.Action.READ_CONVERSATION,
+        classroom=conversation.classroom,
+        subject=conversation.owner,
+        detail=f"conversation {conversation.pk}",
+    )
+    return render(
+        request,
+        "conversations/teacher_read.html",
+        {"conversation": conversation, "chat_messages": conversation_messages(conversation=conversation)},
+    )

@@ -38,8 +38,17 @@ class ChatModelInline(admin.TabularInline):
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name_en", "name_zh", "base_url", "auth_style", "env_key_var", "is_demo", "enabled",
-                    "sort_order")
+    list_display = (
+        "slug",
+        "name_en",
+        "name_zh",
+        "base_url",
+        "auth_style",
+        "env_key_var",
+        "is_demo",
+        "enabled",
+        "sort_order",
+    )
     list_filter = ("enabled", "auth_style", "is_demo")
     search_fields = ("slug", "name_en", "name_zh")
     inlines = [ChatModelInline]
@@ -95,8 +104,9 @@ class ClassModelAccessAdminForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         try:  # the teachers' page's rule, so admin cannot save a default the class does not allow
-            class_models_validate(allowed_models=list(data.get("allowed_models") or []),
-                                  default_model=data.get("default_model"))
+            class_models_validate(
+                allowed_models=list(data.get("allowed_models") or []), default_model=data.get("default_model")
+            )
         except ValidationError as exc:
             form_add_service_errors(self, exc)
         return data
@@ -117,8 +127,11 @@ class CredentialAdminForm(forms.ModelForm):
     """Keys are write-only here too: entering one seals it through the service; the stored
     value is never put back into the form."""
 
-    api_key = KeyField(label=_("API key"), required=False,
-                       help_text=_("Required for a new key. On an existing key, entering one replaces it."))
+    api_key = KeyField(
+        label=_("API key"),
+        required=False,
+        help_text=_("Required for a new key. On an existing key, entering one replaces it."),
+    )
     secret_key = KeyField(label=_("Secret Key (ERNIE only)"), required=False)
 
     class Meta:
@@ -136,14 +149,22 @@ class CredentialAdminForm(forms.ModelForm):
         if provider is not None and scope:
             for check in (
                 lambda: base_url_clean(provider=provider, base_url=data.get("base_url", ""), scope=scope),
-                lambda: data.get("api_key") and key_material_clean(
-                    provider=provider, api_key=data["api_key"], secret_key=data.get("secret_key", "")),
+                lambda: (
+                    data.get("api_key")
+                    and key_material_clean(
+                        provider=provider, api_key=data["api_key"], secret_key=data.get("secret_key", "")
+                    )
+                ),
             ):
                 try:
                     check()
                 except ValidationError as exc:
                     form_add_service_errors(self, exc)
-        if self.instance.pk is not None and data.get("base_url", "") != self.instance.base_url and not data.get("api_key"):
+        if (
+            self.instance.pk is not None
+            and data.get("base_url", "") != self.instance.base_url
+            and not data.get("api_key")
+        ):
             self.add_error("api_key", _("A key is bound to its base URL: enter the key again to change the URL."))
         return data
 
@@ -151,12 +172,31 @@ class CredentialAdminForm(forms.ModelForm):
 @admin.register(Credential)
 class CredentialAdmin(admin.ModelAdmin):
     form = CredentialAdminForm
-    list_display = ("provider", "masked", "scope", "classroom", "owner", "base_url", "status", "opens",
-                    "last_check_result", "last_checked_at", "created_at")
+    list_display = (
+        "provider",
+        "masked",
+        "scope",
+        "classroom",
+        "owner",
+        "base_url",
+        "status",
+        "opens",
+        "last_check_result",
+        "last_checked_at",
+        "created_at",
+    )
     list_filter = ("status", "scope", "provider")
     search_fields = ("label", "last4", "provider__slug", "classroom__name", "owner__username")
-    readonly_fields = ("masked", "kek_id", "status", "last_error", "last_checked_at", "last_check_result",
-                       "created_at", "revoked_at")
+    readonly_fields = (
+        "masked",
+        "kek_id",
+        "status",
+        "last_error",
+        "last_checked_at",
+        "last_check_result",
+        "created_at",
+        "revoked_at",
+    )
     raw_id_fields = ("owner", "classroom")
     actions = ["test_keys", "revoke_keys"]
 
@@ -164,8 +204,13 @@ class CredentialAdmin(admin.ModelAdmin):
     # included), for the POST fields and for the locals of everything below this view.
     @method_decorator(sensitive_post_parameters(*KEY_FIELDS))
     @method_decorator(sensitive_variables())
-    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
-                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Credential | None = None) -> tuple[str, ...]:
@@ -190,15 +235,24 @@ class CredentialAdmin(admin.ModelAdmin):
         try:
             if not change:
                 created = credential_create(
-                    actor=request.user, provider=data["provider"], scope=data["scope"], api_key=data["api_key"],
-                    secret_key=data.get("secret_key", ""), base_url=data.get("base_url", ""),
-                    label=data.get("label", ""), classroom=data.get("classroom"),
+                    actor=request.user,
+                    provider=data["provider"],
+                    scope=data["scope"],
+                    api_key=data["api_key"],
+                    secret_key=data.get("secret_key", ""),
+                    base_url=data.get("base_url", ""),
+                    label=data.get("label", ""),
+                    classroom=data.get("classroom"),
                 )
                 # The admin goes on with `obj` (its log entry and redirect): make it the saved row.
                 obj.__dict__.update({k: v for k, v in created.__dict__.items() if not k.startswith("_")})
             elif data.get("api_key"):
-                credential_replace(credential=obj, api_key=data["api_key"], secret_key=data.get("secret_key", ""),
-                                   base_url=data.get("base_url", ""))
+                credential_replace(
+                    credential=obj,
+                    api_key=data["api_key"],
+                    secret_key=data.get("secret_key", ""),
+                    base_url=data.get("base_url", ""),
+                )
             else:
                 obj.save(update_fields=["label", "owner", "classroom"])
         except ValidationError as exc:

@@ -2,9 +2,10 @@
 (and re-applied by `seed_demo` for the demo provider). Admins edit it in Django admin
 afterwards; applying it again never overwrites their edits, it only adds what is missing.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypedDict
 
@@ -41,11 +42,26 @@ class ProviderEntry(_ProviderRequired, total=False):
     notes_zh: str
 
 
-def _model(name: str, display_name: str, context_window: int, max_output_tokens: int, price_in: str, price_out: str,
-           currency: str, effective_from: str = "2025-01-01") -> ModelEntry:
-    return {"name": name, "display_name": display_name, "context_window": context_window,
-            "max_output_tokens": max_output_tokens, "input_per_million": price_in, "output_per_million": price_out,
-            "currency": currency, "effective_from": effective_from}
+def _model(
+    name: str,
+    display_name: str,
+    context_window: int,
+    max_output_tokens: int,
+    price_in: str,
+    price_out: str,
+    currency: str,
+    effective_from: str = "2025-01-01",
+) -> ModelEntry:
+    return {
+        "name": name,
+        "display_name": display_name,
+        "context_window": context_window,
+        "max_output_tokens": max_output_tokens,
+        "input_per_million": price_in,
+        "output_per_million": price_out,
+        "currency": currency,
+        "effective_from": effective_from,
+    }
 
 
 DEMO: ProviderEntry = {
@@ -79,10 +95,16 @@ DEMO: ProviderEntry = {
 CATALOG: list[ProviderEntry] = [
     DEMO,
     {
-        "slug": "openai", "name_en": "OpenAI", "name_zh": "OpenAI", "sort_order": 10,
-        "base_url": "https://api.openai.com/v1", "signup_url": "https://platform.openai.com/api-keys",
-        "auth_style": "bearer", "is_demo": False,
-        "env_key_var": "OPENAI_API_KEY", "env_base_url_var": "OPENAI_BASE_URL",
+        "slug": "openai",
+        "name_en": "OpenAI",
+        "name_zh": "OpenAI",
+        "sort_order": 10,
+        "base_url": "https://api.openai.com/v1",
+        "signup_url": "https://platform.openai.com/api-keys",
+        "auth_style": "bearer",
+        "is_demo": False,
+        "env_key_var": "OPENAI_API_KEY",
+        "env_base_url_var": "OPENAI_BASE_URL",
         "notes_en": "Pay as you go; a card is needed. OPENAI_BASE_URL may point at any OpenAI-compatible server.",
         "notes_zh": "按量付费，需要绑定信用卡。OPENAI_BASE_URL 可以指向任何兼容 OpenAI 的服务。",
         "models": [
@@ -92,22 +114,35 @@ CATALOG: list[ProviderEntry] = [
         ],
     },
     {
-        "slug": "openrouter", "name_en": "OpenRouter", "name_zh": "OpenRouter", "sort_order": 20,
-        "base_url": "https://openrouter.ai/api/v1", "signup_url": "https://openrouter.ai/keys",
-        "auth_style": "bearer", "is_demo": False, "env_key_var": "OPENROUTER_API_KEY",
+        "slug": "openrouter",
+        "name_en": "OpenRouter",
+        "name_zh": "OpenRouter",
+        "sort_order": 20,
+        "base_url": "https://openrouter.ai/api/v1",
+        "signup_url": "https://openrouter.ai/keys",
+        "auth_style": "bearer",
+        "is_demo": False,
+        "env_key_var": "OPENROUTER_API_KEY",
         "notes_en": "One key for many vendors' models: switch models to compare them in class. Some models are free.",
         "notes_zh": "一个密钥调用多家厂商的模型，方便在课堂上切换对比。部分模型免费。",
         "models": [
             _model("openai/gpt-4o-mini", "GPT-4o mini (via OpenRouter)", 128000, 16384, "0.15", "0.60", "USD"),
             _model("deepseek/deepseek-chat", "DeepSeek V3 (via OpenRouter)", 65536, 8192, "0.27", "1.10", "USD"),
-            _model("meta-llama/llama-3.1-8b-instruct", "Llama 3.1 8B (via OpenRouter)", 131072, 8192, "0.02",
-                   "0.05", "USD"),
+            _model(
+                "meta-llama/llama-3.1-8b-instruct", "Llama 3.1 8B (via OpenRouter)", 131072, 8192, "0.02", "0.05", "USD"
+            ),
         ],
     },
     {
-        "slug": "deepseek", "name_en": "DeepSeek", "name_zh": "幻方-深度求索", "sort_order": 30,
-        "base_url": "https://api.deepseek.com/v1", "signup_url": "https://platform.deepseek.com/api_keys",
-        "auth_style": "bearer", "is_demo": False, "env_key_var": "DEEPSEEK_API_KEY",
+        "slug": "deepseek",
+        "name_en": "DeepSeek",
+        "name_zh": "幻方-深度求索",
+        "sort_order": 30,
+        "base_url": "https://api.deepseek.com/v1",
+        "signup_url": "https://platform.deepseek.com/api_keys",
+        "auth_style": "bearer",
+        "is_demo": False,
+        "env_key_var": "DEEPSEEK_API_KEY",
         "notes_en": "Top up in CNY; new accounts get a small free allowance.",
         "notes_zh": "人民币充值；新账户有少量赠送额度。",
         "models": [
@@ -116,9 +151,15 @@ CATALOG: list[ProviderEntry] = [
         ],
     },
     {
-        "slug": "moonshot", "name_en": "Moonshot AI (Kimi)", "name_zh": "月之暗面-Kimi", "sort_order": 40,
-        "base_url": "https://api.moonshot.cn/v1", "signup_url": "https://platform.moonshot.cn/console/api-keys",
-        "auth_style": "bearer", "is_demo": False, "env_key_var": "MOONSHOT_API_KEY",
+        "slug": "moonshot",
+        "name_en": "Moonshot AI (Kimi)",
+        "name_zh": "月之暗面-Kimi",
+        "sort_order": 40,
+        "base_url": "https://api.moonshot.cn/v1",
+        "signup_url": "https://platform.moonshot.cn/console/api-keys",
+        "auth_style": "bearer",
+        "is_demo": False,
+        "env_key_var": "MOONSHOT_API_KEY",
         "notes_en": "New accounts get free credit; rate limits rise with the amount topped up.",
         "notes_zh": "新账户赠送额度；充值越多，速率限制越宽。",
         "models": [
@@ -128,9 +169,15 @@ CATALOG: list[ProviderEntry] = [
         ],
     },
     {
-        "slug": "glm", "name_en": "Zhipu AI (ChatGLM)", "name_zh": "智谱-智谱清言", "sort_order": 50,
-        "base_url": "https://open.bigmodel.cn/api/paas/v4", "signup_url": "https://open.bigmodel.cn/usercenter/apikeys",
-        "auth_style": "bearer", "is_demo": False, "env_key_var": "ZHIPUAI_API_KEY",
+        "slug": "glm",
+        "name_en": "Zhipu AI (ChatGLM)",
+        "name_zh": "智谱-智谱清言",
+        "sort_order": 50,
+        "base_url": "https://open.bigmodel.cn/api/paas/v4",
+        "signup_url": "https://open.bigmodel.cn/usercenter/apikeys",
+        "auth_style": "bearer",
+        "is_demo": False,
+        "env_key_var": "ZHIPUAI_API_KEY",
         "notes_en": "GLM-4-Flash is free to call; new accounts get a token allowance.",
         "notes_zh": "GLM-4-Flash 可免费调用；新账户赠送 token 额度。",
         "models": [
@@ -140,10 +187,15 @@ CATALOG: list[ProviderEntry] = [
         ],
     },
     {
-        "slug": "qwen", "name_en": "Alibaba Qwen (DashScope)", "name_zh": "通义千问", "sort_order": 60,
+        "slug": "qwen",
+        "name_en": "Alibaba Qwen (DashScope)",
+        "name_zh": "通义千问",
+        "sort_order": 60,
         "base_url": "https://dashscope.aliyuncs.com/compatible-mode/v1",
         "signup_url": "https://bailian.console.aliyun.com/?apiKey=1",
-        "auth_style": "bearer", "is_demo": False, "env_key_var": "DASHSCOPE_API_KEY",
+        "auth_style": "bearer",
+        "is_demo": False,
+        "env_key_var": "DASHSCOPE_API_KEY",
         "notes_en": "DashScope's OpenAI-compatible mode. Each model comes with a free token allowance.",
         "notes_zh": "使用 DashScope 的 OpenAI 兼容模式。每个模型都有免费 token 额度。",
         "models": [
@@ -153,11 +205,17 @@ CATALOG: list[ProviderEntry] = [
         ],
     },
     {
-        "slug": "ernie", "name_en": "Baidu ERNIE (Qianfan)", "name_zh": "百度-文心一言", "sort_order": 70,
-        "base_url": "https://qianfan.baidubce.com/v2", "signup_url": "https://console.bce.baidu.com/qianfan/ais/console/applicationConsole/application",
+        "slug": "ernie",
+        "name_en": "Baidu ERNIE (Qianfan)",
+        "name_zh": "百度-文心一言",
+        "sort_order": 70,
+        "base_url": "https://qianfan.baidubce.com/v2",
+        "signup_url": "https://console.bce.baidu.com/qianfan/ais/console/applicationConsole/application",
         "token_url": "https://aip.baidubce.com/oauth/2.0/token",
-        "auth_style": "ernie", "is_demo": False,
-        "env_key_var": "QIANFAN_API_KEY", "env_secret_var": "QIANFAN_SECRET_KEY",
+        "auth_style": "ernie",
+        "is_demo": False,
+        "env_key_var": "QIANFAN_API_KEY",
+        "env_secret_var": "QIANFAN_SECRET_KEY",
         "notes_en": "An application's API Key + Secret Key are exchanged for an access token; a single Qianfan bearer key also works. ERNIE Speed and Lite are free.",
         "notes_zh": "应用的 API Key + Secret Key 会先换取访问令牌；也可以直接用千帆的单个 API Key。ERNIE Speed 和 Lite 免费。",
         "models": [
@@ -167,10 +225,16 @@ CATALOG: list[ProviderEntry] = [
         ],
     },
     {
-        "slug": "custom", "name_en": "Custom OpenAI-compatible server", "name_zh": "自定义兼容 OpenAI 的服务",
-        "sort_order": 80, "base_url": "http://127.0.0.1:11434/v1", "signup_url": "",
-        "auth_style": "bearer", "is_demo": False,
-        "env_key_var": "CUSTOM_OPENAI_API_KEY", "env_base_url_var": "CUSTOM_OPENAI_BASE_URL",
+        "slug": "custom",
+        "name_en": "Custom OpenAI-compatible server",
+        "name_zh": "自定义兼容 OpenAI 的服务",
+        "sort_order": 80,
+        "base_url": "http://127.0.0.1:11434/v1",
+        "signup_url": "",
+        "auth_style": "bearer",
+        "is_demo": False,
+        "env_key_var": "CUSTOM_OPENAI_API_KEY",
+        "env_base_url_var": "CUSTOM_OPENAI_BASE_URL",
         "notes_en": "Ollama, vLLM or a school proxy. Ollama accepts any key (for example: ollama).",
         "notes_zh": "Ollama、vLLM 或学校自己的代理。Ollama 接受任意密钥（例如 ollama）。",
         "models": [
@@ -202,7 +266,7 @@ def catalog_apply(*, entries: list[ProviderEntry], provider_model: Any, chat_mod
                 },
             )
             created += made
-            start = datetime.fromisoformat(model_entry["effective_from"]).replace(tzinfo=timezone.utc)
+            start = datetime.fromisoformat(model_entry["effective_from"]).replace(tzinfo=UTC)
             _, made = price_model.objects.get_or_create(
                 model=chat_model,
                 effective_from=start,

@@ -4,6 +4,7 @@ Every provider is OpenAI-compatible, the built-in demo included, so there is exa
 code path. Faults are turned into `UpstreamError` with a stable code; the pipeline decides
 what to retry (only before the first chunk reached the user).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -21,6 +22,7 @@ import openai
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 from openai import AsyncAPIResponse, AsyncOpenAI, AsyncStream
+
 # The header the SDK's own `with_streaming_response` sets to hand back the unread response.
 from openai._constants import RAW_RESPONSE_HEADER
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -77,8 +79,15 @@ class UpstreamError(Exception):
     """A provider fault. `code` is stable and shown to users; `retryable` says whether trying
     again (before anything reached the user) may help."""
 
-    def __init__(self, code: ErrorCode, detail: str = "", *, status: int | None = None,
-                 retryable: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        detail: str = "",
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
@@ -109,16 +118,24 @@ def upstream_error_from(exc: BaseException) -> UpstreamError:
     if isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, ReplyRefused):
         return UpstreamError(exc.__cause__.code, exc.__cause__.detail)
     if isinstance(exc, openai.RateLimitError):
-        return UpstreamError(ErrorCode.UPSTREAM_RATE_LIMITED, "429", status=429, retryable=True,
-                             retry_after=_retry_after_seconds(exc.response))
+        return UpstreamError(
+            ErrorCode.UPSTREAM_RATE_LIMITED,
+            "429",
+            status=429,
+            retryable=True,
+            retry_after=_retry_after_seconds(exc.response),
+        )
     if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
         return UpstreamError(ErrorCode.UPSTREAM_AUTH_FAILED, str(exc.status_code), status=exc.status_code)
     if isinstance(exc, openai.APIStatusError):
         retryable = exc.status_code >= 500 or exc.status_code in (408, 409)
-        return UpstreamError(ErrorCode.UPSTREAM_ERROR if retryable else ErrorCode.UPSTREAM_REJECTED,
-                             str(exc.status_code),
-                             status=exc.status_code, retryable=retryable,
-                             retry_after=_retry_after_seconds(exc.response))
+        return UpstreamError(
+            ErrorCode.UPSTREAM_ERROR if retryable else ErrorCode.UPSTREAM_REJECTED,
+            str(exc.status_code),
+            status=exc.status_code,
+            retryable=retryable,
+            retry_after=_retry_after_seconds(exc.response),
+        )
     if isinstance(exc, (openai.APITimeoutError, TimeoutError, httpx2.TimeoutException)):
         return UpstreamError(ErrorCode.UPSTREAM_TIMEOUT, "timed out", retryable=True)
     if isinstance(exc, openai.APIConnectionError):
@@ -189,7 +206,7 @@ def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None]:
 
 
 def _text_cut_to_bytes(text: str, limit: int) -> str:
-    return text.encode()[:max(limit, 0)].decode(errors="ignore")  # never inside a character
+    return text.encode()[: max(limit, 0)].decode(errors="ignore")  # never inside a character
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +229,9 @@ def backoff_seconds(attempt: int, retry_after: float | None) -> float:
     return random.uniform(0, min(base, settings.LLM_RETRY_AFTER_CAP))
 
 
-async def stream(*, routes: list[Route], messages: list[dict[str, Any]], max_tokens: int | None,
-                 params: dict[str, Any] | None = None) -> AsyncIterator[str | CallEnded]:
+async def stream(
+    *, routes: list[Route], messages: list[dict[str, Any]], max_tokens: int | None, params: dict[str, Any] | None = None
+) -> AsyncIterator[str | CallEnded]:
     """Stream one chat completion over a list of routes. Yields the reply's text as it
     arrives (str), then exactly one CallEnded.
 
@@ -252,13 +270,18 @@ async def stream(*, routes: list[Route], messages: list[dict[str, Any]], max_tok
                 delay = backoff_seconds(attempt, exc.retry_after)
                 logger.info("upstream %s on %s, retry %d in %.2fs", exc.code, route.route_name, attempt + 1, delay)
                 await asyncio.sleep(delay)
-        logger.info("route %s failed (%s); %s", route.route_name, error.code if error else "",
-                    "failing over" if route is not routes[-1] else "no route left")
+        logger.info(
+            "route %s failed (%s); %s",
+            route.route_name,
+            error.code if error else "",
+            "failing over" if route is not routes[-1] else "no route left",
+        )
     yield CallEnded(route=route, usage=None, error=error, rejected_credentials=tuple(rejected))
 
 
-async def _call(*, route: Route, messages: list[dict[str, Any]], max_tokens: int | None,
-                params: dict[str, Any] | None) -> AsyncIterator[str | Usage]:
+async def _call(
+    *, route: Route, messages: list[dict[str, Any]], max_tokens: int | None, params: dict[str, Any] | None
+) -> AsyncIterator[str | Usage]:
     """One attempt on one route: yields text (str) and the reported Usage. Raises
     UpstreamError; a stream that ends without a finish reason, or breaks the protocol, is
     `upstream_dropped` after what arrived was yielded; text past LLM_MAX_REPLY_BYTES is cut
@@ -276,8 +299,13 @@ async def _call(*, route: Route, messages: list[dict[str, Any]], max_tokens: int
     text_bytes = 0
     try:
         async with asyncio.timeout_at(min(loop.time() + settings.LLM_FIRST_CHUNK_TIMEOUT, total_deadline)) as budget:
-            body = {"model": route.model_name, "messages": messages, "stream": True,
-                    "stream_options": {"include_usage": True}, **extra}
+            body = {
+                "model": route.model_name,
+                "messages": messages,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                **extra,
+            }
             try:
                 response = await _chat_completion_stream(await _sdk_client(route), body)
             except openai.AuthenticationError:
@@ -381,11 +409,16 @@ async def ernie_access_token(route: Route, *, refresh: bool = False) -> str:
         body = {}
     token = body.get("access_token") if isinstance(body, dict) else None
     if response.status_code in (400, 401, 403) or (response.status_code == 200 and not token):
-        raise UpstreamError(ErrorCode.UPSTREAM_AUTH_FAILED, f"token endpoint {response.status_code}",
-                            status=response.status_code)
+        raise UpstreamError(
+            ErrorCode.UPSTREAM_AUTH_FAILED, f"token endpoint {response.status_code}", status=response.status_code
+        )
     if response.status_code != 200:
-        raise UpstreamError(ErrorCode.UPSTREAM_ERROR, f"token endpoint {response.status_code}",
-                            status=response.status_code, retryable=response.status_code >= 500)
+        raise UpstreamError(
+            ErrorCode.UPSTREAM_ERROR,
+            f"token endpoint {response.status_code}",
+            status=response.status_code,
+            retryable=response.status_code >= 500,
+        )
     lifetime = _token_count(body.get("expires_in")) or 3600  # seconds; a provider's odd value is not a crash
     _access_tokens[key] = (str(token), time.monotonic() + max(lifetime - TOKEN_EXPIRY_MARGIN, 1.0))
     return str(token)
@@ -396,24 +429,35 @@ async def _chat_completion_stream(client: AsyncOpenAI, body: dict[str, Any]) -> 
     response left unread for the caller to stream. The body goes as it is: it was checked
     when the request was built (params.py), so the SDK's typed transform of every request
     (some 0.6 ms of CPU) is skipped, as `with_streaming_response` would not."""
-    return await client.post("/chat/completions", body=body, cast_to=ChatCompletion, stream=True,
-                             stream_cls=AsyncStream[ChatCompletionChunk],
-                             options={"headers": {RAW_RESPONSE_HEADER: "stream"}})
+    return await client.post(
+        "/chat/completions",
+        body=body,
+        cast_to=ChatCompletion,
+        stream=True,
+        stream_cls=AsyncStream[ChatCompletionChunk],
+        options={"headers": {RAW_RESPONSE_HEADER: "stream"}},
+    )
 
 
 @sensitive_variables("bearer")
-async def _sdk_client(route: Route, *, refresh_token: bool = False,
-                      timeout: httpx2.Timeout | None = None) -> AsyncOpenAI:
+async def _sdk_client(
+    route: Route, *, refresh_token: bool = False, timeout: httpx2.Timeout | None = None
+) -> AsyncOpenAI:
     """An SDK client for one request, on this process's pooled HTTP client (cheap: no
     connection or SSL context of its own). Never close it: that would close the pool."""
     bearer = await ernie_access_token(route, refresh=refresh_token) if route.exchanges_token else route.api_key
     timeout = timeout or httpx2.Timeout(settings.LLM_IDLE_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
-    return AsyncOpenAI(api_key=bearer or NO_KEY_PLACEHOLDER, base_url=route.base_url, max_retries=0, timeout=timeout,
-                       http_client=http_client_shared(user_supplied_url=route.user_supplied_url))
+    return AsyncOpenAI(
+        api_key=bearer or NO_KEY_PLACEHOLDER,
+        base_url=route.base_url,
+        max_retries=0,
+        timeout=timeout,
+        http_client=http_client_shared(user_supplied_url=route.user_supplied_url),
+    )
 
 
 async def key_check(route: Route) -> str:
-    """"Test this key": list the models (free at every provider). Returns one of works,
+    """ "Test this key": list the models (free at every provider). Returns one of works,
     rejected, unreachable, rate_limited, error. Never includes the key."""
     timeout = httpx2.Timeout(settings.CREDENTIAL_CHECK_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
     try:

@@ -4,6 +4,7 @@ It has no AI behind it. Every answer restates the question and walks through how
 LLM API would count and bill it, so a class can watch streaming and token billing work
 before the school has a single provider key.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,7 +16,9 @@ from .tokens import TokenCount
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 # Stream pieces the way a tokenizer would feel: one CJK character at a time, Latin text a
 # word (with its trailing space) at a time.
-_PIECES = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]+\s*|\s+")
+_PIECES = re.compile(
+    r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]+\s*|\s+"
+)
 QUESTION_PREVIEW_CHARS = 200
 
 
@@ -30,8 +33,9 @@ def _money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.000001')).normalize():f}"
 
 
-def demo_reply_compose(*, messages: list[dict[str, str]], model_name: str, price: DemoPrice | None,
-                       prompt: TokenCount) -> str:
+def demo_reply_compose(
+    *, messages: list[dict[str, str]], model_name: str, price: DemoPrice | None, prompt: TokenCount
+) -> str:
     """The reply to `messages`, whose prompt counts `prompt` tokens."""
     question = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
     question = str(question).strip()

@@ -3,6 +3,7 @@
 Served by webchat itself and called through the openai SDK over HTTP exactly like any other
 provider. It needs no key and no network.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """Forms for entering keys, and for the models a class may use. A key field is
 write-only: it is never rendered back."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,7 +21,9 @@ class KeyField(forms.CharField):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(
             widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}),
-            strip=True, max_length=512, **kwargs,
+            strip=True,
+            max_length=512,
+            **kwargs,
         )
 
 
@@ -29,15 +32,20 @@ class CredentialCreateForm(forms.Form):
     scope = forms.ChoiceField(label=_("Used by"))
     classroom = forms.ModelChoiceField(queryset=Classroom.objects.none(), required=False, label=_("Class"))
     label = forms.CharField(max_length=100, required=False, label=_("Label"))
-    base_url = forms.CharField(max_length=500, required=False, label=_("Base URL"),
-                               help_text=_("Leave empty to use the provider's own address."))
+    base_url = forms.CharField(
+        max_length=500,
+        required=False,
+        label=_("Base URL"),
+        help_text=_("Leave empty to use the provider's own address."),
+    )
     api_key = KeyField(label=_("API key"))
     secret_key = KeyField(required=False, label=_("Secret Key (ERNIE only)"))
 
     def __init__(self, *args: object, user: User, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["provider"].queryset = Provider.objects.filter(enabled=True).exclude(
-            auth_style=Provider.AuthStyle.NONE)
+            auth_style=Provider.AuthStyle.NONE
+        )
         choices = [(Credential.Scope.USER, _("Me (personal key)"))]
         if user.role != User.Role.STUDENT or user.is_superuser:
             choices.append((Credential.Scope.CLASS, _("A class I teach (students never see the key)")))
@@ -52,16 +60,23 @@ class CredentialCreateForm(forms.Form):
 class CredentialReplaceForm(forms.Form):
     api_key = KeyField(label=_("New API key"))
     secret_key = KeyField(required=False, label=_("New Secret Key (ERNIE only)"))
-    base_url = forms.CharField(max_length=500, required=False, label=_("Base URL"),
-                               help_text=_("A key is bound to its address: changing it needs the key again."))
+    base_url = forms.CharField(
+        max_length=500,
+        required=False,
+        label=_("Base URL"),
+        help_text=_("A key is bound to its address: changing it needs the key again."),
+    )
 
 
 class ClassModelsForm(forms.Form):
     allowed_models = forms.ModelMultipleChoiceField(
-        label=_("Allowed models"), queryset=ChatModel.objects.none(), required=False,
-        widget=forms.CheckboxSelectMultiple, help_text=_("None ticked: every enabled model."))
-    default_model = forms.ModelChoiceField(label=_("Default model"), queryset=ChatModel.objects.none(),
-                                           required=False)
+        label=_("Allowed models"),
+        queryset=ChatModel.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None ticked: every enabled model."),
+    )
+    default_model = forms.ModelChoiceField(label=_("Default model"), queryset=ChatModel.objects.none(), required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

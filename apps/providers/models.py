@@ -116,8 +116,13 @@ class ModelFallback(models.Model):
         ChatModel, on_delete=models.CASCADE, related_name="+", verbose_name=_("fallback model")
     )
     credential = models.ForeignKey(
-        "Credential", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-        verbose_name=_("credential"), help_text=_("Leave empty to choose the key as usual (user, class, site)."),
+        "Credential",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("credential"),
+        help_text=_("Leave empty to choose the key as usual (user, class, site)."),
     )
 
     class Meta:
@@ -137,12 +142,19 @@ class ClassModelAccess(models.Model):
     allows every enabled model and has no default. The rule that reads it is
     selectors.classroom_allows_model."""
 
-    classroom = models.OneToOneField("accounts.Classroom", on_delete=models.CASCADE, related_name="model_access",
-                                     verbose_name=_("class"))
-    allowed_models = models.ManyToManyField(ChatModel, blank=True, related_name="+", verbose_name=_("allowed models"),
-                                            help_text=_("Empty: every enabled model."))
-    default_model = models.ForeignKey(ChatModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-                                      verbose_name=_("default model"))
+    classroom = models.OneToOneField(
+        "accounts.Classroom", on_delete=models.CASCADE, related_name="model_access", verbose_name=_("class")
+    )
+    allowed_models = models.ManyToManyField(
+        ChatModel,
+        blank=True,
+        related_name="+",
+        verbose_name=_("allowed models"),
+        help_text=_("Empty: every enabled model."),
+    )
+    default_model = models.ForeignKey(
+        ChatModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("default model")
+    )
 
     class Meta:
         verbose_name = _("models of a class")
@@ -175,14 +187,24 @@ class Credential(models.Model):
         REVOKED = "revoked", _("Revoked")
 
     public_id = models.UUIDField(_("public id"), unique=True, editable=False)
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="credentials", verbose_name=_("provider"))
+    provider = models.ForeignKey(
+        Provider, on_delete=models.PROTECT, related_name="credentials", verbose_name=_("provider")
+    )
     scope = models.CharField(_("scope"), max_length=8, choices=Scope.choices)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="credentials",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credentials",
         verbose_name=_("owner"),
     )
     classroom = models.ForeignKey(
-        "accounts.Classroom", on_delete=models.SET_NULL, null=True, blank=True, related_name="credentials",
+        "accounts.Classroom",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="credentials",
         verbose_name=_("class"),
     )
     label = models.CharField(_("label"), max_length=100, blank=True)

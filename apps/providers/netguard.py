@@ -13,6 +13,7 @@ Every provider client, site URLs included, reads response bodies through `Capped
 a provider (or a student's own server) cannot make a worker hold an unbounded body, line or
 decompressed stream in memory.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -181,9 +182,14 @@ class PublicOnlyBackend(httpcore2.AsyncNetworkBackend):
 
         self._inner = AutoBackend()
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None) -> httpcore2.AsyncNetworkStream:
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
         # The same rules as when the URL was entered, for the URL itself and every redirect.
         if not port_allowed(port):
             raise httpcore2.ConnectError(f"{BLOCKED_MARKER}: port {port} is not allowed")
@@ -201,8 +207,9 @@ class PublicOnlyBackend(httpcore2.AsyncNetworkBackend):
             raise httpcore2.ConnectError(f"{BLOCKED_MARKER}: {host} resolves to a non-public address")
         # Connect to the address that was checked, not to the name (which could now answer
         # differently). TLS still verifies the certificate against the original host name.
-        return await self._inner.connect_tcp(str(public[0]), port, timeout=timeout, local_address=local_address,
-                                             socket_options=socket_options)
+        return await self._inner.connect_tcp(
+            str(public[0]), port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
 
     async def connect_unix_socket(self, *args: object, **kwargs: object) -> httpcore2.AsyncNetworkStream:
         raise httpcore2.ConnectError(f"{BLOCKED_MARKER}: unix sockets")
@@ -276,15 +283,17 @@ class _CappedBody(httpx2.AsyncByteStream):
         longest = self._line + (first_end if ends else len(piece))
         self._line = len(piece) - last_end - 1 if ends else self._line + len(piece)
         if self._total > self._total_cap or longest > self._line_cap:
-            raise ReplyRefused(ErrorCode.UPSTREAM_TOO_LARGE,
-                               f"response body over {self._total_cap} bytes or a line over "
-                               f"{self._line_cap} bytes")
+            raise ReplyRefused(
+                ErrorCode.UPSTREAM_TOO_LARGE,
+                f"response body over {self._total_cap} bytes or a line over {self._line_cap} bytes",
+            )
         return piece
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         if self._encoding not in ("", "identity", "gzip", "deflate"):
-            raise ReplyRefused(ErrorCode.UPSTREAM_DROPPED,
-                               f"content encoding {self._encoding[:40]!r} was not asked for")
+            raise ReplyRefused(
+                ErrorCode.UPSTREAM_DROPPED, f"content encoding {self._encoding[:40]!r} was not asked for"
+            )
         # wbits 32+: zlib or gzip header, detected (servers send either for "deflate").
         decoder = None if self._encoding in ("", "identity") else zlib.decompressobj(zlib.MAX_WBITS | 32)
         try:
@@ -318,12 +327,17 @@ async def _response_cap(response: httpx2.Response) -> None:
     if encoding:
         del response.headers["content-encoding"]  # decoded by _CappedBody, not again by httpx
     assert isinstance(response.stream, httpx2.AsyncByteStream)  # an async client's response
-    response.stream = _CappedBody(response.stream, encoding=encoding, line_cap=line_cap,
-                                  total_cap=STREAM_CAP_FACTOR * reply_cap if streamed else line_cap)
+    response.stream = _CappedBody(
+        response.stream,
+        encoding=encoding,
+        line_cap=line_cap,
+        total_cap=STREAM_CAP_FACTOR * reply_cap if streamed else line_cap,
+    )
 
 
-def http_client_for(*, user_supplied_url: bool, timeout: httpx2.Timeout,
-                    follow_redirects: bool = True) -> httpx2.AsyncClient:
+def http_client_for(
+    *, user_supplied_url: bool, timeout: httpx2.Timeout, follow_redirects: bool = True
+) -> httpx2.AsyncClient:
     """A new HTTP client (the caller closes it). User-typed URLs get the public-only transport;
     redirects are followed (as the SDK does) and each hop connects through the same check.
     Every client reads bodies through the caps (a hook, so proxy transports are capped too).
@@ -331,8 +345,11 @@ def http_client_for(*, user_supplied_url: bool, timeout: httpx2.Timeout,
     return httpx2.AsyncClient(
         transport=PublicOnlyTransport() if user_supplied_url else None,
         trust_env=not user_supplied_url,  # no proxy from the environment in front of the checks
-        timeout=timeout, follow_redirects=follow_redirects, headers={"Accept-Encoding": ACCEPT_ENCODING},
-        event_hooks={"response": [_response_cap]}, limits=POOL_LIMITS,
+        timeout=timeout,
+        follow_redirects=follow_redirects,
+        headers={"Accept-Encoding": ACCEPT_ENCODING},
+        event_hooks={"response": [_response_cap]},
+        limits=POOL_LIMITS,
     )
 
 

@@ -1,4 +1,5 @@
 """Choosing where a request goes: provider, model and key, plus the fallback routes."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,15 @@ class NoRoute(Exception):
         self.code = code
 
 
-def _route(*, provider: Provider, model_id: int, model_name: str, base_url: str,
-           material: KeyMaterial | None = None, credential: Credential | None = None) -> Route:
+def _route(
+    *,
+    provider: Provider,
+    model_id: int,
+    model_name: str,
+    base_url: str,
+    material: KeyMaterial | None = None,
+    credential: Credential | None = None,
+) -> Route:
     return Route(
         model_id=model_id,
         provider_slug=provider.slug,
@@ -40,8 +48,9 @@ def _route(*, provider: Provider, model_id: int, model_name: str, base_url: str,
     )
 
 
-def _route_for_model(*, model: ChatModel, user: User, classroom: Classroom | None,
-                     pinned: Credential | None) -> Route | None:
+def _route_for_model(
+    *, model: ChatModel, user: User, classroom: Classroom | None, pinned: Credential | None
+) -> Route | None:
     provider = model.provider
     if not (provider.enabled and model.enabled):
         return None
@@ -56,13 +65,20 @@ def _route_for_model(*, model: ChatModel, user: User, classroom: Classroom | Non
             # A master-key problem, not the student's: logged for the admin (never the key).
             logger.error("credential %s cannot be opened: %s", credential.public_id, exc)
             return None
-        return _route(provider=provider, model_id=model.pk, model_name=model.name, base_url=credential.base_url,
-                      material=material, credential=credential)
+        return _route(
+            provider=provider,
+            model_id=model.pk,
+            model_name=model.name,
+            base_url=credential.base_url,
+            material=material,
+            credential=credential,
+        )
     env = site_env_key(provider=provider)
     if env is not None:
         material, env_base_url = env
-        return _route(provider=provider, model_id=model.pk, model_name=model.name, base_url=env_base_url,
-                      material=material)
+        return _route(
+            provider=provider, model_id=model.pk, model_name=model.name, base_url=env_base_url, material=material
+        )
     return None
 
 
@@ -71,8 +87,11 @@ def routes_for_request(*, model: ChatModel, user: User, classroom: Classroom | N
     key are left out. Raises NoRoute when none is left."""
     candidates: list[tuple[ChatModel, Credential | None]] = [(model, None)]
     for fallback, credential_id in model_fallbacks(model_id=model.pk):
-        pinned = (Credential.objects.select_related("provider").filter(pk=credential_id).first()
-                  if credential_id is not None else None)
+        pinned = (
+            Credential.objects.select_related("provider").filter(pk=credential_id).first()
+            if credential_id is not None
+            else None
+        )
         candidates.append((fallback, pinned))
     routes = [
         route
@@ -91,6 +110,11 @@ def key_check_route(*, credential: Credential) -> Route:
     except SealError:
         raise NoRoute("sealed") from None
     model = credential.provider.models.order_by("id").first()
-    return _route(provider=credential.provider, model_id=model.pk if model else 0,
-                  model_name=model.name if model else "", base_url=credential.base_url, material=material,
-                  credential=credential)
+    return _route(
+        provider=credential.provider,
+        model_id=model.pk if model else 0,
+        model_name=model.name if model else "",
+        base_url=credential.base_url,
+        material=material,
+        credential=credential,
+    )

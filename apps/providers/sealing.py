@@ -4,6 +4,7 @@ Blob layout: version (1 byte) | master key id (8 bytes) | nonce (12 bytes) | cip
 The associated data binds a blob to the row it was made for (see Credential): the same
 bytes in another row, or under a changed base URL, fail authentication instead of opening.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,7 +42,7 @@ def _parse_master_key(text: str) -> bytes:
     if len(raw) != 32:
         raise ImproperlyConfigured(
             "KEY_ENCRYPTION_KEYS must hold base64 keys of 32 bytes; make one with: "
-            "python -c \"import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())\""
+            'python -c "import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())"'
         )
     return raw
 

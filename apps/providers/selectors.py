@@ -1,4 +1,5 @@
 """Reads for the provider catalog."""
+
 from __future__ import annotations
 
 import time
@@ -41,17 +42,23 @@ def chat_model_get_by_route_name(*, route_name: str) -> ChatModel | None:
     provider_slug, sep, model_name = route_name.partition("/")
     if not sep or not provider_slug or not model_name:
         return None
-    return _catalog_cached(("model", route_name), lambda: chat_models_enabled().filter(
-        provider__slug=provider_slug, name=model_name).first())
+    return _catalog_cached(
+        ("model", route_name),
+        lambda: chat_models_enabled().filter(provider__slug=provider_slug, name=model_name).first(),
+    )
 
 
 def model_fallbacks(*, model_id: int) -> list[tuple[ChatModel, int | None]]:
     """A model's fallback routes in order: (fallback model, pinned credential id or None)."""
-    return _catalog_cached(("fallbacks", model_id), lambda: [
-        (fallback.fallback, fallback.credential_id)
-        for fallback in ModelFallback.objects.filter(model_id=model_id).select_related("fallback__provider")
-        .order_by("position", "id")
-    ])
+    return _catalog_cached(
+        ("fallbacks", model_id),
+        lambda: [
+            (fallback.fallback, fallback.credential_id)
+            for fallback in ModelFallback.objects.filter(model_id=model_id)
+            .select_related("fallback__provider")
+            .order_by("position", "id")
+        ],
+    )
 
 
 # Prices are read on every request (the billing hold), so each process keeps a model's

@@ -1,4 +1,5 @@
 """Writes for the provider catalog and credentials (API keys)."""
+
 from __future__ import annotations
 
 import json
@@ -54,14 +55,16 @@ def class_models_validate(*, allowed_models: list[ChatModel], default_model: Cha
 
 
 @transaction.atomic
-def class_models_set(*, classroom: Classroom, allowed_models: list[ChatModel],
-                     default_model: ChatModel | None) -> ClassModelAccess:
+def class_models_set(
+    *, classroom: Classroom, allowed_models: list[ChatModel], default_model: ChatModel | None
+) -> ClassModelAccess:
     """Which models the class's students may pick (none listed: every enabled model) and
     which one their chat page preselects. Side effects: the class's ClassModelAccess row
     (created on first use) and its allowed-model links."""
     class_models_validate(allowed_models=allowed_models, default_model=default_model)
-    access, _created = ClassModelAccess.objects.update_or_create(classroom=classroom,
-                                                                 defaults={"default_model": default_model})
+    access, _created = ClassModelAccess.objects.update_or_create(
+        classroom=classroom, defaults={"default_model": default_model}
+    )
     access.allowed_models.set(allowed_models)
     return access
 
@@ -140,8 +143,17 @@ def key_material_clean(*, provider: Provider, api_key: str, secret_key: str) -> 
 
 @sensitive_variables()
 @transaction.atomic
-def credential_create(*, actor: User, provider: Provider, scope: str, api_key: str, secret_key: str = "",
-                      base_url: str = "", label: str = "", classroom: Classroom | None = None) -> Credential:
+def credential_create(
+    *,
+    actor: User,
+    provider: Provider,
+    scope: str,
+    api_key: str,
+    secret_key: str = "",
+    base_url: str = "",
+    label: str = "",
+    classroom: Classroom | None = None,
+) -> Credential:
     """Seal and store a key. Side effects: one Credential row. The key is never stored in
     the clear and never returned."""
     _check_scope(actor=actor, scope=scope, classroom=classroom)
@@ -165,8 +177,9 @@ def credential_create(*, actor: User, provider: Provider, scope: str, api_key: s
 
 @sensitive_variables()
 @transaction.atomic
-def credential_replace(*, credential: Credential, api_key: str, secret_key: str = "",
-                       base_url: str | None = None) -> Credential:
+def credential_replace(
+    *, credential: Credential, api_key: str, secret_key: str = "", base_url: str | None = None
+) -> Credential:
     """Put a new key in place (and, optionally, a new base URL: a key is bound to the URL
     it was entered with, so a URL only changes together with a key). Side effects: the
     row's sealed key, last4, status."""
@@ -207,7 +220,7 @@ def credential_mark_failing(*, credential_id: int, error: str) -> None:
 
 @sensitive_variables()
 def credential_test(*, credential: Credential) -> Credential.CheckResult | None:
-    """"Test this key", from the keys page and from admin alike: ask the provider with the
+    """ "Test this key", from the keys page and from admin alike: ask the provider with the
     key (list its models: free at every provider) and record the answer. A key that works
     again is active again; one the provider rejects is failing. Returns the result, or None
     when the key cannot be opened (a master-key problem, not the key's: nothing is asked

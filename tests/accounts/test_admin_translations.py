@@ -1,6 +1,7 @@
 """Django admin in zh-hans shows no English that the project can translate: django-axes'
 app gets a translated name, and the library strings our catalog translates still exist
 upstream under exactly those msgids (else the translation silently stops applying)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,9 @@ def test_axes_msgids_our_catalog_translates_are_still_axes_own() -> None:
 
 
 def test_django_admin_msgids_our_catalog_translates_are_still_djangos_own() -> None:
-    catalog = (Path(django.__file__).parent / "contrib" / "admin" / "locale" / "en" / "LC_MESSAGES"
-               / "django.po").read_text()
+    catalog = (
+        Path(django.__file__).parent / "contrib" / "admin" / "locale" / "en" / "LC_MESSAGES" / "django.po"
+    ).read_text()
     missing = [msgid for msgid in DJANGO_ADMIN_MSGIDS if f'msgid "{msgid}"' not in catalog]
     assert not missing, f"Django admin no longer uses these msgids: {missing}"
 

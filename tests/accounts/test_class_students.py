@@ -1,5 +1,6 @@
 """Is this student in the class: one selector set (classroom_students and the two built on
 it) that every roster page, the teachers' reading view and the quota overrides ask."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,13 +30,21 @@ def test_a_student_of_another_class_is_404(people: People) -> None:
 
 
 def test_no_teacher_page_reaches_a_student_outside_the_class(people: People, client: Client) -> None:
-    classroom_settings_set(classroom=people.classroom, name=people.classroom.name, system_prompt="",
-                           max_reply_tokens=None, teacher_can_read=True, allow_student_keys=False)
+    classroom_settings_set(
+        classroom=people.classroom,
+        name=people.classroom.name,
+        system_prompt="",
+        max_reply_tokens=None,
+        teacher_can_read=True,
+        allow_student_keys=False,
+    )
     client.force_login(people.teacher)
     outsider = [people.classroom.pk, people.other_student.pk]
     assert client.post(reverse("class-roster-remove", args=outsider)).status_code == 404
     assert client.post(reverse("class-roster-unlock", args=outsider)).status_code == 404
     assert client.get(reverse("teacher-student-conversations", args=outsider)).status_code == 404
-    assert client.get(reverse("teacher-student-conversations",
-                              args=[people.classroom.pk, people.student.pk])).status_code == 200
+    assert (
+        client.get(reverse("teacher-student-conversations", args=[people.classroom.pk, people.student.pk])).status_code
+        == 200
+    )
     assert Enrollment.objects.filter(student=people.other_student).exists()

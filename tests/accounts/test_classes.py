@@ -1,4 +1,5 @@
 """What teachers do every week: classes, join codes, rosters, passwords, co-teachers."""
+
 from __future__ import annotations
 
 import csv
@@ -39,18 +40,29 @@ def test_teacher_creates_and_edits_a_class(people: People, teacher: Client) -> N
     classroom = Classroom.objects.get(name="Class 8B")
     assert response["Location"] == reverse("class-settings", args=[classroom.pk])
     assert len(classroom.join_code) == 8 and list(classroom.teachers.all()) == [people.teacher]
-    response = teacher.post(reverse("class-settings", args=[classroom.pk]), {
-        "name": "Class 8B (AI)", "system_prompt": "Answer in simple English.", "max_reply_tokens": "300",
-        "teacher_can_read": "on"})
+    response = teacher.post(
+        reverse("class-settings", args=[classroom.pk]),
+        {
+            "name": "Class 8B (AI)",
+            "system_prompt": "Answer in simple English.",
+            "max_reply_tokens": "300",
+            "teacher_can_read": "on",
+        },
+    )
     assert response.status_code == 302
     classroom.refresh_from_db()
     assert (classroom.name, classroom.system_prompt, classroom.max_reply_tokens, classroom.teacher_can_read) == (
-        "Class 8B (AI)", "Answer in simple English.", 300, True)
+        "Class 8B (AI)",
+        "Answer in simple English.",
+        300,
+        True,
+    )
 
 
 def test_bad_class_settings_are_400_and_change_nothing(people: People, teacher: Client) -> None:
-    response = teacher.post(reverse("class-settings", args=[people.classroom.pk]), {
-        "name": "", "max_reply_tokens": "3"})
+    response = teacher.post(
+        reverse("class-settings", args=[people.classroom.pk]), {"name": "", "max_reply_tokens": "3"}
+    )
     assert response.status_code == 400
     people.classroom.refresh_from_db()
     assert people.classroom.name != "" and people.classroom.max_reply_tokens is None
@@ -83,8 +95,16 @@ def test_co_teacher_and_archive(people: People, teacher: Client) -> None:
 
 def test_student_signs_up_with_the_join_code(people: People, client: Client) -> None:
     code = join_code_regenerate(classroom=people.classroom)
-    response = client.post(reverse("register"), {"join_code": code.lower(), "username": "lili", "display_name": "Li Li",
-                                                 "password": "a-long-pass-phrase", "password_again": "a-long-pass-phrase"})
+    response = client.post(
+        reverse("register"),
+        {
+            "join_code": code.lower(),
+            "username": "lili",
+            "display_name": "Li Li",
+            "password": "a-long-pass-phrase",
+            "password_again": "a-long-pass-phrase",
+        },
+    )
     assert response.status_code == 302
     lili = User.objects.get(username="lili")
     assert lili.role == "student" and Enrollment.objects.filter(classroom=people.classroom, student=lili).exists()
@@ -93,14 +113,20 @@ def test_student_signs_up_with_the_join_code(people: People, client: Client) -> 
 
 @pytest.mark.parametrize("problem", ["bad code", "expired", "archived", "weak password", "taken", "mismatch"])
 def test_bad_sign_ups_change_nothing(people: People, client: Client, problem: str) -> None:
-    code = join_code_regenerate(classroom=people.classroom,
-                                expires_at=timezone.now() - timedelta(minutes=1) if problem == "expired" else None)
+    code = join_code_regenerate(
+        classroom=people.classroom, expires_at=timezone.now() - timedelta(minutes=1) if problem == "expired" else None
+    )
     if problem == "archived":
         people.classroom.archived = True
         people.classroom.save()
-    data = {"join_code": "WRONG123" if problem == "bad code" else code, "username": "xiaoming" if problem == "taken" else "newkid",
-            "password": "123" if problem == "weak password" else "a-long-pass-phrase",
-            "password_again": "different-phrase" if problem == "mismatch" else ("123" if problem == "weak password" else "a-long-pass-phrase")}
+    data = {
+        "join_code": "WRONG123" if problem == "bad code" else code,
+        "username": "xiaoming" if problem == "taken" else "newkid",
+        "password": "123" if problem == "weak password" else "a-long-pass-phrase",
+        "password_again": "different-phrase"
+        if problem == "mismatch"
+        else ("123" if problem == "weak password" else "a-long-pass-phrase"),
+    }
     before = User.objects.count()
     assert client.post(reverse("register"), data).status_code == 400
     assert User.objects.count() == before
@@ -121,8 +147,9 @@ def test_roster_import_generates_passwords_and_hands_them_back_once(people: Peop
 
 def test_a_bad_row_is_reported_with_its_line_and_nothing_is_imported(people: People, teacher: Client) -> None:
     text = "username,display name\ngood1,Good\nbad user!,Bad\ngood1,Again\nteacher_chen,Nope\nweak,W,123\n"
-    response = teacher.post(reverse("class-roster-import", args=[people.classroom.pk]), {"file": upload(text)},
-                            HTTP_ACCEPT_LANGUAGE="en")
+    response = teacher.post(
+        reverse("class-roster-import", args=[people.classroom.pk]), {"file": upload(text)}, HTTP_ACCEPT_LANGUAGE="en"
+    )
     page = response.content.decode()
     assert response.status_code == 400
     assert "Line 3" in page and "Line 4" in page
@@ -130,15 +157,20 @@ def test_a_bad_row_is_reported_with_its_line_and_nothing_is_imported(people: Peo
 
 
 def test_teacher_account_in_a_roster_is_refused(people: People, teacher: Client) -> None:
-    response = teacher.post(reverse("class-roster-import", args=[people.classroom.pk]),
-                            {"file": upload("teacher_chen,Chen\n")}, HTTP_ACCEPT_LANGUAGE="en")
+    response = teacher.post(
+        reverse("class-roster-import", args=[people.classroom.pk]),
+        {"file": upload("teacher_chen,Chen\n")},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     assert response.status_code == 400 and "Line 1" in response.content.decode()
     assert people.other_teacher not in people.classroom.students.all()
 
 
 def test_bulk_password_reset_and_remove(people: People, teacher: Client, client: Client) -> None:
-    response = teacher.post(reverse("class-roster-reset", args=[people.classroom.pk]),
-                            {"student": [people.student.pk, people.classmate.pk, people.other_student.pk]})
+    response = teacher.post(
+        reverse("class-roster-reset", args=[people.classroom.pk]),
+        {"student": [people.student.pk, people.classmate.pk, people.other_student.pk]},
+    )
     rows = {r["username"]: r["password"] for r in downloaded(response)}
     assert set(rows) == {"xiaoming", "xiaohong"}  # someone else's student is not reset
     people.student.refresh_from_db()
@@ -162,8 +194,9 @@ def test_join_code_regenerate_and_expire(people: People, teacher: Client) -> Non
 
 
 def test_login_is_throttled_after_repeated_failures(people: People, client: Client) -> None:
-    statuses = [client.post(reverse("login"), {"username": "xiaoming", "password": "guess"}).status_code
-                for _ in range(5)]
+    statuses = [
+        client.post(reverse("login"), {"username": "xiaoming", "password": "guess"}).status_code for _ in range(5)
+    ]
     assert statuses == [200, 200, 200, 200, 429]  # the fifth wrong password locks the account out here
     locked = client.post(reverse("login"), {"username": "xiaoming", "password": "correct-horse-battery-42"})
     assert locked.status_code == 429

@@ -1,6 +1,7 @@
 """After too many wrong passwords django-axes locks a login. A teacher's reset (or an
 admin's password change) lets the student in at once, and the roster shows and unlocks
 locked students."""
+
 from __future__ import annotations
 
 import csv
@@ -41,8 +42,9 @@ def teacher_client(people: People) -> Client:
 
 def test_a_teachers_password_reset_lets_a_locked_out_student_in(people: People) -> None:
     student_browser = lock_out("xiaoming")
-    response = teacher_client(people).post(reverse("class-roster-reset", args=[people.classroom.pk]),
-                                           {"student": [people.student.pk]})
+    response = teacher_client(people).post(
+        reverse("class-roster-reset", args=[people.classroom.pk]), {"student": [people.student.pk]}
+    )
     new_password = next(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))["password"]
     response = log_in(student_browser, "xiaoming", new_password)
     assert response.status_code == 302 and response["Location"] == reverse("home")
@@ -64,10 +66,16 @@ def test_the_roster_shows_locked_students_and_unlocks_them(people: People) -> No
 def test_a_teacher_cannot_unlock_someone_elses_student(people: People) -> None:
     student_browser = lock_out("xiaogang")
     teacher = teacher_client(people)
-    assert teacher.post(reverse("class-roster-unlock",
-                                args=[people.classroom.pk, people.other_student.pk])).status_code == 404
-    assert teacher.post(reverse("class-roster-unlock",
-                                args=[people.other_classroom.pk, people.other_student.pk])).status_code == 404
+    assert (
+        teacher.post(reverse("class-roster-unlock", args=[people.classroom.pk, people.other_student.pk])).status_code
+        == 404
+    )
+    assert (
+        teacher.post(
+            reverse("class-roster-unlock", args=[people.other_classroom.pk, people.other_student.pk])
+        ).status_code
+        == 404
+    )
     assert log_in(student_browser, "xiaogang", PASSWORD).status_code == 429
 
 
@@ -82,8 +90,9 @@ def test_an_admins_password_change_in_django_admin_lets_the_user_in(people: Peop
     admin.force_login(people.admin)
     url = reverse("admin:auth_user_password_change", args=[people.student.pk])
     assert admin.get(url).status_code == 200
-    response = admin.post(url, {"password1": "admin-chosen-pass-77", "password2": "admin-chosen-pass-77",
-                                "usable_password": "true"})
+    response = admin.post(
+        url, {"password1": "admin-chosen-pass-77", "password2": "admin-chosen-pass-77", "usable_password": "true"}
+    )
     assert response.status_code == 302
     assert log_in(student_browser, "xiaoming", "admin-chosen-pass-77").status_code == 302
 
@@ -92,8 +101,9 @@ def test_the_admin_action_clears_lockouts(people: People) -> None:
     student_browser = lock_out("xiaoming")
     admin = Client()
     admin.force_login(people.admin)
-    response = admin.post(reverse("admin:accounts_user_changelist"),
-                          {"action": "unlock_logins", "_selected_action": [people.student.pk]})
+    response = admin.post(
+        reverse("admin:accounts_user_changelist"), {"action": "unlock_logins", "_selected_action": [people.student.pk]}
+    )
     assert response.status_code == 302
     assert log_in(student_browser, "xiaoming", PASSWORD).status_code == 302
     assert User.objects.get(pk=people.student.pk).check_password(PASSWORD)

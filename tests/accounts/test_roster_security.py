@@ -1,5 +1,6 @@
 """Whose account a teacher may change: only students enrolled in a class they teach. A
 roster row, a password reset or a co-teacher naming anyone else changes nothing."""
+
 from __future__ import annotations
 
 import csv
@@ -30,19 +31,22 @@ def logged_in(client: Client, user: User) -> Client:
 
 
 def import_roster(client: Client, classroom: Classroom, text: str):  # type: ignore[no-untyped-def]
-    return client.post(reverse("class-roster-import", args=[classroom.pk]), {"file": upload(text)},
-                       HTTP_ACCEPT_LANGUAGE="en")
+    return client.post(
+        reverse("class-roster-import", args=[classroom.pk]), {"file": upload(text)}, HTTP_ACCEPT_LANGUAGE="en"
+    )
 
 
 def downloaded(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
     assert response["Content-Type"].startswith("text/csv")
-    return {row["username"]: row["password"]
-            for row in csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))}
+    return {
+        row["username"]: row["password"] for row in csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))
+    }
 
 
 @pytest.mark.parametrize("named_as", ["xiaogang", "XiaoGang", "XIAOGANG"])
 def test_a_teacher_cannot_take_over_another_teachers_student_by_roster_import(
-        people: People, client: Client, named_as: str) -> None:
+    people: People, client: Client, named_as: str
+) -> None:
     teacher = logged_in(client, people.teacher)
     before = User.objects.count()
     response = import_roster(teacher, people.classroom, f"newkid,New Kid,\n{named_as},Anything,{TAKEOVER}\n")
@@ -62,8 +66,9 @@ def test_a_row_naming_someone_elses_student_without_a_password_is_refused_too(pe
     teacher = logged_in(client, people.teacher)
     assert import_roster(teacher, people.classroom, "xiaogang,,\n").status_code == 400
     assert people.other_student not in people.classroom.students.all()
-    response = teacher.post(reverse("class-roster-reset", args=[people.classroom.pk]),
-                            {"student": [people.other_student.pk]})
+    response = teacher.post(
+        reverse("class-roster-reset", args=[people.classroom.pk]), {"student": [people.other_student.pk]}
+    )
     assert response.status_code == 302
     people.other_student.refresh_from_db()
     assert people.other_student.check_password(PASSWORD)
@@ -111,8 +116,11 @@ def test_a_teacher_account_enrolled_in_a_class_cannot_be_reset_from_the_roster(p
     # must not get that teacher's password from it.
     enrollment_add(classroom=people.classroom, student=people.other_teacher)
     co_teacher = logged_in(client, people.co_teacher)
-    response = co_teacher.post(reverse("class-roster-reset", args=[people.classroom.pk]),
-                               {"student": [people.other_teacher.pk, people.student.pk]}, HTTP_ACCEPT_LANGUAGE="en")
+    response = co_teacher.post(
+        reverse("class-roster-reset", args=[people.classroom.pk]),
+        {"student": [people.other_teacher.pk, people.student.pk]},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     assert response.status_code == 302 and response["Location"] == reverse("class-roster", args=[people.classroom.pk])
     for account in (people.other_teacher, people.student):
         account.refresh_from_db()
@@ -122,8 +130,9 @@ def test_a_teacher_account_enrolled_in_a_class_cannot_be_reset_from_the_roster(p
 
 def test_adding_a_co_teacher_ignores_case_and_is_recorded(people: People, client: Client) -> None:
     teacher = logged_in(client, people.teacher)
-    response = teacher.post(reverse("class-action", args=[people.classroom.pk, "co-teacher"]),
-                            {"username": " Teacher_CHEN "})
+    response = teacher.post(
+        reverse("class-action", args=[people.classroom.pk, "co-teacher"]), {"username": " Teacher_CHEN "}
+    )
     assert response.status_code == 302
     assert people.other_teacher in people.classroom.teachers.all()
     event = AuditEvent.objects.get(action="add_teacher")
@@ -147,15 +156,18 @@ def test_a_co_teacher_gets_the_class_and_nothing_beyond_it(people: People, clien
     other_class = classroom_create(teacher=people.teacher, name="Class 8B")
     lili = user_upsert(username="lili", role=User.Role.STUDENT, password=PASSWORD)[0]
     enrollment_add(classroom=other_class, student=lili)
-    logged_in(client, people.teacher).post(reverse("class-action", args=[people.classroom.pk, "co-teacher"]),
-                                           {"username": "teacher_chen"})
+    logged_in(client, people.teacher).post(
+        reverse("class-action", args=[people.classroom.pk, "co-teacher"]), {"username": "teacher_chen"}
+    )
     chen = logged_in(Client(), people.other_teacher)
     assert chen.get(reverse("class-roster", args=[people.classroom.pk])).status_code == 200
     assert chen.get(reverse("class-roster", args=[other_class.pk])).status_code == 404
     assert import_roster(chen, people.other_classroom, f"lili,,{TAKEOVER}\n").status_code == 400
     lili.refresh_from_db()
-    assert lili.check_password(PASSWORD) and not Enrollment.objects.filter(classroom=people.other_classroom,
-                                                                           student=lili).exists()
+    assert (
+        lili.check_password(PASSWORD)
+        and not Enrollment.objects.filter(classroom=people.other_classroom, student=lili).exists()
+    )
     assert set(people.other_student.classrooms.all()) == {people.other_classroom}
 
 
@@ -163,7 +175,9 @@ def test_sign_up_refuses_a_case_variant_of_an_existing_username(people: People, 
     from apps.accounts.services import join_code_regenerate
 
     code = join_code_regenerate(classroom=people.other_classroom)
-    response = client.post(reverse("register"), {"join_code": code, "username": "XiaoMing", "password": TAKEOVER,
-                                                 "password_again": TAKEOVER})
+    response = client.post(
+        reverse("register"),
+        {"join_code": code, "username": "XiaoMing", "password": TAKEOVER, "password_again": TAKEOVER},
+    )
     assert response.status_code == 400
     assert not User.objects.filter(username="XiaoMing").exists()

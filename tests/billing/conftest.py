@@ -14,27 +14,51 @@ from apps.providers.models import ChatModel
 
 
 def policy_set(classroom: Classroom, **fields: Any) -> QuotaPolicy:
-    defaults: dict[str, Any] = {"period": "month", "student_token_limit": None, "student_cost_limit": None,
-                                "rpm": None, "tpm": None}
+    defaults: dict[str, Any] = {
+        "period": "month",
+        "student_token_limit": None,
+        "student_cost_limit": None,
+        "rpm": None,
+        "tpm": None,
+    }
     defaults.update(fields)
     policy, _ = QuotaPolicy.objects.update_or_create(classroom=classroom, defaults=defaults)
     limits_forget()
     return policy
 
 
-def usage(prompt: int, completion: int, status: str = "complete", source: str = "provider",
-          model: ChatModel | None = None) -> ReplyUsage:
-    return ReplyUsage(prompt_tokens=prompt, completion_tokens=completion, usage_source=source, estimated=False,
-                      status=status, route_name=model.route_name if model else "fakeai/fake-model",
-                      provider_slug="fakeai", credential_id=None, credential_scope="none", first_chunk_ms=120,
-                      total_ms=900, model_id=model.pk if model else None)
+def usage(
+    prompt: int, completion: int, status: str = "complete", source: str = "provider", model: ChatModel | None = None
+) -> ReplyUsage:
+    return ReplyUsage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        usage_source=source,
+        estimated=False,
+        status=status,
+        route_name=model.route_name if model else "fakeai/fake-model",
+        provider_slug="fakeai",
+        credential_id=None,
+        credential_scope="none",
+        first_chunk_ms=120,
+        total_ms=900,
+        model_id=model.pk if model else None,
+    )
 
 
-def take(user: User, classroom: Classroom | None, model: ChatModel, prompt: int = 100, max_tokens: int = 100,
-         **kwargs: Any) -> str:
+def take(
+    user: User, classroom: Classroom | None, model: ChatModel, prompt: int = 100, max_tokens: int = 100, **kwargs: Any
+) -> str:
     request_id = uuid.uuid4().hex
-    hold_take(request_id=request_id, user=user, classroom=classroom, model=model, prompt_tokens=prompt,
-              max_tokens=max_tokens, **kwargs)
+    hold_take(
+        request_id=request_id,
+        user=user,
+        classroom=classroom,
+        model=model,
+        prompt_tokens=prompt,
+        max_tokens=max_tokens,
+        **kwargs,
+    )
     return request_id
 
 

@@ -1,4 +1,5 @@
 """Ledger values and job runs show in admin as translatable labels, not raw codes."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,7 @@ from tests.conftest import People
 pytestmark = pytest.mark.django_db
 
 
-def test_ledger_key_scope_and_entry_point_show_as_labels(people: People, client: Client,
-                                                          fake_model: ChatModel) -> None:
+def test_ledger_key_scope_and_entry_point_show_as_labels(people: People, client: Client, fake_model: ChatModel) -> None:
     settle(take(people.student, people.classroom, fake_model), 10, 20)  # credential_scope "none", entry "chat"
     entry = LedgerEntry.objects.get()
     assert (entry.credential_scope, entry.entry_point) == ("none", "chat")  # the stored codes stay

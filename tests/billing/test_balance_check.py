@@ -1,5 +1,6 @@
 """The ledger balance check: usage counters and rollups set against the ledger, the result
 in admin, on /healthz (a warning, never a 503) and in the log; by hand and from beat."""
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,13 @@ def books(people: People, fake_model: ChatModel) -> None:
         settle(take(people.student, people.classroom, fake_model, prompt=1000, max_tokens=500), 1000, 500)
         entry = settle(take(people.classmate, people.classroom, fake_model, prompt=300, max_tokens=100), 300, 40)
         settle(take(people.admin, None, fake_model, prompt=20, max_tokens=100), 20, 10)
-        ledger_correct(entry=entry, prompt_tokens=-100, completion_tokens=0, cost_billing=Decimal("-0.0002"),
-                       note="provider's bill said less")
+        ledger_correct(
+            entry=entry,
+            prompt_tokens=-100,
+            completion_tokens=0,
+            cost_billing=Decimal("-0.0002"),
+            note="provider's bill said less",
+        )
     take(people.student, people.classroom, fake_model, prompt=50, max_tokens=200)  # still running
     usage_rollup(since=timezone.now() - timedelta(days=1))
 
@@ -52,8 +58,9 @@ def execute(sql: str, params: list[object]) -> None:
 def tamper_with_counter(people: People, tokens: int = 500) -> str:
     """A raw UPDATE behind the billing services' back, as a bug or a hand in the database would."""
     key = f"c{people.classroom.pk}:s{people.student.pk}"
-    execute(f"UPDATE {UsageCounter._meta.db_table} SET tokens_used = tokens_used + %s WHERE scope_key = %s",
-            [tokens, key])
+    execute(
+        f"UPDATE {UsageCounter._meta.db_table} SET tokens_used = tokens_used + %s WHERE scope_key = %s", [tokens, key]
+    )
     return key
 
 
@@ -76,7 +83,8 @@ def test_a_released_hold_is_no_difference(people: People, books: None, fake_mode
 
 @pytest.mark.django_db
 def test_a_tampered_counter_is_reported_in_admin_on_healthz_and_in_the_log(
-        people: People, books: None, client: Client, caplog: Any) -> None:
+    people: People, books: None, client: Client, caplog: Any
+) -> None:
     key = tamper_with_counter(people)
     with caplog.at_level(logging.WARNING, logger="apps.billing.services"):
         check_ledger_balance.apply().get()
@@ -98,8 +106,9 @@ def test_a_tampered_counter_is_reported_in_admin_on_healthz_and_in_the_log(
     client.force_login(people.admin)
     page = client.get(reverse("admin:billing_balancecheck_changelist"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert key in page and "tokens_used" in page and "1 difference" in page
-    detail = client.get(reverse("admin:billing_balancecheck_change", args=[check.pk]),
-                        HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    detail = client.get(
+        reverse("admin:billing_balancecheck_change", args=[check.pk]), HTTP_ACCEPT_LANGUAGE="en"
+    ).content.decode()
     assert key in detail
     index = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "found 1 difference between the ledger" in index
@@ -114,16 +123,21 @@ def test_the_admin_index_says_nothing_while_the_books_balance(people: People, bo
 
 @pytest.mark.django_db
 def test_held_amounts_out_of_step_with_the_running_requests_are_reported(people: People, books: None) -> None:
-    execute(f"UPDATE {UsageCounter._meta.db_table} SET cost_held_units = cost_held_units + 1 WHERE scope_key = %s",
-            [f"c{people.classroom.pk}:pool"])
+    execute(
+        f"UPDATE {UsageCounter._meta.db_table} SET cost_held_units = cost_held_units + 1 WHERE scope_key = %s",
+        [f"c{people.classroom.pk}:pool"],
+    )
     check = ledger_balance_check()
     assert [(d["where"], d["field"]) for d in check.differences] == [("counter", "cost_held_units")]
 
 
 @pytest.mark.django_db
 def test_a_rollup_out_of_step_with_the_ledger_is_reported(people: People, books: None) -> None:
-    execute(f"UPDATE {UsageRollup._meta.db_table} SET completion_tokens = completion_tokens + 7 "
-            "WHERE granularity = 'hour' AND user_id = %s", [people.classmate.pk])
+    execute(
+        f"UPDATE {UsageRollup._meta.db_table} SET completion_tokens = completion_tokens + 7 "
+        "WHERE granularity = 'hour' AND user_id = %s",
+        [people.classmate.pk],
+    )
     check = ledger_balance_check()
     assert [(d["where"], d["field"]) for d in check.differences] == [("rollup", "completion_tokens")]
     assert f"user {people.classmate.pk}" in check.differences[0]["budget"]
@@ -142,14 +156,20 @@ def test_a_charge_without_its_hold_is_reported(people: People, books: None) -> N
 @pytest.mark.django_db
 def test_the_task_runs_twice_safely(people: People, books: None) -> None:
     tamper_with_counter(people)
-    books_before = (list(UsageCounter.objects.order_by("pk").values()), LedgerEntry.objects.count(),
-                    list(UsageRollup.objects.order_by("pk").values()))
+    books_before = (
+        list(UsageCounter.objects.order_by("pk").values()),
+        LedgerEntry.objects.count(),
+        list(UsageRollup.objects.order_by("pk").values()),
+    )
     first = check_ledger_balance.apply().get()
     second = check_ledger_balance.apply().get()
     assert first == second == 1
     assert [c.differences for c in BalanceCheck.objects.all()] == [BalanceCheck.objects.first().differences] * 2
-    assert (list(UsageCounter.objects.order_by("pk").values()), LedgerEntry.objects.count(),
-            list(UsageRollup.objects.order_by("pk").values())) == books_before
+    assert (
+        list(UsageCounter.objects.order_by("pk").values()),
+        LedgerEntry.objects.count(),
+        list(UsageRollup.objects.order_by("pk").values()),
+    ) == books_before
 
 
 @pytest.mark.django_db
@@ -170,8 +190,14 @@ def test_beat_runs_the_check_and_a_run_expires_before_the_next(settings: Any) ->
 
 def run_command() -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "LOG_FORMAT": "plain"}
-    return subprocess.run([sys.executable, "manage.py", "check_ledger_balance"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check_ledger_balance"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.django_db(transaction=True)

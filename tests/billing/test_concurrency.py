@@ -1,5 +1,6 @@
 """No quota is overspent by concurrency: real threads, each with its own database
 connection, race for one student's budget (SQLite here; PostgreSQL when DATABASE_URL says)."""
+
 from __future__ import annotations
 
 import threading
@@ -30,12 +31,30 @@ def race(people: People, model: ChatModel, *, prompt: int, max_tokens: int, used
         request_id = uuid.uuid4().hex
         try:
             barrier.wait(timeout=30)
-            hold_take(request_id=request_id, user=people.student, classroom=people.classroom, model=model,
-                      prompt_tokens=prompt, max_tokens=max_tokens)
-            hold_settle(request_id=request_id, usage=ReplyUsage(
-                prompt_tokens=used[0], completion_tokens=used[1], usage_source="provider", estimated=False,
-                status="complete", route_name=model.route_name, provider_slug=model.provider.slug,
-                credential_id=None, credential_scope="none", first_chunk_ms=1, total_ms=2))
+            hold_take(
+                request_id=request_id,
+                user=people.student,
+                classroom=people.classroom,
+                model=model,
+                prompt_tokens=prompt,
+                max_tokens=max_tokens,
+            )
+            hold_settle(
+                request_id=request_id,
+                usage=ReplyUsage(
+                    prompt_tokens=used[0],
+                    completion_tokens=used[1],
+                    usage_source="provider",
+                    estimated=False,
+                    status="complete",
+                    route_name=model.route_name,
+                    provider_slug=model.provider.slug,
+                    credential_id=None,
+                    credential_scope="none",
+                    first_chunk_ms=1,
+                    total_ms=2,
+                ),
+            )
             key = "ok"
         except RequestRefused:
             key = "refused"
@@ -55,8 +74,9 @@ def race(people: People, model: ChatModel, *, prompt: int, max_tokens: int, used
     return outcome
 
 
-def test_fifty_parallel_requests_with_room_for_five_never_pass_the_token_limit(people: People,
-                                                                               fake_model: ChatModel) -> None:
+def test_fifty_parallel_requests_with_room_for_five_never_pass_the_token_limit(
+    people: People, fake_model: ChatModel
+) -> None:
     policy_set(people.classroom, student_token_limit=1_000)  # each request holds 200 tokens
 
     outcome = race(people, fake_model, prompt=100, max_tokens=100, used=(100, 100))

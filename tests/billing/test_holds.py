@@ -1,8 +1,8 @@
 """Holds and settling: exact costs, refusals, idempotency, expiry."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +34,11 @@ def test_settle_writes_one_ledger_row_at_the_models_price(people: People, fake_m
     assert (entry.price_input_per_million, entry.price_output_per_million) == (Decimal("2"), Decimal("8"))
     assert (entry.price_currency, entry.billing_currency, entry.exchange_rate) == ("CNY", "CNY", Decimal(1))
     assert (entry.user_id, entry.classroom_id, entry.status, entry.entry_point) == (
-        people.student.pk, people.classroom.pk, "complete", "chat")
+        people.student.pk,
+        people.classroom.pk,
+        "complete",
+        "chat",
+    )
     assert (entry.first_chunk_ms, entry.total_ms, entry.usage_source) == (120, 900, "provider")
     counter = UsageCounter.objects.get()
     assert (counter.tokens_used, counter.tokens_held) == (1500, 0)
@@ -60,11 +64,12 @@ def test_usage_beyond_the_hold_is_recorded_not_dropped(people: People, fake_mode
         take(people.student, people.classroom, fake_model, prompt=1, max_tokens=1)
 
 
-def test_quota_exceeded_says_when_it_resets_and_writes_nothing(people: People, fake_model: ChatModel,
-                                                               settings: Any) -> None:
+def test_quota_exceeded_says_when_it_resets_and_writes_nothing(
+    people: People, fake_model: ChatModel, settings: Any
+) -> None:
     settings.LANGUAGE_CODE = "en"
     policy_set(people.classroom, period="day", student_token_limit=500)
-    with time_machine.travel(datetime(2026, 3, 10, 9, 0, tzinfo=dt_timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 10, 9, 0, tzinfo=UTC), tick=False):
         take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
         with pytest.raises(RequestRefused) as refused:
             take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
@@ -101,13 +106,13 @@ def test_override_and_site_cap(people: People, fake_model: ChatModel) -> None:
 
 def test_requests_per_minute_refuse_with_a_retry_after(people: People, fake_model: ChatModel) -> None:
     policy_set(people.classroom, rpm=2)
-    with time_machine.travel(datetime(2026, 3, 10, 9, 0, 45, tzinfo=dt_timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 10, 9, 0, 45, tzinfo=UTC), tick=False):
         take(people.student, people.classroom, fake_model)
         take(people.student, people.classroom, fake_model)
         with pytest.raises(RequestRefused) as refused:
             take(people.student, people.classroom, fake_model)
     assert (refused.value.code, refused.value.retry_after) == ("rate_limited", 15)
-    with time_machine.travel(datetime(2026, 3, 10, 9, 1, 1, tzinfo=dt_timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 10, 9, 1, 1, tzinfo=UTC), tick=False):
         take(people.student, people.classroom, fake_model)
 
 
@@ -120,19 +125,29 @@ def test_tokens_per_minute(people: People, fake_model: ChatModel) -> None:
 
 
 def test_term_outside_its_dates_has_no_quota(people: People, fake_model: ChatModel) -> None:
-    policy_set(people.classroom, period="term", term_start=datetime(2026, 2, 20).date(),
-               term_end=datetime(2026, 7, 10).date(), student_token_limit=10_000)
-    with time_machine.travel(datetime(2026, 5, 1, 2, 0, tzinfo=dt_timezone.utc)):
+    policy_set(
+        people.classroom,
+        period="term",
+        term_start=datetime(2026, 2, 20).date(),
+        term_end=datetime(2026, 7, 10).date(),
+        student_token_limit=10_000,
+    )
+    with time_machine.travel(datetime(2026, 5, 1, 2, 0, tzinfo=UTC)):
         take(people.student, people.classroom, fake_model)
-    with time_machine.travel(datetime(2026, 8, 1, 2, 0, tzinfo=dt_timezone.utc)), pytest.raises(RequestRefused):
+    with time_machine.travel(datetime(2026, 8, 1, 2, 0, tzinfo=UTC)), pytest.raises(RequestRefused):
         take(people.student, people.classroom, fake_model)
 
 
 def test_price_in_force_when_the_request_started_is_billed(people: People, fake_model: ChatModel) -> None:
     policy_set(people.classroom)  # no limits: this test is about prices
     request_id = take(people.student, people.classroom, fake_model, prompt=1_000_000, max_tokens=0)
-    ModelPrice.objects.create(model=fake_model, input_per_million=Decimal("100"), output_per_million=Decimal("100"),
-                              currency="CNY", effective_from=timezone.now())
+    ModelPrice.objects.create(
+        model=fake_model,
+        input_per_million=Decimal("100"),
+        output_per_million=Decimal("100"),
+        currency="CNY",
+        effective_from=timezone.now(),
+    )
     price_cache_forget()  # what the admin's save does (other processes see it within seconds)
     entry = settle(request_id, 1_000_000, 0)
     assert entry.cost == Decimal("2") and entry.price_input_per_million == Decimal("2")
@@ -142,14 +157,21 @@ def test_price_in_force_when_the_request_started_is_billed(people: People, fake_
 
 def test_usd_priced_model_is_billed_in_cny_at_the_admins_rate(people: People, fake_model: ChatModel) -> None:
     policy_set(people.classroom)
-    ModelPrice.objects.filter(model=fake_model).update(currency="USD", input_per_million=Decimal("0.15"),
-                                                       output_per_million=Decimal("0.60"))
-    ExchangeRate.objects.create(from_currency="USD", to_currency="CNY", rate=Decimal("7.1"),
-                                effective_from=timezone.now() - timedelta(days=1))
-    entry = settle(take(people.student, people.classroom, fake_model, prompt=1_000_000, max_tokens=1_000_000),
-                   1_000_000, 1_000_000)
+    ModelPrice.objects.filter(model=fake_model).update(
+        currency="USD", input_per_million=Decimal("0.15"), output_per_million=Decimal("0.60")
+    )
+    ExchangeRate.objects.create(
+        from_currency="USD", to_currency="CNY", rate=Decimal("7.1"), effective_from=timezone.now() - timedelta(days=1)
+    )
+    entry = settle(
+        take(people.student, people.classroom, fake_model, prompt=1_000_000, max_tokens=1_000_000), 1_000_000, 1_000_000
+    )
     assert (entry.cost, entry.price_currency) == (Decimal("0.75"), "USD")
-    assert (entry.cost_billing, entry.billing_currency, entry.exchange_rate) == (Decimal("5.325"), "CNY", Decimal("7.1"))
+    assert (entry.cost_billing, entry.billing_currency, entry.exchange_rate) == (
+        Decimal("5.325"),
+        "CNY",
+        Decimal("7.1"),
+    )
 
 
 def test_stale_holds_are_settled_for_the_counted_prompt_once(people: People, fake_model: ChatModel) -> None:
@@ -169,8 +191,13 @@ def test_stale_holds_are_settled_for_the_counted_prompt_once(people: People, fak
 
 def test_corrections_are_new_rows(people: People, fake_model: ChatModel) -> None:
     entry = settle(take(people.student, people.classroom, fake_model), 100, 100)
-    fix = ledger_correct(entry=entry, prompt_tokens=0, completion_tokens=-50, cost_billing=Decimal("-0.0004"),
-                         note="provider credited a truncated reply")
+    fix = ledger_correct(
+        entry=entry,
+        prompt_tokens=0,
+        completion_tokens=-50,
+        cost_billing=Decimal("-0.0004"),
+        note="provider credited a truncated reply",
+    )
     entry.refresh_from_db()
     assert (entry.completion_tokens, fix.corrects_id, fix.kind) == (100, entry.pk, "correction")
 

@@ -1,4 +1,5 @@
 """Amounts and the counters' integer nano-units convert in one place, both ways."""
+
 from __future__ import annotations
 
 from decimal import Decimal

@@ -1,5 +1,6 @@
 """Billing through the chat socket: every turn is held, settled and shown; refusals carry
 when to try again; stopped replies are billed for what was produced, once."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -11,8 +12,8 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from apps.billing.models import Hold, LedgerEntry, UsageCounter
-from apps.conversations.tasks import expire_holds
 from apps.conversations.models import Message
+from apps.conversations.tasks import expire_holds
 from apps.providers.models import ChatModel
 from tests.billing.conftest import policy_set
 from tests.conftest import People, ws_connect, ws_frames_until, ws_turn
@@ -27,8 +28,9 @@ async def connected(user: Any):  # type: ignore[no-untyped-def]
     return ws
 
 
-async def test_each_turn_writes_one_ledger_row_and_shows_its_cost(people: People, fake_model: ChatModel,
-                                                                  fake_upstream: FakeUpstream) -> None:
+async def test_each_turn_writes_one_ledger_row_and_shows_its_cost(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     await sync_to_async(policy_set)(people.classroom, student_token_limit=100_000)
     fake_upstream.default = Behaviour(chunks=["Hi", "!"], usage=(1000, 500))
     ws = await connected(people.student)
@@ -48,8 +50,9 @@ async def test_each_turn_writes_one_ledger_row_and_shows_its_cost(people: People
     await ws.disconnect()
 
 
-async def test_quota_exceeded_is_a_chat_error_with_the_reset_time(people: People, fake_model: ChatModel,
-                                                                  fake_upstream: FakeUpstream, settings: Any) -> None:
+async def test_quota_exceeded_is_a_chat_error_with_the_reset_time(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, settings: Any
+) -> None:
     settings.CHAT_DEFAULT_MAX_TOKENS = 100
     await sync_to_async(policy_set)(people.classroom, period="week", student_token_limit=50)
     ws = await connected(people.student)
@@ -64,8 +67,9 @@ async def test_quota_exceeded_is_a_chat_error_with_the_reset_time(people: People
     await ws.disconnect()
 
 
-async def test_rate_limited_is_a_chat_error_with_retry_after(people: People, fake_model: ChatModel,
-                                                             fake_upstream: FakeUpstream) -> None:
+async def test_rate_limited_is_a_chat_error_with_retry_after(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     await sync_to_async(policy_set)(people.classroom, rpm=1)
     ws = await connected(people.student)
     with time_machine.travel(timezone.now().replace(second=10), tick=True):
@@ -75,8 +79,9 @@ async def test_rate_limited_is_a_chat_error_with_retry_after(people: People, fak
     await ws.disconnect()
 
 
-async def test_stopped_reply_is_billed_for_what_was_produced_once(people: People, fake_model: ChatModel,
-                                                                  fake_upstream: FakeUpstream) -> None:
+async def test_stopped_reply_is_billed_for_what_was_produced_once(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     await sync_to_async(policy_set)(people.classroom, student_token_limit=100_000)
     fake_upstream.default = Behaviour(chunks=["alpha ", "beta ", "gamma ", "delta"], delay=0.3)
     ws = await connected(people.student)
@@ -94,15 +99,18 @@ async def test_stopped_reply_is_billed_for_what_was_produced_once(people: People
     await ws.disconnect()
 
 
-async def test_a_worker_that_died_mid_reply_is_settled_by_the_periodic_task(people: People, fake_model: ChatModel,
-                                                                            fake_upstream: FakeUpstream) -> None:
+async def test_a_worker_that_died_mid_reply_is_settled_by_the_periodic_task(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     """Simulated by a reply and hold left open (as a killed process leaves them)."""
     from apps.conversations.pipeline import ChatRequest, turn_prepare
 
     await sync_to_async(policy_set)(people.classroom, student_token_limit=100_000)
     with time_machine.travel(timezone.now() - timedelta(hours=1)):
-        turn = await sync_to_async(turn_prepare)(identify=lambda: people.student, request=ChatRequest(
-            conversation_id=None, model="fakeai/fake-model", content="lost"))
+        turn = await sync_to_async(turn_prepare)(
+            identify=lambda: people.student,
+            request=ChatRequest(conversation_id=None, model="fakeai/fake-model", content="lost"),
+        )
 
     assert await sync_to_async(expire_holds)() == 1
     reply = await Message.objects.aget(pk=turn.reply_id)

@@ -1,13 +1,13 @@
 """Rollups: SQL aggregation of the ledger per hour and day, idempotent, run by hand, by a
 Celery task and by the embedded worker + beat that `make run` starts."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
 import time
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -28,10 +28,15 @@ from tests.conftest import People
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def spend(people: People, model: ChatModel, at: datetime, student=None, prompt: int = 100, completion: int = 50) -> None:  # type: ignore[no-untyped-def]
+def spend(
+    people: People, model: ChatModel, at: datetime, student=None, prompt: int = 100, completion: int = 50
+) -> None:  # type: ignore[no-untyped-def]
     with time_machine.travel(at, tick=False):
-        settle(take(student or people.student, people.classroom, model, prompt=prompt, max_tokens=completion), prompt,
-               completion)
+        settle(
+            take(student or people.student, people.classroom, model, prompt=prompt, max_tokens=completion),
+            prompt,
+            completion,
+        )
 
 
 @pytest.fixture
@@ -39,24 +44,42 @@ def ledger(people: People, fake_model: ChatModel) -> None:
     policy_set(people.classroom)
     # 09:10 and 09:40 Beijing on 3 March, 10:05 the same day, and one the next day.
     for hour, minute in ((1, 10), (1, 40), (2, 5)):
-        spend(people, fake_model, datetime(2026, 3, 3, hour, minute, tzinfo=dt_timezone.utc))
-    spend(people, fake_model, datetime(2026, 3, 3, 1, 20, tzinfo=dt_timezone.utc), student=people.classmate,
-          prompt=1000, completion=1000)
-    spend(people, fake_model, datetime(2026, 3, 4, 3, 0, tzinfo=dt_timezone.utc))
+        spend(people, fake_model, datetime(2026, 3, 3, hour, minute, tzinfo=UTC))
+    spend(
+        people,
+        fake_model,
+        datetime(2026, 3, 3, 1, 20, tzinfo=UTC),
+        student=people.classmate,
+        prompt=1000,
+        completion=1000,
+    )
+    spend(people, fake_model, datetime(2026, 3, 4, 3, 0, tzinfo=UTC))
 
 
 def snapshot() -> list[tuple[object, ...]]:
-    return sorted(UsageRollup.objects.values_list("granularity", "bucket_start", "user_id", "classroom_id",
-                                                  "model_id", "requests", "prompt_tokens", "completion_tokens",
-                                                  "cost_billing"))
+    return sorted(
+        UsageRollup.objects.values_list(
+            "granularity",
+            "bucket_start",
+            "user_id",
+            "classroom_id",
+            "model_id",
+            "requests",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_billing",
+        )
+    )
 
 
 @pytest.mark.django_db
-def test_rollup_groups_by_hour_and_day_student_class_and_model(people: People, fake_model: ChatModel,
-                                                               ledger: None) -> None:
-    usage_rollup(since=datetime(2026, 3, 1, tzinfo=dt_timezone.utc), until=datetime(2026, 3, 5, tzinfo=dt_timezone.utc))
-    day = UsageRollup.objects.get(granularity="day", user=people.student,
-                                  bucket_start=datetime(2026, 3, 2, 16, 0, tzinfo=dt_timezone.utc))  # 3 March, Beijing
+def test_rollup_groups_by_hour_and_day_student_class_and_model(
+    people: People, fake_model: ChatModel, ledger: None
+) -> None:
+    usage_rollup(since=datetime(2026, 3, 1, tzinfo=UTC), until=datetime(2026, 3, 5, tzinfo=UTC))
+    day = UsageRollup.objects.get(
+        granularity="day", user=people.student, bucket_start=datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
+    )  # 3 March, Beijing
     assert (day.requests, day.prompt_tokens, day.completion_tokens) == (3, 300, 150)
     assert day.cost_billing == Decimal("0.0018")  # 3 × (100 × 2 + 50 × 8) / 1e6
     hours = UsageRollup.objects.filter(granularity="hour", user=people.student).order_by("bucket_start")
@@ -66,7 +89,10 @@ def test_rollup_groups_by_hour_and_day_student_class_and_model(people: People, f
 
 @pytest.mark.django_db
 def test_running_a_rollup_twice_gives_the_same_rows(ledger: None) -> None:
-    window = {"since": datetime(2026, 3, 1, tzinfo=dt_timezone.utc), "until": datetime(2026, 3, 5, tzinfo=dt_timezone.utc)}
+    window = {
+        "since": datetime(2026, 3, 1, tzinfo=UTC),
+        "until": datetime(2026, 3, 5, tzinfo=UTC),
+    }
     usage_rollup(**window)
     first = snapshot()
     usage_rollup(**window)
@@ -76,11 +102,11 @@ def test_running_a_rollup_twice_gives_the_same_rows(ledger: None) -> None:
 @pytest.mark.django_db
 def test_rollup_command_and_task(ledger: None) -> None:
     out = StringIO()
-    with time_machine.travel(datetime(2026, 3, 5, tzinfo=dt_timezone.utc)):
+    with time_machine.travel(datetime(2026, 3, 5, tzinfo=UTC)):
         call_command("rollup_usage", "--since", "2026-03-01", stdout=out)
     assert "hourly rows" in out.getvalue()
     first = snapshot()
-    with time_machine.travel(datetime(2026, 3, 5, tzinfo=dt_timezone.utc)):
+    with time_machine.travel(datetime(2026, 3, 5, tzinfo=UTC)):
         rollup_usage.apply(kwargs={"since": "2026-03-01T00:00:00+08:00"}).get()
     assert snapshot() == first
     assert JobRun.objects.get(name="rollup_usage").last_success_at is not None
@@ -109,12 +135,34 @@ def test_celery_worker_and_beat_run_the_rollup(people: People, fake_model: ChatM
     production the same worker on Redis: beat schedules the rollup, the worker runs it."""
     policy_set(people.classroom)
     settle(take(people.student, people.classroom, fake_model), 10, 10)
-    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess(), "ROLLUP_EVERY_SECONDS": "1",
-           "CELERY_DATA_DIR": str(tmp_path), "CELERY_BROKER_URL": "", "LOG_FORMAT": "plain"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "ROLLUP_EVERY_SECONDS": "1",
+        "CELERY_DATA_DIR": str(tmp_path),
+        "CELERY_BROKER_URL": "",
+        "LOG_FORMAT": "plain",
+    }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "webchat", "worker", "--beat", "--pool", "solo", "--loglevel", "WARNING",
-         "--schedule", str(tmp_path / "beat-schedule")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "webchat",
+            "worker",
+            "--beat",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--schedule",
+            str(tmp_path / "beat-schedule"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60

@@ -2,6 +2,7 @@
 own count of the text or absurdly large, it is replaced by our count or a bound, flagged for
 review and logged. Settling never fails on it; and if settling fails for any other reason,
 the reply is still saved and its hold released."""
+
 from __future__ import annotations
 
 import logging
@@ -12,6 +13,9 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 from django.urls import reverse
 
+# Loading the ASGI app sets Django's logging up again, which drops pytest's log capture:
+# load it now, before any test captures logs.
+import webchat.asgi  # noqa: E402,F401,I001
 from apps.billing.models import Hold, LedgerEntry, UsageCounter
 from apps.billing.services import (
     COMPLETION_BOUND_MARGIN,
@@ -26,10 +30,6 @@ from tests.billing.conftest import policy_set, take
 from tests.billing.conftest import usage as reply_usage
 from tests.conftest import People, ws_connect, ws_turn
 from tests.fake_upstream import Behaviour, FakeUpstream
-
-# Loading the ASGI app sets Django's logging up again, which drops pytest's log capture:
-# load it now, before any test captures logs.
-import webchat.asgi  # noqa: E402,F401,I001
 
 MODEL = "fakeai/fake-model"
 TEXT = ["Hello", ", ", "class", "!"]
@@ -70,7 +70,8 @@ async def billed(frames: list[dict[str, Any]]) -> tuple[LedgerEntry, Message]:
 
 @pytest.mark.django_db(transaction=True)
 async def test_zero_completion_tokens_for_a_reply_with_text_bills_our_count(
-        people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, caplog: pytest.LogCaptureFixture) -> None:
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
     fake_upstream.default = Behaviour(chunks=TEXT, usage=(counted_prompt(), 0))
     with caplog.at_level(logging.WARNING):
         entry, _reply = await billed(await turn(people.student))
@@ -82,19 +83,28 @@ async def test_zero_completion_tokens_for_a_reply_with_text_bills_our_count(
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("reported", "why"), [
-    ((10**13, 5), "clamped"),  # the 28.8 million CNY request
-    ((2**63, 2**63), "clamped"),  # past a 64-bit column
-    ((100, 10**6), "clamped"),  # a provider ignoring max_tokens by far
-    ((-5, -3), "malformed"),  # a CHECK constraint used to fail
-    (("many", "4"), "malformed"),
-    ((12.5, None), "malformed"),
-    ((None, None), "malformed"),
-    ((["12"], {"n": 4}), "malformed"),
-])
+@pytest.mark.parametrize(
+    ("reported", "why"),
+    [
+        ((10**13, 5), "clamped"),  # the 28.8 million CNY request
+        ((2**63, 2**63), "clamped"),  # past a 64-bit column
+        ((100, 10**6), "clamped"),  # a provider ignoring max_tokens by far
+        ((-5, -3), "malformed"),  # a CHECK constraint used to fail
+        (("many", "4"), "malformed"),
+        ((12.5, None), "malformed"),
+        ((None, None), "malformed"),
+        ((["12"], {"n": 4}), "malformed"),
+    ],
+)
 async def test_absurd_or_malformed_usage_is_bounded_flagged_and_never_fails_settle(
-        people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, settings: Any,
-        caplog: pytest.LogCaptureFixture, reported: tuple[Any, Any], why: str) -> None:
+    people: People,
+    fake_model: ChatModel,
+    fake_upstream: FakeUpstream,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+    reported: tuple[Any, Any],
+    why: str,
+) -> None:
     settings.CHAT_DEFAULT_MAX_TOKENS = 100
     fake_upstream.default = Behaviour(chunks=TEXT, usage=reported)
     with caplog.at_level(logging.WARNING):
@@ -111,8 +121,9 @@ async def test_absurd_or_malformed_usage_is_bounded_flagged_and_never_fails_sett
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_plausible_usage_is_billed_as_reported(people: People, fake_model: ChatModel,
-                                                     fake_upstream: FakeUpstream) -> None:
+async def test_plausible_usage_is_billed_as_reported(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     # Other vendors' tokenizers differ from ours: a count somewhat below our estimate is fine.
     fake_upstream.default = Behaviour(chunks=TEXT, usage=(counted_prompt() + 10, counted_text() + 3))
     entry, _reply = await billed(await turn(people.student))
@@ -122,8 +133,12 @@ async def test_plausible_usage_is_billed_as_reported(people: People, fake_model:
 
 @pytest.mark.django_db(transaction=True)
 async def test_when_settling_fails_anyway_the_reply_is_saved_and_the_hold_released(
-        people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+    people: People,
+    fake_model: ChatModel,
+    fake_upstream: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     await sync_to_async(policy_set)(people.classroom, student_token_limit=100_000)
 
     def broken(**kwargs: Any) -> Any:
@@ -161,27 +176,40 @@ def test_settle_bounds_whatever_numbers_it_is_handed(people: People, fake_model:
         assert entry.usage_review == "clamped"
 
 
-@pytest.mark.parametrize(("reported", "counted", "estimated", "billed"), [
-    ((100, 40), (100, 40), False, (100, 40, "provider", "")),
-    ((100, 0), (100, 40), True, (100, 40, "counted", "under_reported")),  # text, yet zero tokens
-    ((100, 1), (100, 1), True, (100, 1, "provider", "")),  # one token of text is one token
-    ((100, 20), (100, 40), True, (100, 20, "provider", "")),  # another tokenizer: half our estimate
-    ((100, 19), (100, 40), True, (100, 40, "counted", "under_reported")),
-    ((100, 39), (100, 40), False, (100, 40, "counted", "under_reported")),  # our count is exact here
-    ((10, 40), (100, 40), False, (100, 40, "counted", "under_reported")),
-    ((None, 40), (100, 40), False, (100, 40, "counted", "malformed")),
-    ((100, 0), (100, 0), False, (100, 0, "provider", "")),  # no text: zero is right
-])
-def test_reported_usage_is_checked_against_our_count(reported: tuple[int | None, int | None], counted: tuple[int, int],
-                                                    estimated: bool, billed: tuple[int, int, str, str]) -> None:
-    result = usage_reconcile(reported_prompt=reported[0], reported_completion=reported[1],
-                             counted_prompt=counted[0], counted_completion=counted[1], estimated=estimated)
+@pytest.mark.parametrize(
+    ("reported", "counted", "estimated", "billed"),
+    [
+        ((100, 40), (100, 40), False, (100, 40, "provider", "")),
+        ((100, 0), (100, 40), True, (100, 40, "counted", "under_reported")),  # text, yet zero tokens
+        ((100, 1), (100, 1), True, (100, 1, "provider", "")),  # one token of text is one token
+        ((100, 20), (100, 40), True, (100, 20, "provider", "")),  # another tokenizer: half our estimate
+        ((100, 19), (100, 40), True, (100, 40, "counted", "under_reported")),
+        ((100, 39), (100, 40), False, (100, 40, "counted", "under_reported")),  # our count is exact here
+        ((10, 40), (100, 40), False, (100, 40, "counted", "under_reported")),
+        ((None, 40), (100, 40), False, (100, 40, "counted", "malformed")),
+        ((100, 0), (100, 0), False, (100, 0, "provider", "")),  # no text: zero is right
+    ],
+)
+def test_reported_usage_is_checked_against_our_count(
+    reported: tuple[int | None, int | None],
+    counted: tuple[int, int],
+    estimated: bool,
+    billed: tuple[int, int, str, str],
+) -> None:
+    result = usage_reconcile(
+        reported_prompt=reported[0],
+        reported_completion=reported[1],
+        counted_prompt=counted[0],
+        counted_completion=counted[1],
+        estimated=estimated,
+    )
     assert (result.prompt_tokens, result.completion_tokens, result.usage_source, result.usage_review) == billed
 
 
 @pytest.mark.django_db(transaction=True)
-def test_admin_lists_the_rows_to_review(people: People, fake_model: ChatModel, fake_upstream: FakeUpstream,
-                                        client: Client) -> None:
+def test_admin_lists_the_rows_to_review(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, client: Client
+) -> None:
     from asgiref.sync import async_to_sync
 
     fake_upstream.push(Behaviour(chunks=TEXT), Behaviour(chunks=TEXT, usage=(10**13, 5)))
@@ -190,10 +218,12 @@ def test_admin_lists_the_rows_to_review(people: People, fake_model: ChatModel, f
     clamped = LedgerEntry.objects.get(usage_review="clamped")
     client.force_login(people.admin)
 
-    ledger = client.get(reverse("admin:billing_ledgerentry_changelist"), {"usage_review__exact": "clamped"},
-                        HTTP_ACCEPT_LANGUAGE="en")
-    replies = client.get(reverse("admin:conversations_message_changelist"), {"usage_review__exact": "clamped"},
-                         HTTP_ACCEPT_LANGUAGE="en")
+    ledger = client.get(
+        reverse("admin:billing_ledgerentry_changelist"), {"usage_review__exact": "clamped"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    replies = client.get(
+        reverse("admin:conversations_message_changelist"), {"usage_review__exact": "clamped"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
 
     assert ledger.status_code == replies.status_code == 200
     assert "usage to review" in ledger.content.decode().lower()

@@ -1,13 +1,13 @@
 """The class usage page and CSV opened the way the UI links them: no query string means
 the class's current quota period. The range's end holds for every table, and money in the
 CSV is written as plain decimals."""
+
 from __future__ import annotations
 
 import csv
 import io
 import re
-from datetime import date, datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -23,7 +23,7 @@ from tests.conftest import People
 
 pytestmark = pytest.mark.django_db
 
-MARCH_4 = datetime(2026, 3, 4, 4, 0, tzinfo=dt_timezone.utc)  # noon in Shanghai
+MARCH_4 = datetime(2026, 3, 4, 4, 0, tzinfo=UTC)  # noon in Shanghai
 
 
 @pytest.fixture
@@ -34,14 +34,14 @@ def teacher(people: People, client: Client) -> Client:
 
 @pytest.fixture
 def spent(people: People, fake_model: ChatModel) -> None:
-    with time_machine.travel(datetime(2026, 2, 27, 2, 0, tzinfo=dt_timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 2, 27, 2, 0, tzinfo=UTC), tick=False):
         # last month
         settle(take(people.student, people.classroom, fake_model, prompt=5000, max_tokens=5000), 5000, 5000)
-    with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=dt_timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=UTC), tick=False):
         settle(take(people.student, people.classroom, fake_model, prompt=1000, max_tokens=500), 1000, 500)
-    with time_machine.travel(datetime(2026, 3, 4, 2, 0, tzinfo=dt_timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 4, 2, 0, tzinfo=UTC), tick=False):
         settle(take(people.student, people.classroom, fake_model, prompt=2000, max_tokens=1000), 2000, 1000)
-    usage_rollup(since=datetime(2026, 2, 20, tzinfo=dt_timezone.utc), until=datetime(2026, 3, 6, tzinfo=dt_timezone.utc))
+    usage_rollup(since=datetime(2026, 2, 20, tzinfo=UTC), until=datetime(2026, 3, 6, tzinfo=UTC))
 
 
 def shown_range(page: str) -> tuple[str, str]:
@@ -51,13 +51,17 @@ def shown_range(page: str) -> tuple[str, str]:
     return start.group(1), end.group(1)
 
 
-@pytest.mark.parametrize(("period", "expected"), [
-    ("month", ("2026-03-01", "2026-03-31")),
-    ("week", ("2026-03-02", "2026-03-08")),
-    ("day", ("2026-03-04", "2026-03-04")),
-])
+@pytest.mark.parametrize(
+    ("period", "expected"),
+    [
+        ("month", ("2026-03-01", "2026-03-31")),
+        ("week", ("2026-03-02", "2026-03-08")),
+        ("day", ("2026-03-04", "2026-03-04")),
+    ],
+)
 def test_usage_page_without_a_query_string_shows_the_current_quota_period(
-        people: People, teacher: Client, spent: None, period: str, expected: tuple[str, str]) -> None:
+    people: People, teacher: Client, spent: None, period: str, expected: tuple[str, str]
+) -> None:
     policy_set(people.classroom, period=period)
     with time_machine.travel(MARCH_4, tick=False):
         response = teacher.get(reverse("class-usage", args=[people.classroom.pk]), HTTP_ACCEPT_LANGUAGE="en")
@@ -90,11 +94,13 @@ def test_a_term_longer_than_a_year_is_shown_up_to_the_longest_range_allowed(peop
     assert shown_range(response.content.decode()) == ("2025-12-30", "2026-12-31")
 
 
-def test_the_end_of_the_range_holds_for_models_and_students_too(people: People, teacher: Client,
-                                                                spent: None) -> None:
-    page = teacher.get(reverse("class-usage", args=[people.classroom.pk]),
-                       {"start": "2026-03-03", "end": "2026-03-03"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
-    students = page[page.index('id="student-usage"'):]
+def test_the_end_of_the_range_holds_for_models_and_students_too(people: People, teacher: Client, spent: None) -> None:
+    page = teacher.get(
+        reverse("class-usage", args=[people.classroom.pk]),
+        {"start": "2026-03-03", "end": "2026-03-03"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    ).content.decode()
+    students = page[page.index('id="student-usage"') :]
     assert "<td>1000</td><td>500</td><td>0.0060 CNY</td>" in students  # 1000×2 + 500×8 per million: 3 March
     assert "0.018" not in page and "0.012" not in page  # 4 March (and both days together) are outside
 
@@ -109,15 +115,22 @@ def test_csv_without_a_query_string_is_the_current_period(people: People, teache
     assert sorted(r["prompt_tokens"] for r in rows) == ["1000", "2000"]  # not February's
 
 
-def test_csv_writes_zero_prices_and_costs_as_plain_decimals(people: People, teacher: Client,
-                                                            fake_model: ChatModel) -> None:
-    ModelPrice.objects.create(model=fake_model, input_per_million=Decimal(0), output_per_million=Decimal(0),
-                              currency="CNY", effective_from=datetime(2026, 3, 1, tzinfo=dt_timezone.utc))
+def test_csv_writes_zero_prices_and_costs_as_plain_decimals(
+    people: People, teacher: Client, fake_model: ChatModel
+) -> None:
+    ModelPrice.objects.create(
+        model=fake_model,
+        input_per_million=Decimal(0),
+        output_per_million=Decimal(0),
+        currency="CNY",
+        effective_from=datetime(2026, 3, 1, tzinfo=UTC),
+    )
     price_cache_forget()
     with time_machine.travel(MARCH_4, tick=False):
         settle(take(people.student, people.classroom, fake_model), 100, 50)
-    response = teacher.get(reverse("class-usage-csv", args=[people.classroom.pk]),
-                           {"start": "2026-03-04", "end": "2026-03-04"})
+    response = teacher.get(
+        reverse("class-usage-csv", args=[people.classroom.pk]), {"start": "2026-03-04", "end": "2026-03-04"}
+    )
     body = b"".join(response.streaming_content).decode("utf-8-sig")
     (row,) = list(csv.DictReader(io.StringIO(body)))
     for column in ("price_input_per_million", "price_output_per_million", "cost", "cost_billing"):

@@ -1,10 +1,10 @@
 """Teacher pages: quota settings, overrides, the usage dashboard and the CSV export."""
+
 from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -31,23 +31,37 @@ def teacher(people: People, client: Client) -> Client:
 @pytest.fixture
 def spent(people: People, fake_model: ChatModel) -> None:
     policy_set(people.classroom)
-    with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=dt_timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=UTC), tick=False):
         settle(take(people.student, people.classroom, fake_model, prompt=1000, max_tokens=500), 1000, 500)
         settle(take(people.classmate, people.classroom, fake_model), 10, 5)
-    with time_machine.travel(datetime(2026, 3, 4, 2, 0, tzinfo=dt_timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 3, 4, 2, 0, tzinfo=UTC), tick=False):
         settle(take(people.student, people.classroom, fake_model, prompt=2000, max_tokens=1000), 2000, 1000)
-    usage_rollup(since=datetime(2026, 3, 1, tzinfo=dt_timezone.utc), until=datetime(2026, 3, 6, tzinfo=dt_timezone.utc))
+    usage_rollup(since=datetime(2026, 3, 1, tzinfo=UTC), until=datetime(2026, 3, 6, tzinfo=UTC))
 
 
 def test_teacher_sets_the_class_quota(people: People, teacher: Client) -> None:
     url = reverse("class-quota", args=[people.classroom.pk])
     assert teacher.get(url).status_code == 200
-    response = teacher.post(url, {"period": "week", "student_token_limit": "50000", "student_cost_limit": "1.5",
-                                  "class_token_pool": "", "class_cost_pool": "", "rpm": "6", "tpm": "20000"})
+    response = teacher.post(
+        url,
+        {
+            "period": "week",
+            "student_token_limit": "50000",
+            "student_cost_limit": "1.5",
+            "class_token_pool": "",
+            "class_cost_pool": "",
+            "rpm": "6",
+            "tpm": "20000",
+        },
+    )
     assert response.status_code == 302
     policy = QuotaPolicy.objects.get(classroom=people.classroom)
     assert (policy.period, policy.student_token_limit, policy.student_cost_limit, policy.rpm) == (
-        "week", 50_000, Decimal("1.5"), 6)
+        "week",
+        50_000,
+        Decimal("1.5"),
+        6,
+    )
 
 
 def test_quota_beyond_the_site_cap_or_a_term_without_dates_is_refused(people: People, teacher: Client) -> None:
@@ -82,10 +96,14 @@ def test_students_cannot_see_class_pages(people: People, client: Client) -> None
     assert client.get(reverse("classes")).status_code == 403
 
 
-def test_usage_dashboard_shows_days_models_top_users_and_every_student(people: People, teacher: Client,
-                                                                       spent: None) -> None:
-    page = teacher.get(reverse("class-usage", args=[people.classroom.pk]),
-                       {"start": "2026-03-01", "end": "2026-03-05"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+def test_usage_dashboard_shows_days_models_top_users_and_every_student(
+    people: People, teacher: Client, spent: None
+) -> None:
+    page = teacher.get(
+        reverse("class-usage", args=[people.classroom.pk]),
+        {"start": "2026-03-01", "end": "2026-03-05"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    ).content.decode()
     assert page.count('class="bar"') == 2
     assert "fakeai/fake-model" in page
     assert "0.018" in page  # xiaoming: (1000×2 + 500×8 + 2000×2 + 1000×8) / 1e6 CNY
@@ -100,8 +118,9 @@ def test_usage_dashboard_refuses_bad_ranges(people: People, teacher: Client) -> 
 
 
 def test_csv_export_has_every_ledger_row_of_the_range(people: People, teacher: Client, spent: None) -> None:
-    response = teacher.get(reverse("class-usage-csv", args=[people.classroom.pk]),
-                           {"start": "2026-03-03", "end": "2026-03-03"})
+    response = teacher.get(
+        reverse("class-usage-csv", args=[people.classroom.pk]), {"start": "2026-03-03", "end": "2026-03-03"}
+    )
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     body = b"".join(response.streaming_content).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(body)))

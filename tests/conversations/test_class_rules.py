@@ -1,5 +1,6 @@
 """Class settings reach the chat: allowed models, class instructions, reply length;
 students' conversation tools; teachers' audited reads; sanitised Markdown."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,8 +19,10 @@ from apps.providers.services import class_models_set
 from tests.conftest import People, ws_connect, ws_turn
 from tests.fake_upstream import FakeUpstream
 
-XSS = ('Hi <script>alert("x")</script><img src=x onerror=alert(1)> <a href="javascript:alert(2)">link</a> '
-       '<iframe src="https://evil.example"></iframe>\n\n```python\nprint("ok")\n```')
+XSS = (
+    'Hi <script>alert("x")</script><img src=x onerror=alert(1)> <a href="javascript:alert(2)">link</a> '
+    '<iframe src="https://evil.example"></iframe>\n\n```python\nprint("ok")\n```'
+)
 
 
 async def turn(user: Any, **send: Any) -> list[dict[str, Any]]:
@@ -55,8 +58,9 @@ async def test_class_allowlist_instructions_and_reply_length_reach_the_call(
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_regenerate_answers_the_last_question_again(people: People, fake_model: ChatModel,
-                                                          fake_upstream: FakeUpstream) -> None:
+async def test_regenerate_answers_the_last_question_again(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     first = await turn(people.student, model="fakeai/fake-model", content="Tell me a joke")
     conversation = first[0]["conversation"]
     ws = await ws_connect(people.student)
@@ -74,10 +78,22 @@ async def test_regenerate_answers_the_last_question_again(people: People, fake_m
 
 @pytest.mark.django_db
 def test_search_rename_and_delete(people: People, demo_model: ChatModel, client: Client) -> None:
-    rows = turn_begin(user=people.student, conversation=None, classroom=people.classroom, model=demo_model,
-                      content="photosynthesis homework", request_id="r1")
-    turn_begin(user=people.student, conversation=None, classroom=people.classroom, model=demo_model,
-               content="world war history", request_id="r2")
+    rows = turn_begin(
+        user=people.student,
+        conversation=None,
+        classroom=people.classroom,
+        model=demo_model,
+        content="photosynthesis homework",
+        request_id="r1",
+    )
+    turn_begin(
+        user=people.student,
+        conversation=None,
+        classroom=people.classroom,
+        model=demo_model,
+        content="world war history",
+        request_id="r2",
+    )
     client.force_login(people.student)
     page = client.get(reverse("home"), {"q": "photo"}).content.decode()
     assert "photosynthesis homework" in page and "world war history" not in page
@@ -94,9 +110,16 @@ def test_search_rename_and_delete(people: People, demo_model: ChatModel, client:
 
 @pytest.mark.django_db
 def test_teacher_reads_only_when_the_class_allows_and_each_read_is_recorded(
-        people: People, demo_model: ChatModel, client: Client) -> None:
-    rows = turn_begin(user=people.student, conversation=None, classroom=people.classroom, model=demo_model,
-                      content="my private question", request_id="r1")
+    people: People, demo_model: ChatModel, client: Client
+) -> None:
+    rows = turn_begin(
+        user=people.student,
+        conversation=None,
+        classroom=people.classroom,
+        model=demo_model,
+        content="my private question",
+        request_id="r1",
+    )
     client.force_login(people.teacher)
     url = reverse("teacher-read", args=[rows.conversation.pk])
     assert client.get(url).status_code == 404
@@ -122,8 +145,14 @@ def test_markdown_is_rendered_and_model_html_stays_inert() -> None:
 
 @pytest.mark.django_db
 def test_page_shows_rendered_replies_without_the_payload(people: People, demo_model: ChatModel, client: Client) -> None:
-    rows = turn_begin(user=people.student, conversation=None, classroom=people.classroom, model=demo_model,
-                      content="q", request_id="r1")
+    rows = turn_begin(
+        user=people.student,
+        conversation=None,
+        classroom=people.classroom,
+        model=demo_model,
+        content="q",
+        request_id="r1",
+    )
     Message.objects.filter(pk=rows.reply.pk).update(content=XSS, status="complete")
     client.force_login(people.student)
     page = client.get(reverse("conversation", args=[rows.conversation.pk])).content.decode()

@@ -1,4 +1,5 @@
 """The chat websocket end to end: real ASGI app, real SDK, fake upstream over HTTP."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,9 @@ async def connected(user: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
     return communicator
 
 
-async def test_reply_streams_chunk_by_chunk_and_is_saved(people: People, fake_model, fake_upstream: FakeUpstream) -> None:
+async def test_reply_streams_chunk_by_chunk_and_is_saved(
+    people: People, fake_model, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.default = Behaviour(chunks=["Tokens ", "are ", "pieces ", "of text."], usage=(21, 4))
     ws = await connected(people.student)
 
@@ -47,7 +50,9 @@ async def test_reply_streams_chunk_by_chunk_and_is_saved(people: People, fake_mo
     await ws.disconnect()
 
 
-async def test_second_turn_sends_the_conversation_so_far(people: People, fake_model, fake_upstream: FakeUpstream) -> None:
+async def test_second_turn_sends_the_conversation_so_far(
+    people: People, fake_model, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.default = Behaviour(chunks=["First answer."])
     ws = await connected(people.student)
     first = await ws_turn(ws, model="fakeai/fake-model", content="One?")
@@ -65,7 +70,9 @@ async def test_second_turn_sends_the_conversation_so_far(people: People, fake_mo
     await ws.disconnect()
 
 
-async def test_stop_cancels_upstream_and_keeps_the_partial_reply(people: People, fake_model, fake_upstream: FakeUpstream) -> None:
+async def test_stop_cancels_upstream_and_keeps_the_partial_reply(
+    people: People, fake_model, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.default = Behaviour(chunks=["part one ", "part two ", "never", " sent"], delay=0.3)
     ws = await connected(people.student)
     await ws.send_json_to({"type": "chat.send", "conversation": None, "model": "fakeai/fake-model", "content": "Long?"})
@@ -153,13 +160,33 @@ async def test_upstream_failure_before_any_text_saves_a_labelled_failed_reply(
         ("[1, 2]", "bad_request"),
         (json.dumps({"type": "chat.dance"}), "bad_request"),
         (json.dumps({"type": "chat.send", "conversation": None, "model": "fakeai/fake-model"}), "bad_request"),
-        (json.dumps({"type": "chat.send", "conversation": None, "model": "fakeai/fake-model", "content": "  "}), "bad_request"),
-        (json.dumps({"type": "chat.send", "conversation": "7", "model": "fakeai/fake-model", "content": "x"}), "bad_request"),
+        (
+            json.dumps({"type": "chat.send", "conversation": None, "model": "fakeai/fake-model", "content": "  "}),
+            "bad_request",
+        ),
+        (
+            json.dumps({"type": "chat.send", "conversation": "7", "model": "fakeai/fake-model", "content": "x"}),
+            "bad_request",
+        ),
         (json.dumps({"type": "chat.send", "conversation": None, "content": "x"}), "bad_request"),
-        (json.dumps({"type": "chat.send", "conversation": None, "model": "fakeai/fake-model", "content": "x" * 8001}), "content_too_long"),
-        (json.dumps({"type": "chat.send", "conversation": None, "model": "nope/none", "content": "x"}), "model_not_allowed"),
-        (json.dumps({"type": "chat.send", "conversation": None, "model": "no-slash", "content": "x"}), "model_not_allowed"),
-        (json.dumps({"type": "chat.send", "conversation": 999999, "model": "fakeai/fake-model", "content": "x"}), "not_found"),
+        (
+            json.dumps(
+                {"type": "chat.send", "conversation": None, "model": "fakeai/fake-model", "content": "x" * 8001}
+            ),
+            "content_too_long",
+        ),
+        (
+            json.dumps({"type": "chat.send", "conversation": None, "model": "nope/none", "content": "x"}),
+            "model_not_allowed",
+        ),
+        (
+            json.dumps({"type": "chat.send", "conversation": None, "model": "no-slash", "content": "x"}),
+            "model_not_allowed",
+        ),
+        (
+            json.dumps({"type": "chat.send", "conversation": 999999, "model": "fakeai/fake-model", "content": "x"}),
+            "not_found",
+        ),
         (json.dumps({"type": "chat.stop"}), "not_running"),
     ],
 )
@@ -187,8 +214,14 @@ async def test_student_cannot_send_into_another_students_conversation(
     await owner_ws.disconnect()
     ws = await connected(people.student)
 
-    await ws.send_json_to({"type": "chat.send", "conversation": mine[0]["conversation"],
-                           "model": "fakeai/fake-model", "content": "let me in"})
+    await ws.send_json_to(
+        {
+            "type": "chat.send",
+            "conversation": mine[0]["conversation"],
+            "model": "fakeai/fake-model",
+            "content": "let me in",
+        }
+    )
     error = json.loads(await ws.receive_from(timeout=5))
 
     assert error["code"] == "not_found"
@@ -196,7 +229,9 @@ async def test_student_cannot_send_into_another_students_conversation(
     await ws.disconnect()
 
 
-async def test_second_send_while_streaming_is_refused_as_busy(people: People, fake_model, fake_upstream: FakeUpstream) -> None:
+async def test_second_send_while_streaming_is_refused_as_busy(
+    people: People, fake_model, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.default = Behaviour(chunks=["slow ", "reply"], delay=0.2)
     ws = await connected(people.student)
     await ws.send_json_to({"type": "chat.send", "conversation": None, "model": "fakeai/fake-model", "content": "1"})
@@ -205,7 +240,9 @@ async def test_second_send_while_streaming_is_refused_as_busy(people: People, fa
 
     frames = await ws_frames_until(ws, {"chat.done"})
 
-    assert {"type": "chat.error", "code": "busy"}.items() <= next(f for f in frames if f["type"] == "chat.error").items()
+    assert {"type": "chat.error", "code": "busy"}.items() <= next(
+        f for f in frames if f["type"] == "chat.error"
+    ).items()
     assert await Conversation.objects.acount() == 1
     await ws.disconnect()
 

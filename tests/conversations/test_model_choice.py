@@ -1,4 +1,5 @@
 """The chat page offers the models the student can reach now, and the lessons' .env works."""
+
 from __future__ import annotations
 
 from io import StringIO
@@ -21,16 +22,22 @@ def test_only_reachable_models_are_offered(people: People, client: Client) -> No
     page = client.get(reverse("home")).content.decode()
     assert 'value="demo/demo-tutor"' in page
     assert 'value="deepseek/deepseek-chat"' not in page
-    credential_create(actor=people.teacher, provider=Provider.objects.get(slug="deepseek"), scope="class",
-                      classroom=people.classroom, api_key="sk-class-deepseek")
+    credential_create(
+        actor=people.teacher,
+        provider=Provider.objects.get(slug="deepseek"),
+        scope="class",
+        classroom=people.classroom,
+        api_key="sk-class-deepseek",
+    )
     page = client.get(reverse("home")).content.decode()
     assert 'value="deepseek/deepseek-chat"' in page
     client.force_login(people.other_student)
     assert 'value="deepseek/deepseek-chat"' not in client.get(reverse("home")).content.decode()
 
 
-def test_openai_settings_from_the_lessons_offer_that_servers_model(people: People, client: Client,
-                                                                   monkeypatch: Any) -> None:
+def test_openai_settings_from_the_lessons_offer_that_servers_model(
+    people: People, client: Client, monkeypatch: Any
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-dotenv")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
     monkeypatch.setenv("MODEL_NAME", "qwen2.5:0.5b")
@@ -42,8 +49,9 @@ def test_openai_settings_from_the_lessons_offer_that_servers_model(people: Peopl
     assert 'value="openai/qwen2.5:0.5b"' in page and 'value="demo/demo-tutor"' in page
 
 
-def test_chat_page_queries_do_not_grow_with_keys_and_providers(people: People, client: Client,
-                                                              django_assert_num_queries: Any) -> None:
+def test_chat_page_queries_do_not_grow_with_keys_and_providers(
+    people: People, client: Client, django_assert_num_queries: Any
+) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -52,8 +60,13 @@ def test_chat_page_queries_do_not_grow_with_keys_and_providers(people: People, c
     with CaptureQueriesContext(connection) as before:
         client.get(reverse("home"))
     for slug in ("deepseek", "moonshot", "glm", "qwen"):
-        credential_create(actor=people.teacher, provider=Provider.objects.get(slug=slug), scope="class",
-                          classroom=people.classroom, api_key=f"sk-class-{slug}-key")
+        credential_create(
+            actor=people.teacher,
+            provider=Provider.objects.get(slug=slug),
+            scope="class",
+            classroom=people.classroom,
+            api_key=f"sk-class-{slug}-key",
+        )
     with django_assert_num_queries(len(before.captured_queries)):
         page = client.get(reverse("home")).content.decode()
     assert 'value="qwen/qwen-turbo"' in page and 'value="glm/glm-4-flash"' in page

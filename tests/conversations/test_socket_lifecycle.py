@@ -4,6 +4,7 @@ Real ASGI application, real views (logout, admin, teacher pages) driven by Djang
 client, the real channel layer, the fake upstream over HTTP. "Nothing served" means: the
 upstream was not called and no message or ledger row was written.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,8 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from apps.accounts.models import Enrollment, User
 from apps.billing.models import LedgerEntry
-from apps.conversations.models import Message
 from apps.conversations import socket_slots
+from apps.conversations.models import Message
 from apps.conversations.socket_slots import socket_slots_forget
 from tests.conftest import ORIGIN, PASSWORD, LiveServer, People, ws_frames_until, ws_turn
 from tests.fake_upstream import FakeUpstream
@@ -46,8 +47,9 @@ async def open_socket(client: Client) -> WebsocketCommunicator:
     from webchat.asgi import application
 
     cookie = f"sessionid={client.cookies['sessionid'].value}; django_language=en"
-    ws = WebsocketCommunicator(application, "/ws/chat/",
-                               headers=[(b"origin", ORIGIN), (b"host", b"127.0.0.1"), (b"cookie", cookie.encode())])
+    ws = WebsocketCommunicator(
+        application, "/ws/chat/", headers=[(b"origin", ORIGIN), (b"host", b"127.0.0.1"), (b"cookie", cookie.encode())]
+    )
     accepted, _ = await ws.connect()
     assert accepted
     return ws
@@ -64,8 +66,11 @@ async def close_code(ws: WebsocketCommunicator) -> tuple[int, list[dict[str, Any
 
 
 async def served_nothing(upstream: FakeUpstream, *, messages: int, ledger: int) -> bool:
-    return (upstream.chat_requests() == [] and await Message.objects.acount() == messages
-            and await LedgerEntry.objects.acount() == ledger)
+    return (
+        upstream.chat_requests() == []
+        and await Message.objects.acount() == messages
+        and await LedgerEntry.objects.acount() == ledger
+    )
 
 
 async def post(client: Client, path: str, data: dict[str, Any] | None = None) -> int:
@@ -74,6 +79,7 @@ async def post(client: Client, path: str, data: dict[str, Any] | None = None) ->
 
 
 # --- Closed when the sign-in ends --------------------------------------------------------
+
 
 async def test_logout_closes_that_sessions_socket_with_4401_and_the_other_browser_stays(
     people: People, fake_model: Any, fake_upstream: FakeUpstream
@@ -95,9 +101,19 @@ async def test_admin_deactivating_a_student_closes_their_sockets(
     ws = await open_socket(await signed_in(people.student))
     admin = await signed_in(people.admin)
     joined = timezone.localtime(people.student.date_joined)
-    form = {"username": people.student.username, "role": "student", "display_name": "Xiaoming",
-            "date_joined_0": joined.strftime("%Y-%m-%d"), "date_joined_1": joined.strftime("%H:%M:%S"),
-            "last_login_0": "", "last_login_1": "", "first_name": "", "last_name": "", "email": "", "_save": "1"}
+    form = {
+        "username": people.student.username,
+        "role": "student",
+        "display_name": "Xiaoming",
+        "date_joined_0": joined.strftime("%Y-%m-%d"),
+        "date_joined_1": joined.strftime("%H:%M:%S"),
+        "last_login_0": "",
+        "last_login_1": "",
+        "first_name": "",
+        "last_name": "",
+        "email": "",
+        "_save": "1",
+    }
     # is_active left out: the box is unticked.
 
     assert await post(admin, f"/admin/accounts/user/{people.student.pk}/change/", form) == 302
@@ -112,9 +128,11 @@ async def test_admin_setting_a_students_password_closes_their_sockets(
     ws = await open_socket(await signed_in(people.student))
     admin = await signed_in(people.admin)
 
-    status = await post(admin, f"/admin/accounts/user/{people.student.pk}/password/",
-                        {"password1": "a-brand-new-secret-77", "password2": "a-brand-new-secret-77",
-                         "usable_password": "true"})
+    status = await post(
+        admin,
+        f"/admin/accounts/user/{people.student.pk}/password/",
+        {"password1": "a-brand-new-secret-77", "password2": "a-brand-new-secret-77", "usable_password": "true"},
+    )
 
     assert status == 302
     assert (await close_code(ws))[0] == 4401
@@ -128,8 +146,11 @@ async def test_changing_your_own_password_in_the_admin_closes_your_sockets(
     page = await sync_to_async(admin.get)("/admin/password_change/")
     assert page.status_code == 200 and b'name="old_password"' in page.content  # Django's page, as before
 
-    status = await post(admin, "/admin/password_change/", {
-        "old_password": PASSWORD, "new_password1": "a-brand-new-secret-77", "new_password2": "a-brand-new-secret-77"})
+    status = await post(
+        admin,
+        "/admin/password_change/",
+        {"old_password": PASSWORD, "new_password1": "a-brand-new-secret-77", "new_password2": "a-brand-new-secret-77"},
+    )
 
     assert status == 302
     assert (await close_code(ws))[0] == 4401
@@ -153,6 +174,7 @@ async def test_teacher_resetting_a_students_password_closes_their_sockets(
 
 
 # --- Closed when the class place ends ----------------------------------------------------
+
 
 async def test_removal_from_the_class_closes_with_4403_and_its_conversation_takes_no_more_turns(
     people: People, fake_model: Any, fake_upstream: FakeUpstream
@@ -203,16 +225,28 @@ async def _classroom_admin_form(people: People, *, archived: bool, remove: User 
     """The admin's class change form as the browser would post it, with the changes asked for."""
     enrollments = [e async for e in Enrollment.objects.filter(classroom=people.classroom).order_by("pk")]
     form: dict[str, Any] = {
-        "name": people.classroom.name, "teachers": [people.teacher.pk, people.co_teacher.pk], "join_code": "",
-        "join_code_expires_at_0": "", "join_code_expires_at_1": "", "system_prompt": "", "max_reply_tokens": "",
-        "default_model": "", "enrollments-TOTAL_FORMS": len(enrollments), "enrollments-INITIAL_FORMS": len(enrollments),
-        "enrollments-MIN_NUM_FORMS": 0, "enrollments-MAX_NUM_FORMS": 1000, "_save": "1",
+        "name": people.classroom.name,
+        "teachers": [people.teacher.pk, people.co_teacher.pk],
+        "join_code": "",
+        "join_code_expires_at_0": "",
+        "join_code_expires_at_1": "",
+        "system_prompt": "",
+        "max_reply_tokens": "",
+        "default_model": "",
+        "enrollments-TOTAL_FORMS": len(enrollments),
+        "enrollments-INITIAL_FORMS": len(enrollments),
+        "enrollments-MIN_NUM_FORMS": 0,
+        "enrollments-MAX_NUM_FORMS": 1000,
+        "_save": "1",
     }
     if archived:
         form["archived"] = "on"
     for index, enrollment in enumerate(enrollments):
-        form |= {f"enrollments-{index}-id": enrollment.pk, f"enrollments-{index}-classroom": people.classroom.pk,
-                 f"enrollments-{index}-student": enrollment.student_id}
+        form |= {
+            f"enrollments-{index}-id": enrollment.pk,
+            f"enrollments-{index}-classroom": people.classroom.pk,
+            f"enrollments-{index}-student": enrollment.student_id,
+        }
         if remove is not None and enrollment.student_id == remove.pk:
             form[f"enrollments-{index}-DELETE"] = "on"
     return form
@@ -247,6 +281,7 @@ async def test_an_admin_archiving_a_class_closes_its_students_sockets(
 
 
 # --- Every turn checks again, even if no close message arrived --------------------------
+
 
 async def _refused_as_signed_out(ws: WebsocketCommunicator, upstream: FakeUpstream) -> None:
     await ws.send_json_to({"type": "chat.send", "conversation": None, "model": MODEL, "content": "one more?"})
@@ -292,6 +327,7 @@ async def test_a_turn_after_the_account_was_deactivated_behind_the_sockets_back_
 
 # --- At most CHAT_MAX_SOCKETS_PER_USER at once ------------------------------------------
 
+
 async def test_a_sixth_socket_is_refused_with_4429_and_a_closed_one_frees_its_place(
     people: People, fake_model: Any, fake_upstream: FakeUpstream, settings: Any
 ) -> None:
@@ -336,14 +372,17 @@ async def test_places_of_sockets_that_vanished_without_closing_expire(
 
 # --- What a browser sees, through a real server -----------------------------------------
 
+
 async def _live_socket(server: LiveServer, *, cookie: str = "", origin: str = "") -> ClientConnection:
-    return await ws_client_connect(f"ws://127.0.0.1:{server.port}/ws/chat/", proxy=None, origin=origin or server.url,
-                                   additional_headers={"Cookie": cookie} if cookie else None)
+    return await ws_client_connect(
+        f"ws://127.0.0.1:{server.port}/ws/chat/",
+        proxy=None,
+        origin=origin or server.url,
+        additional_headers={"Cookie": cookie} if cookie else None,
+    )
 
 
-async def test_a_browser_without_a_session_sees_close_code_4401_not_a_refused_handshake(
-    live_asgi: LiveServer
-) -> None:
+async def test_a_browser_without_a_session_sees_close_code_4401_not_a_refused_handshake(live_asgi: LiveServer) -> None:
     socket = await _live_socket(live_asgi)
 
     with pytest.raises(ConnectionClosed) as closed:
@@ -356,8 +395,9 @@ async def test_a_page_on_another_site_still_cannot_open_a_socket(live_asgi: Live
     client = await signed_in(people.student)
 
     with pytest.raises(InvalidStatus) as refused:
-        await _live_socket(live_asgi, cookie=f"sessionid={client.cookies['sessionid'].value}",
-                           origin="https://evil.example")
+        await _live_socket(
+            live_asgi, cookie=f"sessionid={client.cookies['sessionid'].value}", origin="https://evil.example"
+        )
 
     assert refused.value.response.status_code == 403
 
@@ -369,10 +409,12 @@ async def test_logging_out_over_http_closes_the_browsers_socket(live_asgi: LiveS
     socket = await _live_socket(live_asgi, cookie=cookie)
 
     def log_out() -> int:
-        request = urllib.request.Request(f"{live_asgi.url}/accounts/logout/", method="POST",
-                                         data=f"csrfmiddlewaretoken={csrf}".encode(),
-                                         headers={"Cookie": cookie, "Origin": live_asgi.url,
-                                                  "Content-Type": "application/x-www-form-urlencoded"})
+        request = urllib.request.Request(
+            f"{live_asgi.url}/accounts/logout/",
+            method="POST",
+            data=f"csrfmiddlewaretoken={csrf}".encode(),
+            headers={"Cookie": cookie, "Origin": live_asgi.url, "Content-Type": "application/x-www-form-urlencoded"},
+        )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
         try:
             return opener.open(request, timeout=5).status

@@ -1,4 +1,5 @@
 """The periodic job that settles what dead workers left: scheduled, and runnable by hand."""
+
 from __future__ import annotations
 
 from io import StringIO

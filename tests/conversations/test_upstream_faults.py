@@ -1,6 +1,7 @@
 """A provider that breaks the protocol or sends too much: the reply ends labelled
 (`upstream_dropped`, `upstream_too_large`), what arrived is saved and billed, and the socket
 gets exactly one closing frame. Never `internal_error`, never a crash in the log."""
+
 from __future__ import annotations
 
 import json
@@ -9,16 +10,15 @@ from typing import Any
 
 import pytest
 
+# Loading the ASGI app sets Django's logging up again, which drops pytest's log capture:
+# load it now, before any test captures logs.
+import webchat.asgi  # noqa: E402,F401,I001
 from apps.billing.models import Hold, LedgerEntry
 from apps.conversations.models import Message
 from apps.providers.models import ChatModel
 from apps.providers.tokens import count_text_tokens
 from tests.conftest import People, ws_connect, ws_turn
 from tests.fake_upstream import Behaviour, FakeUpstream
-
-# Loading the ASGI app sets Django's logging up again, which drops pytest's log capture:
-# load it now, before any test captures logs.
-import webchat.asgi  # noqa: E402,F401,I001
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "fakeai/fake-model"
@@ -27,8 +27,14 @@ MODEL = "fakeai/fake-model"
 def chunk(content: Any = None, finish: Any = None, **extra: Any) -> str:
     """One chat.completion.chunk as a provider would send it (any values, valid or not)."""
     delta = {} if content is None else {"content": content}
-    payload = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "fake-model",
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+    payload = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "fake-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
     return json.dumps(payload)
 
 
@@ -63,8 +69,12 @@ BROKEN_FROM_THE_START = {
 
 @pytest.mark.parametrize("events", BROKEN_FROM_THE_START.values(), ids=BROKEN_FROM_THE_START.keys())
 async def test_a_malformed_stream_fails_as_upstream_dropped_with_one_closing_frame(
-        people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, events: list[str],
-        caplog: pytest.LogCaptureFixture) -> None:
+    people: People,
+    fake_model: ChatModel,
+    fake_upstream: FakeUpstream,
+    events: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     fake_upstream.default = Behaviour(raw_events=events)
     with caplog.at_level(logging.INFO):
         frames = await turn(people.student)
@@ -78,11 +88,12 @@ async def test_a_malformed_stream_fails_as_upstream_dropped_with_one_closing_fra
     assert (await Hold.objects.aget()).status == "settled"
 
 
-async def test_text_before_a_malformed_line_is_kept_and_billed(people: People, fake_model: ChatModel,
-                                                               fake_upstream: FakeUpstream,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
-    fake_upstream.default = Behaviour(raw_events=[chunk("Hello, "), chunk("class"), "data that is not JSON",
-                                                  chunk("never seen", finish="stop")])
+async def test_text_before_a_malformed_line_is_kept_and_billed(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_upstream.default = Behaviour(
+        raw_events=[chunk("Hello, "), chunk("class"), "data that is not JSON", chunk("never seen", finish="stop")]
+    )
     with caplog.at_level(logging.INFO):
         frames = await turn(people.student)
 
@@ -96,17 +107,20 @@ async def test_text_before_a_malformed_line_is_kept_and_billed(people: People, f
     assert entry.completion_tokens == count_text_tokens(text="Hello, class", model_name="fake-model").tokens > 0
 
 
-async def test_a_stream_of_only_done_is_a_drop_not_a_reply(people: People, fake_model: ChatModel,
-                                                           fake_upstream: FakeUpstream) -> None:
+async def test_a_stream_of_only_done_is_a_drop_not_a_reply(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.default = Behaviour(raw_events=["[DONE]"])
     frames = await turn(people.student)
     assert frames[-1]["code"] == "upstream_dropped"
 
 
-async def test_a_usage_chunk_without_choices_is_accepted(people: People, fake_model: ChatModel,
-                                                         fake_upstream: FakeUpstream) -> None:
-    usage = json.dumps({"id": "c", "object": "chat.completion.chunk", "usage": {"prompt_tokens": 9,
-                                                                                "completion_tokens": 2}})
+async def test_a_usage_chunk_without_choices_is_accepted(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    usage = json.dumps(
+        {"id": "c", "object": "chat.completion.chunk", "usage": {"prompt_tokens": 9, "completion_tokens": 2}}
+    )
     fake_upstream.default = Behaviour(raw_events=[chunk("Hi!"), chunk(finish="stop"), usage, "[DONE]"])
     frames = await turn(people.student)
     assert frames[-1]["status"] == "complete"
@@ -114,7 +128,8 @@ async def test_a_usage_chunk_without_choices_is_accepted(people: People, fake_mo
 
 
 async def test_a_reply_past_the_cap_is_cut_saved_interrupted_and_billed_for_what_arrived(
-        people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, settings: Any) -> None:
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, settings: Any
+) -> None:
     settings.LLM_MAX_REPLY_BYTES = 1000
     fake_upstream.default = Behaviour(chunks=["é" * 150] * 10)  # 3000 bytes of text, 2 bytes a character
 
@@ -133,8 +148,9 @@ async def test_a_reply_past_the_cap_is_cut_saved_interrupted_and_billed_for_what
     assert entry.completion_tokens == count_text_tokens(text=relayed, model_name="fake-model").tokens
 
 
-async def test_a_20_mb_reply_is_not_relayed_or_stored_whole(people: People, fake_model: ChatModel,
-                                                            fake_upstream: FakeUpstream) -> None:
+async def test_a_20_mb_reply_is_not_relayed_or_stored_whole(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.default = Behaviour(chunks=["x" * 100_000] * 200)  # default cap: 1 MB of text
 
     frames = await turn(people.student)
@@ -144,8 +160,9 @@ async def test_a_20_mb_reply_is_not_relayed_or_stored_whole(people: People, fake
     assert len(reply.content) == 1_000_000
 
 
-async def test_one_enormous_line_is_refused_before_it_is_read_whole(people: People, fake_model: ChatModel,
-                                                                    fake_upstream: FakeUpstream, settings: Any) -> None:
+async def test_one_enormous_line_is_refused_before_it_is_read_whole(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, settings: Any
+) -> None:
     # A single SSE line far past the cap (the SDK would hold a line in memory until its end).
     settings.LLM_MAX_REPLY_BYTES = 1000
     fake_upstream.default = Behaviour(chunks=["y" * 2_000_000])
@@ -158,9 +175,9 @@ async def test_one_enormous_line_is_refused_before_it_is_read_whole(people: Peop
 
 
 @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
-async def test_a_huge_error_body_is_refused_compressed_or_not(people: People, fake_model: ChatModel,
-                                                              fake_upstream: FakeUpstream, settings: Any,
-                                                              compressed: bool) -> None:
+async def test_a_huge_error_body_is_refused_compressed_or_not(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, settings: Any, compressed: bool
+) -> None:
     # 20 MB of error message; gzip makes it some 20 KB on the wire (a "zip bomb"): the cap
     # counts what it unpacks to.
     settings.LLM_MAX_REPLY_BYTES = 1000
@@ -171,18 +188,19 @@ async def test_a_huge_error_body_is_refused_compressed_or_not(people: People, fa
     assert frames[-1]["type"] == "chat.error" and frames[-1]["code"] == "upstream_too_large"
 
 
-async def test_a_compressed_error_body_within_the_cap_is_read(people: People, fake_model: ChatModel,
-                                                              fake_upstream: FakeUpstream) -> None:
+async def test_a_compressed_error_body_within_the_cap_is_read(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.default = Behaviour(status=400, gzip=True)
     frames = await turn(people.student)
     assert frames[-1]["code"] == "upstream_rejected"
 
 
-async def test_a_nul_in_the_text_is_not_stored(people: People, fake_model: ChatModel,
-                                               fake_upstream: FakeUpstream) -> None:
+async def test_a_nul_in_the_text_is_not_stored(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     # PostgreSQL text cannot hold one: the reply would fail to save.
     fake_upstream.default = Behaviour(chunks=["Hel\x00lo"])
     frames = await turn(people.student)
     reply = await Message.objects.aget(pk=frames[-1]["message"])
     assert (reply.status, reply.content) == ("complete", "Hello")
-

@@ -1,4 +1,5 @@
 """The chat page over HTTP."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,10 +15,17 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def conversation(people: People, demo_model):  # type: ignore[no-untyped-def]
-    rows = turn_begin(user=people.student, conversation=None, classroom=people.classroom, model=demo_model,
-                      content="What is an API key?", request_id="r1")
-    Message.objects.filter(pk=rows.reply.pk).update(content="A secret that identifies you.", status="complete",
-                                                    prompt_tokens=12, completion_tokens=7)
+    rows = turn_begin(
+        user=people.student,
+        conversation=None,
+        classroom=people.classroom,
+        model=demo_model,
+        content="What is an API key?",
+        request_id="r1",
+    )
+    Message.objects.filter(pk=rows.reply.pk).update(
+        content="A secret that identifies you.", status="complete", prompt_tokens=12, completion_tokens=7
+    )
     return rows.conversation
 
 
@@ -74,8 +82,14 @@ def test_chat_page_refuses_post(people: People, client: Client) -> None:
 
 
 def test_model_output_is_escaped_on_the_page(people: People, demo_model, client: Client) -> None:
-    rows = turn_begin(user=people.student, conversation=None, classroom=None, model=demo_model,
-                      content="<script>alert(1)</script>", request_id="r2")
+    rows = turn_begin(
+        user=people.student,
+        conversation=None,
+        classroom=None,
+        model=demo_model,
+        content="<script>alert(1)</script>",
+        request_id="r2",
+    )
     client.force_login(people.student)
     page = client.get(reverse("conversation", args=[rows.conversation.pk])).content.decode()
     assert "<script>alert(1)</script>" not in page

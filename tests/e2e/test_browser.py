@@ -1,5 +1,6 @@
 """In a real browser: a student chats and reloads; a teacher imports a roster and limits
 the models; a hostile reply stays inert; the pages in zh-hans and en."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,9 @@ from tests.fake_upstream import Behaviour, FakeUpstream
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_student_chats_watches_the_stream_and_sees_it_after_reload(people: People, demo_model: ChatModel,
-                                                                   page_for: Any, settings: Any) -> None:
+def test_student_chats_watches_the_stream_and_sees_it_after_reload(
+    people: People, demo_model: ChatModel, page_for: Any, settings: Any
+) -> None:
     settings.DEMO_STREAM_DELAY_MS = 15  # slow enough to watch the reply arrive
     page = page_for("en-US")
     log_in(page, "xiaoming", PASSWORD)
@@ -47,8 +49,9 @@ def test_student_chats_watches_the_stream_and_sees_it_after_reload(people: Peopl
     assert page.dialogs == []
 
 
-def test_teacher_imports_a_roster_and_limits_the_models(people: People, demo_model: ChatModel, page_for: Any,
-                                                        tmp_path: Path) -> None:
+def test_teacher_imports_a_roster_and_limits_the_models(
+    people: People, demo_model: ChatModel, page_for: Any, tmp_path: Path
+) -> None:
     roster = tmp_path / "roster.csv"
     roster.write_text("username,display name,password\nwangwu,王五,\nzhaoliu,赵六,\n", encoding="utf-8")
     page = page_for("en-US")
@@ -81,14 +84,17 @@ def test_teacher_imports_a_roster_and_limits_the_models(people: People, demo_mod
     assert options == ["demo/demo-tutor"]
 
 
-def test_a_hostile_reply_does_not_run(people: People, fake_model: ChatModel, fake_upstream: FakeUpstream,
-                                      page_for: Any) -> None:
-    fake_upstream.default = Behaviour(chunks=[
-        "Look: <script>window.__pwned = 1; alert('xss')</script>",
-        '<img src=x onerror="window.__pwned = 2; alert(1)">',
-        " [click](javascript:alert(3)) <b onmouseover=alert(4)>bold</b>",
-        "\n\n```js\nconsole.log('code')\n```\n",
-    ])
+def test_a_hostile_reply_does_not_run(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, page_for: Any
+) -> None:
+    fake_upstream.default = Behaviour(
+        chunks=[
+            "Look: <script>window.__pwned = 1; alert('xss')</script>",
+            '<img src=x onerror="window.__pwned = 2; alert(1)">',
+            " [click](javascript:alert(3)) <b onmouseover=alert(4)>bold</b>",
+            "\n\n```js\nconsole.log('code')\n```\n",
+        ]
+    )
     page = page_for("en-US")
     log_in(page, "xiaoming", PASSWORD)
     page.wait_for_selector("#chat[data-connected=true]")
@@ -108,12 +114,16 @@ def test_a_hostile_reply_does_not_run(people: People, fake_model: ChatModel, fak
     screenshot(page, "hostile-reply")
 
 
-@pytest.mark.parametrize(("locale", "texts"), [
-    ("zh-CN", ["登录", "新对话", "发送"]),
-    ("en-US", ["Log in", "New conversation", "Send"]),
-])
-def test_pages_in_chinese_and_english(people: People, demo_model: ChatModel, page_for: Any, locale: str,
-                                      texts: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("locale", "texts"),
+    [
+        ("zh-CN", ["登录", "新对话", "发送"]),
+        ("en-US", ["Log in", "New conversation", "Send"]),
+    ],
+)
+def test_pages_in_chinese_and_english(
+    people: People, demo_model: ChatModel, page_for: Any, locale: str, texts: list[str]
+) -> None:
     page = page_for(locale)
     page.goto("/accounts/login/")
     assert texts[0] in page.inner_text("h1")

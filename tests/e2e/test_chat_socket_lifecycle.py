@@ -1,4 +1,5 @@
 """In a real browser: the chat page follows its socket's close codes."""
+
 from __future__ import annotations
 
 from typing import Any

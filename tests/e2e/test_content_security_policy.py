@@ -1,5 +1,6 @@
 """In Chromium: the pages run under the Content-Security-Policy without a single violation,
 and neither a reply's remote image nor HTML slipped into the page can reach another host."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,10 +43,18 @@ def violations(page: Any) -> list[str]:
     return page.evaluate("window.__violations")
 
 
-def test_a_reply_with_a_remote_image_never_requests_that_host(people: People, fake_model: ChatModel,
-                                                              fake_upstream: FakeUpstream, page_for: Any) -> None:
-    fake_upstream.default = Behaviour(chunks=["Look: ", "![x](http://evil.example/x.png)", " and ",
-                                              '<img src="http://evil.example/raw.png">', " done."])
+def test_a_reply_with_a_remote_image_never_requests_that_host(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, page_for: Any
+) -> None:
+    fake_upstream.default = Behaviour(
+        chunks=[
+            "Look: ",
+            "![x](http://evil.example/x.png)",
+            " and ",
+            '<img src="http://evil.example/raw.png">',
+            " done.",
+        ]
+    )
     page = page_for("en-US")
     seen = watched(page)
     log_in(page, "xiaoming", PASSWORD)
@@ -64,8 +73,9 @@ def test_a_reply_with_a_remote_image_never_requests_that_host(people: People, fa
     screenshot(page, "csp-remote-image-reply")
 
 
-def test_html_that_slips_into_the_page_cannot_load_or_run_anything(people: People, demo_model: ChatModel,
-                                                                   page_for: Any) -> None:
+def test_html_that_slips_into_the_page_cannot_load_or_run_anything(
+    people: People, demo_model: ChatModel, page_for: Any
+) -> None:
     """The policy as the second line of defence: as if the sanitiser had let HTML through."""
     page = page_for("en-US")
     seen = watched(page)
@@ -88,15 +98,26 @@ def test_html_that_slips_into_the_page_cannot_load_or_run_anything(people: Peopl
     assert seen["evil_requests"] == []
 
 
-def test_site_and_admin_pages_load_without_a_single_violation(people: People, demo_model: ChatModel,
-                                                              page_for: Any) -> None:
+def test_site_and_admin_pages_load_without_a_single_violation(
+    people: People, demo_model: ChatModel, page_for: Any
+) -> None:
     pages = {
-        "teacher_wang": ["/", f"/classes/{people.classroom.pk}/", f"/classes/{people.classroom.pk}/roster/",
-                         f"/classes/{people.classroom.pk}/quota/",
-                         f"/classes/{people.classroom.pk}/usage/?start=2026-03-01&end=2026-03-05", "/keys/"],
-        "root": ["/admin/", "/admin/billing/ledgerentry/", "/admin/accounts/user/",
-                 f"/admin/accounts/user/{people.student.pk}/change/", "/admin/accounts/classroom/add/",
-                 "/admin/billing/balancecheck/"],
+        "teacher_wang": [
+            "/",
+            f"/classes/{people.classroom.pk}/",
+            f"/classes/{people.classroom.pk}/roster/",
+            f"/classes/{people.classroom.pk}/quota/",
+            f"/classes/{people.classroom.pk}/usage/?start=2026-03-01&end=2026-03-05",
+            "/keys/",
+        ],
+        "root": [
+            "/admin/",
+            "/admin/billing/ledgerentry/",
+            "/admin/accounts/user/",
+            f"/admin/accounts/user/{people.student.pk}/change/",
+            "/admin/accounts/classroom/add/",
+            "/admin/billing/balancecheck/",
+        ],
     }
     for username, urls in pages.items():
         page = page_for("en-US")

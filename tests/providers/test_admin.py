@@ -1,4 +1,5 @@
 """Keys in Django admin: entered write-only, shown masked, broken ones flagged."""
+
 from __future__ import annotations
 
 import base64
@@ -24,8 +25,11 @@ def admin_client_(people: People, client: Client) -> Client:
 
 def test_admin_adds_a_site_key_through_the_service(admin_client_: Client) -> None:
     provider = Provider.objects.get(slug="openai")
-    response = admin_client_.post(reverse("admin:providers_credential_add"), {
-        "provider": provider.pk, "scope": "site", "label": "school", "base_url": "", "api_key": KEY}, follow=True)
+    response = admin_client_.post(
+        reverse("admin:providers_credential_add"),
+        {"provider": provider.pk, "scope": "site", "label": "school", "base_url": "", "api_key": KEY},
+        follow=True,
+    )
     assert response.status_code == 200
     credential = Credential.objects.get()
     assert (credential.scope, credential.last4, credential.owner_id) == ("site", "LMNO", None)
@@ -36,9 +40,17 @@ def test_admin_adds_a_site_key_through_the_service(admin_client_: Client) -> Non
 
 def test_admin_form_refuses_a_class_key_for_an_internal_url(admin_client_: Client, people: People) -> None:
     provider = Provider.objects.get(slug="openai")
-    response = admin_client_.post(reverse("admin:providers_credential_add"), {
-        "provider": provider.pk, "scope": "class", "classroom": people.classroom.pk, "base_url": "http://10.1.2.3/v1",
-        "api_key": KEY}, HTTP_ACCEPT_LANGUAGE="en")
+    response = admin_client_.post(
+        reverse("admin:providers_credential_add"),
+        {
+            "provider": provider.pk,
+            "scope": "class",
+            "classroom": people.classroom.pk,
+            "base_url": "http://10.1.2.3/v1",
+            "api_key": KEY,
+        },
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     assert response.status_code == 200  # the form again, with the error
     assert "private" in response.content.decode()
     assert Credential.objects.count() == 0
@@ -46,8 +58,9 @@ def test_admin_form_refuses_a_class_key_for_an_internal_url(admin_client_: Clien
 
 def test_admin_sees_keys_that_no_longer_open(admin_client_: Client, settings: Any) -> None:
     provider = Provider.objects.get(slug="openai")
-    admin_client_.post(reverse("admin:providers_credential_add"),
-                       {"provider": provider.pk, "scope": "site", "api_key": KEY})
+    admin_client_.post(
+        reverse("admin:providers_credential_add"), {"provider": provider.pk, "scope": "site", "api_key": KEY}
+    )
     settings.KEY_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(os.urandom(32)).decode()]
     page = admin_client_.get(reverse("admin:providers_credential_changelist")).content.decode()
     assert 'alt="False"' in page  # the "opens with the master keys" column

@@ -1,5 +1,6 @@
 """A canary key goes through a whole session of student, teacher and admin use and never
 appears in a page, a JSON or websocket frame, or a log line."""
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,9 @@ def assert_clean(text: str, where: str) -> None:
         assert part not in text, f"the key leaked into {where}"
 
 
-async def test_canary_key_never_leaks(people: People, keyed_model: ChatModel, fake_upstream: FakeUpstream,
-                                      caplog: Any, monkeypatch: Any) -> None:
+async def test_canary_key_never_leaks(
+    people: People, keyed_model: ChatModel, fake_upstream: FakeUpstream, caplog: Any, monkeypatch: Any
+) -> None:
     caplog.set_level(logging.DEBUG)
     teacher, admin, student = Client(), Client(), Client()
     await sync_to_async(teacher.force_login)(people.teacher)
@@ -44,13 +46,19 @@ async def test_canary_key_never_leaks(people: People, keyed_model: ChatModel, fa
         bodies.append((url, response.content.decode()))
 
     # The teacher adds the class key, looks at it, tests it, fails to replace it with junk.
-    await sync_to_async(post)(teacher, reverse("keys"), {"provider": keyed_model.provider_id, "scope": "class",
-                                                        "classroom": people.classroom.pk, "api_key": CANARY})
+    await sync_to_async(post)(
+        teacher,
+        reverse("keys"),
+        {"provider": keyed_model.provider_id, "scope": "class", "classroom": people.classroom.pk, "api_key": CANARY},
+    )
     credential = await Credential.objects.aget()
     await sync_to_async(get)(teacher, reverse("keys"))
     await sync_to_async(post)(teacher, reverse("key-test", args=[credential.pk]), {})
-    await sync_to_async(post)(teacher, reverse("key-replace", args=[credential.pk]),
-                              {"api_key": "has spaces in it", "base_url": "http://10.0.0.1/"})
+    await sync_to_async(post)(
+        teacher,
+        reverse("key-replace", args=[credential.pk]),
+        {"api_key": "has spaces in it", "base_url": "http://10.0.0.1/"},
+    )
     await sync_to_async(get)(teacher, reverse("providers"))
 
     # The student chats with it (once fine, once rejected), and browses.
@@ -66,13 +74,18 @@ async def test_canary_key_never_leaks(people: People, keyed_model: ChatModel, fa
     fake_upstream.accepted_bearers = None
 
     # The admin looks at everything about keys.
-    for url in (reverse("admin:providers_credential_changelist"),
-                reverse("admin:providers_credential_change", args=[credential.pk]),
-                reverse("admin:conversations_conversation_change", args=[frames[0]["conversation"]]),
-                reverse("admin:providers_provider_changelist")):
+    for url in (
+        reverse("admin:providers_credential_changelist"),
+        reverse("admin:providers_credential_change", args=[credential.pk]),
+        reverse("admin:conversations_conversation_change", args=[frames[0]["conversation"]]),
+        reverse("admin:providers_provider_changelist"),
+    ):
         await sync_to_async(get)(admin, url)
-    await sync_to_async(post)(admin, reverse("admin:providers_credential_changelist"),
-                              {"action": "test_keys", "_selected_action": [credential.pk]})
+    await sync_to_async(post)(
+        admin,
+        reverse("admin:providers_credential_changelist"),
+        {"action": "test_keys", "_selected_action": [credential.pk]},
+    )
 
     assert fake_upstream.chat_requests()[0].headers["authorization"] == f"Bearer {CANARY}"  # it was really used
     for url, body in bodies:

@@ -1,5 +1,6 @@
 """Which models a class allows: the teachers' page, admin, and the one rule the chat page and
 the pipeline share."""
+
 from __future__ import annotations
 
 import re
@@ -32,13 +33,14 @@ def teacher(people: People, client: Client) -> Client:
 def offered(client: Client) -> tuple[list[str], str]:
     """The chat page's model menu: every option's value, and the selected one."""
     page = client.get(reverse("home")).content.decode()
-    menu = page[page.index('<select id="model"'):]
-    options = re.findall(r'<option value="([^"]*)"( selected)?>', menu[:menu.index("</select>")])
+    menu = page[page.index('<select id="model"') :]
+    options = re.findall(r'<option value="([^"]*)"( selected)?>', menu[: menu.index("</select>")])
     return [value for value, _ in options], next((value for value, chosen in options if chosen), "")
 
 
 def test_teacher_sets_allowed_and_default_models_and_the_student_is_offered_only_those(
-        people: People, teacher: Client, client: Client, demo_model: ChatModel, fake_model: ChatModel) -> None:
+    people: People, teacher: Client, client: Client, demo_model: ChatModel, fake_model: ChatModel
+) -> None:
     url = reverse("class-models", args=[people.classroom.pk])
     assert teacher.get(url).status_code == 200
     response = teacher.post(url, {"allowed_models": [demo_model.pk, fake_model.pk], "default_model": fake_model.pk})
@@ -61,18 +63,23 @@ def test_teacher_sets_allowed_and_default_models_and_the_student_is_offered_only
     assert set(offered(other)[0]) >= {"demo/demo-tutor", "fakeai/fake-model"}
 
 
-def test_no_models_ticked_allows_every_enabled_model(people: People, teacher: Client, demo_model: ChatModel,
-                                                      fake_model: ChatModel) -> None:
+def test_no_models_ticked_allows_every_enabled_model(
+    people: People, teacher: Client, demo_model: ChatModel, fake_model: ChatModel
+) -> None:
     class_models_set(classroom=people.classroom, allowed_models=[demo_model], default_model=None)
     teacher.post(reverse("class-models", args=[people.classroom.pk]), {"default_model": ""})
     assert classroom_allowed_model_ids(classroom=people.classroom) is None
     assert all(classroom_allows_model(classroom=people.classroom, model=model) for model in chat_models_enabled())
 
 
-def test_the_default_model_must_be_one_the_class_allows(people: People, teacher: Client, demo_model: ChatModel,
-                                                         fake_model: ChatModel) -> None:
-    response = teacher.post(reverse("class-models", args=[people.classroom.pk]), {
-        "allowed_models": [demo_model.pk], "default_model": fake_model.pk}, HTTP_ACCEPT_LANGUAGE="en")
+def test_the_default_model_must_be_one_the_class_allows(
+    people: People, teacher: Client, demo_model: ChatModel, fake_model: ChatModel
+) -> None:
+    response = teacher.post(
+        reverse("class-models", args=[people.classroom.pk]),
+        {"allowed_models": [demo_model.pk], "default_model": fake_model.pk},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     assert response.status_code == 400
     assert "The default model must be one of the allowed models." in response.content.decode()
     assert not ClassModelAccess.objects.exists()
@@ -84,8 +91,9 @@ def test_an_unknown_model_is_400(people: People, teacher: Client) -> None:
     assert not ClassModelAccess.objects.exists()
 
 
-def test_another_teachers_class_is_404_and_students_get_404(people: People, teacher: Client, client: Client,
-                                                            demo_model: ChatModel) -> None:
+def test_another_teachers_class_is_404_and_students_get_404(
+    people: People, teacher: Client, client: Client, demo_model: ChatModel
+) -> None:
     url = reverse("class-models", args=[people.other_classroom.pk])
     assert teacher.get(url).status_code == 404
     assert teacher.post(url, {"allowed_models": [demo_model.pk]}).status_code == 404
@@ -98,8 +106,9 @@ def test_the_page_takes_only_get_and_post(people: People, teacher: Client) -> No
     assert teacher.put(reverse("class-models", args=[people.classroom.pk])).status_code == 405
 
 
-def test_the_chat_page_and_the_pipeline_share_one_rule(people: People, demo_model: ChatModel,
-                                                       fake_model: ChatModel) -> None:
+def test_the_chat_page_and_the_pipeline_share_one_rule(
+    people: People, demo_model: ChatModel, fake_model: ChatModel
+) -> None:
     """Every model the chat page offers passes the pipeline's check, and none it leaves out
     for the class does."""
     class_models_set(classroom=people.classroom, allowed_models=[fake_model], default_model=fake_model)
@@ -121,15 +130,20 @@ def test_the_allowlist_is_one_query(people: People, demo_model: ChatModel, djang
         assert classroom_allowed_model_ids(classroom=people.classroom) == {demo_model.pk}
 
 
-def test_admin_refuses_a_default_the_class_does_not_allow(people: People, client: Client, demo_model: ChatModel,
-                                                          fake_model: ChatModel) -> None:
+def test_admin_refuses_a_default_the_class_does_not_allow(
+    people: People, client: Client, demo_model: ChatModel, fake_model: ChatModel
+) -> None:
     client.force_login(people.admin)
     url = reverse("admin:providers_classmodelaccess_add")
-    refused = client.post(url, {"classroom": people.classroom.pk, "allowed_models": [demo_model.pk],
-                                "default_model": fake_model.pk}, HTTP_ACCEPT_LANGUAGE="en")
+    refused = client.post(
+        url,
+        {"classroom": people.classroom.pk, "allowed_models": [demo_model.pk], "default_model": fake_model.pk},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     assert refused.status_code == 200 and not ClassModelAccess.objects.exists()
     assert "The default model must be one of the allowed models." in refused.content.decode()
-    saved = client.post(url, {"classroom": people.classroom.pk, "allowed_models": [demo_model.pk],
-                              "default_model": demo_model.pk})
+    saved = client.post(
+        url, {"classroom": people.classroom.pk, "allowed_models": [demo_model.pk], "default_model": demo_model.pk}
+    )
     assert saved.status_code == 302
     assert classroom_allowed_model_ids(classroom=people.classroom) == {demo_model.pk}

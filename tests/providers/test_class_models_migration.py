@@ -1,5 +1,6 @@
 """The migrations that moved a class's allowed and default models from accounts.Classroom to
 providers.ClassModelAccess keep every class's choice, forwards and backwards."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,8 +10,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 BEFORE = [("accounts", "0006_enrollment_verbose_names"), ("providers", "0005_credential_check_result_choices")]
-AFTER = [("accounts", "0007_classroom_models_moved_to_providers"),
-         ("providers", "0007_classmodelaccess_copy_from_classroom")]
+AFTER = [
+    ("accounts", "0007_classroom_models_moved_to_providers"),
+    ("providers", "0007_classmodelaccess_copy_from_classroom"),
+]
 
 
 def migrate(targets: list[tuple[str, str]]) -> Any:
@@ -37,16 +40,23 @@ def test_each_class_keeps_its_models_through_the_move_and_back() -> None:
 
         new = migrate(AFTER)
         ClassModelAccess = new.get_model("providers", "ClassModelAccess")
-        moved = {access.classroom_id: (set(access.allowed_models.values_list("pk", flat=True)), access.default_model_id)
-                 for access in ClassModelAccess.objects.all()}
+        moved = {
+            access.classroom_id: (set(access.allowed_models.values_list("pk", flat=True)), access.default_model_id)
+            for access in ClassModelAccess.objects.all()
+        }
         assert moved == {listed.pk: ({first.pk, second.pk}, second.pk), default_only.pk: (set(), first.pk)}
         assert untouched.pk not in moved  # no row: every model, as before
 
         old = migrate(BEFORE)
         Classroom = old.get_model("accounts", "Classroom")
-        back = {classroom.pk: (set(classroom.allowed_models.values_list("pk", flat=True)), classroom.default_model_id)
-                for classroom in Classroom.objects.all()}
-        assert back == {listed.pk: ({first.pk, second.pk}, second.pk), default_only.pk: (set(), first.pk),
-                        untouched.pk: (set(), None)}
+        back = {
+            classroom.pk: (set(classroom.allowed_models.values_list("pk", flat=True)), classroom.default_model_id)
+            for classroom in Classroom.objects.all()
+        }
+        assert back == {
+            listed.pk: ({first.pk, second.pk}, second.pk),
+            default_only.pk: (set(), first.pk),
+            untouched.pk: (set(), None),
+        }
     finally:
         migrate(latest)

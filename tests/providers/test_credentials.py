@@ -1,4 +1,5 @@
 """Sealed keys: stored encrypted, bound to their row and URL, rotated, replaced, revoked."""
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,14 @@ def new_master_key() -> str:
 
 @pytest.fixture
 def class_key(people: People, keyed_model: ChatModel) -> Credential:
-    return credential_create(actor=people.teacher, provider=keyed_model.provider, scope="class",
-                             classroom=people.classroom, api_key=SECRET, label="7A key")
+    return credential_create(
+        actor=people.teacher,
+        provider=keyed_model.provider,
+        scope="class",
+        classroom=people.classroom,
+        api_key=SECRET,
+        label="7A key",
+    )
 
 
 def test_key_is_stored_sealed_and_opens_to_the_original(class_key: Credential) -> None:
@@ -38,9 +45,12 @@ def test_key_is_stored_sealed_and_opens_to_the_original(class_key: Credential) -
     assert SECRET not in repr(credential_open(credential=row))
 
 
-def test_sealed_bytes_copied_into_another_row_do_not_open(people: People, keyed_model: ChatModel,
-                                                         class_key: Credential) -> None:
-    other = credential_create(actor=people.teacher, provider=keyed_model.provider, scope="user", api_key="sk-other-1234")
+def test_sealed_bytes_copied_into_another_row_do_not_open(
+    people: People, keyed_model: ChatModel, class_key: Credential
+) -> None:
+    other = credential_create(
+        actor=people.teacher, provider=keyed_model.provider, scope="user", api_key="sk-other-1234"
+    )
     Credential.objects.filter(pk=other.pk).update(sealed=class_key.sealed, kek_id=class_key.kek_id, last4="WXYZ")
     with pytest.raises(SealError):
         credential_open(credential=Credential.objects.get(pk=other.pk))
@@ -76,8 +86,13 @@ def test_bad_keys_are_refused_and_nothing_is_saved(people: People, keyed_model: 
 
 def test_teacher_cannot_attach_a_key_to_another_teachers_class(people: People, keyed_model: ChatModel) -> None:
     with pytest.raises(PermissionDenied):
-        credential_create(actor=people.teacher, provider=keyed_model.provider, scope="class",
-                          classroom=people.other_classroom, api_key=SECRET)
+        credential_create(
+            actor=people.teacher,
+            provider=keyed_model.provider,
+            scope="class",
+            classroom=people.other_classroom,
+            api_key=SECRET,
+        )
 
 
 def test_only_admins_add_site_keys_and_students_need_permission(people: People, keyed_model: ChatModel) -> None:
@@ -91,8 +106,9 @@ def test_only_admins_add_site_keys_and_students_need_permission(people: People, 
     assert credential_create(actor=people.admin, provider=keyed_model.provider, scope="site", api_key=SECRET)
 
 
-def test_rotate_keys_reseals_under_the_new_master_key_and_can_run_again(class_key: Credential, people: People,
-                                                                        keyed_model: ChatModel, settings: Any) -> None:
+def test_rotate_keys_reseals_under_the_new_master_key_and_can_run_again(
+    class_key: Credential, people: People, keyed_model: ChatModel, settings: Any
+) -> None:
     second = credential_create(actor=people.admin, provider=keyed_model.provider, scope="site", api_key="sk-site-9999")
     old = settings.KEY_ENCRYPTION_KEYS[0]
     settings.KEY_ENCRYPTION_KEYS = [new_master_key(), old]
@@ -111,8 +127,9 @@ def test_rotate_keys_reseals_under_the_new_master_key_and_can_run_again(class_ke
     assert "rotated: 0, already current: 2" in out.getvalue()
 
 
-def test_rotate_after_an_interruption_finishes_the_rest(class_key: Credential, people: People,
-                                                        keyed_model: ChatModel, settings: Any) -> None:
+def test_rotate_after_an_interruption_finishes_the_rest(
+    class_key: Credential, people: People, keyed_model: ChatModel, settings: Any
+) -> None:
     credential_create(actor=people.admin, provider=keyed_model.provider, scope="site", api_key="sk-site-9999")
     settings.KEY_ENCRYPTION_KEYS = [new_master_key(), settings.KEY_ENCRYPTION_KEYS[0]]
     # An interrupted run: only the first row was re-sealed.
@@ -128,8 +145,9 @@ def test_rotate_after_an_interruption_finishes_the_rest(class_key: Credential, p
     assert "rotated: 1, already current: 1, cannot open: 0" in out.getvalue()
 
 
-def test_missing_master_key_is_a_clear_startup_error_and_rotate_fails_loudly(class_key: Credential,
-                                                                            settings: Any) -> None:
+def test_missing_master_key_is_a_clear_startup_error_and_rotate_fails_loudly(
+    class_key: Credential, settings: Any
+) -> None:
     settings.KEY_ENCRYPTION_KEYS = [new_master_key()]
     errors = [e for e in run_checks() if e.id and e.id.startswith("webchat.")]
     assert errors and "not in KEY_ENCRYPTION_KEYS" in errors[0].msg

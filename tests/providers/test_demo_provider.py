@@ -1,5 +1,6 @@
 """The built-in demo provider, called through the openai SDK over real HTTP, and the chat
 using it end to end through a live ASGI server."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,12 @@ def test_demo_answers_json_with_usage(sdk: OpenAI) -> None:
 
 
 def test_demo_streams_with_a_final_usage_chunk(sdk: OpenAI) -> None:
-    stream = sdk.chat.completions.create(model="demo-tutor", messages=[{"role": "user", "content": "什么是 API？"}],
-                                         stream=True, stream_options={"include_usage": True})
+    stream = sdk.chat.completions.create(
+        model="demo-tutor",
+        messages=[{"role": "user", "content": "什么是 API？"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 20
@@ -41,8 +46,9 @@ def test_demo_streams_with_a_final_usage_chunk(sdk: OpenAI) -> None:
 
 
 def test_demo_stream_without_include_usage_has_no_usage_chunk(sdk: OpenAI) -> None:
-    chunks = list(sdk.chat.completions.create(model="demo-tutor", messages=[{"role": "user", "content": "hi"}],
-                                              stream=True))
+    chunks = list(
+        sdk.chat.completions.create(model="demo-tutor", messages=[{"role": "user", "content": "hi"}], stream=True)
+    )
     assert all(c.usage is None for c in chunks)
 
 
@@ -57,8 +63,11 @@ def test_demo_rejects_bad_requests_like_a_provider(live_asgi: LiveServer, demo_m
         response = client.post("/demo/v1/chat/completions", body, content_type="application/json")
         assert response.status_code == 400
         assert "message" in response.json()["error"]
-    missing = client.post("/demo/v1/chat/completions", json.dumps({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}),
-                          content_type="application/json")
+    missing = client.post(
+        "/demo/v1/chat/completions",
+        json.dumps({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}),
+        content_type="application/json",
+    )
     assert missing.status_code == 404
     assert client.get("/demo/v1/chat/completions").status_code == 405
 
@@ -75,12 +84,25 @@ def test_demo_reply_is_deterministic_and_shows_the_bill(db: Any, demo_model) -> 
     assert "How are tokens billed?" in first and "Total tokens = input + output" in first
 
 
-def test_student_chats_with_the_demo_model_over_a_real_websocket(live_asgi: LiveServer, people: People, demo_model) -> None:  # type: ignore[no-untyped-def]
+def test_student_chats_with_the_demo_model_over_a_real_websocket(
+    live_asgi: LiveServer, people: People, demo_model
+) -> None:  # type: ignore[no-untyped-def]
     cookie = session_cookie_for(people.student)
-    with ws_open(f"ws://127.0.0.1:{live_asgi.port}/ws/chat/", origin="http://127.0.0.1",
-                 additional_headers={"Cookie": f"sessionid={cookie}"}) as socket:
-        socket.send(json.dumps({"type": "chat.send", "conversation": None, "model": "demo/demo-tutor",
-                                "content": "Why do long chats cost more?"}))
+    with ws_open(
+        f"ws://127.0.0.1:{live_asgi.port}/ws/chat/",
+        origin="http://127.0.0.1",
+        additional_headers={"Cookie": f"sessionid={cookie}"},
+    ) as socket:
+        socket.send(
+            json.dumps(
+                {
+                    "type": "chat.send",
+                    "conversation": None,
+                    "model": "demo/demo-tutor",
+                    "content": "Why do long chats cost more?",
+                }
+            )
+        )
         frames = []
         while not frames or frames[-1]["type"] not in ("chat.done", "chat.error"):
             frames.append(json.loads(socket.recv(timeout=20)))

@@ -1,5 +1,6 @@
 """User-typed base URLs cannot reach the server's own network (SSRF), in any spelling,
 after DNS, or through a redirect."""
+
 from __future__ import annotations
 
 import uuid
@@ -93,9 +94,18 @@ def test_malformed_urls_are_refused_with_a_message_not_a_crash(url: str) -> None
     assert str(refused.value)
 
 
-@pytest.mark.parametrize("url", ["https://8.8.8.8/v1", "http://[2001:4860:4860::8888]/v1", "https://8.8.8.8:8443/v1",
-                                 "http://8.8.8.8:80/v1", "https://[64:ff9b::808:808]/v1", "http://[2002:808:808::1]/v1",
-                                 "http://[::ffff:8.8.8.8]:11434/v1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://8.8.8.8/v1",
+        "http://[2001:4860:4860::8888]/v1",
+        "https://8.8.8.8:8443/v1",
+        "http://8.8.8.8:80/v1",
+        "https://[64:ff9b::808:808]/v1",
+        "http://[2002:808:808::1]/v1",
+        "http://[::ffff:8.8.8.8]:11434/v1",
+    ],
+)
 def test_public_addresses_pass(url: str) -> None:
     assert url_check_public(url) == url
 
@@ -110,32 +120,50 @@ def test_an_admin_can_allow_a_school_network(settings: Any) -> None:
 @pytest.mark.django_db
 def test_teacher_cannot_save_a_key_for_an_internal_url(people: People, keyed_model: ChatModel) -> None:
     with pytest.raises(ValidationError) as error:
-        credential_create(actor=people.teacher, provider=keyed_model.provider, scope="class",
-                          classroom=people.classroom, api_key="sk-class-key-1234", base_url="http://127.0.0.1:6379")
+        credential_create(
+            actor=people.teacher,
+            provider=keyed_model.provider,
+            scope="class",
+            classroom=people.classroom,
+            api_key="sk-class-key-1234",
+            base_url="http://127.0.0.1:6379",
+        )
     assert list(error.value.message_dict) == ["base_url"]
     assert Credential.objects.count() == 0
 
 
 @pytest.mark.django_db
 def test_admin_site_keys_may_point_at_localhost(people: People, keyed_model: ChatModel) -> None:
-    credential = credential_create(actor=people.admin, provider=keyed_model.provider, scope="site",
-                                   api_key="ollama", base_url="http://127.0.0.1:11434/v1")
+    credential = credential_create(
+        actor=people.admin,
+        provider=keyed_model.provider,
+        scope="site",
+        api_key="ollama",
+        base_url="http://127.0.0.1:11434/v1",
+    )
     assert credential.base_url == "http://127.0.0.1:11434/v1"
 
 
 def _typed_url_key(people: People, model: ChatModel, base_url: str) -> Credential:
     """A class key whose URL passed the entry check earlier, but whose name now resolves
     (or redirects) somewhere internal: written directly, as DNS changing under us would."""
-    credential = Credential(public_id=uuid.uuid4(), provider=model.provider, scope="class", owner=people.teacher,
-                            classroom=people.classroom, base_url=base_url)
+    credential = Credential(
+        public_id=uuid.uuid4(),
+        provider=model.provider,
+        scope="class",
+        owner=people.teacher,
+        classroom=people.classroom,
+        base_url=base_url,
+    )
     _seal_into(credential, KeyMaterial(api_key="sk-class-key-1234"))
     credential.save()
     return credential
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_name_resolving_to_loopback_is_refused_when_connecting(people: People, keyed_model: ChatModel,
-                                                                     fake_upstream: FakeUpstream) -> None:
+async def test_name_resolving_to_loopback_is_refused_when_connecting(
+    people: People, keyed_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
     port = fake_upstream.base_url.rsplit(":", 1)[1].split("/")[0]
     from asgiref.sync import sync_to_async
 
@@ -153,8 +181,9 @@ async def test_name_resolving_to_loopback_is_refused_when_connecting(people: Peo
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_redirect_to_an_internal_address_is_refused(people: People, keyed_model: ChatModel,
-                                                          fake_upstream: FakeUpstream, settings: Any) -> None:
+async def test_redirect_to_an_internal_address_is_refused(
+    people: People, keyed_model: ChatModel, fake_upstream: FakeUpstream, settings: Any
+) -> None:
     # "Public" here is 127.0.0.2, which the admin allowed; the redirect goes to 127.0.0.1.
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.2/32"]
     outside = FakeUpstream(host="127.0.0.2").start()
@@ -178,8 +207,9 @@ async def test_redirect_to_an_internal_address_is_refused(people: People, keyed_
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("embedded", ["::ffff:0:7f00:1", "::7f00:1", "64:ff9b::7f00:1"])
-async def test_ipv6_forms_of_loopback_are_refused_when_connecting(people: People, keyed_model: ChatModel,
-                                                                  fake_upstream: FakeUpstream, embedded: str) -> None:
+async def test_ipv6_forms_of_loopback_are_refused_when_connecting(
+    people: People, keyed_model: ChatModel, fake_upstream: FakeUpstream, embedded: str
+) -> None:
     """A key whose stored URL never met the entry check (DNS changing, an old row): the
     connect-time check judges the IPv4 address inside the IPv6 one, the same way."""
     from asgiref.sync import sync_to_async
@@ -197,8 +227,9 @@ async def test_ipv6_forms_of_loopback_are_refused_when_connecting(people: People
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_redirect_to_a_disallowed_port_is_refused(people: People, keyed_model: ChatModel,
-                                                        fake_upstream: FakeUpstream, settings: Any) -> None:
+async def test_redirect_to_a_disallowed_port_is_refused(
+    people: People, keyed_model: ChatModel, fake_upstream: FakeUpstream, settings: Any
+) -> None:
     # The allowed host redirects to port 25 of the same (allowed) address: the port rule
     # holds at connect time, for every hop. Refused by policy, not "unreachable".
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.2/32"]

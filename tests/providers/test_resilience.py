@@ -1,5 +1,6 @@
 """Calls survive upstream faults: retries before the first chunk, failover, timeouts,
 rejected keys, ERNIE's token exchange; and parameters pass through."""
+
 from __future__ import annotations
 
 import time
@@ -28,12 +29,18 @@ async def turn(user: Any, model: str = "keyedai/keyed-model", **extra: Any) -> l
 
 @pytest.fixture
 def class_key(people: People, keyed_model: ChatModel) -> Credential:
-    return credential_create(actor=people.teacher, provider=keyed_model.provider, scope="class",
-                             classroom=people.classroom, api_key="sk-class-key-1234")
+    return credential_create(
+        actor=people.teacher,
+        provider=keyed_model.provider,
+        scope="class",
+        classroom=people.classroom,
+        api_key="sk-class-key-1234",
+    )
 
 
-async def test_429_is_retried_after_the_providers_retry_after(people: People, class_key: Credential,
-                                                              fake_upstream: FakeUpstream) -> None:
+async def test_429_is_retried_after_the_providers_retry_after(
+    people: People, class_key: Credential, fake_upstream: FakeUpstream
+) -> None:
     fake_upstream.push(Behaviour(status=429, retry_after="1"))
     started = time.monotonic()
 
@@ -44,8 +51,9 @@ async def test_429_is_retried_after_the_providers_retry_after(people: People, cl
     assert time.monotonic() - started >= 1.0
 
 
-async def test_retry_after_is_capped(people: People, class_key: Credential, fake_upstream: FakeUpstream,
-                                     settings: Any) -> None:
+async def test_retry_after_is_capped(
+    people: People, class_key: Credential, fake_upstream: FakeUpstream, settings: Any
+) -> None:
     settings.LLM_RETRY_AFTER_CAP = 0.2
     fake_upstream.push(Behaviour(status=429, retry_after="3600"))
     started = time.monotonic()
@@ -54,8 +62,9 @@ async def test_retry_after_is_capped(people: People, class_key: Credential, fake
     assert time.monotonic() - started < 5
 
 
-async def test_rate_limit_that_never_clears_ends_in_a_labelled_failure(people: People, class_key: Credential,
-                                                                        fake_upstream: FakeUpstream, settings: Any) -> None:
+async def test_rate_limit_that_never_clears_ends_in_a_labelled_failure(
+    people: People, class_key: Credential, fake_upstream: FakeUpstream, settings: Any
+) -> None:
     settings.LLM_MAX_ATTEMPTS = 3
     fake_upstream.default = Behaviour(status=429, retry_after="0")
     frames = await turn(people.student)
@@ -66,8 +75,12 @@ async def test_rate_limit_that_never_clears_ends_in_a_labelled_failure(people: P
 
 
 async def test_500_then_failover_to_another_provider_and_the_route_is_recorded(
-    people: People, class_key: Credential, keyed_model: ChatModel, fake_model: ChatModel,
-    fake_upstream: FakeUpstream, settings: Any,
+    people: People,
+    class_key: Credential,
+    keyed_model: ChatModel,
+    fake_model: ChatModel,
+    fake_upstream: FakeUpstream,
+    settings: Any,
 ) -> None:
     settings.LLM_MAX_ATTEMPTS = 1
     await ModelFallback.objects.acreate(model=keyed_model, fallback=fake_model, position=1)
@@ -83,11 +96,13 @@ async def test_500_then_failover_to_another_provider_and_the_route_is_recorded(
     assert reply.route_name == "fakeai/fake-model"
 
 
-async def test_failover_to_another_credential(people: People, class_key: Credential, keyed_model: ChatModel,
-                                              fake_upstream: FakeUpstream, settings: Any) -> None:
+async def test_failover_to_another_credential(
+    people: People, class_key: Credential, keyed_model: ChatModel, fake_upstream: FakeUpstream, settings: Any
+) -> None:
     settings.LLM_MAX_ATTEMPTS = 1
-    spare = await sync_to_async(credential_create)(actor=people.admin, provider=keyed_model.provider, scope="site",
-                                                   api_key="sk-spare-key-5678")
+    spare = await sync_to_async(credential_create)(
+        actor=people.admin, provider=keyed_model.provider, scope="site", api_key="sk-spare-key-5678"
+    )
     await ModelFallback.objects.acreate(model=keyed_model, fallback=keyed_model, credential=spare, position=1)
     fake_upstream.push(Behaviour(status=503))
 
@@ -100,8 +115,9 @@ async def test_failover_to_another_credential(people: People, class_key: Credent
     assert (reply.credential_id, reply.credential_scope) == (spare.pk, "site")
 
 
-async def test_first_chunk_timeout_is_retried_then_reported(people: People, class_key: Credential,
-                                                            fake_upstream: FakeUpstream, settings: Any) -> None:
+async def test_first_chunk_timeout_is_retried_then_reported(
+    people: People, class_key: Credential, fake_upstream: FakeUpstream, settings: Any
+) -> None:
     settings.LLM_FIRST_CHUNK_TIMEOUT = 0.3
     settings.LLM_MAX_ATTEMPTS = 2
     fake_upstream.default = Behaviour(headers_delay=2)
@@ -114,8 +130,9 @@ async def test_first_chunk_timeout_is_retried_then_reported(people: People, clas
     assert time.monotonic() - started < 2
 
 
-async def test_idle_gap_between_chunks_ends_the_reply_as_interrupted(people: People, class_key: Credential,
-                                                                     fake_upstream: FakeUpstream, settings: Any) -> None:
+async def test_idle_gap_between_chunks_ends_the_reply_as_interrupted(
+    people: People, class_key: Credential, fake_upstream: FakeUpstream, settings: Any
+) -> None:
     settings.LLM_IDLE_TIMEOUT = 0.3
     fake_upstream.default = Behaviour(chunks=["first ", "second"], stall_before=1, stall=2.0)
 
@@ -129,7 +146,9 @@ async def test_idle_gap_between_chunks_ends_the_reply_as_interrupted(people: Peo
 
 
 async def test_rejected_class_key_tells_the_student_and_marks_the_key_failing(
-    people: People, class_key: Credential, fake_upstream: FakeUpstream,
+    people: People,
+    class_key: Credential,
+    fake_upstream: FakeUpstream,
 ) -> None:
     fake_upstream.accepted_bearers = {"some-other-key"}
 
@@ -145,8 +164,9 @@ async def test_rejected_class_key_tells_the_student_and_marks_the_key_failing(
     assert again[-1]["code"] == "no_credential"
 
 
-async def test_site_key_from_the_environment_is_used_last(people: People, keyed_model: ChatModel,
-                                                          fake_upstream: FakeUpstream, monkeypatch: Any) -> None:
+async def test_site_key_from_the_environment_is_used_last(
+    people: People, keyed_model: ChatModel, fake_upstream: FakeUpstream, monkeypatch: Any
+) -> None:
     monkeypatch.setenv("KEYEDAI_API_KEY", "sk-from-env-0000")
     frames = await turn(people.student)
     assert frames[-1]["status"] == "complete"
@@ -155,10 +175,16 @@ async def test_site_key_from_the_environment_is_used_last(people: People, keyed_
     assert (reply.credential_id, reply.credential_scope) == (None, "site")
 
 
-async def test_sampling_parameters_and_json_schema_pass_through(people: People, class_key: Credential,
-                                                                fake_upstream: FakeUpstream) -> None:
-    schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {
-        "type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}}}
+async def test_sampling_parameters_and_json_schema_pass_through(
+    people: People, class_key: Credential, fake_upstream: FakeUpstream
+) -> None:
+    schema = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "answer",
+            "schema": {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]},
+        },
+    }
     frames = await turn(people.student, params={"temperature": 0.2, "top_p": 0.9, "seed": 7, "response_format": schema})
     assert frames[-1]["status"] == "complete"
     body = fake_upstream.chat_requests()[0].body
@@ -166,7 +192,9 @@ async def test_sampling_parameters_and_json_schema_pass_through(people: People, 
     assert body["response_format"] == schema
 
 
-async def test_unknown_parameters_are_refused(people: People, class_key: Credential, fake_upstream: FakeUpstream) -> None:
+async def test_unknown_parameters_are_refused(
+    people: People, class_key: Credential, fake_upstream: FakeUpstream
+) -> None:
     frames = await turn(people.student, params={"api_key": "sneaky"})
     assert frames[-1]["code"] == "bad_request"
     assert fake_upstream.chat_requests() == []
@@ -176,8 +204,9 @@ async def test_unknown_parameters_are_refused(people: People, class_key: Credent
 def ernie(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
     provider = Provider.objects.get(slug="ernie") if Provider.objects.filter(slug="ernie").exists() else None
     if provider is None:
-        provider = Provider.objects.create(slug="ernie", name_en="Baidu ERNIE", name_zh="百度-文心一言",
-                                           base_url="", auth_style="ernie")
+        provider = Provider.objects.create(
+            slug="ernie", name_en="Baidu ERNIE", name_zh="百度-文心一言", base_url="", auth_style="ernie"
+        )
     provider.base_url = fake_upstream.base_url
     provider.token_url = fake_upstream.token_url
     provider.save()
@@ -186,11 +215,17 @@ def ernie(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
     return model
 
 
-async def test_ernie_exchanges_api_and_secret_key_for_a_cached_token(people: People, ernie: ChatModel,
-                                                                     fake_upstream: FakeUpstream) -> None:
-    await sync_to_async(credential_create)(actor=people.teacher, provider=ernie.provider, scope="class",
-                                           classroom=people.classroom, api_key="ernie-api-key-AK",
-                                           secret_key="ernie-secret-key-SK")
+async def test_ernie_exchanges_api_and_secret_key_for_a_cached_token(
+    people: People, ernie: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    await sync_to_async(credential_create)(
+        actor=people.teacher,
+        provider=ernie.provider,
+        scope="class",
+        classroom=people.classroom,
+        api_key="ernie-api-key-AK",
+        secret_key="ernie-secret-key-SK",
+    )
     fake_upstream.accepted_bearers = {"access-token-1"}
 
     first = await turn(people.student, model="ernie/ernie-3.5-8k")
@@ -201,11 +236,17 @@ async def test_ernie_exchanges_api_and_secret_key_for_a_cached_token(people: Peo
     assert {r.headers["authorization"] for r in fake_upstream.chat_requests()} == {"Bearer access-token-1"}
 
 
-async def test_ernie_refreshes_the_token_once_on_401(people: People, ernie: ChatModel,
-                                                     fake_upstream: FakeUpstream) -> None:
-    await sync_to_async(credential_create)(actor=people.teacher, provider=ernie.provider, scope="class",
-                                           classroom=people.classroom, api_key="ernie-api-key-AK",
-                                           secret_key="ernie-secret-key-SK")
+async def test_ernie_refreshes_the_token_once_on_401(
+    people: People, ernie: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    await sync_to_async(credential_create)(
+        actor=people.teacher,
+        provider=ernie.provider,
+        scope="class",
+        classroom=people.classroom,
+        api_key="ernie-api-key-AK",
+        secret_key="ernie-secret-key-SK",
+    )
     fake_upstream.accepted_bearers = {"access-token-1"}
     assert (await turn(people.student, model="ernie/ernie-3.5-8k"))[-1]["status"] == "complete"
     fake_upstream.accepted_bearers = {"access-token-2"}  # the provider revoked token 1
@@ -216,20 +257,32 @@ async def test_ernie_refreshes_the_token_once_on_401(people: People, ernie: Chat
     assert fake_upstream.issued_tokens == ["access-token-1", "access-token-2"]
 
 
-async def test_ernie_with_wrong_secret_is_rejected_clearly(people: People, ernie: ChatModel,
-                                                           fake_upstream: FakeUpstream) -> None:
-    await sync_to_async(credential_create)(actor=people.teacher, provider=ernie.provider, scope="class",
-                                           classroom=people.classroom, api_key="ernie-api-key-AK",
-                                           secret_key="wrong-secret")
+async def test_ernie_with_wrong_secret_is_rejected_clearly(
+    people: People, ernie: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    await sync_to_async(credential_create)(
+        actor=people.teacher,
+        provider=ernie.provider,
+        scope="class",
+        classroom=people.classroom,
+        api_key="ernie-api-key-AK",
+        secret_key="wrong-secret",
+    )
     frames = await turn(people.student, model="ernie/ernie-3.5-8k")
     assert frames[-1]["code"] == "upstream_auth_failed"
     assert fake_upstream.chat_requests() == []
 
 
-async def test_ernie_single_bearer_key_for_the_openai_compatible_endpoint(people: People, ernie: ChatModel,
-                                                                          fake_upstream: FakeUpstream) -> None:
-    await sync_to_async(credential_create)(actor=people.teacher, provider=ernie.provider, scope="class",
-                                           classroom=people.classroom, api_key="bce-v3/ALTAK-single/bearer")
+async def test_ernie_single_bearer_key_for_the_openai_compatible_endpoint(
+    people: People, ernie: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    await sync_to_async(credential_create)(
+        actor=people.teacher,
+        provider=ernie.provider,
+        scope="class",
+        classroom=people.classroom,
+        api_key="bce-v3/ALTAK-single/bearer",
+    )
     frames = await turn(people.student, model="ernie/ernie-3.5-8k")
     assert frames[-1]["status"] == "complete"
     assert fake_upstream.token_requests() == []

@@ -1,5 +1,6 @@
 """Views that receive a secret: a key (or a password) never appears in an error report, the
 DEBUG page included, and a base URL no parser can read is a form error, not a 500."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -50,20 +51,34 @@ def assert_debug_page_without(response: Any, *secrets: str, error: str = "the se
         assert secret[-12:] not in page
 
 
-def test_a_key_posted_to_the_keys_page_is_not_on_the_debug_page(people: People, debug_client: Client,
-                                                                  sealing_breaks: None) -> None:
+def test_a_key_posted_to_the_keys_page_is_not_on_the_debug_page(
+    people: People, debug_client: Client, sealing_breaks: None
+) -> None:
     debug_client.force_login(people.teacher)
-    response = debug_client.post(reverse("keys"), {
-        "provider": Provider.objects.get(slug="deepseek").pk, "scope": "class", "classroom": people.classroom.pk,
-        "api_key": KEY, "label": "7A"})
+    response = debug_client.post(
+        reverse("keys"),
+        {
+            "provider": Provider.objects.get(slug="deepseek").pk,
+            "scope": "class",
+            "classroom": people.classroom.pk,
+            "api_key": KEY,
+            "label": "7A",
+        },
+    )
     assert_debug_page_without(response, KEY)
     assert Credential.objects.count() == 0
 
 
-def test_a_replacement_key_is_not_on_the_debug_page(people: People, debug_client: Client,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    credential = credential_create(actor=people.teacher, provider=Provider.objects.get(slug="deepseek"),
-                                   scope="class", classroom=people.classroom, api_key=KEY)
+def test_a_replacement_key_is_not_on_the_debug_page(
+    people: People, debug_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credential = credential_create(
+        actor=people.teacher,
+        provider=Provider.objects.get(slug="deepseek"),
+        scope="class",
+        classroom=people.classroom,
+        api_key=KEY,
+    )
     monkeypatch.setattr("apps.providers.services.seal", _broken_seal)  # after the key was saved
     debug_client.force_login(people.teacher)
     response = debug_client.post(reverse("key-replace", args=[credential.pk]), {"api_key": NEW_KEY})
@@ -72,53 +87,94 @@ def test_a_replacement_key_is_not_on_the_debug_page(people: People, debug_client
 
 
 @pytest.mark.parametrize("scope", ["site", "class"])
-def test_a_key_entered_in_admin_is_not_on_the_debug_page(people: People, debug_client: Client, sealing_breaks: None,
-                                                         scope: str) -> None:
+def test_a_key_entered_in_admin_is_not_on_the_debug_page(
+    people: People, debug_client: Client, sealing_breaks: None, scope: str
+) -> None:
     debug_client.force_login(people.admin)
-    response = debug_client.post(reverse("admin:providers_credential_add"), {
-        "provider": Provider.objects.get(slug="openai").pk, "scope": scope, "classroom": people.classroom.pk,
-        "label": "school", "base_url": "", "api_key": KEY})
+    response = debug_client.post(
+        reverse("admin:providers_credential_add"),
+        {
+            "provider": Provider.objects.get(slug="openai").pk,
+            "scope": scope,
+            "classroom": people.classroom.pk,
+            "label": "school",
+            "base_url": "",
+            "api_key": KEY,
+        },
+    )
     assert_debug_page_without(response, KEY)
     assert Credential.objects.count() == 0
 
 
-def test_a_password_posted_to_register_is_not_on_the_debug_page(people: People, debug_client: Client,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_password_posted_to_register_is_not_on_the_debug_page(
+    people: People, debug_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     code = join_code_regenerate(classroom=people.classroom)
 
     def broken(self: User, raw_password: str | None) -> None:
         raise RuntimeError("set_password broke")
 
     monkeypatch.setattr(User, "set_password", broken)
-    response = debug_client.post(reverse("register"), {
-        "join_code": code, "username": "newcomer", "display_name": "New", "password": PASSWORD,
-        "password_again": PASSWORD})
+    response = debug_client.post(
+        reverse("register"),
+        {
+            "join_code": code,
+            "username": "newcomer",
+            "display_name": "New",
+            "password": PASSWORD,
+            "password_again": PASSWORD,
+        },
+    )
     assert_debug_page_without(response, PASSWORD, error="set_password broke")
     assert not User.objects.filter(username="newcomer").exists()
 
 
 @pytest.mark.parametrize("url", MALFORMED)
 def test_a_malformed_base_url_on_the_keys_page_is_a_form_error_that_writes_nothing(
-        people: People, debug_client: Client, url: str) -> None:
+    people: People, debug_client: Client, url: str
+) -> None:
     debug_client.force_login(people.teacher)
-    response = debug_client.post(reverse("keys"), {
-        "provider": Provider.objects.get(slug="deepseek").pk, "scope": "class", "classroom": people.classroom.pk,
-        "api_key": KEY, "base_url": url}, HTTP_ACCEPT_LANGUAGE="en")
+    response = debug_client.post(
+        reverse("keys"),
+        {
+            "provider": Provider.objects.get(slug="deepseek").pk,
+            "scope": "class",
+            "classroom": people.classroom.pk,
+            "api_key": KEY,
+            "base_url": url,
+        },
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     assert response.status_code == 400
     page = response.content.decode()
     assert "errorlist" in page and KEY not in page
     assert Credential.objects.count() == 0
 
 
-@pytest.mark.parametrize("url", ["http://[::1", "http://[127.0.0.1]/v1", "http://8.8.8.8:99999/v1",
-                                 "http://[64:ff9b:1::7f00:1]/v1", "https://8.8.8.8:22/v1"])
-def test_a_bad_base_url_when_replacing_is_a_400_that_changes_nothing(people: People, debug_client: Client,
-                                                                     url: str) -> None:
-    credential = credential_create(actor=people.teacher, provider=Provider.objects.get(slug="deepseek"),
-                                   scope="class", classroom=people.classroom, api_key=KEY)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://[127.0.0.1]/v1",
+        "http://8.8.8.8:99999/v1",
+        "http://[64:ff9b:1::7f00:1]/v1",
+        "https://8.8.8.8:22/v1",
+    ],
+)
+def test_a_bad_base_url_when_replacing_is_a_400_that_changes_nothing(
+    people: People, debug_client: Client, url: str
+) -> None:
+    credential = credential_create(
+        actor=people.teacher,
+        provider=Provider.objects.get(slug="deepseek"),
+        scope="class",
+        classroom=people.classroom,
+        api_key=KEY,
+    )
     debug_client.force_login(people.teacher)
-    response = debug_client.post(reverse("key-replace", args=[credential.pk]),
-                                 {"api_key": NEW_KEY, "base_url": url}, HTTP_ACCEPT_LANGUAGE="en")
+    response = debug_client.post(
+        reverse("key-replace", args=[credential.pk]), {"api_key": NEW_KEY, "base_url": url}, HTTP_ACCEPT_LANGUAGE="en"
+    )
     assert response.status_code == 400
     assert NEW_KEY not in response.content.decode()
     after = Credential.objects.get(pk=credential.pk)
@@ -127,13 +183,23 @@ def test_a_bad_base_url_when_replacing_is_a_400_that_changes_nothing(people: Peo
 
 @pytest.mark.parametrize("scope", ["site", "class"])
 @pytest.mark.parametrize("url", ["http://[::1", "http://[127.0.0.1]/v1", "http://[::1]x/v1", "http://8.8.8.8:-1/v1"])
-def test_a_malformed_base_url_in_admin_is_a_form_error_for_every_scope(people: People, debug_client: Client,
-                                                                       scope: str, url: str) -> None:
+def test_a_malformed_base_url_in_admin_is_a_form_error_for_every_scope(
+    people: People, debug_client: Client, scope: str, url: str
+) -> None:
     # Admins may point a site key anywhere, but not at something no client can parse.
     debug_client.force_login(people.admin)
-    response = debug_client.post(reverse("admin:providers_credential_add"), {
-        "provider": Provider.objects.get(slug="openai").pk, "scope": scope, "classroom": people.classroom.pk,
-        "label": "school", "base_url": url, "api_key": KEY}, HTTP_ACCEPT_LANGUAGE="en")
+    response = debug_client.post(
+        reverse("admin:providers_credential_add"),
+        {
+            "provider": Provider.objects.get(slug="openai").pk,
+            "scope": scope,
+            "classroom": people.classroom.pk,
+            "label": "school",
+            "base_url": url,
+            "api_key": KEY,
+        },
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     assert response.status_code == 200
     page = response.content.decode()
     assert "errorlist" in page and KEY not in page

@@ -1,4 +1,5 @@
 """`python manage.py seed_demo`."""
+
 from __future__ import annotations
 
 from io import StringIO
@@ -19,13 +20,24 @@ def seed(*args: str) -> str:
 
 
 def counts() -> tuple[int, ...]:
-    return (User.objects.count(), Classroom.objects.count(), Enrollment.objects.count(),
-            Provider.objects.count(), ChatModel.objects.count())
+    return (
+        User.objects.count(),
+        Classroom.objects.count(),
+        Enrollment.objects.count(),
+        Provider.objects.count(),
+        ChatModel.objects.count(),
+    )
 
 
 def test_seed_demo_creates_people_class_and_demo_model_and_prints_logins() -> None:
     output = seed()
-    assert set(User.objects.values_list("username", flat=True)) == {"admin", "teacher", "student1", "student2", "student3"}
+    assert set(User.objects.values_list("username", flat=True)) == {
+        "admin",
+        "teacher",
+        "student1",
+        "student2",
+        "student3",
+    }
     classroom = Classroom.objects.get()
     assert sorted(classroom.students.values_list("username", flat=True)) == ["student1", "student2", "student3"]
     assert list(classroom.teachers.values_list("username", flat=True)) == ["teacher"]

@@ -1,4 +1,5 @@
 """The providers page, the key pages and `manage.py providers`."""
+
 from __future__ import annotations
 
 from io import StringIO
@@ -48,8 +49,13 @@ def test_providers_command_lists_in_both_languages_with_usability(people: People
 
 
 def test_providers_page_shows_which_are_usable(people: People, client: Client) -> None:
-    credential_create(actor=people.teacher, provider=Provider.objects.get(slug="deepseek"), scope="class",
-                      classroom=people.classroom, api_key=KEY)
+    credential_create(
+        actor=people.teacher,
+        provider=Provider.objects.get(slug="deepseek"),
+        scope="class",
+        classroom=people.classroom,
+        api_key=KEY,
+    )
     client.force_login(people.student)
     page = client.get(reverse("providers"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert 'data-provider="deepseek" data-usable="yes"' in page
@@ -61,9 +67,11 @@ def test_providers_page_shows_which_are_usable(people: People, client: Client) -
 def test_teacher_adds_a_class_key_which_is_never_shown_again(people: People, client: Client) -> None:
     client.force_login(people.teacher)
     provider = Provider.objects.get(slug="deepseek")
-    response = client.post(reverse("keys"), {"provider": provider.pk, "scope": "class",
-                                             "classroom": people.classroom.pk, "api_key": KEY, "label": "7A"},
-                           follow=True)
+    response = client.post(
+        reverse("keys"),
+        {"provider": provider.pk, "scope": "class", "classroom": people.classroom.pk, "api_key": KEY, "label": "7A"},
+        follow=True,
+    )
     assert response.status_code == 200
     page = response.content.decode()
     assert KEY not in page and "…QRST" in page
@@ -74,18 +82,36 @@ def test_teacher_adds_a_class_key_which_is_never_shown_again(people: People, cli
 def test_bad_key_form_is_400_and_saves_nothing(people: People, client: Client) -> None:
     client.force_login(people.teacher)
     provider = Provider.objects.get(slug="deepseek")
-    response = client.post(reverse("keys"), {"provider": provider.pk, "scope": "class", "classroom": people.classroom.pk,
-                                             "api_key": "sk-good-key-1234", "base_url": "http://169.254.169.254/"})
+    response = client.post(
+        reverse("keys"),
+        {
+            "provider": provider.pk,
+            "scope": "class",
+            "classroom": people.classroom.pk,
+            "api_key": "sk-good-key-1234",
+            "base_url": "http://169.254.169.254/",
+        },
+    )
     assert response.status_code == 400
     assert "sk-good-key-1234" not in response.content.decode()
     assert Credential.objects.count() == 0
-    assert client.post(reverse("keys"), {"provider": provider.pk, "scope": "class",
-                                         "classroom": people.other_classroom.pk, "api_key": KEY}).status_code == 400
+    assert (
+        client.post(
+            reverse("keys"),
+            {"provider": provider.pk, "scope": "class", "classroom": people.other_classroom.pk, "api_key": KEY},
+        ).status_code
+        == 400
+    )
 
 
 def test_another_teachers_key_is_404(people: People, client: Client) -> None:
-    credential = credential_create(actor=people.other_teacher, provider=Provider.objects.get(slug="deepseek"),
-                                   scope="class", classroom=people.other_classroom, api_key=KEY)
+    credential = credential_create(
+        actor=people.other_teacher,
+        provider=Provider.objects.get(slug="deepseek"),
+        scope="class",
+        classroom=people.other_classroom,
+        api_key=KEY,
+    )
     client.force_login(people.teacher)
     for name in ("key-revoke", "key-test", "key-replace"):
         assert client.post(reverse(name, args=[credential.pk]), {"api_key": "sk-x"}).status_code == 404
@@ -93,8 +119,13 @@ def test_another_teachers_key_is_404(people: People, client: Client) -> None:
 
 
 def test_co_teacher_manages_the_class_key(people: People, client: Client) -> None:
-    credential = credential_create(actor=people.teacher, provider=Provider.objects.get(slug="deepseek"),
-                                   scope="class", classroom=people.classroom, api_key=KEY)
+    credential = credential_create(
+        actor=people.teacher,
+        provider=Provider.objects.get(slug="deepseek"),
+        scope="class",
+        classroom=people.classroom,
+        api_key=KEY,
+    )
     client.force_login(people.co_teacher)
     assert client.post(reverse("key-revoke", args=[credential.pk])).status_code == 302
     assert Credential.objects.get(pk=credential.pk).status == "revoked"
@@ -116,8 +147,13 @@ def test_key_pages_refuse_wrong_methods(people: People, client: Client) -> None:
 
 
 def test_replace_needs_a_new_key(people: People, client: Client) -> None:
-    credential = credential_create(actor=people.teacher, provider=Provider.objects.get(slug="deepseek"),
-                                   scope="class", classroom=people.classroom, api_key=KEY)
+    credential = credential_create(
+        actor=people.teacher,
+        provider=Provider.objects.get(slug="deepseek"),
+        scope="class",
+        classroom=people.classroom,
+        api_key=KEY,
+    )
     client.force_login(people.teacher)
     client.post(reverse("key-replace", args=[credential.pk]), {"api_key": ""})
     assert Credential.objects.get(pk=credential.pk).last4 == "QRST"
@@ -126,18 +162,29 @@ def test_replace_needs_a_new_key(people: People, client: Client) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("behaviour", "bearers", "result", "status"), [
-    (Behaviour(), None, "works", "active"),
-    (Behaviour(), {"another"}, "rejected", "failing"),
-    (Behaviour(status=429), None, "rate_limited", "active"),
-])
-def test_test_this_key_reports_without_echoing_the_key(people: People, client: Client, keyed_model: ChatModel,
-                                                       fake_upstream: FakeUpstream, behaviour: Behaviour,
-                                                       bearers: Any, result: str, status: str) -> None:
+@pytest.mark.parametrize(
+    ("behaviour", "bearers", "result", "status"),
+    [
+        (Behaviour(), None, "works", "active"),
+        (Behaviour(), {"another"}, "rejected", "failing"),
+        (Behaviour(status=429), None, "rate_limited", "active"),
+    ],
+)
+def test_test_this_key_reports_without_echoing_the_key(
+    people: People,
+    client: Client,
+    keyed_model: ChatModel,
+    fake_upstream: FakeUpstream,
+    behaviour: Behaviour,
+    bearers: Any,
+    result: str,
+    status: str,
+) -> None:
     fake_upstream.default = behaviour
     fake_upstream.accepted_bearers = bearers
-    credential = credential_create(actor=people.teacher, provider=keyed_model.provider, scope="class",
-                                   classroom=people.classroom, api_key=KEY)
+    credential = credential_create(
+        actor=people.teacher, provider=keyed_model.provider, scope="class", classroom=people.classroom, api_key=KEY
+    )
     client.force_login(people.teacher)
     page = client.post(reverse("key-test", args=[credential.pk]), follow=True).content.decode()
     assert KEY not in page
@@ -147,10 +194,12 @@ def test_test_this_key_reports_without_echoing_the_key(people: People, client: C
 
 
 @pytest.mark.django_db(transaction=True)
-def test_test_this_key_reports_unreachable(people: People, client: Client, keyed_model: ChatModel,
-                                           fake_upstream: FakeUpstream) -> None:
-    credential = credential_create(actor=people.teacher, provider=keyed_model.provider, scope="class",
-                                   classroom=people.classroom, api_key=KEY)
+def test_test_this_key_reports_unreachable(
+    people: People, client: Client, keyed_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    credential = credential_create(
+        actor=people.teacher, provider=keyed_model.provider, scope="class", classroom=people.classroom, api_key=KEY
+    )
     down = FakeUpstream().start()  # a provider that is down: nothing listens at its address
     down.stop()
     Provider.objects.filter(pk=keyed_model.provider_id).update(base_url=down.base_url)

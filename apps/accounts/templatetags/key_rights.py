@@ -1,5 +1,6 @@
 """`{% load key_rights %}{% if user|may_manage_keys %}`: the navigation bar shows the API keys
 page to exactly those the page lets in (selectors.user_may_manage_keys)."""
+
 from __future__ import annotations
 
 from django import template

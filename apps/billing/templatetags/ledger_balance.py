@@ -1,5 +1,6 @@
 """The ledger balance warning on admin pages (templates/admin/index.html):
 `{% load ledger_balance %}{% ledger_balance_banner %}`."""
+
 from __future__ import annotations
 
 from django import template
@@ -34,5 +35,9 @@ def ledger_balance_banner() -> SafeString | str:
     warning = balance_warning(balance_check_latest())
     if not warning:
         return ""
-    return format_html('<ul class="messagelist"><li class="warning">{} <a href="{}">{}</a></li></ul>', warning,
-                       reverse("admin:billing_balancecheck_changelist"), _("See the checks"))
+    return format_html(
+        '<ul class="messagelist"><li class="warning">{} <a href="{}">{}</a></li></ul>',
+        warning,
+        reverse("admin:billing_balancecheck_changelist"),
+        _("See the checks"),
+    )

@@ -1,4 +1,5 @@
 """`python manage.py rollup_usage [--since DATE]`: rebuild the usage rollups by hand."""
+
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
@@ -26,5 +27,7 @@ class Command(BaseCommand):
         else:
             start = timezone.now() - timedelta(days=1)
         written = usage_rollup(since=start)
-        self.stdout.write(f"rollups rebuilt since {timezone.localtime(start):%Y-%m-%d %H:%M}: "
-                          f"{written['hour']} hourly rows, {written['day']} daily rows")
+        self.stdout.write(
+            f"rollups rebuilt since {timezone.localtime(start):%Y-%m-%d %H:%M}: "
+            f"{written['hour']} hourly rows, {written['day']} daily rows"
+        )

@@ -1,4 +1,5 @@
 """`python manage.py expire_holds`: settle the holds of requests that died, by hand."""
+
 from __future__ import annotations
 
 from typing import Any

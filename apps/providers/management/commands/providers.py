@@ -1,4 +1,5 @@
 """`python manage.py providers --lang en|zh`: the provider catalog, and which are usable now."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,10 +10,26 @@ from apps.providers.models import Credential, Provider
 from apps.providers.services import site_env_key
 
 LABELS = {
-    "en": {"usable": "usable", "not": "no key yet", "none": "no key needed", "env": "site key from environment",
-           "site": "site key", "class": "class keys", "user": "personal keys", "models": "models"},
-    "zh": {"usable": "可用", "not": "尚无密钥", "none": "无需密钥", "env": "环境变量中的站点密钥",
-           "site": "站点密钥", "class": "班级密钥", "user": "个人密钥", "models": "模型"},
+    "en": {
+        "usable": "usable",
+        "not": "no key yet",
+        "none": "no key needed",
+        "env": "site key from environment",
+        "site": "site key",
+        "class": "class keys",
+        "user": "personal keys",
+        "models": "models",
+    },
+    "zh": {
+        "usable": "可用",
+        "not": "尚无密钥",
+        "none": "无需密钥",
+        "env": "环境变量中的站点密钥",
+        "site": "站点密钥",
+        "class": "班级密钥",
+        "user": "个人密钥",
+        "models": "模型",
+    },
 }
 
 

@@ -4,6 +4,7 @@ Put the new master key first in KEY_ENCRYPTION_KEYS (keep the old ones after it)
 then drop the old keys once it reports nothing left to rotate. Safe to run again after an
 interruption: rows already under the new key are skipped.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -2,6 +2,7 @@
 
 It lives in providers, not accounts, because it also makes sure of the demo model: accounts
 sits below providers and may not call it."""
+
 from __future__ import annotations
 
 from typing import Any
