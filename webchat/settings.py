@@ -3,6 +3,7 @@
 `.env.example` documents each variable. The defaults give the embedded set-up that
 `make run` uses: SQLite, an in-memory channel layer, no services to install.
 """
+
 from __future__ import annotations
 
 import base64
@@ -54,7 +55,7 @@ for _key in KEY_ENCRYPTION_KEYS:
 if not DEBUG and not KEY_ENCRYPTION_KEYS:
     _refuse(
         "DEBUG is off and KEY_ENCRYPTION_KEYS is empty; set it to one or more base64 32-byte keys "
-        "(python -c \"import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())\")"
+        '(python -c "import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())")'
     )
 
 ALLOWED_HOSTS = [h for h in env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"]) if h]
@@ -149,7 +150,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # than the queries of a turn), and checked before reuse. PostgreSQL: psycopg's pool, shared
 # by the threads of a process (Django closes a connection back into it after each step).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool("DB_POOL", default=True):
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django refuses both at once
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
@@ -317,12 +318,10 @@ LOGGING = {
         "json": {"()": "webchat.logs.JsonFormatter"},
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
-                             "filters": ["request_id"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # The HTTP and SDK loggers would print request details at DEBUG: keep them quiet.
-    "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai",
-                                                       "axes")},
+    "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "axes")},
 }
 
 # Networks that user-typed provider URLs may reach although they are not public (for a
