@@ -134,7 +134,7 @@ def database_prepare(*, streams: int, chunks: int, upstream_url: str) -> list[st
             "student_cost_limit": Decimal(10**6),
             "class_token_pool": 10**14,
             "rpm": 10**6,
-            "tpm": 10**10,
+            "tpm": 2 * 10**9,  # an int column on PostgreSQL
         },
     )
     cookies = []

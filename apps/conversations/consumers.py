@@ -183,12 +183,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 if type(event) is Delta:
                     # The hot path: one small JSON encode and straight to the ASGI send.
                     if self.open:
-                        await self.base_send(
-                            {
-                                "type": "websocket.send",
-                                "text": DELTA_FRAME_HEAD + json.dumps(event.text, ensure_ascii=False) + "}",
-                            }
-                        )
+                        await self.send_text(DELTA_FRAME_HEAD + json.dumps(event.text, ensure_ascii=False) + "}")
                 elif type(event) is Started:
                     await self.relay(
                         {"type": "chat.started", "conversation": event.conversation_id, "message": event.reply_id}
@@ -210,7 +205,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def relay(self, frame: ServerFrame) -> None:
         if self.open:
-            await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+            await self.send_text(json.dumps(frame, ensure_ascii=False))
+
+    async def send_text(self, text: str) -> None:
+        """One frame to the browser. A browser that has gone (its disconnect not handled yet)
+        ends the sending, not the turn: the reply still completes, is saved and billed."""
+        try:
+            await self.base_send({"type": "websocket.send", "text": text})
+        except OSError:  # what an ASGI server raises for a send after the client left (ASGI 2.4)
+            self.open = False
 
     async def send_error(
         self, code: str, message: Promise | str, *, retry_after: int | None = None, reset_at: str | None = None
