@@ -469,9 +469,9 @@ def main() -> None:
         asyncio.run(wait_for_port(args.port))
         asyncio.run(bench(args, cookies, upstream_url, server))
     finally:
-        for process in (server, upstream):
+        for process, stop in ((server, signal.SIGINT), (upstream, signal.SIGTERM)):
             if process is not None:
-                process.send_signal(signal.SIGINT)
+                process.send_signal(stop)
                 try:
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
