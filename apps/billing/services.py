@@ -337,7 +337,9 @@ class ReplyUsage:
     usage_review: str = ""  # set by usage_reconcile when the provider's counts were not used
 
 
-@transaction.atomic
+# Its own transaction when called alone; inside a caller's (turn_finish keeps a savepoint
+# around it) no savepoint of its own: one fewer round trip on every turn.
+@transaction.atomic(savepoint=False)
 def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = None) -> LedgerEntry:
     """Turn a hold into the request's ledger row, at the price in force when it started.
 

@@ -15,7 +15,7 @@ from tests.billing.conftest import policy_set
 from tests.conftest import People
 
 PREPARE_QUERIES = 10  # class, allowlist; in one transaction: budgets (a savepoint), hold, conversation, both messages
-FINISH_QUERIES = 13  # in one transaction: hold claim, counters, ledger row, reply, conversation; the budget after
+FINISH_QUERIES = 11  # in one transaction: hold claim, counters, ledger row, reply, conversation; the budget after
 
 
 def _prepare(people: People, conversation_id: int | None = None) -> PreparedTurn:
