@@ -193,10 +193,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # Each socket waits on Redis with a 5 s BZPOPMIN; redis-py's own default read
-            # timeout is also 5 s, so under load the client gave up first and the socket
-            # dropped. A read may take longer than the longest blocking call.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
+            "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
 else:
