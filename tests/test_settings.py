@@ -150,3 +150,25 @@ def test_management_commands_still_run_without_a_secret() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_socket_waiting_on_redis_outlasts_the_channel_layers_blocking_read() -> None:
+    # channels-redis waits for a socket's messages with a blocking BZPOPMIN of brpop_timeout
+    # (5 s); redis-py gives up on a read after its socket timeout, 5 s by default as well,
+    # so under load the socket dropped mid-reply. The served default must be longer.
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "from channels_redis.core import RedisChannelLayer; "
+        "(host,) = settings.CHANNEL_LAYERS['default']['CONFIG']['hosts']; "
+        "print(host['socket_timeout'] > 2 * RedisChannelLayer.brpop_timeout, host['address'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CHANNEL_LAYER_SOCKET_TIMEOUT"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "REDIS_URL": "redis://127.0.0.1:6399/0", "DJANGO_SETTINGS_MODULE": "webchat.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["True", "redis://127.0.0.1:6399/0"], result.stderr

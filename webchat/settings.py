@@ -189,11 +189,15 @@ WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
 
 # Channels: Redis when configured (several workers), otherwise in memory (one process).
 REDIS_URL = env.str("REDIS_URL", default="")
+CHANNEL_LAYER_SOCKET_TIMEOUT = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=30.0)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Each socket waits on Redis with a 5 s blocking BZPOPMIN; redis-py's default
+            # read timeout is the same 5 s, so under load the client gave up first and the
+            # socket dropped mid-reply. A read may outlast the longest blocking call.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}]},
         }
     }
 else:
