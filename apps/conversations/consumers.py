@@ -24,7 +24,7 @@ from webchat.errors import ErrorCode, RequestRefused
 from .errors import upstream_message
 from .frames import DoneFrame, ErrorFrame, ServerFrame, frame_parse, quota_frame_from
 from .models import Message
-from .pipeline import ChatRequest, Delta, Finished, Refused, Started, completion_run
+from .pipeline import ChatRequest, Delta, Event, Finished, Refused, Started, completion_run
 from .rendering import reply_html
 from .socket_slots import SLOT_REFRESH, socket_slot_free, socket_slot_keep, socket_slot_take
 
@@ -178,30 +178,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def run_turn(self, request: ChatRequest, stop: asyncio.Event) -> None:
         """The pipeline's events, as frames; plus what the chat page needs (the reply's
         rendered HTML, the quota meter)."""
-        with translation.override(self.language):
-            async for event in completion_run(identify=self.identify, request=request, stop=stop):
-                if type(event) is Delta:
-                    # The hot path: one small JSON encode and straight to the ASGI send.
-                    if self.open:
-                        await self.send_text(DELTA_FRAME_HEAD + json.dumps(event.text, ensure_ascii=False) + "}")
-                elif type(event) is Started:
-                    await self.relay(
-                        {"type": "chat.started", "conversation": event.conversation_id, "message": event.reply_id}
-                    )
-                elif type(event) is Finished:
-                    self.turn_ended = True  # the next chat.send may come as soon as this frame is out
-                    await self.relay(await finished_frame(event))
-                elif type(event) is Refused:
-                    self.turn_ended = True
-                    error = event.error
-                    await self.send_error(
-                        error.code,
-                        error.message,
-                        retry_after=error.retry_after,
-                        reset_at=error.reset_at.isoformat() if error.reset_at else None,
-                    )
-                    if error.code == ErrorCode.SIGNED_OUT:
-                        await self.close_with(CLOSE_SIGNED_OUT)
+        try:
+            with translation.override(self.language):
+                async for event in completion_run(identify=self.identify, request=request, stop=stop):
+                    await self.frame_event(event)
+        except Exception:
+            # A fault outside the reply (the database away while preparing, say): the page
+            # still gets one closing frame. Faults during the reply end in Finished instead.
+            logger.exception("chat turn failed")
+            if not self.turn_ended:
+                self.turn_ended = True
+                await self.send_error(ErrorCode.INTERNAL_ERROR, _("Something went wrong on the server."))
+
+    async def frame_event(self, event: Event) -> None:
+        if type(event) is Delta:
+            # The hot path: one small JSON encode and straight to the ASGI send.
+            if self.open:
+                await self.send_text(DELTA_FRAME_HEAD + json.dumps(event.text, ensure_ascii=False) + "}")
+        elif type(event) is Started:
+            await self.relay({"type": "chat.started", "conversation": event.conversation_id, "message": event.reply_id})
+        elif type(event) is Finished:
+            self.turn_ended = True  # the next chat.send may come as soon as this frame is out
+            await self.relay(await finished_frame(event))
+        elif type(event) is Refused:
+            self.turn_ended = True
+            error = event.error
+            await self.send_error(
+                error.code,
+                error.message,
+                retry_after=error.retry_after,
+                reset_at=error.reset_at.isoformat() if error.reset_at else None,
+            )
+            if error.code == ErrorCode.SIGNED_OUT:
+                await self.close_with(CLOSE_SIGNED_OUT)
 
     async def relay(self, frame: ServerFrame) -> None:
         if self.open:

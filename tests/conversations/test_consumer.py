@@ -268,3 +268,26 @@ async def test_error_messages_follow_the_pages_language(people: People, fake_mod
     assert error["code"] == "model_not_allowed"
     assert error["message"] == "该模型不可用。"
     await ws.disconnect()
+
+
+async def test_a_fault_before_the_reply_gets_one_internal_error_and_the_socket_goes_on(
+    people: People, fake_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from apps.conversations import pipeline
+
+    real_prepare = pipeline.turn_prepare
+
+    def broken_prepare(**kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    communicator = await ws_connect(people.student)
+    await communicator.connect()
+    monkeypatch.setattr(pipeline, "turn_prepare", broken_prepare)
+    frames = await ws_turn(communicator, model="fakeai/fake-model", content="Hello?")
+    assert [f["type"] for f in frames] == ["chat.error"] and frames[0]["code"] == "internal_error"
+    assert await communicator.receive_nothing(timeout=0.3)  # exactly one closing frame
+
+    monkeypatch.setattr(pipeline, "turn_prepare", real_prepare)
+    frames = await ws_turn(communicator, model="fakeai/fake-model", content="Hello again")
+    assert frames[-1]["type"] == "chat.done" and frames[-1]["status"] == "complete"
+    await communicator.disconnect()
