@@ -9,8 +9,9 @@ from axes.helpers import get_cool_off
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
+from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Exists, QuerySet
 from django.db.models.functions import Lower
 from django.http import Http404
 from django.utils import timezone
@@ -60,6 +61,28 @@ def session_user_get(*, session_key: str | None) -> User | None:
     session_hash = store.get(HASH_SESSION_KEY) or ""
     hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
     if not session_hash or not any(constant_time_compare(session_hash, known) for known in hashes):
+        return None
+    return user
+
+
+def session_signs_in(*, session_key: str | None, user_id: int, session_hash: str) -> User | None:
+    """A socket's check on every turn, in one query: its session row is still there and
+    unexpired, the account is still active, and the password is still the one the session
+    was signed in with (`session_hash`, read when the socket connected). The same answers
+    as session_user_get for a socket that knows its user: a new sign-in or password change
+    gives the browser a new session key, so the old row is gone either way. Other session
+    engines than the database take session_user_get's two reads."""
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
+        user = session_user_get(session_key=session_key)
+        return user if user is not None and user.pk == user_id else None
+    if not session_key or not session_hash:
+        return None
+    alive = Session.objects.filter(session_key=session_key, expire_date__gt=timezone.now())
+    user = User.objects.filter(Exists(alive), pk=user_id, is_active=True).first()
+    if user is None:
+        return None
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    if not any(constant_time_compare(session_hash, known) for known in hashes):
         return None
     return user
 

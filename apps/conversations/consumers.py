@@ -11,13 +11,14 @@ from typing import Any
 from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY
 from django.http import HttpRequest
 from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
-from apps.accounts.selectors import session_user_get
+from apps.accounts.selectors import session_signs_in
 from apps.accounts.sockets import CLOSE_SIGNED_OUT, SocketsClose, session_tag, user_socket_group
 from webchat.errors import ErrorCode, RequestRefused
 
@@ -63,6 +64,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user: User = user
         self.session_key: str | None = self.scope["session"].session_key
+        # The password hash this session signed in with: every turn checks it still holds.
+        self.session_hash: str = await _off_the_loop(self.scope["session"].get)(HASH_SESSION_KEY, "")
         self.slot = await _off_the_loop(socket_slot_take)(user_id=user.pk, channel_name=self.channel_name)
         if self.slot is None:
             with translation.override(self.language):
@@ -170,7 +173,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session still there, does its password hash still match, is the account still
         active? A socket outlives a logout or a new password unless told; this holds even
         if the telling failed."""
-        user = session_user_get(session_key=self.session_key)
+        user = session_signs_in(session_key=self.session_key, user_id=self.user.pk, session_hash=self.session_hash)
         if user is None or user.pk != self.user.pk:
             raise RequestRefused(ErrorCode.SIGNED_OUT, _("Your session has ended. Log in again."))
         return user
