@@ -24,6 +24,7 @@ DOCUMENTED = {
     "busy",
     "not_running",
     "signed_out",
+    "invalid_api_key",
     "too_many_sockets",
     "upstream_rate_limited",
     "upstream_auth_failed",

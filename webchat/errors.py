@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     QUOTA_EXCEEDED = "quota_exceeded"  # with reset_at
     RATE_LIMITED = "rate_limited"  # with retry_after
     SIGNED_OUT = "signed_out"
+    INVALID_API_KEY = "invalid_api_key"  # the /v1 API: a missing, unknown, revoked or expired key
     # The chat socket's own refusals.
     BUSY = "busy"
     NOT_RUNNING = "not_running"

@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "apps.providers",
     "apps.conversations",
     "apps.billing",
+    "apps.gateway",
 ]
 
 MIDDLEWARE = [
