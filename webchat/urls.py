@@ -14,6 +14,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("apps.accounts.urls")),
     path("demo/v1/", include("apps.providers.demo_urls")),
+    path("v1/", include("apps.gateway.urls")),
     path("", include("apps.providers.urls")),
     path("", include("apps.accounts.class_urls")),
     path("", include("apps.billing.urls")),

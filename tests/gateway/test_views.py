@@ -1,0 +1,194 @@
+"""The OpenAI-compatible /v1 endpoints, called with the real openai SDK over HTTP against the
+live ASGI app, whose pipeline calls the fake upstream."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from typing import Any
+
+import openai
+import pytest
+from django.utils import timezone
+
+# Loading the ASGI app sets Django's logging up again, which drops pytest's log capture:
+# load it now, before any test captures logs.
+import webchat.asgi  # noqa: E402,F401,I001
+from apps.billing.models import LedgerEntry, Period
+from apps.billing.services import quota_policy_set
+from apps.gateway.services import api_key_create, api_key_revoke
+from apps.providers.models import ChatModel
+from tests.conftest import LiveServer, People
+from tests.fake_upstream import FakeUpstream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MODEL = "fakeai/fake-model"
+ASK = [{"role": "user", "content": "Say hello"}]
+
+
+def client_for(live_asgi: LiveServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=live_asgi.url + "/v1", api_key=key, max_retries=0)
+
+
+@pytest.fixture
+def key(people: People) -> str:
+    return api_key_create(user=people.student, name="test")[1]
+
+
+def test_the_models_list_holds_the_models_the_student_may_use(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str
+) -> None:
+    models = client_for(live_asgi, key).models.list()
+    by_id = {model.id: model for model in models.data}
+    assert MODEL in by_id and by_id[MODEL].owned_by == "fakeai" and by_id[MODEL].object == "model"
+
+
+def test_a_reply_comes_back_with_usage_and_one_api_ledger_row(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, people: People
+) -> None:
+    completion = client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=ASK, max_tokens=50)
+    assert completion.choices[0].message.content == "Hello, class!"
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    entries = list(LedgerEntry.objects.all())
+    assert len(entries) == 1
+    assert entries[0].entry_point == "api" and entries[0].user_id == people.student.pk
+    assert entries[0].completion_tokens == completion.usage.completion_tokens
+
+
+def test_a_streamed_reply_ends_with_usage(live_asgi: LiveServer, fake_model: ChatModel, key: str) -> None:
+    stream = client_for(live_asgi, key).chat.completions.create(
+        model=MODEL, messages=ASK, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == "Hello, class!"
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+    assert LedgerEntry.objects.get().entry_point == "api"
+
+
+def test_a_stream_without_include_usage_still_reports_usage_on_its_last_chunk(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str
+) -> None:
+    chunks = list(client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=ASK, stream=True))
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+async def test_the_async_client_streams_too(live_asgi: LiveServer, fake_model: ChatModel, key: str) -> None:
+    client = openai.AsyncOpenAI(base_url=live_asgi.url + "/v1", api_key=key, max_retries=0)
+    stream = await client.chat.completions.create(model=MODEL, messages=ASK, stream=True)
+    text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+    assert text == "Hello, class!"
+    await client.close()
+
+
+def http(method: str, url: str, *, body: object = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_a_request_without_a_key_gets_openais_401_body(live_asgi: LiveServer, fake_model: ChatModel) -> None:
+    # The SDK will not send a request without a key, so this one goes by hand.
+    status, body = http("POST", live_asgi.url + "/v1/chat/completions", body={"model": MODEL, "messages": ASK})
+    assert status == 401
+    error = json.loads(body)["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["code"] == "invalid_api_key"
+    assert http("GET", live_asgi.url + "/v1/models")[0] == 401
+    assert not LedgerEntry.objects.exists()
+
+
+def test_the_wrong_method_is_refused(live_asgi: LiveServer, key: str) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    assert http("GET", live_asgi.url + "/v1/chat/completions", headers=headers)[0] == 405
+    assert http("POST", live_asgi.url + "/v1/models", body={}, headers=headers)[0] == 405
+
+
+@pytest.mark.parametrize("which", ["malformed", "unknown", "revoked", "expired"])
+def test_a_bad_key_raises_authentication_error(
+    live_asgi: LiveServer, fake_model: ChatModel, people: People, which: str
+) -> None:
+    if which == "malformed":
+        presented = "not-a-webchat-key"
+    elif which == "unknown":
+        presented = "wc-" + "a" * 43
+    elif which == "revoked":
+        row, presented = api_key_create(user=people.student)
+        api_key_revoke(key=row)
+    else:
+        _, presented = api_key_create(user=people.student, expires_at=timezone.now() - timedelta(minutes=1))
+    client = client_for(live_asgi, presented)
+    with pytest.raises(openai.AuthenticationError) as error:
+        client.chat.completions.create(model=MODEL, messages=ASK)
+    assert error.value.code == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+    assert not LedgerEntry.objects.exists()
+
+
+def test_an_unknown_model_raises_not_found(live_asgi: LiveServer, fake_model: ChatModel, key: str) -> None:
+    with pytest.raises(openai.NotFoundError) as error:
+        client_for(live_asgi, key).chat.completions.create(model="fakeai/no-such-model", messages=ASK)
+    assert error.value.code == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"temperature": 5}, "temperature"),
+        ({"n": 2}, "n"),
+        ({"extra_body": {"api_base": "http://evil.example"}}, "api_base"),
+        ({"extra_body": {"base_url": "http://evil.example"}}, "base_url"),
+        ({"extra_body": {"user_id": 3}}, "user_id"),
+        ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, *ASK]}, "messages"),
+    ],
+)
+def test_a_bad_parameter_raises_bad_request_naming_it(
+    live_asgi: LiveServer,
+    fake_model: ChatModel,
+    key: str,
+    extra: dict[str, Any],
+    param: str,
+    fake_upstream: FakeUpstream,
+) -> None:
+    arguments: dict[str, Any] = {"model": MODEL, "messages": ASK, **extra}
+    with pytest.raises(openai.BadRequestError) as error:
+        client_for(live_asgi, key).chat.completions.create(**arguments)
+    assert error.value.body["param"] == param  # type: ignore[index]
+    assert error.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+    assert not fake_upstream.chat_requests() and not LedgerEntry.objects.exists()
+
+
+def test_a_used_up_quota_raises_rate_limit_error_saying_when_it_resets(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, people: People
+) -> None:
+    quota_policy_set(classroom=people.classroom, period=Period.MONTH, student_token_limit=10)
+    client = openai.OpenAI(
+        base_url=live_asgi.url + "/v1", api_key=key, max_retries=0, default_headers={"Accept-Language": "en"}
+    )
+    with pytest.raises(openai.RateLimitError) as error:
+        client.chat.completions.create(model=MODEL, messages=ASK)
+    assert error.value.code == "insufficient_quota"
+    assert "resets" in error.value.message
+    assert int(error.value.response.headers["Retry-After"]) > 0
+
+
+def test_the_key_never_appears_in_responses_or_logs(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = client_for(live_asgi, key)
+    bodies = [client.models.with_raw_response.list().text]
+    bodies.append(client.chat.completions.with_raw_response.create(model=MODEL, messages=ASK).text)
+    with pytest.raises(openai.BadRequestError) as error:
+        client.chat.completions.create(model=MODEL, messages=ASK, temperature=9)
+    bodies.append(error.value.response.text)
+    assert not any(key in body for body in bodies)
+    assert key not in caplog.text
