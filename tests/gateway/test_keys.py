@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.gateway.models import ApiKey
@@ -63,3 +65,16 @@ def test_the_command_prints_only_the_key(people: Any) -> None:
     assert api_key_user(presented=key) == people.student
     row = ApiKey.objects.get(user=people.student)
     assert row.name == "script" and row.expires_at is not None
+
+
+def test_admin_lists_keys_without_showing_them_and_revokes_through_the_service(people: Any) -> None:
+    row, key = api_key_create(user=people.student, name="laptop")
+    client = Client()
+    client.force_login(people.admin)
+    url = reverse("admin:gateway_apikey_changelist")
+    page = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert row.prefix in page and key not in page and row.key_hash not in page
+    assert key not in client.get(reverse("admin:gateway_apikey_change", args=[row.pk])).content.decode()
+    client.post(url, {"action": "revoke", "_selected_action": [row.pk]})
+    with pytest.raises(RequestRefused):
+        api_key_user(presented=key)

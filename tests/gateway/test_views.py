@@ -22,7 +22,7 @@ from apps.billing.services import quota_policy_set
 from apps.gateway.services import api_key_create, api_key_revoke
 from apps.providers.models import ChatModel
 from tests.conftest import LiveServer, People
-from tests.fake_upstream import FakeUpstream
+from tests.fake_upstream import Behaviour, FakeUpstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MODEL = "fakeai/fake-model"
@@ -192,3 +192,37 @@ def test_the_key_never_appears_in_responses_or_logs(
     bodies.append(error.value.response.text)
     assert not any(key in body for body in bodies)
     assert key not in caplog.text
+
+
+def test_an_upstream_fault_is_a_502_with_the_upstream_code_and_is_billed_once(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.push(Behaviour(status=400))
+    with pytest.raises(openai.InternalServerError) as error:
+        client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=ASK)
+    assert error.value.status_code == 502 and error.value.code == "upstream_rejected"
+    entry = LedgerEntry.objects.get()
+    assert entry.entry_point == "api" and entry.completion_tokens == 0
+
+
+def test_a_stream_cut_upstream_ends_in_an_error_event(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.push(Behaviour(drop_after=2))
+    stream = client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=ASK, stream=True)
+    with pytest.raises(openai.APIError):
+        list(stream)
+    assert LedgerEntry.objects.get().entry_point == "api"
+
+
+def test_error_messages_follow_accept_language_with_chinese_by_default(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str
+) -> None:
+    # A message params.py already has in both languages (the gateway's own new messages get
+    # their zh-hans translations when the catalogue is next updated).
+    url, body = live_asgi.url + "/v1/chat/completions", {"model": MODEL, "messages": ASK, "temperature": 9}
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    english = json.loads(http("POST", url, body=body, headers={**auth, "Accept-Language": "en"})[1])["error"]
+    default = json.loads(http("POST", url, body=body, headers=auth)[1])["error"]
+    assert english["message"].startswith("'temperature' must be a number")
+    assert default["param"] == "temperature" and default["message"] != english["message"]
