@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -226,3 +227,21 @@ def test_error_messages_follow_accept_language_with_chinese_by_default(
     default = json.loads(http("POST", url, body=body, headers=auth)[1])["error"]
     assert english["message"].startswith("'temperature' must be a number")
     assert default["param"] == "temperature" and default["message"] != english["message"]
+
+
+def test_a_client_that_leaves_mid_stream_is_billed_once_for_what_arrived(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.push(Behaviour(chunks=["word "] * 50, delay=0.1))
+    stream = client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=ASK, stream=True)
+    chunks = iter(stream)
+    next(chunks)  # the role chunk, sent before the provider is called
+    assert next(chunks).choices[0].delta.content == "word "
+    stream.close()
+    deadline = time.monotonic() + 10
+    while not LedgerEntry.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    entry = LedgerEntry.objects.get()
+    assert entry.entry_point == "api" and entry.status == "stopped"
+    assert 0 < entry.completion_tokens < 50
+    assert len(fake_upstream.chat_requests()) == 1
