@@ -245,3 +245,33 @@ def test_a_client_that_leaves_mid_stream_is_billed_once_for_what_arrived(
     assert entry.entry_point == "api" and entry.status == "stopped"
     assert 0 < entry.completion_tokens < 50
     assert len(fake_upstream.chat_requests()) == 1
+
+
+def test_too_many_requests_a_minute_raise_rate_limit_error_with_retry_after(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, people: People
+) -> None:
+    quota_policy_set(classroom=people.classroom, period=Period.MONTH, rpm=1)
+    client = client_for(live_asgi, key)
+    client.chat.completions.create(model=MODEL, messages=ASK)
+    with pytest.raises(openai.RateLimitError) as error:
+        client.chat.completions.create(model=MODEL, messages=ASK)
+    assert error.value.code == "rate_limit_exceeded"
+    assert int(error.value.response.headers["Retry-After"]) > 0
+    assert LedgerEntry.objects.count() == 1
+
+
+def test_sampling_parameters_response_format_and_max_completion_tokens_reach_the_provider(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    client_for(live_asgi, key).chat.completions.create(
+        model=MODEL,
+        messages=ASK,
+        temperature=0.5,
+        response_format={"type": "json_object"},
+        max_completion_tokens=33,
+        user="student-7",
+    )
+    sent = fake_upstream.chat_requests()[0].body
+    assert sent["temperature"] == 0.5 and sent["response_format"] == {"type": "json_object"}
+    assert 33 in (sent.get("max_tokens"), sent.get("max_completion_tokens"))
+    assert "user" not in sent
