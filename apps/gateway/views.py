@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.selectors import classroom_for_student
 from apps.conversations.errors import upstream_message
-from apps.conversations.pipeline import ChatRequest, Delta, Event, Finished, Refused, completion_run
+from apps.conversations.pipeline import ChatRequest, Delta, Event, Finished, Refused, Started, completion_run
 from apps.providers.selectors import chat_models_offered_to
 from webchat.errors import ErrorCode, RequestRefused
 
@@ -209,7 +209,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if isinstance(first, Refused):
         await events.aclose()
         return _refusal_response(first.error)
-    completion_id = f"chatcmpl-{first.request_id}"  # type: ignore[union-attr]  # Started
+    assert isinstance(first, Started)  # the pipeline's first event is Refused or Started
+    completion_id = f"chatcmpl-{first.request_id}"
     created = int(time.time())
     if stream:
         response = StreamingHttpResponse(
