@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY
@@ -21,6 +19,7 @@ from apps.accounts.models import User
 from apps.accounts.selectors import session_signs_in
 from apps.accounts.sockets import CLOSE_SIGNED_OUT, SocketsClose, session_tag, user_socket_group
 from webchat.errors import ErrorCode, RequestRefused
+from webchat.threads import off_the_loop
 
 from .errors import upstream_message
 from .frames import DoneFrame, ErrorFrame, ServerFrame, frame_parse, quota_frame_from
@@ -36,12 +35,6 @@ logger = logging.getLogger(__name__)
 CLOSE_TOO_MANY_SOCKETS = 4429
 # {"type": "chat.delta", "text": ...}: built by hand, as it is sent for every piece of a reply.
 DELTA_FRAME_HEAD = '{"type": "chat.delta", "text": '
-
-
-def _off_the_loop(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    """Blocking work (database, cache) on a pool thread, not on the one thread Channels
-    shares across every socket of the process (see pipeline._on_a_thread)."""
-    return DatabaseSyncToAsync(func, thread_sensitive=False)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -65,8 +58,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user: User = user
         self.session_key: str | None = self.scope["session"].session_key
         # The password hash this session signed in with: every turn checks it still holds.
-        self.session_hash: str = await _off_the_loop(self.scope["session"].get)(HASH_SESSION_KEY, "")
-        self.slot = await _off_the_loop(socket_slot_take)(user_id=user.pk, channel_name=self.channel_name)
+        self.session_hash: str = await off_the_loop(self.scope["session"].get)(HASH_SESSION_KEY, "")
+        self.slot = await off_the_loop(socket_slot_take)(user_id=user.pk, channel_name=self.channel_name)
         if self.slot is None:
             with translation.override(self.language):
                 await self.send_error(
@@ -93,7 +86,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.slot_keeper.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
-            await _off_the_loop(socket_slot_free)(user_id=self.user.pk, channel_name=self.channel_name, slot=self.slot)
+            await off_the_loop(socket_slot_free)(user_id=self.user.pk, channel_name=self.channel_name, slot=self.slot)
 
     async def keep_slot(self) -> None:
         """While open: refresh the socket's slot (so it does not expire), and rejoin the
@@ -102,7 +95,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         while True:
             await asyncio.sleep(SLOT_REFRESH)
             try:
-                self.slot = await _off_the_loop(socket_slot_keep)(
+                self.slot = await off_the_loop(socket_slot_keep)(
                     user_id=self.user.pk, channel_name=self.channel_name, slot=self.slot
                 )
                 await self.channel_layer.group_add(self.group, self.channel_name)

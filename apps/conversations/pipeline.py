@@ -24,11 +24,10 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import DatabaseSyncToAsync
 from django.conf import settings
 from django.db import transaction
 from django.http import Http404
@@ -46,6 +45,7 @@ from apps.providers.services import credential_mark_failing
 from apps.providers.tokens import TokenCount, count_prompt_tokens, count_text_tokens
 from webchat.errors import ErrorCode, RequestRefused
 from webchat.logs import request_id_set
+from webchat.threads import off_the_loop
 
 from .models import Message
 from .params import content_clean, conversation_id_clean, max_tokens_clean, model_clean, params_clean
@@ -57,13 +57,6 @@ from .selectors import (
 from .services import TurnOutcome, turn_begin, turn_finish
 
 logger = logging.getLogger(__name__)
-
-
-def _on_a_thread(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    """Run a database step on a pool thread. Channels' default runs every such step of
-    every socket in this process on one shared thread; turns of different students would
-    then wait for each other to prepare and finish."""
-    return DatabaseSyncToAsync(func, thread_sensitive=False)
 
 
 # Who is asking: run by prepare on its database thread. Returns the user, or raises
@@ -377,7 +370,7 @@ async def completion_run(
     """
     started = time.monotonic()
     try:
-        turn = await _on_a_thread(turn_prepare)(identify=identify, request=request)
+        turn = await off_the_loop(turn_prepare)(identify=identify, request=request)
     except RequestRefused as error:
         yield Refused(error)
         return
@@ -425,11 +418,11 @@ async def completion_run(
             reply.status = Message.Status.INTERRUPTED if reply.parts else Message.Status.FAILED
         # 6 settle, 7 persist
         finished = True
-        yield await _on_a_thread(turn_close)(turn=turn, reply=reply, started=started)
+        yield await off_the_loop(turn_close)(turn=turn, reply=reply, started=started)
     finally:
         switch.close()
         if not finished:
             # The caller went away mid-reply (its task cancelled, or it stopped iterating):
             # what arrived is still saved and billed, as a stopped reply.
             reply.status = Message.Status.STOPPED
-            await asyncio.shield(_on_a_thread(turn_close)(turn=turn, reply=reply, started=started))
+            await asyncio.shield(off_the_loop(turn_close)(turn=turn, reply=reply, started=started))

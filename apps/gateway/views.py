@@ -19,7 +19,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from channels.db import DatabaseSyncToAsync
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -32,6 +31,7 @@ from apps.conversations.errors import upstream_message
 from apps.conversations.pipeline import ChatRequest, Delta, Event, Finished, Refused, Started, completion_run
 from apps.providers.selectors import chat_models_offered_to
 from webchat.errors import ErrorCode, RequestRefused
+from webchat.threads import off_the_loop
 
 from .selectors import api_key_user
 
@@ -60,10 +60,6 @@ _UPSTREAM_STATUS: dict[str, int] = {
     ErrorCode.UPSTREAM_RATE_LIMITED: 503,
     ErrorCode.UPSTREAM_UNREACHABLE: 503,
 }
-
-
-def _off_the_loop(func: Any) -> Any:
-    return DatabaseSyncToAsync(func, thread_sensitive=False)
 
 
 def _error_body(*, message: Promise | str, error_type: str, code: str | None, param: str | None) -> dict[str, Any]:
@@ -123,7 +119,7 @@ def _models_for(*, presented: str | None) -> list[str]:
 @require_GET
 async def models_list(request: HttpRequest) -> HttpResponse:
     try:
-        names = await _off_the_loop(_models_for)(presented=_presented_key(request))
+        names = await off_the_loop(_models_for)(presented=_presented_key(request))
     except RequestRefused as error:
         return _refusal_response(error)
     data = [{"id": name, "object": "model", "created": 0, "owned_by": name.split("/", 1)[0]} for name in names]
@@ -199,7 +195,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     except RequestRefused as error:
         # A bad key is answered first, whatever the body: a caller without one learns nothing more.
         try:
-            await _off_the_loop(api_key_user)(presented=presented)
+            await off_the_loop(api_key_user)(presented=presented)
         except RequestRefused as key_error:
             return _refusal_response(key_error)
         return _refusal_response(error)
