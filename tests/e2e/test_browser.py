@@ -138,6 +138,7 @@ def test_language_switcher_and_phone_sized_screen(people: People, demo_model: Ch
     page = page_for("en-US", viewport={"width": 390, "height": 844})
     log_in(page, "xiaoming", PASSWORD)
     page.wait_for_selector("#composer")
+    page.wait_for_load_state("load")  # base.js (the switcher's autosubmit) runs at the end of the body
     page.select_option("#language-select", "zh-hans")
     page.wait_for_selector("text=新对话")
     width = page.evaluate("document.documentElement.scrollWidth")
