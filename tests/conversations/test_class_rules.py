@@ -143,6 +143,16 @@ def test_markdown_is_rendered_and_model_html_stays_inert() -> None:
     assert 'class="highlight"' in html and "print" in html
 
 
+def test_one_reply_leaves_nothing_behind_for_the_next() -> None:
+    """The renderer is reused per thread: a link reference or a fenced block defined in one
+    reply must not show up in, or change, another."""
+    first = reply_html("[site]: https://example.com/secret\n\n```\ncode one\n```")
+    second = reply_html("see [the site][site]\n\nplain text")
+    assert "code one" in first
+    assert "example.com" not in second and "code one" not in second
+    assert second == reply_html("see [the site][site]\n\nplain text")
+
+
 @pytest.mark.django_db
 def test_page_shows_rendered_replies_without_the_payload(people: People, demo_model: ChatModel, client: Client) -> None:
     rows = turn_begin(
