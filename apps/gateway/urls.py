@@ -1,10 +1,7 @@
+"""The gateway's pages (keys, "Use the API"); the /v1 endpoints are in v1_urls.py."""
+
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import URLPattern
 
-from . import views
-
-urlpatterns = [
-    path("models", views.models_list, name="v1-models"),
-    path("chat/completions", views.chat_completions, name="v1-chat-completions"),
-]
+urlpatterns: list[URLPattern] = []

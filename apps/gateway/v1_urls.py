@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import api_views as views
+
+urlpatterns = [
+    path("models", views.models_list, name="v1-models"),
+    path("chat/completions", views.chat_completions, name="v1-chat-completions"),
+]
