@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     # A request refused before anything was written or called (RequestRefused).
     BAD_REQUEST = "bad_request"
     CONTENT_TOO_LONG = "content_too_long"
+    CONTEXT_TOO_LONG = "context_length_exceeded"  # OpenAI's code: the prompt is over the model's window
     NOT_FOUND = "not_found"
     CLASS_CLOSED = "class_closed"
     MODEL_NOT_ALLOWED = "model_not_allowed"
@@ -30,6 +31,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"  # with retry_after
     SIGNED_OUT = "signed_out"
     INVALID_API_KEY = "invalid_api_key"  # the /v1 API: a missing, unknown, revoked or expired key
+    API_ACCESS_OFF = "api_access_off"  # the /v1 API: a valid key, but its owner's class switched the API off
     # The chat socket's own refusals.
     BUSY = "busy"
     NOT_RUNNING = "not_running"

@@ -240,6 +240,8 @@ INTERNAL_BASE_URL = env.str("INTERNAL_BASE_URL", default="") or "http://127.0.0.
 # Chat limits and upstream timeouts (seconds). The SDK's own default (600 s) is far too
 # long for a classroom.
 CHAT_MAX_CONTENT_CHARS = env.int("CHAT_MAX_CONTENT_CHARS", default=8000)
+# All the messages one API request may send, in characters (a chat turn's history is ours).
+CHAT_MAX_PROMPT_CHARS = env.int("CHAT_MAX_PROMPT_CHARS", default=400_000)
 CHAT_DEFAULT_MAX_TOKENS = env.int("CHAT_DEFAULT_MAX_TOKENS", default=1024)
 # Chat sockets one user may have open at once (tabs, windows, devices); one more is refused.
 CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=5)

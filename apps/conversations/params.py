@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from webchat.errors import ErrorCode, RequestRefused
@@ -38,6 +39,14 @@ STOP_MAX_CHARS = 100
 SCHEMA_MAX_CHARS = 16_000
 SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
+MAX_MESSAGES = 2048
+MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool")
+MAX_TOOLS = 128
+TOOLS_MAX_CHARS = 64_000
+TOOL_NAME = SCHEMA_NAME  # OpenAI's rule for function names: letters, digits, _ and -, at most 64
+MAX_TOOL_CALL_ID = 200
+# Parameters only the OpenAI-compatible API takes: the chat page has no way to run a tool.
+API_ONLY_PARAMS = ("tools", "tool_choice", "parallel_tool_calls")
 
 
 def _number_between(low: float, high: float) -> Callable[[str, object], float | int]:
@@ -114,6 +123,71 @@ def _response_format(name: str, value: object) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": dict(spec)}
 
 
+def _tools_refused(name: str) -> RequestRefused:
+    return RequestRefused(
+        ErrorCode.BAD_REQUEST,
+        _(
+            "'tools' must be a list of 1 to %(n)d function tools, each with a name (letters, digits, _ and -) "
+            "and optional description, parameters (an object) and strict (true or false)."
+        )
+        % {"n": MAX_TOOLS},
+        param=name,
+    )
+
+
+def _tools(name: str, value: object) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_TOOLS:
+        raise _tools_refused(name)
+    cleaned = []
+    for tool in value:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if (
+            not isinstance(tool, dict)
+            or set(tool) != {"type", "function"}
+            or tool["type"] != "function"
+            or not isinstance(function, dict)
+            or not set(function) <= {"name", "description", "parameters", "strict"}
+            or not isinstance(function.get("name"), str)
+            or not TOOL_NAME.match(function["name"])
+            or not isinstance(function.get("description", ""), str)
+            or not isinstance(function.get("parameters", {}), dict)
+            or not isinstance(function.get("strict", False), bool | None)
+        ):
+            raise _tools_refused(name)
+        cleaned.append({"type": "function", "function": dict(function)})
+    json_value_check(cleaned)
+    if len(json.dumps(cleaned, ensure_ascii=False)) > TOOLS_MAX_CHARS:
+        raise _tools_refused(name)
+    return cleaned
+
+
+def _tool_choice(name: str, value: object) -> str | dict[str, Any]:
+    if value in ("none", "auto", "required"):
+        return value  # type: ignore[return-value]
+    function = value.get("function") if isinstance(value, dict) else None
+    if (
+        isinstance(value, dict)
+        and set(value) == {"type", "function"}
+        and value["type"] == "function"
+        and isinstance(function, dict)
+        and set(function) == {"name"}
+        and isinstance(function["name"], str)
+        and TOOL_NAME.match(function["name"])
+    ):
+        return {"type": "function", "function": {"name": function["name"]}}
+    raise RequestRefused(
+        ErrorCode.BAD_REQUEST,
+        _('\'tool_choice\' must be none, auto, required or {"type": "function", "function": {"name": ...}}.'),
+        param=name,
+    )
+
+
+def _boolean(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("'%(name)s' must be true or false.") % {"name": name}, param=name)
+    return value
+
+
 # Parameters a caller may pass through to the provider (the lessons' sampling knobs and
 # JSON-schema structured output), each with its check. Anything else is refused, not
 # silently dropped.
@@ -125,18 +199,24 @@ PASSTHROUGH_PARAMS: dict[str, Callable[[str, object], Any]] = {
     "seed": _seed,
     "stop": _stop,
     "response_format": _response_format,
+    "tools": _tools,
+    "tool_choice": _tool_choice,
+    "parallel_tool_calls": _boolean,
 }
 
 
-def params_clean(*, params: object) -> dict[str, Any]:
+def params_clean(*, params: object, tools_allowed: bool = False) -> dict[str, Any]:
     """The passthrough parameters, checked: a fresh dict of the known names with values
-    within bounds. Raises RequestRefused(bad_request) naming the first bad one."""
+    within bounds. A null value means "the default", as in OpenAI's API: it is left out.
+    Raises RequestRefused(bad_request) naming the first bad one."""
     if not isinstance(params, dict):
         raise RequestRefused(ErrorCode.BAD_REQUEST, _("'params' must be an object."), param="params")
     cleaned: dict[str, Any] = {}
     for name, value in params.items():
         check = PASSTHROUGH_PARAMS.get(name)
-        if check is None:
+        if value is None and check is not None:
+            continue
+        if check is None or (name in API_ONLY_PARAMS and not tools_allowed):
             shown = name[:40] if text_is_sendable(name) else "?"
             raise RequestRefused(
                 ErrorCode.BAD_REQUEST, _("Unsupported parameter: %(name)s.") % {"name": shown}, param=shown
@@ -179,6 +259,109 @@ def content_clean(*, value: object) -> str:
     if not text_is_sendable(value):
         raise RequestRefused(ErrorCode.BAD_REQUEST, UNSENDABLE_TEXT, param="content")
     return value
+
+
+def _messages_refused(index: int | None, message: Any) -> RequestRefused:
+    where = "messages" if index is None else f"messages[{index}]"
+    return RequestRefused(ErrorCode.BAD_REQUEST, message, param=where)
+
+
+def _message_text(content: object, index: int) -> str:
+    """A message's content as text: a string, or a list of text parts (joined: every
+    provider takes a string, not all take parts). Images and audio are refused."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content:
+        texts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise _messages_refused(index, _("Only text content is supported (parts of type text)."))
+            texts.append(part["text"])
+        return "".join(texts)
+    raise _messages_refused(index, _("A message's content must be text."))
+
+
+def _tool_calls_clean(value: object, index: int) -> list[dict[str, Any]]:
+    refused = _messages_refused(
+        index, _("'tool_calls' must be a list of function calls, each with an id, a name and arguments (a string).")
+    )
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_TOOLS:
+        raise refused
+    calls = []
+    for call in value:
+        function = call.get("function") if isinstance(call, dict) else None
+        if (
+            not isinstance(call, dict)
+            or call.get("type", "function") != "function"
+            or not isinstance(call.get("id"), str)
+            or not 1 <= len(call["id"]) <= MAX_TOOL_CALL_ID
+            or not isinstance(function, dict)
+            or not isinstance(function.get("name"), str)
+            or not TOOL_NAME.match(function["name"])
+            or not isinstance(function.get("arguments"), str)
+        ):
+            raise refused
+        calls.append(
+            {
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": function["name"], "arguments": function["arguments"]},
+            }
+        )
+    return calls
+
+
+def messages_clean(*, value: object, tools_allowed: bool) -> list[dict[str, Any]] | None:
+    """A whole conversation sent by the caller (the API), or None (the chat page sends one
+    question; the conversation is ours). Each message is rebuilt from the fields OpenAI's
+    format defines (role, content, name, tool_calls, tool_call_id): nothing else is sent on.
+    `developer` is sent as `system`, which every provider takes. At most MAX_MESSAGES, and
+    CHAT_MAX_PROMPT_CHARS characters in all. Raises RequestRefused(bad_request, param
+    messages[i])."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise _messages_refused(None, _("'messages' must be a non-empty array."))
+    if len(value) > MAX_MESSAGES:
+        raise _messages_refused(None, _("At most %(n)d messages may be sent at once.") % {"n": MAX_MESSAGES})
+    cleaned: list[dict[str, Any]] = []
+    chars = 0
+    for index, message in enumerate(value):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in MESSAGE_ROLES:
+            raise _messages_refused(index, _("Each message needs a role: system, developer, user, assistant or tool."))
+        out: dict[str, Any] = {"role": "system" if role == "developer" else role}
+        content = message.get("content")
+        if role == "assistant" and content is None and message.get("tool_calls"):
+            out["content"] = None
+        else:
+            out["content"] = _message_text(content, index)
+            chars += len(out["content"])
+        name = message.get("name")
+        if name is not None:
+            if not isinstance(name, str) or not TOOL_NAME.match(name):
+                raise _messages_refused(index, _("A message's name may hold letters, digits, _ and - (at most 64)."))
+            out["name"] = name
+        if role == "assistant" and message.get("tool_calls") is not None:
+            if not tools_allowed:
+                raise _messages_refused(index, _("Tool calls are not supported here."))
+            out["tool_calls"] = _tool_calls_clean(message["tool_calls"], index)
+            chars += sum(len(call["function"]["arguments"]) for call in out["tool_calls"])
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if not tools_allowed or not isinstance(call_id, str) or not 1 <= len(call_id) <= MAX_TOOL_CALL_ID:
+                raise _messages_refused(index, _("A tool message needs the tool_call_id it answers."))
+            out["tool_call_id"] = call_id
+        cleaned.append(out)
+    json_value_check(cleaned)
+    if chars > settings.CHAT_MAX_PROMPT_CHARS:
+        raise RequestRefused(
+            ErrorCode.CONTENT_TOO_LONG,
+            _("The messages are too long (at most %(limit)d characters in all).")
+            % {"limit": settings.CHAT_MAX_PROMPT_CHARS},
+            param="messages",
+        )
+    return cleaned
 
 
 def text_is_sendable(text: str) -> bool:

@@ -38,7 +38,7 @@ from apps.accounts.selectors import classroom_for_student, classroom_open_to_stu
 from apps.billing.selectors import QuotaStatus, quota_status
 from apps.billing.services import ReplyUsage, hold_take, usage_reconcile
 from apps.providers import client as providers
-from apps.providers.client import CallEnded, Route, UpstreamError
+from apps.providers.client import CallEnded, Route, ToolCallsDelta, UpstreamError
 from apps.providers.routes import NoRoute, routes_for_request
 from apps.providers.selectors import chat_model_get_by_route_name, classroom_allows_model
 from apps.providers.services import credential_mark_failing
@@ -48,13 +48,20 @@ from webchat.logs import request_id_set
 from webchat.threads import off_the_loop
 
 from .models import Message
-from .params import content_clean, conversation_id_clean, max_tokens_clean, model_clean, params_clean
+from .params import (
+    content_clean,
+    conversation_id_clean,
+    max_tokens_clean,
+    messages_clean,
+    model_clean,
+    params_clean,
+)
 from .selectors import (
     conversation_get_for_user,
     conversation_prompt_history,
     conversation_prompt_history_before_last_question,
 )
-from .services import TurnOutcome, turn_begin, turn_finish
+from .services import TurnOutcome, request_settle, turn_begin, turn_finish
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +73,26 @@ Identify = Callable[[], User]
 
 @dataclass(frozen=True)
 class ChatRequest:
+    """One request, from either entry point.
+
+    The chat page sends one question (`content`) in a conversation of ours (`conversation_id`,
+    None: a new one), and the turn is saved in it. The API sends the whole conversation
+    (`messages`, OpenAI's format), and nothing but the ledger row is saved: API calls are
+    not chat conversations. Tools are the API's only."""
+
     conversation_id: int | None
     model: str
-    content: str
+    content: str = ""
     entry_point: str = "chat"
     max_tokens: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     # Answer the conversation's last question again (a new reply; the old one stays).
     regenerate: bool = False
+    messages: list[dict[str, Any]] | None = None
+
+    @property
+    def tools_allowed(self) -> bool:
+        return self.entry_point == "api"
 
     def __post_init__(self) -> None:
         """Entry points build a ChatRequest straight from what their caller sent (a frame, a
@@ -84,8 +103,11 @@ class ChatRequest:
             "model": model_clean(value=self.model),
             "content": content_clean(value=self.content),
             "max_tokens": max_tokens_clean(value=self.max_tokens),
-            "params": params_clean(params=self.params),
+            "params": params_clean(params=self.params, tools_allowed=self.tools_allowed),
+            "messages": messages_clean(value=self.messages, tools_allowed=self.tools_allowed),
         }
+        if checked["messages"] is not None and (checked["conversation_id"] is not None or self.regenerate):
+            raise ValueError("a request brings its own messages or goes on a conversation, not both")
         for name, value in checked.items():
             object.__setattr__(self, name, value)  # frozen: set once, while being built
 
@@ -102,25 +124,29 @@ class Refused:
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    conversation_id: int
-    reply_id: int
+    conversation_id: int | None  # None: an API request, saved in no conversation
+    reply_id: int | None
     request_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class Delta:
     text: str
+    tool_calls: list[dict[str, Any]] | None = None  # pieces of tool calls, OpenAI's delta format
 
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """The reply as saved and billed. `error` is the fault that ended it (None: complete or
-    stopped); `quota` the user's budget after it."""
+    """The reply as saved and billed. `message` is the saved reply (None: an API request,
+    recorded only in the ledger); `error` the fault that ended it (None: complete or
+    stopped); `finish_reason` the provider's (stop, length, tool_calls...; None when it sent
+    none); `quota` the user's budget after it."""
 
-    message: Message
+    message: Message | None
     outcome: TurnOutcome
     error: UpstreamError | None
     quota: QuotaStatus
+    finish_reason: str | None = None
 
 
 Event = Refused | Started | Delta | Finished
@@ -132,12 +158,12 @@ Event = Refused | Started | Delta | Finished
 @dataclass(frozen=True)
 class PreparedTurn:
     user: User
-    conversation_id: int
+    conversation_id: int | None
     classroom: Classroom | None
-    reply_id: int
+    reply_id: int | None
     request_id: str
     routes: list[Route]
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     max_tokens: int
     params: dict[str, Any]
     prompt: TokenCount  # counted for the hold, with the requested model's encoding
@@ -148,12 +174,15 @@ class PreparedTurn:
 
 
 def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
-    """Steps 1-3, on one database thread: authorize, route, reserve, and record the
+    """Steps 1-3, on one database thread: authorize, route, reserve, and (chat) record the
     question and an empty reply (the hold and the rows commit together or not at all)."""
     # 1 authorize
     user = identify()
     conversation = None
-    if request.conversation_id is not None:
+    content = ""
+    if request.messages is not None:
+        history = request.messages  # the API's own conversation, checked when the request was built
+    elif request.conversation_id is not None:
         try:
             conversation = conversation_get_for_user(user=user, conversation_id=request.conversation_id)
         except Http404:
@@ -167,7 +196,9 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
                 ErrorCode.CLASS_CLOSED,
                 _("This conversation's class is archived, or you are no longer in it. Start a new conversation."),
             )
-    if request.regenerate:
+    if request.messages is not None:
+        pass
+    elif request.regenerate:
         if conversation is None:
             raise RequestRefused(
                 ErrorCode.BAD_REQUEST, _("Say which conversation to regenerate."), param="conversation"
@@ -178,7 +209,7 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
     else:
         content = request.content.strip()
         history = conversation_prompt_history(conversation=conversation) if conversation else []
-    if not content:
+    if request.messages is None and not content:
         raise RequestRefused(ErrorCode.BAD_REQUEST, _("The message is empty."), param="content")
     if len(content) > settings.CHAT_MAX_CONTENT_CHARS:
         raise RequestRefused(
@@ -189,6 +220,8 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
     classroom = conversation.classroom if conversation else classroom_for_student(user=user)
     if model is None or not classroom_allows_model(classroom=classroom, model=model):
         raise RequestRefused(ErrorCode.MODEL_NOT_ALLOWED, _("That model is not available."), param="model")
+    if "tools" in request.params and not model.supports_tools:
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("This model does not take tools."), param="tools")
     # 2 route
     try:
         routes = routes_for_request(model=model, user=user, classroom=classroom)
@@ -206,9 +239,18 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
     instructions = (
         [{"role": "system", "content": classroom.system_prompt}] if classroom and classroom.system_prompt else []
     )
-    messages = instructions + history + [{"role": "user", "content": content}]
+    question = [{"role": "user", "content": content}] if request.messages is None else []
+    messages = instructions + history + question
     request_id = uuid.uuid4().hex
     prompt = count_prompt_tokens(messages=messages, model_name=model.name)
+    if prompt.tokens >= model.context_window:
+        too_long = (
+            _("The messages are longer than this model can read (%(window)d tokens).")
+            if request.messages is not None
+            else _("This conversation is now longer than the model can read (%(window)d tokens). Start a new one.")
+        )
+        raise RequestRefused(ErrorCode.CONTEXT_TOO_LONG, too_long % {"window": model.context_window}, param="messages")
+    max_tokens = min(max_tokens, model.context_window - prompt.tokens)
     # 3 reserve: the hold and the turn's first rows commit together or not at all (a
     # refused hold, quota_exceeded or rate_limited, goes to the caller as it is).
     with transaction.atomic():
@@ -221,20 +263,24 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
             max_tokens=max_tokens,
             entry_point=request.entry_point,
         )
-        rows = turn_begin(
-            user=user,
-            conversation=conversation,
-            classroom=classroom,
-            model=model,
-            content=content,
-            request_id=request_id,
-            ask_again=request.regenerate,
+        rows = (
+            None
+            if request.messages is not None
+            else turn_begin(
+                user=user,
+                conversation=conversation,
+                classroom=classroom,
+                model=model,
+                content=content,
+                request_id=request_id,
+                ask_again=request.regenerate,
+            )
         )
     return PreparedTurn(
         user=user,
-        conversation_id=rows.conversation.pk,
+        conversation_id=rows.conversation.pk if rows else None,
         classroom=classroom,
-        reply_id=rows.reply.pk,
+        reply_id=rows.reply.pk if rows else None,
         request_id=request_id,
         routes=routes,
         messages=messages,
@@ -253,6 +299,7 @@ class _Reply:
 
     route: Route
     parts: list[str] = field(default_factory=list)
+    tool_parts: list[str] = field(default_factory=list)  # the tool calls' names and arguments
     ended: CallEnded | None = None
     first_chunk_ms: int | None = None
     status: str = Message.Status.COMPLETE
@@ -284,8 +331,9 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, started: float) -> TurnOutcom
             if model_name == turn.route.model_name
             else count_prompt_tokens(messages=turn.messages, model_name=model_name)
         )
-        completion = count_text_tokens(text=reply.text, model_name=model_name)
-        prompt_tokens, completion_tokens = prompt.tokens, completion.tokens if reply.parts else 0
+        produced = reply.text + "".join(reply.tool_parts)
+        completion = count_text_tokens(text=produced, model_name=model_name)
+        prompt_tokens, completion_tokens = prompt.tokens, completion.tokens if produced else 0
         source, estimated = Message.UsageSource.COUNTED, prompt.estimated
         if usage is not None:
             billed = usage_reconcile(
@@ -321,15 +369,21 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, started: float) -> TurnOutcom
 
 
 def turn_close(*, turn: PreparedTurn, reply: _Reply, started: float) -> Finished:
-    """Steps 6-7, on one database thread: count, settle the hold into the ledger and save the
-    reply (one transaction, turn_finish); mark keys the provider rejected; read the budget
-    after it. Counting tokens takes CPU: here, off the event loop every socket shares."""
+    """Steps 6-7, on one database thread: count, settle the hold into the ledger and (chat)
+    save the reply, in one transaction (turn_finish; an API request has only its ledger
+    row, request_settle); mark keys the provider rejected; read the budget after it.
+    Counting tokens takes CPU: here, off the event loop every socket shares."""
     outcome = _outcome(turn=turn, reply=reply, started=started)
-    message = turn_finish(reply_id=turn.reply_id, request_id=turn.request_id, outcome=outcome)
+    message = None
+    if turn.reply_id is None:
+        request_settle(request_id=turn.request_id, outcome=outcome)
+    else:
+        message = turn_finish(reply_id=turn.reply_id, request_id=turn.request_id, outcome=outcome)
     for credential_id in reply.ended.rejected_credentials if reply.ended else ():
         credential_mark_failing(credential_id=credential_id, error=ErrorCode.UPSTREAM_AUTH_FAILED)
     quota = quota_status(user=turn.user, classroom=turn.classroom)
-    return Finished(message=message, outcome=outcome, error=reply.error, quota=quota)
+    finish_reason = reply.ended.finish_reason if reply.ended and reply.status == Message.Status.COMPLETE else None
+    return Finished(message=message, outcome=outcome, error=reply.error, quota=quota, finish_reason=finish_reason)
 
 
 class _StopSwitch:
@@ -398,6 +452,11 @@ async def completion_run(
                         reply.first_chunk_ms = int((time.monotonic() - started) * 1000)
                     reply.parts.append(piece)
                     yield Delta(piece)
+                elif type(piece) is ToolCallsDelta:
+                    if reply.first_chunk_ms is None:
+                        reply.first_chunk_ms = int((time.monotonic() - started) * 1000)
+                    reply.tool_parts.append(piece.text)
+                    yield Delta("", tool_calls=piece.calls)
                 else:
                     reply.ended = piece  # type: ignore[assignment]
                     reply.route = reply.ended.route
@@ -415,7 +474,8 @@ async def completion_run(
         finally:
             await call.aclose()
         if reply.status != Message.Status.STOPPED and reply.error is not None:
-            reply.status = Message.Status.INTERRUPTED if reply.parts else Message.Status.FAILED
+            produced = reply.parts or reply.tool_parts
+            reply.status = Message.Status.INTERRUPTED if produced else Message.Status.FAILED
         # 6 settle, 7 persist
         finished = True
         yield await off_the_loop(turn_close)(turn=turn, reply=reply, started=started)

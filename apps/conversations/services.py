@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
-from apps.billing.models import Hold
+from apps.billing.models import Hold, LedgerEntry
 from apps.billing.services import ReplyUsage, hold_release, hold_settle
 from apps.providers.models import ChatModel
 from webchat.errors import ErrorCode
@@ -88,6 +88,21 @@ class TurnOutcome:
     usage: ReplyUsage
 
 
+@transaction.atomic(savepoint=False)  # inside turn_finish: part of its transaction
+def request_settle(*, request_id: str, outcome: TurnOutcome) -> LedgerEntry | None:
+    """Settle a request's hold into the ledger from its outcome: an API request's only
+    record, and a chat turn's bill (turn_finish). Idempotent (a second settle writes no
+    second row). Should settling fail all the same, the hold is released rather than left to
+    block the quota until holds expire, and None is returned (logged)."""
+    try:
+        with transaction.atomic():  # a savepoint: a failed settle leaves nothing half-written
+            return hold_settle(request_id=request_id, usage=outcome.usage)
+    except Exception:
+        logger.exception("settling %s failed; its hold is released", request_id)
+        hold_release(request_id=request_id)
+        return None
+
+
 @transaction.atomic
 def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Message:
     """Write the reply as it ended (complete, stopped, interrupted or failed) and settle its
@@ -100,12 +115,8 @@ def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Mess
     still saved, flagged `unsettled`, and its hold released (hold_release), not left to block
     the quota and lose the text until holds expire.
     """
-    try:
-        with transaction.atomic():  # a savepoint: a failed settle leaves nothing half-written
-            entry = hold_settle(request_id=request_id, usage=outcome.usage)
-    except Exception:
-        logger.exception("settling %s failed; the reply is saved unsettled and its hold released", request_id)
-        hold_release(request_id=request_id)
+    entry = request_settle(request_id=request_id, outcome=outcome)
+    if entry is None:
         billed = {
             "cost": None,
             "currency": "",

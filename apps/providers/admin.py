@@ -73,8 +73,16 @@ class ModelFallbackInline(admin.TabularInline):
 
 @admin.register(ChatModel)
 class ChatModelAdmin(admin.ModelAdmin):
-    list_display = ("name", "provider", "display_name", "context_window", "max_output_tokens", "enabled")
-    list_filter = ("provider", "enabled")
+    list_display = (
+        "name",
+        "provider",
+        "display_name",
+        "context_window",
+        "max_output_tokens",
+        "supports_tools",
+        "enabled",
+    )
+    list_filter = ("provider", "enabled", "supports_tools")
     search_fields = ("name", "display_name", "provider__slug")
     inlines = [ModelPriceInline, ModelFallbackInline]
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, TypedDict
 
 
-class ModelEntry(TypedDict):
+class _ModelRequired(TypedDict):
     name: str
     display_name: str
     context_window: int
@@ -19,6 +19,10 @@ class ModelEntry(TypedDict):
     output_per_million: str
     currency: str
     effective_from: str
+
+
+class ModelEntry(_ModelRequired, total=False):
+    supports_tools: bool  # default True
 
 
 class _ProviderRequired(TypedDict):
@@ -81,6 +85,7 @@ DEMO: ProviderEntry = {
             "display_name": "Demo tutor",
             "context_window": 8192,
             "max_output_tokens": 1024,
+            "supports_tools": False,  # the demo answers in text only
             # A made-up price, so the demo can show how billing works.
             "input_per_million": "1.00",
             "output_per_million": "2.00",
@@ -251,6 +256,7 @@ def catalog_apply(*, entries: list[ProviderEntry], provider_model: Any, chat_mod
     created = 0
     # A migration's historical model may predate some fields: pass only those it has.
     known = {f.name for f in provider_model._meta.get_fields()}
+    model_known = {f.name for f in chat_model_model._meta.get_fields()}
     for entry in entries:
         fields = {k: v for k, v in entry.items() if k not in ("slug", "models") and k in known}
         provider, made = provider_model.objects.get_or_create(slug=entry["slug"], defaults=fields)
@@ -263,6 +269,11 @@ def catalog_apply(*, entries: list[ProviderEntry], provider_model: Any, chat_mod
                     "display_name": model_entry["display_name"],
                     "context_window": model_entry["context_window"],
                     "max_output_tokens": model_entry["max_output_tokens"],
+                    **(
+                        {"supports_tools": model_entry.get("supports_tools", True)}
+                        if "supports_tools" in model_known
+                        else {}
+                    ),
                 },
             )
             created += made

@@ -171,8 +171,51 @@ def _malformed(what: str) -> UpstreamError:
     return UpstreamError(ErrorCode.UPSTREAM_DROPPED, f"malformed stream: {what}")
 
 
-def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None]:
-    """One SSE event's data: (text, finish reason, usage), checked. A provider's `choices:
+@dataclass(frozen=True, slots=True)
+class ToolCallsDelta:
+    """A piece of the tool calls a model makes, as OpenAI's stream sends them (`index`, and
+    `id`, `type`, `function.name` on a call's first piece, `function.arguments` in pieces)."""
+
+    calls: list[dict[str, Any]]
+
+    @property
+    def text(self) -> str:
+        """What these pieces add to the reply's length (and to the tokens it is billed for)."""
+        return "".join(
+            str(call.get("function", {}).get("name") or "") + str(call.get("function", {}).get("arguments") or "")
+            for call in self.calls
+        )
+
+
+def _tool_calls_read(value: object) -> list[dict[str, Any]]:
+    """delta.tool_calls, checked enough that relaying it cannot break our caller's client:
+    a list of objects with an integer index and, where present, string id/name/arguments."""
+    if not isinstance(value, list):
+        raise _malformed("tool_calls is not a list")
+    calls = []
+    for call in value:
+        function = call.get("function", {}) if isinstance(call, dict) else None
+        if (
+            not isinstance(call, dict)
+            or isinstance(call.get("index"), bool)
+            or not isinstance(call.get("index"), int)
+            or not isinstance(call.get("id"), str | None)
+            or not isinstance(function, dict)
+            or not isinstance(function.get("name"), str | None)
+            or not isinstance(function.get("arguments"), str | None)
+        ):
+            raise _malformed("a tool call is not in OpenAI's shape")
+        piece: dict[str, Any] = {"index": call["index"]}
+        if call.get("id"):
+            piece["id"] = call["id"]
+            piece["type"] = "function"
+        piece["function"] = {k: function[k] for k in ("name", "arguments") if function.get(k) is not None}
+        calls.append(piece)
+    return calls
+
+
+def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None, list[dict[str, Any]] | None]:
+    """One SSE event's data: (text, finish reason, usage, tool call pieces), checked. A provider's `choices:
     "x"` or `content: 5` breaks the protocol: that is the provider's fault (upstream_dropped),
     never a crash here. Plain dicts from one JSON parse: no typed object per chunk."""
     try:
@@ -188,7 +231,7 @@ def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None]:
         choices = []  # some servers leave it out of the final usage chunk
     if not isinstance(choices, list):
         raise _malformed("choices is not a list")
-    text, finish = "", None
+    text, finish, tool_calls = "", None, None
     for choice in choices:
         if not isinstance(choice, dict):
             raise _malformed("a choice is not an object")
@@ -199,10 +242,12 @@ def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None]:
             raise _malformed("a choice's delta content or finish reason is not a string")
         if content:
             text += content
+        if delta.get("tool_calls"):
+            tool_calls = (tool_calls or []) + _tool_calls_read(delta["tool_calls"])
         finish = reason or finish
     if "\x00" in text:
         text = text.replace("\x00", "")  # a NUL cannot be stored in PostgreSQL text; no reply needs one
-    return text, finish, _usage_read(chunk.get("usage"))
+    return text, finish, _usage_read(chunk.get("usage")), tool_calls
 
 
 def _text_cut_to_bytes(text: str, limit: int) -> str:
@@ -219,6 +264,12 @@ class CallEnded:
     usage: Usage | None
     error: UpstreamError | None
     rejected_credentials: tuple[int, ...] = ()
+    finish_reason: str | None = None  # the provider's: stop, length, tool_calls, content_filter
+
+
+@dataclass(frozen=True, slots=True)
+class _Finish:
+    reason: str
 
 
 def backoff_seconds(attempt: int, retry_after: float | None) -> float:
@@ -231,9 +282,10 @@ def backoff_seconds(attempt: int, retry_after: float | None) -> float:
 
 async def stream(
     *, routes: list[Route], messages: list[dict[str, Any]], max_tokens: int | None, params: dict[str, Any] | None = None
-) -> AsyncIterator[str | CallEnded]:
+) -> AsyncIterator[str | ToolCallsDelta | CallEnded]:
     """Stream one chat completion over a list of routes. Yields the reply's text as it
-    arrives (str), then exactly one CallEnded.
+    arrives (str) and the pieces of any tool calls (ToolCallsDelta), then exactly one
+    CallEnded.
 
     Each route is tried LLM_MAX_ATTEMPTS times (backoff with jitter, Retry-After honoured),
     then the next route (failover), but only while no text has been yielded: after the
@@ -249,14 +301,19 @@ async def stream(
         for attempt in range(attempts):
             relayed = False
             usage = None
+            finish: str | None = None
             try:
                 async for piece in _call(route=route, messages=messages, max_tokens=max_tokens, params=params):
-                    if type(piece) is str:
+                    if type(piece) is str or type(piece) is ToolCallsDelta:
                         relayed = True
                         yield piece
+                    elif type(piece) is _Finish:
+                        finish = piece.reason
                     else:
                         usage = piece  # type: ignore[assignment]
-                yield CallEnded(route=route, usage=usage, error=None, rejected_credentials=tuple(rejected))
+                yield CallEnded(
+                    route=route, usage=usage, error=None, rejected_credentials=tuple(rejected), finish_reason=finish
+                )
                 return
             except UpstreamError as exc:
                 error = exc
@@ -281,8 +338,9 @@ async def stream(
 
 async def _call(
     *, route: Route, messages: list[dict[str, Any]], max_tokens: int | None, params: dict[str, Any] | None
-) -> AsyncIterator[str | Usage]:
-    """One attempt on one route: yields text (str) and the reported Usage. Raises
+) -> AsyncIterator[str | ToolCallsDelta | _Finish | Usage]:
+    """One attempt on one route: yields text (str), tool call pieces, the finish reason and
+    the reported Usage. Raises
     UpstreamError; a stream that ends without a finish reason, or breaks the protocol, is
     `upstream_dropped` after what arrived was yielded; text past LLM_MAX_REPLY_BYTES is cut
     there (`upstream_too_large`)."""
@@ -332,7 +390,7 @@ async def _call(
                         data = []
                         if payload == b"[DONE]":
                             continue
-                        text, finish, usage = _chunk_read(payload)
+                        text, finish, usage, tool_calls = _chunk_read(payload)
                         if not received:
                             received = True
                             budget.reschedule(min(loop.time() + idle, total_deadline))
@@ -340,8 +398,15 @@ async def _call(
                             budget.reschedule(min(loop.time() + idle, total_deadline))
                         if finish:
                             finished = True
+                            yield _Finish(finish)
                         if usage is not None:
                             yield usage
+                        if tool_calls:
+                            pieces = ToolCallsDelta(tool_calls)
+                            text_bytes += len(pieces.text.encode())
+                            if text_bytes > cap:
+                                raise UpstreamError(ErrorCode.UPSTREAM_TOO_LARGE, f"reply over {cap} bytes")
+                            yield pieces
                         if text:
                             size = len(text) if text.isascii() else len(text.encode())
                             if text_bytes + size > cap:

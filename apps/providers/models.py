@@ -60,6 +60,11 @@ class ChatModel(models.Model):
     context_window = models.PositiveIntegerField(_("context window (tokens)"), default=8192)
     max_output_tokens = models.PositiveIntegerField(_("max output tokens"), default=4096)
     enabled = models.BooleanField(_("enabled"), default=True)
+    supports_tools = models.BooleanField(
+        _("takes tools"),
+        default=True,
+        help_text=_("Whether the provider accepts function tools (tools, tool_choice) for this model via the API."),
+    )
 
     class Meta:
         verbose_name = _("model")
