@@ -96,6 +96,8 @@ def site_pages(people: People) -> list[tuple[str, str, dict[str, str]]]:
         ("nobody", reverse("register"), {}),
         ("student", reverse("home"), {}),
         ("student", reverse("providers"), {}),
+        ("student", reverse("my-usage"), {}),
+        ("teacher", reverse("my-usage"), {}),
         ("teacher", reverse("classes"), {}),
         ("teacher", reverse("class-settings", args=[classroom]), {}),
         ("teacher", reverse("class-roster", args=[classroom]), {}),

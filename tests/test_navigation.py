@@ -140,6 +140,7 @@ def test_every_link_a_student_sees_works(school: People) -> None:
     assert reverse("classes") not in links and ADMIN_PREFIX not in links
     opened = crawl(client, links)
     assert reverse("keys") in opened  # this class lets students bring keys: the providers page links them
+    assert reverse("my-usage") in opened  # from the quota meter on the chat page
 
 
 def test_a_student_without_key_rights_is_not_shown_the_keys_page(school: People) -> None:

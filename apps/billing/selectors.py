@@ -11,6 +11,7 @@ from typing import TypedDict
 
 from django.conf import settings
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
@@ -262,6 +263,148 @@ def ledger_for_classroom(*, classroom: Classroom, start: datetime, end: datetime
     )
 
 
+# --- A user's own usage page: straight from the ledger, so it is current -------------
+
+# When the class term is not running there is no current period: the page shows this many days.
+USER_USAGE_FALLBACK_DAYS = 30
+
+
+@dataclass(frozen=True)
+class UsageWindow:
+    """The span a user's usage page shows: [start, end) in the site's time zone."""
+
+    start: datetime
+    end: datetime
+    in_period: bool  # False: no quota period is running (a term outside its dates)
+
+    @property
+    def days(self) -> list[date]:
+        return _local_days(start=self.start, end=self.end)
+
+
+def _local_days(*, start: datetime, end: datetime) -> list[date]:
+    """The dates, in the site's time zone, that [start, end) touches."""
+    first, last = timezone.localdate(start), timezone.localdate(end - timedelta(microseconds=1))
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def usage_window_for_user(*, user: User, classroom: Classroom | None, now: datetime | None = None) -> UsageWindow:
+    """The user's current quota period (the one the meter counts), or, when their class
+    counts by term and the term is not running, the last USER_USAGE_FALLBACK_DAYS days."""
+    now = now or timezone.now()
+    start, reset = period_bounds(limits=limits_for(user=user, classroom=classroom), now=now)
+    if start is not None:
+        return UsageWindow(start=start, end=reset, in_period=True)
+    tomorrow = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    return UsageWindow(start=tomorrow - timedelta(days=USER_USAGE_FALLBACK_DAYS), end=tomorrow, in_period=False)
+
+
+def ledger_for_user(*, user: User, start: datetime, end: datetime) -> QuerySet[LedgerEntry]:
+    """The user's own ledger rows recorded in [start, end), newest first: charges and
+    corrections, each correction with the row it corrects (one query per page)."""
+    return (
+        LedgerEntry.objects.filter(user=user, created_at__gte=start, created_at__lt=end)
+        .select_related("corrects")
+        .order_by("-created_at", "-id")
+    )
+
+
+class DailyUsage(TypedDict):
+    """One day of a user's usage. Requests count charges; tokens and cost include the
+    corrections recorded that day, so the days add up to the ledger."""
+
+    day: date
+    requests: int
+    chat_requests: int
+    api_requests: int
+    prompt: int
+    completion: int
+    cost: Decimal
+
+
+def user_daily_usage(*, user: User, start: datetime, end: datetime) -> list[DailyUsage]:
+    """Every day of [start, end) in the site's time zone, days without use as zeros (one
+    query, grouped in SQL)."""
+    charge = Q(kind=LedgerEntry.Kind.CHARGE)
+    grouped = {
+        row["day"]: row
+        for row in LedgerEntry.objects.filter(user=user, created_at__gte=start, created_at__lt=end)
+        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(
+            requests=Count("id", filter=charge),
+            chat_requests=Count("id", filter=charge & Q(entry_point=LedgerEntry.EntryPoint.CHAT)),
+            api_requests=Count("id", filter=charge & Q(entry_point=LedgerEntry.EntryPoint.API)),
+            prompt=Sum("prompt_tokens"),
+            completion=Sum("completion_tokens"),
+            cost=Sum("cost_billing"),
+        )
+        .order_by()
+    }
+    days: list[DailyUsage] = []
+    for day in _local_days(start=start, end=end):
+        row = grouped.get(day, {})
+        days.append(
+            {
+                "day": day,
+                "requests": row.get("requests") or 0,
+                "chat_requests": row.get("chat_requests") or 0,
+                "api_requests": row.get("api_requests") or 0,
+                "prompt": row.get("prompt") or 0,
+                "completion": row.get("completion") or 0,
+                "cost": row.get("cost") or Decimal(0),
+            }
+        )
+    return days
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    requests: int
+    chat_requests: int
+    api_requests: int
+    prompt: int
+    completion: int
+    cost: Decimal
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt + self.completion
+
+
+def usage_totals(*, days: list[DailyUsage]) -> UsageTotals:
+    """The days added up (what the ledger holds for the whole span)."""
+    return UsageTotals(
+        requests=sum(day["requests"] for day in days),
+        chat_requests=sum(day["chat_requests"] for day in days),
+        api_requests=sum(day["api_requests"] for day in days),
+        prompt=sum(day["prompt"] for day in days),
+        completion=sum(day["completion"] for day in days),
+        cost=sum((day["cost"] for day in days), Decimal(0)),
+    )
+
+
+def _classroom_charges(*, classroom: Classroom, since: datetime, until: datetime | None) -> QuerySet[LedgerEntry]:
+    rows = LedgerEntry.objects.filter(classroom=classroom, kind=LedgerEntry.Kind.CHARGE, created_at__gte=since)
+    return rows if until is None else rows.filter(created_at__lt=until)
+
+
+def classroom_requests_by_entry_point(
+    *, classroom: Classroom, since: datetime, until: datetime | None = None
+) -> dict[str, int]:
+    """{"chat": n, "api": n}: the class's requests in the range by entry point. From the
+    ledger (one query on its class/time index): the rollups are not split by entry point."""
+    counts = {str(choice): 0 for choice in LedgerEntry.EntryPoint}
+    for row in (
+        _classroom_charges(classroom=classroom, since=since, until=until)
+        .values("entry_point")
+        .annotate(requests=Count("id"))
+        .order_by()
+    ):
+        counts[row["entry_point"]] = row["requests"]
+    return counts
+
+
 def _daily_rollups(*, classroom: Classroom, since: datetime, until: datetime | None) -> QuerySet[UsageRollup]:
     """The class's daily rollups from `since` up to (not including) `until`."""
     rollups = UsageRollup.objects.filter(
@@ -306,7 +449,8 @@ def classroom_usage_by_model(
 def classroom_usage_by_student(
     *, classroom: Classroom, since: datetime, until: datetime | None = None
 ) -> list[dict[str, object]]:
-    """Every student of the class (those with no use too), most expensive first."""
+    """Every student of the class (those with no use too), most expensive first; requests
+    also split into chat and API."""
     usage = {
         row["user_id"]: row
         for row in _daily_rollups(classroom=classroom, since=since, until=until)
@@ -319,13 +463,26 @@ def classroom_usage_by_student(
         )
         .order_by()
     }
+    # Requests by entry point come from the ledger (the rollups are not split by it).
+    split: dict[int, dict[str, int]] = {}
+    for user_id, entry_point, requests in (
+        _classroom_charges(classroom=classroom, since=since, until=until)
+        .values("user_id", "entry_point")
+        .annotate(requests=Count("id"))
+        .values_list("user_id", "entry_point", "requests")
+        .order_by()
+    ):
+        split.setdefault(user_id, {})[entry_point] = requests
     rows = []
     for student in classroom_students(classroom=classroom).order_by("username"):
         row = usage.get(student.pk, {})
+        by_entry = split.get(student.pk, {})
         rows.append(
             {
                 "student": student,
                 "requests": row.get("requests") or 0,
+                "chat_requests": by_entry.get(LedgerEntry.EntryPoint.CHAT, 0),
+                "api_requests": by_entry.get(LedgerEntry.EntryPoint.API, 0),
                 "prompt": row.get("prompt") or 0,
                 "completion": row.get("completion") or 0,
                 "cost": row.get("cost") or Decimal(0),

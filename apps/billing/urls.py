@@ -5,6 +5,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("usage/", views.my_usage, name="my-usage"),
     path("classes/<int:classroom_id>/quota/", views.quota_page, name="class-quota"),
     path("classes/<int:classroom_id>/quota/override/", views.override_set, name="class-quota-override"),
     path("classes/<int:classroom_id>/usage/", views.usage_page, name="class-usage"),

@@ -1,39 +1,67 @@
-"""Teacher pages for a class's money: quota settings, usage dashboard, CSV export."""
+"""Pages about money: a class's quota settings, usage dashboard and CSV export (teachers),
+and everyone's own usage in the current quota period."""
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TypedDict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.models import Classroom
-from apps.accounts.selectors import classroom_get_for_teacher
+from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher
 from webchat.forms import form_add_service_errors
 
 from .forms import DEFAULT_RANGE_DAYS, MAX_RANGE_DAYS, DateRangeForm, QuotaPolicyForm, StudentOverrideForm
-from .models import JobRun, QuotaPolicy
+from .models import JobRun, LedgerEntry, QuotaPolicy
 from .selectors import (
     classroom_daily_usage,
     classroom_period_dates,
+    classroom_requests_by_entry_point,
     classroom_usage_by_model,
     classroom_usage_by_student,
     ledger_for_classroom,
+    ledger_for_user,
+    quota_status,
     site_billing_settings,
+    usage_totals,
+    usage_window_for_user,
+    user_daily_usage,
 )
 from .services import quota_policy_set, student_override_set
 
 CHART_HEIGHT = 120
 TOP_USERS = 5
+LEDGER_PAGE_SIZE = 50
+
+
+class ChartBar(TypedDict):
+    """One day's bar in templates/billing/_daily_chart.html."""
+
+    day: date | datetime
+    tokens: int
+    cost: Decimal
+    height: int
+
+
+def _chart_bars(days: list[tuple[date | datetime, int, Decimal]]) -> list[ChartBar]:
+    """(day, tokens, cost) per day as bars scaled to CHART_HEIGHT (the busiest day is full)."""
+    peak = max((tokens for _day, tokens, _cost in days), default=0)
+    return [
+        {"day": day, "tokens": tokens, "cost": cost, "height": int(CHART_HEIGHT * tokens / peak) if peak else 0}
+        for day, tokens, cost in days
+    ]
 
 
 @require_http_methods(["GET", "POST"])
@@ -121,12 +149,12 @@ def usage_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
     data = form.cleaned_data
     start, end = DateRangeForm.bounds(data["start"], data["end"])
     days = classroom_daily_usage(classroom=classroom, since=start, until=end)
-    peak = max((row["cost"] or Decimal(0) for row in days), default=Decimal(0))
-    peak_tokens = max(((row["prompt"] or 0) + (row["completion"] or 0) for row in days), default=0)
-    for row in days:
-        tokens = (row["prompt"] or 0) + (row["completion"] or 0)
-        row["tokens"] = tokens
-        row["height"] = int(CHART_HEIGHT * tokens / peak_tokens) if peak_tokens else 0
+    bars = _chart_bars(
+        [
+            (row["bucket_start"], (row["prompt"] or 0) + (row["completion"] or 0), row["cost"] or Decimal(0))
+            for row in days
+        ]
+    )
     students = classroom_usage_by_student(classroom=classroom, since=start, until=end)
     rollup = JobRun.objects.filter(name="rollup_usage").first()
     return render(
@@ -135,9 +163,9 @@ def usage_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
         {
             "classroom": classroom,
             "form": form,
-            "days": days,
-            "peak": peak,
+            "bars": bars,
             "chart_height": CHART_HEIGHT,
+            "by_entry_point": classroom_requests_by_entry_point(classroom=classroom, since=start, until=end),
             "by_model": classroom_usage_by_model(classroom=classroom, since=start, until=end),
             "top_users": [row for row in students if row["requests"]][:TOP_USERS],
             "students": students,
@@ -145,6 +173,39 @@ def usage_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
             "start": data["start"],
             "end": data["end"],
             "rollup_at": rollup.last_success_at if rollup else None,
+        },
+    )
+
+
+@require_GET
+@login_required
+def my_usage(request: HttpRequest) -> HttpResponse:
+    """The user's own requests (chat replies and API calls) in the current quota period."""
+    classroom = classroom_for_student(user=request.user)
+    window = usage_window_for_user(user=request.user, classroom=classroom)
+    rows = Paginator(ledger_for_user(user=request.user, start=window.start, end=window.end), LEDGER_PAGE_SIZE)
+    try:
+        page = rows.page(request.GET.get("page", 1))  # page 1 exists even without rows
+    except PageNotAnInteger:
+        return HttpResponseBadRequest(_("The page must be a number."))
+    except EmptyPage as exc:
+        raise Http404(_("There is no such page.")) from exc
+    days = user_daily_usage(user=request.user, start=window.start, end=window.end)
+    quota = quota_status(user=request.user, classroom=classroom)
+    return render(
+        request,
+        "billing/my_usage.html",
+        {
+            "classroom": classroom,
+            "window": window,
+            "last_day": window.end - timedelta(days=1),
+            "totals": usage_totals(days=days),
+            "bars": _chart_bars([(day["day"], day["prompt"] + day["completion"], day["cost"]) for day in days]),
+            "chart_height": CHART_HEIGHT,
+            "quota": quota,
+            "currency": quota.currency,
+            "page": page,
+            "page_has_corrections": any(entry.kind == LedgerEntry.Kind.CORRECTION for entry in page.object_list),
         },
     )
 
