@@ -46,4 +46,10 @@ app.conf.beat_schedule = {
         "schedule": float(settings.BALANCE_CHECK_EVERY_SECONDS),
         "options": {"expires": settings.BALANCE_CHECK_EVERY_SECONDS * 0.95},
     },
+    # Results kept for /v1 retries with an Idempotency-Key, once their 24 hours are over.
+    "expire-idempotent-requests": {
+        "task": "gateway.expire_idempotent_requests",
+        "schedule": 3600.0,
+        "options": {"expires": 3500},
+    },
 }

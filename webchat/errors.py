@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"  # with retry_after
     SIGNED_OUT = "signed_out"
     INVALID_API_KEY = "invalid_api_key"  # the /v1 API: a missing, unknown, revoked or expired key
+    IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"  # the /v1 API: a retry while the first runs
     API_ACCESS_OFF = "api_access_off"  # the /v1 API: a valid key, but its owner's class switched the API off
     # The chat socket's own refusals.
     BUSY = "busy"

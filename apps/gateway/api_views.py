@@ -6,19 +6,21 @@ OpenAI's JSON or SSE chunks, and every refusal into OpenAI's error body
 exception classes. Messages follow the request's language (LocaleMiddleware:
 Accept-Language, zh-hans by default).
 
-Limit of this slice: the pipeline takes one question (plus the class's instructions), so
-`messages` must be a single user message; earlier turns and a caller's own system message
-are refused with 400 (param "messages"), not silently dropped.
+The caller's `messages` go to the pipeline as they are (checked there, params.py), after
+the class's instructions; tools are passed through to models that take them. An API call
+is not a chat conversation: its record is its ledger row (entry point `api`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -33,12 +35,15 @@ from apps.providers.selectors import chat_models_offered_to
 from webchat.errors import ErrorCode, RequestRefused
 from webchat.threads import off_the_loop
 
+from .idempotency import Recorded, body_hash, idempotent_claim, idempotent_forget, idempotent_record
 from .selectors import api_key_user
 
 # Body fields that would change where or how a request is sent: never honoured, always refused.
 ROUTING_PARAMS = ("api_base", "base_url", "api_key", "extra_headers", "user_id", "organization", "project")
 # Fields read here; everything else goes to the pipeline's parameter checks (params.py).
-HANDLED = {"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n", "user"}
+HANDLED = {"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n"}
+# Fields about the caller's own bookkeeping that change nothing about the reply: accepted, not sent on.
+IGNORED = {"user", "metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key"}
 
 # status, OpenAI error type, OpenAI code (None: our own code is the code)
 _REFUSALS: dict[str, tuple[int, str, str | None]] = {
@@ -48,10 +53,13 @@ _REFUSALS: dict[str, tuple[int, str, str | None]] = {
     ErrorCode.NOT_FOUND: (404, "invalid_request_error", None),
     ErrorCode.BAD_REQUEST: (400, "invalid_request_error", None),
     ErrorCode.CONTENT_TOO_LONG: (400, "invalid_request_error", None),
+    ErrorCode.CONTEXT_TOO_LONG: (400, "invalid_request_error", None),
     ErrorCode.CLASS_CLOSED: (403, "permission_denied", None),
+    ErrorCode.API_ACCESS_OFF: (403, "permission_denied", None),
     ErrorCode.NO_CREDENTIAL: (503, "api_error", None),
     ErrorCode.QUOTA_EXCEEDED: (429, "insufficient_quota", "insufficient_quota"),
     ErrorCode.RATE_LIMITED: (429, "requests", "rate_limit_exceeded"),
+    ErrorCode.IDEMPOTENCY_IN_PROGRESS: (409, "invalid_request_error", None),
 }
 # Upstream faults: the gateway between the caller and the provider failed (502), the provider
 # cannot take it now (503), or did not answer in time (504). The code is the stable upstream one.
@@ -126,25 +134,6 @@ async def models_list(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"object": "list", "data": data})
 
 
-def _question(messages: object) -> str:
-    """The one user message the pipeline can answer (see the module's docstring)."""
-    if not isinstance(messages, list) or not messages:
-        raise _bad(_("'messages' must be a non-empty array."), "messages")
-    if len(messages) != 1 or not isinstance(messages[0], dict) or messages[0].get("role") != "user":
-        raise _bad(
-            _("This API answers one user message at a time: send 'messages' with a single message whose role is user."),
-            "messages",
-        )
-    content = messages[0].get("content")
-    if isinstance(content, list):  # content parts: text only
-        if not all(isinstance(part, dict) and part.get("type") == "text" for part in content):
-            raise _bad(_("Only text content is supported."), "messages")
-        content = "".join(str(part.get("text", "")) for part in content)
-    if not isinstance(content, str):
-        raise _bad(_("The message's content must be text."), "messages")
-    return content
-
-
 def _chat_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
     """The ChatRequest, whether to stream, and whether usage was asked for in its own chunk."""
     try:
@@ -156,20 +145,30 @@ def _chat_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
     for name in ROUTING_PARAMS:
         if name in payload:
             raise _bad(_("Unsupported parameter: %(name)s.") % {"name": name}, name)
-    if payload.get("n", 1) != 1:
+    if payload.get("n") not in (None, 1):
         raise _bad(_("Only n=1 is supported."), "n")
-    stream = payload.get("stream", False)
+    if payload.get("logprobs") or payload.get("top_logprobs") is not None:
+        raise _bad(_("logprobs are not supported."), "logprobs")
+    stream = payload.get("stream") or False
     if not isinstance(stream, bool):
         raise _bad(_("'stream' must be true or false."), "stream")
     options = payload.get("stream_options") or {}
     if not isinstance(options, dict):
         raise _bad(_("'stream_options' must be an object."), "stream_options")
-    max_tokens = payload.get("max_completion_tokens", payload.get("max_tokens"))
-    params = {name: value for name, value in payload.items() if name not in HANDLED}
+    max_tokens = payload.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = payload.get("max_tokens")
+    params = {
+        name: value
+        for name, value in payload.items()
+        if name not in HANDLED and name not in IGNORED and name not in ("logprobs", "top_logprobs")
+    }
+    if payload.get("messages") is None:
+        raise _bad(_("'messages' must be a non-empty array."), "messages")
     request = ChatRequest(
         conversation_id=None,
         model=payload.get("model"),  # type: ignore[arg-type]  # checked by ChatRequest
-        content=_question(payload.get("messages")),
+        messages=payload["messages"],
         entry_point="api",
         max_tokens=max_tokens,
         params=params,
@@ -186,12 +185,53 @@ def _usage(finished: Finished) -> dict[str, int]:
     }
 
 
+def _claim(*, presented: str | None, key: str, request_hash: str) -> int | Recorded:
+    """The key's owner, then the Idempotency-Key claimed for them (one trip to the database)."""
+    return idempotent_claim(user=api_key_user(presented=presented), key=key, request_hash=request_hash)
+
+
+def _replayed(recorded: Recorded) -> HttpResponse:
+    response = HttpResponse(recorded.body, status=recorded.status_code, content_type=recorded.content_type)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+class _Record:
+    """What a request with an Idempotency-Key answered, kept for its retries (no key: nothing)."""
+
+    def __init__(self, claim_id: int | None) -> None:
+        self.claim_id = claim_id
+
+    async def keep(self, response: HttpResponse | str, *, status: int = 200, content_type: str = "") -> None:
+        if self.claim_id is None:
+            return
+        claim_id, self.claim_id = self.claim_id, None
+        if isinstance(response, HttpResponse):
+            body, status, content_type = response.content.decode(), response.status_code, response["Content-Type"]
+        else:
+            body = response
+        await asyncio.shield(
+            off_the_loop(idempotent_record)(claim_id=claim_id, status_code=status, content_type=content_type, body=body)
+        )
+
+    async def forget(self) -> None:
+        if self.claim_id is not None:
+            claim_id, self.claim_id = self.claim_id, None
+            await asyncio.shield(off_the_loop(idempotent_forget)(claim_id=claim_id))
+
+
 @csrf_exempt
 @require_POST
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     presented = _presented_key(request)
     try:
-        chat = _chat_request(request.body)
+        body = request.body
+    except RequestDataTooBig:
+        body = None
+    try:
+        if body is None:
+            raise _bad(_("The request body is too large."), "messages")
+        chat = _chat_request(body)
     except RequestRefused as error:
         # A bad key is answered first, whatever the body: a caller without one learns nothing more.
         try:
@@ -200,10 +240,49 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
             return _refusal_response(key_error)
         return _refusal_response(error)
     chat_request, stream, usage_chunk = chat
+    record = _Record(None)
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None:
+        try:
+            claim = await off_the_loop(_claim)(presented=presented, key=idempotency_key, request_hash=body_hash(body))
+        except RequestRefused as error:
+            return _refusal_response(error)
+        if isinstance(claim, Recorded):
+            return _replayed(claim)
+        record = _Record(claim)
+    try:
+        return await _served(chat_request, presented=presented, stream=stream, usage_chunk=usage_chunk, record=record)
+    except BaseException:
+        # Cancelled (the client went away) or a bug: the pipeline saved and billed what it
+        # could; the claim records that the first request did not finish.
+        await record.keep(_stopped_response())
+        raise
+
+
+def _stopped_response() -> JsonResponse:
+    return JsonResponse(
+        _error_body(
+            message=_(
+                "The first request with this Idempotency-Key was stopped before it finished and was billed for what "
+                "it produced. Send a new key to ask again."
+            ),
+            error_type="invalid_request_error",
+            code="idempotent_request_stopped",
+            param=None,
+        ),
+        status=409,
+        json_dumps_params={"ensure_ascii": False},
+    )
+
+
+async def _served(
+    chat_request: ChatRequest, *, presented: str | None, stream: bool, usage_chunk: bool, record: _Record
+) -> HttpResponse:
     events = completion_run(identify=lambda: api_key_user(presented=presented), request=chat_request)
     first = await anext(events)
     if isinstance(first, Refused):
         await events.aclose()
+        await record.forget()  # nothing was written: a retry may run afresh
         return _refusal_response(first.error)
     assert isinstance(first, Started)  # the pipeline's first event is Refused or Started
     completion_id = f"chatcmpl-{first.request_id}"
@@ -211,7 +290,12 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if stream:
         response = StreamingHttpResponse(
             _sse(
-                events, completion_id=completion_id, created=created, model=chat_request.model, usage_chunk=usage_chunk
+                events,
+                completion_id=completion_id,
+                created=created,
+                model=chat_request.model,
+                usage_chunk=usage_chunk,
+                record=record,
             ),
             content_type="text/event-stream",
         )
@@ -219,33 +303,74 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         response["X-Accel-Buffering"] = "no"
         return response
     parts: list[str] = []
+    calls = _ToolCalls()
     finished: Finished | None = None
     async for event in events:
         if isinstance(event, Delta):
             parts.append(event.text)
+            if event.tool_calls:
+                calls.add(event.tool_calls)
         elif isinstance(event, Finished):
             finished = event
     assert finished is not None
     if finished.error is not None:
-        return _upstream_response(finished)
-    return JsonResponse(
-        {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": finished.outcome.usage.route_name or chat_request.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(parts), "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": _usage(finished),
-        },
-        json_dumps_params={"ensure_ascii": False},
-    )
+        response = _upstream_response(finished)
+    else:
+        text = "".join(parts)
+        message: dict[str, Any] = {"role": "assistant", "content": (text or None) if calls else text, "refusal": None}
+        if calls:
+            message["tool_calls"] = calls.whole()
+        response = JsonResponse(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": finished.outcome.usage.route_name or chat_request.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": _finish_reason(finished, calls=bool(calls)),
+                    }
+                ],
+                "usage": _usage(finished),
+            },
+            json_dumps_params={"ensure_ascii": False},
+        )
+    await record.keep(response)
+    return response
+
+
+class _ToolCalls:
+    """Tool calls put together from their streamed pieces, by index (a non-streamed reply)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[int, dict[str, Any]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.calls)
+
+    def add(self, pieces: list[dict[str, Any]]) -> None:
+        for piece in pieces:
+            call = self.calls.setdefault(
+                piece["index"], {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            call["id"] = piece.get("id") or call["id"]
+            function = piece.get("function", {})
+            call["function"]["name"] += function.get("name", "")
+            call["function"]["arguments"] += function.get("arguments", "")
+
+    def whole(self) -> list[dict[str, Any]]:
+        return [self.calls[index] for index in sorted(self.calls)]
+
+
+def _finish_reason(finished: Finished, *, calls: bool) -> str:
+    """The provider's finish reason; one that sent none (or stopped) says stop, or
+    tool_calls when the reply is tool calls."""
+    if finished.finish_reason in ("stop", "length", "tool_calls", "content_filter", "function_call"):
+        return finished.finish_reason
+    return "tool_calls" if calls else "stop"
 
 
 def _sse_data(payload: dict[str, Any]) -> str:
@@ -253,32 +378,52 @@ def _sse_data(payload: dict[str, Any]) -> str:
 
 
 async def _sse(
-    events: AsyncIterator[Event], *, completion_id: str, created: int, model: str, usage_chunk: bool
+    events: AsyncIterator[Event], *, completion_id: str, created: int, model: str, usage_chunk: bool, record: _Record
 ) -> AsyncIterator[str]:
-    """OpenAI's chunk stream: a role chunk, a chunk per delta, a closing chunk with the finish
-    reason, usage (in a chunk of its own when stream_options.include_usage asked for it, else
-    on the closing chunk), then [DONE]. A fault after the start is an error event."""
+    """OpenAI's chunk stream: a role chunk, a chunk per delta (text or tool call pieces), a
+    closing chunk with the finish reason, usage (in a chunk of its own when
+    stream_options.include_usage asked for it, else on the closing chunk), then [DONE]. A
+    fault after the start is an error event. With an Idempotency-Key, the whole stream is
+    kept for retries; a stream its client left is kept as far as it went, with an error
+    event saying it was stopped."""
+    sent: list[str] | None = [] if record.claim_id is not None else None
+
+    def out(text: str) -> str:
+        if sent is not None:
+            sent.append(text)
+        return text
 
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
         head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
-        return _sse_data({**head, "choices": choices, **extra})
+        return out(_sse_data({**head, "choices": choices, **extra}))
 
+    calls = False
+    finished = False
     try:
         yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
         async for event in events:
             if isinstance(event, Delta):
-                yield chunk([{"index": 0, "delta": {"content": event.text}, "finish_reason": None}])
+                delta: dict[str, Any] = {"content": event.text} if event.text else {}
+                if event.tool_calls:
+                    delta["tool_calls"] = event.tool_calls
+                    calls = True
+                yield chunk([{"index": 0, "delta": delta, "finish_reason": None}])
             elif isinstance(event, Finished):
+                finished = True
                 if event.error is not None:
-                    yield _sse_data(_upstream_body(event))
+                    yield out(_sse_data(_upstream_body(event)))
                     return
-                closing = [{"index": 0, "delta": {}, "finish_reason": "stop"}]
+                closing = [{"index": 0, "delta": {}, "finish_reason": _finish_reason(event, calls=calls)}]
                 if usage_chunk:
                     yield chunk(closing)
                     yield chunk([], usage=_usage(event))
                 else:
                     yield chunk(closing, usage=_usage(event))
-        yield "data: [DONE]\n\n"
+        yield out("data: [DONE]\n\n")
     finally:
         # A caller that went away: the pipeline saves and bills what arrived as stopped.
         await events.aclose()  # type: ignore[attr-defined]
+        if sent is not None:
+            if not finished:
+                sent.append(_sse_data(json.loads(_stopped_response().content)))
+            await record.keep("".join(sent), content_type="text/event-stream")

@@ -148,7 +148,10 @@ def test_an_unknown_model_raises_not_found(live_asgi: LiveServer, fake_model: Ch
         ({"extra_body": {"api_base": "http://evil.example"}}, "api_base"),
         ({"extra_body": {"base_url": "http://evil.example"}}, "base_url"),
         ({"extra_body": {"user_id": 3}}, "user_id"),
-        ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, *ASK]}, "messages"),
+        ({"extra_body": {"api_key": "sk-other"}}, "api_key"),
+        ({"extra_body": {"extra_headers": {"X-Forwarded-For": "10.0.0.1"}}}, "extra_headers"),
+        ({"extra_body": {"logprobs": True}}, "logprobs"),
+        ({"extra_body": {"functions": []}}, "functions"),
     ],
 )
 def test_a_bad_parameter_raises_bad_request_naming_it(

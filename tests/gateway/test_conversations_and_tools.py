@@ -1,0 +1,252 @@
+"""/v1 requests carry their own conversation and tools, as OpenAI's API takes them, with the
+real openai SDK over HTTP against the live ASGI app and the fake upstream. API calls are
+not chat conversations: their only record is the ledger row."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+import pytest
+
+import webchat.asgi  # noqa: F401  (loads the ASGI app before any test captures logs)
+from apps.accounts.models import Classroom
+from apps.billing.models import LedgerEntry
+from apps.conversations.models import Conversation, Message
+from apps.conversations.pipeline import ChatRequest
+from apps.gateway.services import api_key_create
+from apps.providers.models import ChatModel
+from tests.conftest import LiveServer, People
+from tests.fake_upstream import Behaviour, FakeUpstream
+from webchat.errors import RequestRefused
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MODEL = "fakeai/fake-model"
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+def client_for(live_asgi: LiveServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=live_asgi.url + "/v1", api_key=key, max_retries=0)
+
+
+@pytest.fixture
+def key(people: People) -> str:
+    return api_key_create(user=people.student, name="test")[1]
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+    return json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+    )
+
+
+def _tool_call_events() -> list[str]:
+    """A model calling get_weather(city="Beijing"), its arguments in two pieces, then usage."""
+    return [
+        _chunk({"role": "assistant", "content": None}),
+        _chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": ""},
+                    }
+                ]
+            }
+        ),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"Beijing"}'}}]}),
+        _chunk({}, "tool_calls"),
+        json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52},
+            }
+        ),
+        "[DONE]",
+    ]
+
+
+def test_the_whole_conversation_reaches_the_provider_after_the_class_instructions(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, people: People, fake_upstream: FakeUpstream
+) -> None:
+    Classroom.objects.filter(pk=people.classroom.pk).update(system_prompt="Answer like a patient tutor.")
+    conversation = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "What is a token?"},
+        {"role": "assistant", "content": "A piece of text."},
+        {"role": "developer", "content": [{"type": "text", "text": "Use "}, {"type": "text", "text": "examples."}]},
+        {"role": "user", "content": "Show me one."},
+    ]
+    completion = client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=conversation)
+    assert completion.choices[0].message.content == "Hello, class!"
+    assert completion.choices[0].finish_reason == "stop"
+    sent = fake_upstream.chat_requests()[-1].body["messages"]
+    assert sent == [
+        {"role": "system", "content": "Answer like a patient tutor."},
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "What is a token?"},
+        {"role": "assistant", "content": "A piece of text."},
+        {"role": "system", "content": "Use examples."},
+        {"role": "user", "content": "Show me one."},
+    ]
+    # Not a chat conversation: only the ledger row records it.
+    assert not Conversation.objects.exists() and not Message.objects.exists()
+    entry = LedgerEntry.objects.get()
+    assert entry.entry_point == "api" and entry.status == "complete" and entry.first_chunk_ms is not None
+
+
+def test_null_parameters_mean_the_defaults(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    """Libraries built on the SDK often send null for what they leave unset."""
+    completion = client_for(live_asgi, key).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        temperature=None,
+        top_p=None,
+        stop=None,
+        n=None,
+        user="student-42",
+        extra_body={"seed": None, "max_tokens": None},
+    )
+    assert completion.choices[0].message.content == "Hello, class!"
+    body = fake_upstream.chat_requests()[-1].body
+    assert "temperature" not in body and "seed" not in body and "user" not in body
+
+
+def test_tool_calls_stream_through_piece_by_piece(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.push(Behaviour(raw_events=_tool_call_events()))
+    stream = client_for(live_asgi, key).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Weather in Beijing?"}],
+        tools=[WEATHER_TOOL],
+        tool_choice="auto",
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    pieces = [call for chunk in chunks if chunk.choices for call in chunk.choices[0].delta.tool_calls or []]
+    assert pieces[0].id == "call_1" and pieces[0].function is not None and pieces[0].function.name == "get_weather"
+    assert "".join(piece.function.arguments or "" for piece in pieces if piece.function) == '{"city": "Beijing"}'
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 12
+    sent = fake_upstream.chat_requests()[-1].body
+    assert sent["tools"] == [WEATHER_TOOL] and sent["tool_choice"] == "auto"
+    entry = LedgerEntry.objects.get()
+    assert entry.status == "complete" and entry.completion_tokens == 12
+
+
+def test_tool_calls_come_back_whole_without_streaming_and_the_result_goes_back(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    client = client_for(live_asgi, key)
+    fake_upstream.push(Behaviour(raw_events=_tool_call_events()))
+    ask = [{"role": "user", "content": "Weather in Beijing?"}]
+    completion = client.chat.completions.create(model=MODEL, messages=ask, tools=[WEATHER_TOOL])
+    message = completion.choices[0].message
+    assert completion.choices[0].finish_reason == "tool_calls" and message.content is None
+    assert message.tool_calls is not None and len(message.tool_calls) == 1
+    call = message.tool_calls[0]
+    assert call.id == "call_1" and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Beijing"}
+    # The lesson's next step: run the tool and send its result back.
+    follow_up = [
+        *ask,
+        message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 21 C"},
+    ]
+    answer = client.chat.completions.create(model=MODEL, messages=follow_up, tools=[WEATHER_TOOL])
+    assert answer.choices[0].message.content == "Hello, class!"
+    sent = fake_upstream.chat_requests()[-1].body["messages"]
+    assert sent[-2]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Beijing"}'}
+    assert sent[-1] == {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 21 C"}
+    assert LedgerEntry.objects.count() == 2
+
+
+def test_a_reply_cut_at_max_tokens_says_length(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.push(Behaviour(raw_events=[_chunk({"content": "Once upon"}), _chunk({}, "length"), "[DONE]"]))
+    completion = client_for(live_asgi, key).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "A story"}], max_tokens=2
+    )
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.choices[0].message.content == "Once upon"
+
+
+def test_tools_are_refused_for_a_model_that_takes_none(live_asgi: LiveServer, demo_model: ChatModel, key: str) -> None:
+    assert demo_model.supports_tools is False
+    with pytest.raises(openai.BadRequestError) as error:
+        client_for(live_asgi, key).chat.completions.create(
+            model=demo_model.route_name, messages=[{"role": "user", "content": "hi"}], tools=[WEATHER_TOOL]
+        )
+    assert error.value.body["param"] == "tools"  # type: ignore[index]
+    assert not LedgerEntry.objects.exists()
+
+
+def test_the_chat_page_cannot_send_tools() -> None:
+    with pytest.raises(RequestRefused) as error:
+        ChatRequest(conversation_id=None, model=MODEL, content="hi", params={"tools": [WEATHER_TOOL]})
+    assert error.value.param == "tools"
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/a.png"}}]}], "messages[0]"),
+        ([{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}], "messages[1]"),
+        ([{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}], "messages[1]"),
+        ([{"role": "user", "content": 5}], "messages[0]"),
+        ([{"role": "user", "content": "a", "name": "no spaces allowed"}], "messages[0]"),
+        (
+            [{"role": "assistant", "content": None, "tool_calls": [{"id": "c", "function": {"name": "f"}}]}],
+            "messages[0]",
+        ),
+        ([], "messages"),
+    ],
+)
+def test_a_malformed_conversation_is_refused_naming_the_message(
+    live_asgi: LiveServer,
+    fake_model: ChatModel,
+    key: str,
+    messages: list[dict[str, Any]],
+    param: str,
+    fake_upstream: FakeUpstream,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as error:
+        client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=messages)  # type: ignore[arg-type]
+    assert error.value.body["param"] == param  # type: ignore[index]
+    assert not fake_upstream.chat_requests() and not LedgerEntry.objects.exists()
+
+
+def test_a_conversation_longer_than_the_model_reads_is_refused_before_anything_is_written(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    ChatModel.objects.filter(pk=fake_model.pk).update(context_window=200)
+    from apps.providers.selectors import price_cache_forget
+
+    price_cache_forget()
+    long = [{"role": "user", "content": "word " * 400}]
+    with pytest.raises(openai.BadRequestError) as error:
+        client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=long)  # type: ignore[arg-type]
+    assert error.value.code == "context_length_exceeded"
+    assert not fake_upstream.chat_requests() and not LedgerEntry.objects.exists()

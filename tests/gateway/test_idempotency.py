@@ -1,0 +1,178 @@
+"""`Idempotency-Key` on /v1: a retry gets the first result, with no second call or ledger
+row. Real openai SDK and httpx over HTTP against the live ASGI app and the fake upstream."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import httpx2 as httpx
+import openai
+import pytest
+from django.utils import timezone
+
+import webchat.asgi  # noqa: F401  (loads the ASGI app before any test captures logs)
+from apps.billing.models import LedgerEntry, Period
+from apps.billing.services import quota_policy_set
+from apps.gateway.idempotency import idempotent_requests_expire
+from apps.gateway.models import IdempotentRequest
+from apps.gateway.services import api_key_create
+from apps.providers.models import ChatModel
+from tests.conftest import LiveServer, People
+from tests.fake_upstream import Behaviour, FakeUpstream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MODEL = "fakeai/fake-model"
+ASK = [{"role": "user", "content": "Say hello"}]
+
+
+def client_for(live_asgi: LiveServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=live_asgi.url + "/v1", api_key=key, max_retries=0)
+
+
+@pytest.fixture
+def key(people: People) -> str:
+    return api_key_create(user=people.student, name="test")[1]
+
+
+def once(key: str) -> dict[str, dict[str, str]]:
+    return {"extra_headers": {"Idempotency-Key": key}}
+
+
+def test_a_retry_gets_the_first_result_and_is_not_billed_again(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    client = client_for(live_asgi, key)
+    first = client.chat.completions.with_raw_response.create(model=MODEL, messages=ASK, **once("lesson-3-q1"))
+    again = client.chat.completions.with_raw_response.create(model=MODEL, messages=ASK, **once("lesson-3-q1"))
+    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    assert again.parse().id == first.parse().id and again.parse().usage == first.parse().usage
+    assert len(fake_upstream.chat_requests()) == 1 and LedgerEntry.objects.count() == 1
+    # Without the header, or with another key, it is a new request.
+    client.chat.completions.create(model=MODEL, messages=ASK)
+    client.chat.completions.create(model=MODEL, messages=ASK, **once("lesson-3-q2"))
+    assert len(fake_upstream.chat_requests()) == 3 and LedgerEntry.objects.count() == 3
+
+
+def test_a_retried_stream_is_the_same_stream(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    client = client_for(live_asgi, key)
+
+    def run() -> list[str]:
+        stream = client.chat.completions.create(
+            model=MODEL, messages=ASK, stream=True, stream_options={"include_usage": True}, **once("s-1")
+        )
+        return [chunk.model_dump_json() for chunk in stream]
+
+    assert run() == run()
+    assert len(fake_upstream.chat_requests()) == 1 and LedgerEntry.objects.count() == 1
+
+
+def test_the_same_key_with_another_body_is_refused(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    client = client_for(live_asgi, key)
+    client.chat.completions.create(model=MODEL, messages=ASK, **once("k"))
+    with pytest.raises(openai.BadRequestError) as error:
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "other"}], **once("k"))
+    assert "Idempotency-Key" in error.value.message
+    assert LedgerEntry.objects.count() == 1
+
+
+def test_keys_belong_to_their_user(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, people: People, fake_upstream: FakeUpstream
+) -> None:
+    other = api_key_create(user=people.classmate, name="theirs")[1]
+    client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=ASK, **once("shared"))
+    replay = client_for(live_asgi, other).chat.completions.with_raw_response.create(
+        model=MODEL, messages=ASK, **once("shared")
+    )
+    assert "Idempotent-Replayed" not in replay.headers
+    assert {entry.user_id for entry in LedgerEntry.objects.all()} == {people.student.pk, people.classmate.pk}
+
+
+def test_a_refused_request_is_not_kept_so_its_retry_runs(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, people: People
+) -> None:
+    quota_policy_set(classroom=people.classroom, period=Period.MONTH, student_token_limit=10)
+    client = client_for(live_asgi, key)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model=MODEL, messages=ASK, **once("after-reset"))
+    assert not IdempotentRequest.objects.exists()
+    quota_policy_set(classroom=people.classroom, period=Period.MONTH)
+    assert client.chat.completions.create(model=MODEL, messages=ASK, **once("after-reset")).choices
+
+
+def test_a_retry_while_the_first_runs_is_a_conflict(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.push(Behaviour(headers_delay=1.5))
+    client = client_for(live_asgi, key)
+    results: list[object] = []
+    first = threading.Thread(
+        target=lambda: results.append(client.chat.completions.create(model=MODEL, messages=ASK, **once("slow")))
+    )
+    first.start()
+    try:
+        deadline = timezone.now() + timedelta(seconds=5)
+        while not IdempotentRequest.objects.exists() and timezone.now() < deadline:
+            pass
+        with pytest.raises(openai.ConflictError) as error:
+            client.chat.completions.create(model=MODEL, messages=ASK, **once("slow"))
+        assert error.value.response.headers["Retry-After"] == "1"
+    finally:
+        first.join(10)
+    assert results and LedgerEntry.objects.count() == 1
+
+
+def test_a_stream_its_client_left_is_replayed_as_far_as_it_went_and_says_so(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.push(Behaviour(chunks=["one ", "two ", "three ", "four"], delay=0.3))
+    body = {"model": MODEL, "messages": ASK, "stream": True}
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "left"}
+    with httpx.stream(
+        "POST", live_asgi.url + "/v1/chat/completions", json=body, headers=headers, timeout=10
+    ) as response:
+        for line in response.iter_lines():
+            if "one" in line:
+                break  # the client goes away mid-stream
+    deadline = timezone.now() + timedelta(seconds=10)
+    while not IdempotentRequest.objects.filter(finished_at__isnull=False).exists() and timezone.now() < deadline:
+        pass
+    entry = LedgerEntry.objects.get()
+    assert entry.status == "stopped"
+    replay = httpx.post(live_asgi.url + "/v1/chat/completions", json=body, headers=headers, timeout=10)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert "one" in replay.text and "idempotent_request_stopped" in replay.text and "[DONE]" not in replay.text
+    assert LedgerEntry.objects.count() == 1 and len(fake_upstream.chat_requests()) == 1
+
+
+def test_a_malformed_key_is_refused(live_asgi: LiveServer, fake_model: ChatModel, key: str) -> None:
+    with pytest.raises(openai.BadRequestError):
+        client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=ASK, **once("has spaces"))
+    assert not LedgerEntry.objects.exists()
+
+
+def test_results_are_kept_for_a_day(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    client = client_for(live_asgi, key)
+    client.chat.completions.create(model=MODEL, messages=ASK, **once("day"))
+    IdempotentRequest.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    # A day later the same key is a new request...
+    fresh = client.chat.completions.with_raw_response.create(model=MODEL, messages=ASK, **once("day"))
+    assert "Idempotent-Replayed" not in fresh.headers and LedgerEntry.objects.count() == 2
+    # ...and the periodic clean-up drops what is older than that.
+    IdempotentRequest.objects.update(created_at=timezone.now() - timedelta(hours=25))
+    assert idempotent_requests_expire() == 1 and not IdempotentRequest.objects.exists()
+
+
+def test_the_clean_up_is_a_scheduled_task() -> None:
+    from webchat.celery import app
+
+    app.loader.import_default_modules()  # what a worker does at start: autodiscovery
+    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert "gateway.expire_idempotent_requests" in tasks
+    assert "gateway.expire_idempotent_requests" in app.tasks
