@@ -69,11 +69,14 @@ def test_my_usage_page_fits_phone_and_desktop(
 
 
 @pytest.mark.parametrize("locale", list(LOCALES))
-def test_class_usage_page_fits_a_phone(used: People, page_for: Any, locale: str) -> None:
-    page = page_for(locale, viewport=PHONE)
+@pytest.mark.parametrize(("size", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
+def test_class_usage_page_fits_phone_and_desktop(
+    used: People, page_for: Any, locale: str, size: str, viewport: dict[str, int]
+) -> None:
+    page = page_for(locale, viewport=viewport)
     log_in(page, "teacher_wang", PASSWORD)
     page.goto(f"/classes/{used.classroom.pk}/usage/")
     page.wait_for_selector("#student-usage")
     assert page.inner_text("#entry-point-usage tbody tr:nth-child(2) td:nth-child(2)") == "2"  # API requests
-    assert page_width(page) <= PHONE["width"], "the page scrolls sideways"
-    screenshot(page, f"class-usage-phone-{locale}")
+    assert page_width(page) <= viewport["width"], "the page scrolls sideways"
+    screenshot(page, f"class-usage-{size}-{locale}")
