@@ -37,6 +37,9 @@ def pytest_configure(config: Any) -> None:
 
     # The SQLite test database is a file (WAL, real locking across threads), in a directory
     # of this run's own: two runs at once never share it, and the checkout stays clean.
+    # Every test calls the public demo endpoint from 127.0.0.1; the test of its per-address
+    # limit sets its own.
+    settings.DEMO_PUBLIC_RPM = 100_000
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
         run_dir = Path(tempfile.mkdtemp(prefix="webchat-tests-"))

@@ -235,6 +235,9 @@ CELERY_TIMEZONE = "UTC"
 
 # Where the app reaches itself: the demo provider is served by this site and called over
 # HTTP like any other provider, so its base URL is relative to this address.
+# The public /demo/v1 endpoint (no account): requests a minute per address. webchat's own
+# calls to the demo are metered like any model instead.
+DEMO_PUBLIC_RPM = env.int("DEMO_PUBLIC_RPM", default=20)
 INTERNAL_BASE_URL = env.str("INTERNAL_BASE_URL", default="") or "http://127.0.0.1:8000"
 
 # Chat limits and upstream timeouts (seconds). The SDK's own default (600 s) is far too

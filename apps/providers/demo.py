@@ -7,9 +7,15 @@ before the school has a single provider key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import time
 from dataclasses import dataclass
 from decimal import Decimal
+
+from django.conf import settings
+from django.core.cache import cache
 
 from .tokens import TokenCount
 
@@ -87,3 +93,38 @@ def demo_reply_compose(
 
 def demo_reply_pieces(text: str) -> list[str]:
     return _PIECES.findall(text)
+
+
+# --- who may call /demo/v1, and how often --------------------------------------------------------
+#
+# /demo/v1 is a public OpenAI-compatible endpoint with no account behind it: students may
+# point the lesson's code at it before they have a key. It costs nothing, but it is limited
+# per address (DEMO_PUBLIC_RPM a minute). webchat's own calls to it (the demo model in the
+# chat and on /v1, which are metered like any model) carry a key derived from SECRET_KEY
+# and are not limited here.
+
+
+def demo_internal_key() -> str:
+    """The bearer webchat's own routes to the demo send (never shown: it is a route's key)."""
+    return hmac.new(settings.SECRET_KEY.encode(), b"webchat demo provider: internal caller", hashlib.sha256).hexdigest()
+
+
+def demo_caller_is_internal(*, bearer: str) -> bool:
+    return bool(bearer) and hmac.compare_digest(bearer.encode(), demo_internal_key().encode())
+
+
+def demo_public_call_allowed(*, address: str, now: float | None = None) -> int | None:
+    """Count a public call from `address` in the current minute. None: allowed; else the
+    seconds until the next minute, when it may call again."""
+    now = time.time() if now is None else now
+    minute = int(now // 60)
+    key = f"demo-public-rpm:{address}:{minute}"
+    cache.add(key, 0, timeout=120)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr: a new minute
+        cache.add(key, 1, timeout=120)
+        count = 1
+    if count > settings.DEMO_PUBLIC_RPM:
+        return max(1, 60 - int(now % 60))
+    return None

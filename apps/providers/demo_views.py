@@ -19,7 +19,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from .demo import DemoPrice, demo_reply_compose, demo_reply_pieces
+from .demo import (
+    DemoPrice,
+    demo_caller_is_internal,
+    demo_public_call_allowed,
+    demo_reply_compose,
+    demo_reply_pieces,
+)
 from .models import ChatModel
 from .selectors import model_price_at
 from .tokens import count_prompt_tokens, text_cut_to_tokens
@@ -59,9 +65,38 @@ def _parse(body: bytes) -> dict[str, Any] | JsonResponse:
     return payload
 
 
+def _limited(request: HttpRequest) -> JsonResponse | None:
+    """A public caller over its per-address limit gets OpenAI's 429 with Retry-After;
+    webchat's own calls (the demo model, metered in the chat and on /v1) are not limited."""
+    scheme, _space, bearer = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and demo_caller_is_internal(bearer=bearer.strip()):
+        return None
+    wait = demo_public_call_allowed(address=request.META.get("REMOTE_ADDR") or "unknown")
+    if wait is None:
+        return None
+    response = JsonResponse(
+        {
+            "error": {
+                "message": (
+                    f"The public demo endpoint takes {settings.DEMO_PUBLIC_RPM} requests a minute from one address. "
+                    f"Try again in {wait} s, or use webchat's /v1 with your own API key."
+                ),
+                "type": "requests",
+                "code": "rate_limit_exceeded",
+            }
+        },
+        status=429,
+    )
+    response["Retry-After"] = str(wait)
+    return response
+
+
 @csrf_exempt
 @require_POST
 async def chat_completions(request: HttpRequest) -> HttpResponse:
+    limited = await sync_to_async(_limited)(request)
+    if limited is not None:
+        return limited
     parsed = _parse(request.body)
     if isinstance(parsed, JsonResponse):
         return parsed

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from apps.accounts.models import Classroom, User
 
 from .client import Route
+from .demo import demo_internal_key
 from .models import ChatModel, Credential, Provider
 from .sealing import SealError
 from .selectors import credential_for_request, model_fallbacks, provider_base_url
@@ -55,7 +57,9 @@ def _route_for_model(
     if not (provider.enabled and model.enabled):
         return None
     if not provider.needs_key:
-        return _route(provider=provider, model_id=model.pk, model_name=model.name, base_url=provider.base_url)
+        route = _route(provider=provider, model_id=model.pk, model_name=model.name, base_url=provider.base_url)
+        # The demo is ours: its calls from here are metered already, not limited there (demo.py).
+        return replace(route, api_key=demo_internal_key()) if provider.is_demo else route
     credential = pinned if pinned is not None and pinned.status == Credential.Status.ACTIVE else None
     credential = credential or credential_for_request(provider=provider, user=user, classroom=classroom)
     if credential is not None:

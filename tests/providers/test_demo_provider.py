@@ -7,11 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from openai import OpenAI
+from openai import OpenAI, RateLimitError
 from websockets.sync.client import connect as ws_open
 
 from apps.conversations.models import Message
 from apps.providers.demo import demo_reply_compose
+from apps.providers.routes import routes_for_request
 from apps.providers.tokens import count_prompt_tokens
 from tests.conftest import LiveServer, People, session_cookie_for
 
@@ -114,3 +115,26 @@ def test_student_chats_with_the_demo_model_over_a_real_websocket(
     assert reply.content == "".join(deltas)
     assert "Why do long chats cost more?" in reply.content
     assert reply.usage_source == "provider" and reply.prompt_tokens == done["usage"]["prompt_tokens"]
+
+
+def test_the_public_demo_endpoint_is_limited_per_address_but_not_for_webchat_itself(
+    live_asgi: LiveServer, demo_model: Any, settings: Any, people: People
+) -> None:
+    """/demo/v1 has no account behind it: a public caller gets DEMO_PUBLIC_RPM requests a
+    minute per address, then OpenAI's 429 with Retry-After. webchat's own calls (metered in
+    the chat and on /v1) carry the internal key and go on."""
+    from apps.providers.demo import demo_internal_key
+
+    settings.DEMO_PUBLIC_RPM = 3
+    public = OpenAI(api_key="anything", base_url=f"{live_asgi.url}/demo/v1", max_retries=0)
+    ask = {"model": demo_model.name, "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(RateLimitError) as limited:
+        for _ in range(settings.DEMO_PUBLIC_RPM + 1):  # earlier calls this minute count too
+            public.chat.completions.create(**ask)
+    assert 1 <= int(limited.value.response.headers["Retry-After"]) <= 60
+    assert "/v1" in limited.value.message
+    ours = OpenAI(api_key=demo_internal_key(), base_url=f"{live_asgi.url}/demo/v1", max_retries=0)
+    assert ours.chat.completions.create(**ask).choices[0].message.content
+    # The demo model's route (chat and /v1) is the one that carries it.
+    route = routes_for_request(model=demo_model, user=people.student, classroom=people.classroom)[0]
+    assert route.api_key == demo_internal_key() and demo_internal_key() not in repr(route)
