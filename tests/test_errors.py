@@ -25,6 +25,7 @@ DOCUMENTED = {
     "not_running",
     "signed_out",
     "invalid_api_key",
+    "api_access_off",
     "too_many_sockets",
     "upstream_rate_limited",
     "upstream_auth_failed",

@@ -140,6 +140,7 @@ def test_every_link_a_student_sees_works(school: People) -> None:
     assert reverse("classes") not in links and ADMIN_PREFIX not in links
     opened = crawl(client, links)
     assert reverse("keys") in opened  # this class lets students bring keys: the providers page links them
+    assert {reverse("api-guide"), reverse("api-keys")} <= opened
     assert reverse("my-usage") in opened  # from the quota meter on the chat page
 
 
@@ -161,7 +162,7 @@ def test_every_class_page_the_class_settings_page_links_works(school: People) ->
     client = logged_in(school.teacher)
     settings_page = reverse("class-settings", args=[school.classroom.pk])
     links = same_site_links(open_link(client, settings_page, "the test").content.decode())
-    for name in ("class-roster", "class-models", "class-usage", "class-quota"):
+    for name in ("class-roster", "class-models", "class-api", "class-usage", "class-quota"):
         assert reverse(name, args=[school.classroom.pk]) in links
     for link in links:
         open_link(client, link, settings_page)

@@ -106,6 +106,9 @@ class AuditEvent(models.Model):
         IMPORT_ROSTER = "import_roster", _("Imported a roster")
         ADD_TEACHER = "add_teacher", _("Added a co-teacher")
         UNLOCK_LOGIN = "unlock_login", _("Cleared a login lockout")
+        API_ACCESS_ON = "api_access_on", _("Switched the class's API access on")
+        API_ACCESS_OFF = "api_access_off", _("Switched the class's API access off")
+        REVOKE_API_KEY = "revoke_api_key", _("Revoked a student's API key")
 
     actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="audit_events", verbose_name=_("who"))
     action = models.CharField(_("action"), max_length=32, choices=Action.choices)

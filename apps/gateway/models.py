@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from apps.accounts.models import Classroom
 
 
 class ApiKey(models.Model):
@@ -27,5 +30,49 @@ class ApiKey(models.Model):
         verbose_name_plural = _("API keys")
         ordering = ["-created_at", "-id"]
 
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        REVOKED = "revoked", _("Revoked")
+        EXPIRED = "expired", _("Expired")
+
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})" if self.name else f"{self.prefix}…"
+
+    @property
+    def status(self) -> str:
+        """Revoked wins over expired: a key someone revoked says so even after its date."""
+        if self.revoked_at is not None:
+            return self.Status.REVOKED
+        if self.expires_at is not None and self.expires_at <= timezone.now():
+            return self.Status.EXPIRED
+        return self.Status.ACTIVE
+
+    @property
+    def status_label(self) -> str:
+        return str(self.Status(self.status).label)
+
+
+class ClassApiAccess(models.Model):
+    """Whether a class's students may use the /v1 API with their keys. No row: they may."""
+
+    classroom = models.OneToOneField(
+        Classroom, on_delete=models.CASCADE, related_name="api_access", verbose_name=_("class"), primary_key=True
+    )
+    enabled = models.BooleanField(_("API access"), default=True)
+    changed_at = models.DateTimeField(_("changed"), auto_now=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("changed by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("class API access")
+        verbose_name_plural = _("class API access")
+
+    def __str__(self) -> str:
+        return f"{self.classroom}: {'on' if self.enabled else 'off'}"
+

@@ -1,17 +1,21 @@
-"""Reads for personal API keys: who a presented key belongs to."""
+"""Reads for personal API keys: who a presented key belongs to, a user's keys, a class's
+keys and its API switch."""
 
 from __future__ import annotations
 
 import hmac
 from datetime import timedelta
 
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from apps.accounts.models import User
+from apps.accounts.models import Classroom, Enrollment, User
+from apps.accounts.selectors import classroom_students
 from webchat.errors import ErrorCode, RequestRefused
 
-from .models import ApiKey
+from .models import ApiKey, ClassApiAccess
 from .services import KEY_PREFIX, api_key_hash
 
 # last_used_at is written at most this often per key: not one UPDATE per request.
@@ -27,14 +31,29 @@ def _refused() -> RequestRefused:
     )
 
 
+def _class_api_off() -> Exists:
+    """Is the API switched off for the key's user's class, as a subquery. The class is the one
+    accounts.selectors.classroom_for_student picks (the newest enrollment in a class that
+    is not archived); tests/gateway/test_pages.py holds the two to the same answer."""
+    current_classroom = (
+        # Two levels out: this subquery sits in the Exists, which sits in the keys' query.
+        Enrollment.objects.filter(student=OuterRef(OuterRef("user_id")), classroom__archived=False)
+        .order_by("-joined_at", "-id")
+        .values("classroom_id")[:1]
+    )
+    return Exists(ClassApiAccess.objects.filter(classroom_id=Subquery(current_classroom), enabled=False))
+
+
 def api_key_user(*, presented: str | None) -> User:
     """The active user the presented key belongs to (the /v1 entry point's `identify`).
     Raises RequestRefused(invalid_api_key) for a missing, unknown, revoked or expired key or
-    an inactive user. Side effects: last_used_at, at most once a minute per key."""
+    an inactive user, and RequestRefused(api_access_off) when the user's class switched the
+    API off. One query (the key, its user and the class's switch together); side effects:
+    last_used_at, at most once a minute per key."""
     if not presented or len(presented) > MAX_KEY_CHARS or not presented.startswith(KEY_PREFIX):
         raise _refused()
     digest = api_key_hash(key=presented)
-    key = ApiKey.objects.select_related("user").filter(key_hash=digest).first()
+    key = ApiKey.objects.select_related("user").annotate(class_api_off=_class_api_off()).filter(key_hash=digest).first()
     # The lookup is by hash (an index); comparing the hashes again in constant time keeps a
     # timing difference from telling anything even if the database compared them in a leaky way.
     if key is None or not hmac.compare_digest(key.key_hash, digest):
@@ -42,6 +61,54 @@ def api_key_user(*, presented: str | None) -> User:
     now = timezone.now()
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now) or not key.user.is_active:
         raise _refused()
+    # Only a valid key learns about its class: an unknown one is told nothing more.
+    if key.class_api_off:
+        raise RequestRefused(
+            ErrorCode.API_ACCESS_OFF, _("API access is switched off for your class. Ask your teacher.")
+        )
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key.user
+
+
+def api_keys_of_user(*, user: User) -> QuerySet[ApiKey]:
+    """The user's own keys, newest first, revoked and expired ones included."""
+    return ApiKey.objects.filter(user=user).order_by("-created_at", "-id")
+
+
+def api_keys_active_of_user(*, user: User) -> list[ApiKey]:
+    """The user's keys that work now (neither revoked nor expired)."""
+    return [key for key in api_keys_of_user(user=user).filter(revoked_at__isnull=True) if key.status == "active"]
+
+
+def api_key_get_for_user(*, user: User, key_id: int) -> ApiKey:
+    """One of the user's own keys; 404 for anyone else's."""
+    key = api_keys_of_user(user=user).filter(pk=key_id).first()
+    if key is None:
+        raise Http404("No such key.")
+    return key
+
+
+def class_api_enabled(*, classroom: Classroom | None) -> bool:
+    """May the class's students use the /v1 API: yes unless a teacher switched it off (and
+    yes for someone in no class)."""
+    if classroom is None:
+        return True
+    return not ClassApiAccess.objects.filter(classroom=classroom, enabled=False).exists()
+
+
+def class_api_keys(*, classroom: Classroom) -> QuerySet[ApiKey]:
+    """Every key of the students enrolled in the class, by student, newest first."""
+    return (
+        ApiKey.objects.filter(user__in=classroom_students(classroom=classroom))
+        .select_related("user")
+        .order_by("user__username", "-created_at", "-id")
+    )
+
+
+def class_api_key_get(*, classroom: Classroom, key_id: int) -> ApiKey:
+    """A key of a student enrolled in the class; 404 for any other key."""
+    key = class_api_keys(classroom=classroom).filter(pk=key_id).first()
+    if key is None:
+        raise Http404("No such key.")
+    return key

@@ -1,4 +1,154 @@
-"""The gateway's pages: personal API keys and "Use the API". Thin: services and selectors
-do the work."""
+"""The gateway's pages: personal API keys, a class's API page for its teachers, and "Use
+the API". Thin: services and selectors do the work."""
 
 from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher
+from apps.providers.selectors import chat_models_offered_to, classroom_default_model
+from webchat.forms import form_add_service_errors
+
+from .forms import ApiKeyCreateForm, ClassApiAccessForm
+from .models import ApiKey
+from .selectors import (
+    api_key_get_for_user,
+    api_keys_active_of_user,
+    api_keys_of_user,
+    class_api_enabled,
+    class_api_key_get,
+    class_api_keys,
+)
+from .services import ACTIVE_KEYS_PER_USER, api_key_create, api_key_revoke, class_api_access_set, class_api_key_revoke
+
+# Placeholders in the guide's code: never a real key, and a model name when none is offered.
+KEY_PLACEHOLDER = "paste-your-key-here"
+MODEL_PLACEHOLDER = "provider/model"
+
+
+# The new key is a local here and a value in the page's context: its locals show as stars
+# in any error report (webchat/reporting.py), and the response is never cached.
+@sensitive_variables()
+@require_http_methods(["GET", "POST"])
+@login_required
+def api_keys_page(request: HttpRequest) -> HttpResponse:
+    """The user's keys, and a form for a new one. A new key is shown in the response to the
+    POST that made it, and nowhere else: not in the session, a URL or a later page."""
+    form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
+    created: ApiKey | None = None
+    full_key = ""
+    if request.method == "POST" and form.is_valid():
+        days = form.cleaned_data["expires_in_days"]
+        try:
+            created, full_key = api_key_create(
+                user=request.user,
+                name=form.cleaned_data["name"],
+                expires_at=timezone.now() + timedelta(days=days) if days else None,
+            )
+        except ValidationError as exc:
+            form_add_service_errors(form, exc)
+        else:
+            form = ApiKeyCreateForm()  # empty again, for the next key
+    response = render(
+        request,
+        "gateway/api_keys.html",
+        {
+            "form": form,
+            "keys": api_keys_of_user(user=request.user),
+            "created": created,
+            "full_key": full_key,
+            "api_enabled": class_api_enabled(classroom=classroom_for_student(user=request.user)),
+            "max_keys": ACTIVE_KEYS_PER_USER,
+        },
+        status=400 if request.method == "POST" and created is None else 200,
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@login_required
+def api_key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = api_key_get_for_user(user=request.user, key_id=key_id)
+    api_key_revoke(key=key)
+    messages.success(request, _("Key %(prefix)s… revoked. It will never work again.") % {"prefix": key.prefix})
+    return redirect("api-keys")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def class_api(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """A teacher's class page: the class's API switch and its students' keys."""
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    if request.method == "POST":
+        form = ClassApiAccessForm(request.POST)
+        if form.is_valid():
+            enabled = form.cleaned_data["enabled"]
+            class_api_access_set(actor=request.user, classroom=classroom, enabled=enabled)
+            if enabled:
+                messages.success(request, _("API access is on: the students' keys work."))
+            else:
+                messages.success(
+                    request, _("API access is off: the students' keys are refused until you switch it on.")
+                )
+            return redirect("class-api", classroom_id=classroom.pk)
+        messages.error(request, _("Choose on or off."))
+    return render(
+        request,
+        "gateway/class_api.html",
+        {
+            "classroom": classroom,
+            "api_enabled": class_api_enabled(classroom=classroom),
+            "keys": class_api_keys(classroom=classroom),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_POST
+@login_required
+def class_api_key_revoke_view(request: HttpRequest, classroom_id: int, key_id: int) -> HttpResponse:
+    classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
+    key = class_api_key_get(classroom=classroom, key_id=key_id)
+    class_api_key_revoke(actor=request.user, classroom=classroom, key=key)
+    messages.success(
+        request,
+        _("Key %(prefix)s… of %(student)s revoked. It will never work again.")
+        % {"prefix": key.prefix, "student": key.user},
+    )
+    return redirect("class-api", classroom_id=classroom.pk)
+
+
+@require_GET
+@login_required
+def api_guide(request: HttpRequest) -> HttpResponse:
+    """ "Use the API": this site's base URL, the user's keys (prefixes only), the models they
+    may call, and the lesson's code with those values filled in."""
+    classroom = classroom_for_student(user=request.user)
+    models = chat_models_offered_to(user=request.user, classroom=classroom)
+    default = classroom_default_model(classroom=classroom)
+    example = default if default in models else (models[0] if models else None)
+    return render(
+        request,
+        "gateway/api_guide.html",
+        {
+            "base_url": request.build_absolute_uri(reverse("v1-models")).removesuffix("/models"),
+            "keys": api_keys_active_of_user(user=request.user),
+            "models": models,
+            "model_name": example.route_name if example else MODEL_PLACEHOLDER,
+            "key_placeholder": KEY_PLACEHOLDER,
+            "api_enabled": class_api_enabled(classroom=classroom),
+            "demo_base_url": reverse("demo-models").removesuffix("/models"),
+        },
+    )
