@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import openai
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -21,6 +22,7 @@ from django.db.models import Sum
 from websockets.sync.client import connect as ws_open
 
 from apps.billing.models import LedgerEntry, UsageCounter
+from apps.gateway.services import api_key_create
 from apps.providers.models import ChatModel
 from tests.billing.conftest import policy_set
 from tests.billing.test_rollups import database_url_for_subprocess
@@ -91,9 +93,11 @@ def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError(f"server on {port} did not start")
 
 
-def test_parallel_requests_over_two_server_processes_never_overspend(
+def test_parallel_chats_and_api_calls_over_two_server_processes_never_overspend(
     people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
 ) -> None:
+    """Half the requests are chat turns over the websocket, half /v1 calls with the openai
+    SDK, spread over both processes, all against one student's quota."""
     fake_upstream.default = Behaviour(chunks=["one ", "two ", "three"], delay=0.2, usage=(100, 100))
     # Each request holds its counted prompt + 100 reply tokens; room for 5 of them.
     policy_set(people.classroom, student_token_limit=5 * 300)
@@ -101,9 +105,11 @@ def test_parallel_requests_over_two_server_processes_never_overspend(
 
     limits_forget()
     cookie = session_cookie_for(people.student)
+    api_key = api_key_create(user=people.student, name="race")[1]
     ports = [free_port(), free_port()]
     servers = [start_server(port) for port in ports]
     outcomes: list[str] = []
+    entry_points: list[str] = []
     served_by: dict[int, int] = {}
     lock = threading.Lock()
     try:
@@ -111,8 +117,28 @@ def test_parallel_requests_over_two_server_processes_never_overspend(
             wait_ready(port, server)
         barrier = threading.Barrier(REQUESTS)
 
+        def by_api(port: int) -> str:
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=api_key, max_retries=0, timeout=60)
+            barrier.wait(timeout=60)
+            try:
+                stream = client.chat.completions.create(
+                    model="fakeai/fake-model", messages=[{"role": "user", "content": "hi"}], max_tokens=100, stream=True
+                )
+                for _chunk in stream:
+                    pass
+            except openai.RateLimitError as error:
+                return str(error.code)
+            return "complete"
+
         def one(index: int) -> None:
             port = ports[index % 2]
+            if index % 4 >= 2:
+                result = by_api(port)
+                with lock:
+                    outcomes.append(result)
+                    entry_points.append("api")
+                    served_by[port] = served_by.get(port, 0) + 1
+                return
             with ws_open(
                 f"ws://127.0.0.1:{port}/ws/chat/",
                 origin="http://127.0.0.1",
@@ -141,6 +167,7 @@ def test_parallel_requests_over_two_server_processes_never_overspend(
                         break
             with lock:
                 outcomes.append(result)
+                entry_points.append("chat")
                 served_by[port] = served_by.get(port, 0) + 1
 
         threads = [threading.Thread(target=one, args=(i,)) for i in range(REQUESTS)]
@@ -158,8 +185,10 @@ def test_parallel_requests_over_two_server_processes_never_overspend(
                 server.kill()
 
     assert len(outcomes) == REQUESTS
-    assert set(outcomes) <= {"complete", "quota_exceeded"}, outcomes
+    assert set(outcomes) <= {"complete", "quota_exceeded", "insufficient_quota"}, outcomes
+    assert entry_points.count("api") == entry_points.count("chat") == REQUESTS // 2
     assert 1 <= outcomes.count("complete") <= 5
+    assert LedgerEntry.objects.filter(user=people.student).count() == outcomes.count("complete")
     spent = LedgerEntry.objects.filter(user=people.student).aggregate(t=Sum("prompt_tokens") + Sum("completion_tokens"))
     assert spent["t"] <= 5 * 300
     counter = UsageCounter.objects.get(scope_key=f"c{people.classroom.pk}:s{people.student.pk}")
