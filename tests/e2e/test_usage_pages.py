@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
-# The page's language, and a heading of it in that language.
+# The page's language, and a label of its summary in that language.
 LOCALES = {"zh-CN": ("zh-hans", "请求数"), "en-US": ("en", "Requests")}
 
 
@@ -58,7 +58,7 @@ def test_my_usage_page_fits_phone_and_desktop(
     page.wait_for_selector("#my-ledger")
     language, heading = LOCALES[locale]
     assert page.get_attribute("html", "lang") == language
-    assert heading in page.inner_text("h2 >> nth=2")
+    assert page.inner_text("#usage-summary dt >> nth=0") == heading
     assert page.locator("#my-ledger tbody tr").count() == 4  # three requests and a correction
     assert "API" in page.inner_text("#my-ledger")
     assert page.locator("svg.bars rect.bar").count() >= 28
