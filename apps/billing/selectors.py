@@ -277,10 +277,6 @@ class UsageWindow:
     end: datetime
     in_period: bool  # False: no quota period is running (a term outside its dates)
 
-    @property
-    def days(self) -> list[date]:
-        return _local_days(start=self.start, end=self.end)
-
 
 def _local_days(*, start: datetime, end: datetime) -> list[date]:
     """The dates, in the site's time zone, that [start, end) touches."""

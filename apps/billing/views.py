@@ -56,10 +56,16 @@ class ChartBar(TypedDict):
 
 
 def _chart_bars(days: list[tuple[date | datetime, int, Decimal]]) -> list[ChartBar]:
-    """(day, tokens, cost) per day as bars scaled to CHART_HEIGHT (the busiest day is full)."""
+    """(day, tokens, cost) per day as bars scaled to CHART_HEIGHT (the busiest day is full).
+    A day whose corrections outweigh its use has no bar (an SVG height is never negative)."""
     peak = max((tokens for _day, tokens, _cost in days), default=0)
     return [
-        {"day": day, "tokens": tokens, "cost": cost, "height": int(CHART_HEIGHT * tokens / peak) if peak else 0}
+        {
+            "day": day,
+            "tokens": tokens,
+            "cost": cost,
+            "height": int(CHART_HEIGHT * max(tokens, 0) / peak) if peak > 0 else 0,
+        }
         for day, tokens, cost in days
     ]
 

@@ -180,6 +180,8 @@ def test_corrections_are_listed_and_counted_in_the_totals(
     assert stat(html, "requests") == "1"  # a correction is not another request
     assert stat(html, "completion") == "400"
     assert stat(html, "cost") == "0.0052 CNY"
+    assert 'height="-' not in html  # 4 March, the correction's day, is -100 tokens: no bar, not a negative one
+    assert '<rect class="bar" x="2.1" width="0.8" height="120">' in html  # 3 March, the busiest day
     ledger = LedgerEntry.objects.filter(user=monthly.student)
     assert sum(e.cost_billing for e in ledger) == Decimal("0.0052")  # the totals are the ledger's
 
