@@ -41,7 +41,7 @@ def pytest_configure(config: Any) -> None:
     # limit sets its own.
     settings.DEMO_PUBLIC_RPM = 100_000
     database = settings.DATABASES["default"]
-    if database["ENGINE"] == "django.db.backends.sqlite3":
+    if database["ENGINE"] == "webchat.sqlite":
         run_dir = Path(tempfile.mkdtemp(prefix="webchat-tests-"))
         database.setdefault("TEST", {})["NAME"] = str(run_dir / "test.sqlite3")
 

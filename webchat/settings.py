@@ -138,7 +138,9 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the single writer; the busy timeout makes concurrent
-    # writers wait for the lock instead of failing at once with "database is locked".
+    # writers wait for the lock instead of failing at once with "database is locked". The
+    # backend queues one process's writers on a lock (webchat/sqlite/base.py).
+    DATABASES["default"]["ENGINE"] = "webchat.sqlite"
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "timeout": 20,
