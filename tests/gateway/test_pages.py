@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import os
 import re
 import subprocess
@@ -18,6 +19,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+# Loading the ASGI app sets Django's logging up again, which drops pytest's log capture:
+# load it now, before any test captures logs.
+import webchat.asgi  # noqa: E402,F401,I001
 from apps.accounts.models import AuditEvent, User
 from apps.accounts.selectors import classroom_for_student
 from apps.accounts.services import classroom_archive, classroom_get_or_create, enrollment_add
@@ -65,7 +69,10 @@ def test_a_student_creates_a_key_and_it_is_shown_once_with_a_copy_button(people:
 
 
 @pytest.mark.django_db
-def test_the_full_key_never_appears_in_any_later_response_or_in_the_session(people: People, demo_model: Any) -> None:
+def test_the_full_key_never_appears_in_any_later_response_the_session_or_the_logs(
+    people: People, demo_model: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     client = logged_in(people.student)
     _, key = create_on_page(client)
     assert key
@@ -82,6 +89,7 @@ def test_the_full_key_never_appears_in_any_later_response_or_in_the_session(peop
     for response in later:
         assert key not in response.content.decode()
         assert key not in str(response.headers)
+    assert key not in caplog.text
 
 
 @pytest.mark.django_db
@@ -403,26 +411,62 @@ def code_block(page: str, block_id: str) -> str:
     return html.unescape(match.group(1))
 
 
+def guide_for_live_server(live_asgi: LiveServer, people: People, fake_model: ChatModel) -> tuple[str, str]:
+    """The guide as the student sees it, with the fake model as the class default, and a key."""
+    _, key = api_key_create(user=people.student)
+    class_models_set(classroom=people.classroom, allowed_models=[], default_model=fake_model)
+    page = logged_in(people.student).get(reverse("api-guide")).content.decode()
+    return page.replace("http://testserver/v1", live_asgi.url + "/v1"), key
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("program", ["code-python", "code-stream"])
 def test_the_guides_python_runs_as_shown_with_a_real_key(
     live_asgi: LiveServer, fake_model: ChatModel, people: People, tmp_path: Path, program: str
 ) -> None:
     """The page's own .env and Python, copied as a student would, with their key pasted in."""
-    _, key = api_key_create(user=people.student)
-    # The class's default model is the one the page fills in.
-    class_models_set(classroom=people.classroom, allowed_models=[], default_model=fake_model)
-    page = logged_in(people.student).get(reverse("api-guide")).content.decode()
-    assert f"MODEL_NAME={MODEL}" in page
+    page, key = guide_for_live_server(live_asgi, people, fake_model)
+    assert f"MODEL_NAME={MODEL}" in page  # the class's default model is the one filled in
     env = code_block(page, "code-env").replace("paste-your-key-here", key)
-    # The test client's host is not the live server's: the one line that differs.
-    env = env.replace("http://testserver/v1", live_asgi.url + "/v1")
     (tmp_path / ".env").write_text(env, encoding="utf-8")
     (tmp_path / "main.py").write_text(code_block(page, program), encoding="utf-8")
     # load_dotenv() keeps variables already set: the program must see only its .env.
     environment = {name: value for name, value in os.environ.items() if not name.startswith("OPENAI_")}
     run = subprocess.run(
         [sys.executable, "main.py"], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Hello, class!" in run.stdout and "total_tokens" in run.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_guides_curl_runs_as_shown_with_a_real_key(
+    live_asgi: LiveServer, fake_model: ChatModel, people: People, tmp_path: Path
+) -> None:
+    page, key = guide_for_live_server(live_asgi, people, fake_model)
+    script = code_block(page, "code-curl").replace("paste-your-key-here", key)
+    run = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "Hello, class!" in run.stdout and '"usage"' in run.stdout
+
+
+# The openai and dotenv npm packages are not part of the project: this runs where someone
+# installed them (npm install openai dotenv) and points WEBCHAT_NODE_MODULES at that folder.
+NODE_MODULES = os.environ.get("WEBCHAT_NODE_MODULES", "")
+
+
+@pytest.mark.skipif(not NODE_MODULES, reason="set WEBCHAT_NODE_MODULES to a node_modules with openai and dotenv")
+@pytest.mark.django_db(transaction=True)
+def test_the_guides_node_program_runs_as_shown_with_a_real_key(
+    live_asgi: LiveServer, fake_model: ChatModel, people: People, tmp_path: Path
+) -> None:
+    page, key = guide_for_live_server(live_asgi, people, fake_model)
+    (tmp_path / ".env").write_text(code_block(page, "code-env").replace("paste-your-key-here", key), encoding="utf-8")
+    (tmp_path / "index.mjs").write_text(code_block(page, "code-node"), encoding="utf-8")
+    (tmp_path / "node_modules").symlink_to(NODE_MODULES)
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("OPENAI_")}
+    run = subprocess.run(
+        ["node", "index.mjs"], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 0, run.stderr
     assert "Hello, class!" in run.stdout and "total_tokens" in run.stdout
