@@ -167,6 +167,9 @@ def test_the_wrong_method_is_refused(people: People) -> None:
     assert client.get(reverse("api-key-revoke", args=[row.pk])).status_code == 405
     assert client.put(reverse("api-keys")).status_code == 405
     assert client.post(reverse("api-guide")).status_code == 405
+    teacher = logged_in(people.teacher)
+    assert teacher.get(reverse("class-api-key-revoke", args=[people.classroom.pk, row.pk])).status_code == 405
+    assert teacher.put(reverse("class-api", args=[people.classroom.pk])).status_code == 405
     assert ApiKey.objects.get().revoked_at is None
 
 
