@@ -5,8 +5,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from .models import ApiKey
-from .services import api_key_revoke
+from .models import ApiKey, ClassApiAccess
+from .services import api_key_revoke, class_api_access_set
 
 
 @admin.register(ApiKey)
@@ -27,3 +27,32 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:
             api_key_revoke(key=key)
+
+
+@admin.register(ClassApiAccess)
+class ClassApiAccessAdmin(admin.ModelAdmin):
+    """Classes whose API switch a teacher has used (no row: on). Switched here only through
+    the service, so every change is audited as on the class's API page."""
+
+    list_display = ("classroom", "enabled", "changed_at", "changed_by")
+    list_filter = ("enabled",)
+    search_fields = ("classroom__name",)
+    fields = list_display
+    readonly_fields = fields
+    actions = ["switch_on", "switch_off"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # a class's teachers switch it on its API page (/classes/<id>/api/)
+
+    def has_delete_permission(self, request: HttpRequest, obj: ClassApiAccess | None = None) -> bool:
+        return False
+
+    @admin.action(description=_("Switch API access on for the selected classes"))
+    def switch_on(self, request: HttpRequest, queryset: QuerySet[ClassApiAccess]) -> None:
+        for access in queryset.select_related("classroom"):
+            class_api_access_set(actor=request.user, classroom=access.classroom, enabled=True)
+
+    @admin.action(description=_("Switch API access off for the selected classes"))
+    def switch_off(self, request: HttpRequest, queryset: QuerySet[ClassApiAccess]) -> None:
+        for access in queryset.select_related("classroom"):
+            class_api_access_set(actor=request.user, classroom=access.classroom, enabled=False)

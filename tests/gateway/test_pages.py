@@ -257,6 +257,21 @@ def test_the_switch_turns_the_classs_keys_off_and_on_and_is_audited(people: Peop
 
 
 @pytest.mark.django_db
+def test_an_admin_switches_a_class_through_the_service_so_it_is_audited(people: People) -> None:
+    _, key = api_key_create(user=people.student)
+    class_api_access_set(actor=people.teacher, classroom=people.classroom, enabled=True)  # the row to act on
+    access = ClassApiAccess.objects.get()
+    client = logged_in(people.admin)
+    url = reverse("admin:gateway_classapiaccess_changelist")
+    assert client.get(url).status_code == 200
+    client.post(url, {"action": "switch_off", "_selected_action": [access.pk]})
+    with pytest.raises(RequestRefused):
+        api_key_user(presented=key)
+    event = AuditEvent.objects.get()
+    assert event.action == AuditEvent.Action.API_ACCESS_OFF and event.actor == people.admin
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("value", ["", "maybe", "true"])
 def test_a_bad_switch_value_changes_nothing(people: People, value: str) -> None:
     response = logged_in(people.teacher).post(reverse("class-api", args=[people.classroom.pk]), {"enabled": value})
