@@ -403,6 +403,17 @@ def test_the_guide_shows_the_base_url_the_models_and_the_key_prefixes_but_no_key
 
 
 @pytest.mark.django_db
+def test_a_student_whose_class_switched_the_api_off_is_told_so_on_both_pages(people: People) -> None:
+    notice = "API access is switched off for your class"
+    client = logged_in(people.student)
+    assert notice not in client.get(reverse("api-keys")).content.decode()
+    class_api_access_set(actor=people.teacher, classroom=people.classroom, enabled=False)
+    assert notice in client.get(reverse("api-keys")).content.decode()
+    assert notice in client.get(reverse("api-guide")).content.decode()
+    assert notice not in logged_in(people.other_student).get(reverse("api-guide")).content.decode()
+
+
+@pytest.mark.django_db
 def test_the_guide_sends_someone_without_a_key_to_create_one(people: People) -> None:
     page = logged_in(people.teacher).get(reverse("api-guide")).content.decode()
     assert "You have no active key yet." in page and reverse("api-keys") in page
