@@ -10,11 +10,12 @@ from apps.conversations.errors import UPSTREAM_MESSAGES
 from webchat.errors import ErrorCode
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
-# The websocket protocol's codes (README, "Websocket protocol"), and the two a saved reply may
+# The websocket protocol's and the /v1 API's codes (README), and the two a saved reply may
 # carry besides the upstream ones.
 DOCUMENTED = {
     "bad_request",
     "content_too_long",
+    "context_length_exceeded",
     "not_found",
     "class_closed",
     "model_not_allowed",
@@ -26,6 +27,7 @@ DOCUMENTED = {
     "signed_out",
     "invalid_api_key",
     "api_access_off",
+    "idempotency_in_progress",
     "too_many_sockets",
     "upstream_rate_limited",
     "upstream_auth_failed",

@@ -76,3 +76,20 @@ class ClassApiAccess(models.Model):
     def __str__(self) -> str:
         return f"{self.classroom}: {'on' if self.enabled else 'off'}"
 
+
+class IdempotentRequest(models.Model):
+    """A /v1 request sent with an `Idempotency-Key` header, and its first result. A retry
+    with the same key and body within IDEMPOTENCY_WINDOW gets that result again: no second
+    call to the provider, no second ledger row (gateway/idempotency.py)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    body_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotent_request_one_per_user_key")]
