@@ -2,10 +2,14 @@
 
     .venv/bin/python bench/relay.py [--streams 50] [--chunks 200] [--interval-ms 20] [--soak]
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/relay.py
+    .venv/bin/python bench/relay.py --via api        # the same streams over /v1 (personal keys)
+    .venv/bin/python bench/relay.py --via litellm    # ... through LiteLLM's proxy (bench/litellm.sh)
 
 It starts the fake upstream (bench/upstream.py: pre-encoded SSE, a chunk every 20 ms) and
 webchat's ASGI server (uvicorn, DEBUG off) pinned to one core with taskset, signs N students
-in (real sessions) and opens N websocket chats. The bench itself and the upstream run on the
+in (real sessions) and opens N websocket chats (`--via chat`), or gives each a personal API
+key and streams over /v1 (`--via api`, which also measures non-streamed requests), or
+starts LiteLLM's proxy pinned the same way in place of webchat (`--via litellm`). The bench itself and the upstream run on the
 other core. It prints, each against the same streams read straight from the upstream in the
 same run:
 
@@ -27,6 +31,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,12 +82,45 @@ class Counter:
         self.chunks = 0
 
 
+VIA_LABEL = {"chat": "webchat (websocket)", "api": "webchat /v1", "litellm": "LiteLLM proxy"}
+LITELLM_KEY = "sk-bench-litellm-master"
+
+
 # --- set-up ------------------------------------------------------------------------------------
 
 
-def database_prepare(*, streams: int, chunks: int, upstream_url: str) -> list[str]:
+def litellm_start(args: argparse.Namespace, upstream_url: str) -> subprocess.Popen:
+    """LiteLLM's proxy in webchat's place, pinned to the same core, one worker, serving the
+    bench's models from the same fake upstream."""
+    if not Path(args.litellm).exists():
+        raise SystemExit(f"no LiteLLM at {args.litellm}: run bench/litellm.sh first")
+    models = ["bench-1", f"bench-{args.chunks}", "bench-50"]
+    config = Path(tempfile.mkdtemp(prefix="litellm-bench-")) / "config.yaml"
+    lines = ["model_list:"]
+    for model in models:
+        lines += [
+            f"  - model_name: {model}",
+            "    litellm_params:",
+            f"      model: openai/{model}",
+            f"      api_base: {upstream_url}",
+            "      api_key: unused",
+        ]
+    lines += ["general_settings:", f"  master_key: {LITELLM_KEY}", "litellm_settings:", "  telemetry: false"]
+    config.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_MODE": "PRODUCTION", "DISABLE_SCHEMA_UPDATE": "true"}
+    env.pop("DATABASE_URL", None)  # LiteLLM reads it too; it runs without a database here
+    return subprocess.Popen(
+        pinned([args.litellm, "--config", str(config), "--port", str(args.port), "--num_workers", "1"], 0),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def database_prepare(*, streams: int, chunks: int, upstream_url: str) -> tuple[list[str], list[str]]:
     """Students of one class with a quota they will not reach, a provider at the fake
-    upstream, and a signed-in session per student. Returns the session cookies."""
+    upstream, and a signed-in session and a personal API key per student. Returns the
+    session cookies and the keys."""
     from decimal import Decimal
 
     from django.test import Client
@@ -90,6 +128,7 @@ def database_prepare(*, streams: int, chunks: int, upstream_url: str) -> list[st
     from apps.accounts.models import User
     from apps.accounts.services import classroom_get_or_create, enrollment_add, user_upsert
     from apps.billing.models import QuotaPolicy
+    from apps.gateway.services import api_key_create
     from apps.providers.catalog import catalog_apply
     from apps.providers.models import ChatModel, ModelPrice, Provider
 
@@ -137,14 +176,15 @@ def database_prepare(*, streams: int, chunks: int, upstream_url: str) -> list[st
             "tpm": 2 * 10**9,  # an int column on PostgreSQL
         },
     )
-    cookies = []
+    cookies, keys = [], []
     for index in range(streams):
         student, _ = user_upsert(username=f"bench-student-{index}", role=User.Role.STUDENT)
         enrollment_add(classroom=classroom, student=student)
         client = Client()
         client.force_login(student)
         cookies.append(client.cookies["sessionid"].value)
-    return cookies
+        keys.append(api_key_create(user=student, name="bench")[1])
+    return cookies, keys
 
 
 def server_env(port: int) -> dict[str, str]:
@@ -207,8 +247,12 @@ class Chat:
                 return stream
 
 
-async def direct_stream(http: object, url: str, model: str, counter: Counter) -> Stream:
-    """The same reply read straight from the upstream (the baseline)."""
+async def direct_stream(
+    http: object, url: str, model: str, counter: Counter, headers: dict[str, str] | None = None
+) -> Stream:
+    """A reply streamed over OpenAI's HTTP API: read straight from the upstream (the
+    baseline), or through /v1 or LiteLLM with a key in `headers`. Content chunks counted
+    as they arrive, whatever the JSON spacing."""
     stream = Stream(sent=time.perf_counter())
     body = {
         "model": model,
@@ -216,14 +260,40 @@ async def direct_stream(http: object, url: str, model: str, counter: Counter) ->
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    async with http.stream("POST", f"{url}/chat/completions", json=body) as response:
+    async with http.stream("POST", f"{url}/chat/completions", json=body, headers=headers or {}) as response:
+        if response.status_code != 200:
+            stream.status = f"http {response.status_code}: {(await response.aread())[:200]!r}"
+            return stream
         async for line in response.aiter_lines():
-            if line.startswith("data: ") and '"content":"' in line and '"content":""' not in line:
-                stream.chunks.append(time.perf_counter())
-                counter.chunks += 1
+            if line.startswith("data: ") and line != "data: [DONE]":
+                delta = json.loads(line[6:]).get("choices") or [{}]
+                if (delta[0].get("delta") or {}).get("content"):
+                    stream.chunks.append(time.perf_counter())
+                    counter.chunks += 1
     stream.done = time.perf_counter()
     stream.status = "complete"
     return stream
+
+
+async def direct_request(http: object, url: str, model: str, headers: dict[str, str] | None = None) -> float:
+    """One non-streamed request; returns its latency in seconds."""
+    started = time.perf_counter()
+    body = {"model": model, "messages": [{"role": "user", "content": "Explain tokens in one line."}]}
+    response = await http.post(f"{url}/chat/completions", json=body, headers=headers or {})
+    if response.status_code != 200:
+        raise SystemExit(f"non-streamed request failed: {response.status_code} {response.text[:200]}")
+    return time.perf_counter() - started
+
+
+class HttpTurns:
+    """One student's turns over an OpenAI-compatible HTTP API (webchat's /v1, or LiteLLM)."""
+
+    def __init__(self, http: object, url: str, key: str, counter: Counter, name: object) -> None:
+        self.http, self.url, self.counter, self.name = http, url, counter, name
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    async def turn(self, model: str) -> Stream:
+        return await direct_stream(self.http, self.url, self.name(model), self.counter, self.headers)
 
 
 async def spread(tasks: list, seconds: float) -> list[Stream]:
@@ -268,26 +338,40 @@ def ms(value: float) -> str:
     return f"{value * 1000:,.1f} ms"
 
 
-async def bench(args: argparse.Namespace, cookies: list[str], upstream_url: str, server: subprocess.Popen) -> None:
+async def bench(
+    args: argparse.Namespace, cookies: list[str], keys: list[str], upstream_url: str, server: subprocess.Popen
+) -> None:
     import httpx2
     from websockets.asyncio.client import connect
 
     pid = server.pid  # taskset execs the server: same process
     counter = Counter()
     long_model, short_model = f"benchai/bench-{args.chunks}", "benchai/bench-1"
-    sockets = [
-        await connect(
-            f"ws://127.0.0.1:{args.port}/ws/chat/",
-            origin="http://127.0.0.1",
-            additional_headers={"Cookie": f"sessionid={cookie}"},
-            max_size=None,
-            open_timeout=30,
-        )
-        for cookie in cookies
-    ]
-    chats = [Chat(socket, counter) for socket in sockets]
-    limits = httpx2.Limits(max_connections=args.streams * 2, max_keepalive_connections=args.streams * 2)
-    async with httpx2.AsyncClient(timeout=60, limits=limits) as http:
+    sockets = []
+    if args.via == "chat":
+        sockets = [
+            await connect(
+                f"ws://127.0.0.1:{args.port}/ws/chat/",
+                origin="http://127.0.0.1",
+                additional_headers={"Cookie": f"sessionid={cookie}"},
+                max_size=None,
+                open_timeout=30,
+            )
+            for cookie in cookies
+        ]
+    limits = httpx2.Limits(max_connections=args.streams * 4, max_keepalive_connections=args.streams * 4)
+    async with httpx2.AsyncClient(timeout=120, limits=limits) as http:
+        if args.via == "chat":
+            chats: list = [Chat(socket, counter) for socket in sockets]
+            served_url, name = "", lambda model: model
+        else:
+            if args.via == "api":
+                served_url, served_key = f"http://127.0.0.1:{args.port}/v1", None
+                name = lambda model: model  # noqa: E731
+            else:  # litellm: its model names are the upstream's (bench/litellm.sh)
+                served_url, served_key = f"http://127.0.0.1:{args.port}/v1", LITELLM_KEY
+                name = lambda model: model.split("/", 1)[1]  # noqa: E731
+            chats = [HttpTurns(http, served_url, served_key or key, counter, name) for key in keys[: args.streams]]
         # Warm up both paths: connections, imports, caches.
         for _ in range(2):
             await asyncio.gather(*(chat.turn(short_model) for chat in chats))
@@ -341,6 +425,24 @@ async def bench(args: argparse.Namespace, cookies: list[str], upstream_url: str,
             [lambda chat=chat: chat.turn("benchai/bench-50") for chat in chats], args.spread_seconds
         )
 
+        # Non-streamed requests (the API only): CPU and added latency per request.
+        non_stream = None
+        if args.via != "chat":
+            direct_latency = await asyncio.gather(*(direct_request(http, upstream_url, "bench-1") for _ in chats))
+            cpu0 = cpu_seconds(pid)
+            latency: list[float] = []
+            for _ in range(args.rounds):
+                latency += await asyncio.gather(
+                    *(
+                        direct_request(http, served_url, name(short_model), chat.headers)
+                        for chat in chats  # type: ignore[attr-defined]
+                    )
+                )
+            non_stream = (
+                (cpu_seconds(pid) - cpu0) / (args.rounds * len(chats)),
+                percentile(latency, 0.99) - percentile(list(direct_latency), 0.99),
+            )
+
         soak = None
         if args.soak:
             deadline = time.monotonic() + args.soak_minutes * 60
@@ -371,7 +473,7 @@ async def bench(args: argparse.Namespace, cookies: list[str], upstream_url: str,
     print()
     print(
         f"| per ASGI process ({args.streams} streams, {args.chunks} chunks every {args.interval_ms:g} ms) "
-        f"| webchat | goal |"
+        f"| {VIA_LABEL[args.via]} | goal |"
     )
     print("| --- | --- | --- |")
     print(f"| CPU per turn (everything but the chunks) | {ms(per_turn)} | <= 4 ms |")
@@ -382,6 +484,9 @@ async def bench(args: argparse.Namespace, cookies: list[str], upstream_url: str,
         f"| +{ms(spread_p50)} / +{ms(spread_p99)} | <= +5 / +25 ms |"
     )
     print(f"| gap between chunks p99 vs the upstream's | {gap_ratio:.2f}x | <= 1.1x |")
+    if non_stream is not None:
+        print(f"| non-streamed request: CPU per request | {ms(non_stream[0])} | |")
+        print(f"| {args.streams} non-streamed at once: added latency p99 | +{ms(non_stream[1])} | |")
     print()
     print(
         f"upstream direct: TTFT p50 {ms(percentile(ttfts(direct_burst), 0.5))}, p99 "
@@ -412,6 +517,14 @@ def main() -> None:
     parser.add_argument("--profile", metavar="FILE", help="record the server with py-spy into FILE (collapsed)")
     parser.add_argument("--soak", action="store_true")
     parser.add_argument("--soak-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--via", choices=sorted(VIA_LABEL), default="chat", help="websocket chats, /v1, or LiteLLM's proxy"
+    )
+    parser.add_argument(
+        "--litellm",
+        default=str(Path(os.environ.get("LITELLM_VENV", "/tmp/litellm-bench")) / "bin" / "litellm"),
+        help="the litellm command of a throwaway venv (bench/litellm.sh makes one)",
+    )
     args = parser.parse_args()
 
     if shutil.which("taskset"):
@@ -437,12 +550,12 @@ def main() -> None:
         upstream_url = f"http://127.0.0.1:{args.upstream_port}/v1"
         os.environ.update({k: v for k, v in server_env(args.port).items() if k not in os.environ or k == "DEBUG"})
         database = django_up()
-        cookies = database_prepare(streams=args.streams, chunks=args.chunks, upstream_url=upstream_url)
+        cookies, keys = database_prepare(streams=args.streams, chunks=args.chunks, upstream_url=upstream_url)
         from django.db import connections
 
         connections.close_all()
-        print(f"database: {database}; server pinned to core 0; {args.streams} websocket chats", flush=True)
-        server = subprocess.Popen(
+        print(f"database: {database}; server pinned to core 0; {args.streams} streams via {args.via}", flush=True)
+        server = (litellm_start(args, upstream_url) if args.via == "litellm" else None) or subprocess.Popen(
             pinned(
                 [
                     str(ROOT / ".venv" / "bin" / "uvicorn"),
@@ -466,8 +579,8 @@ def main() -> None:
             cwd=ROOT,
             env=server_env(args.port),
         )
-        asyncio.run(wait_for_port(args.port))
-        asyncio.run(bench(args, cookies, upstream_url, server))
+        asyncio.run(wait_for_port(args.port, timeout=120))
+        asyncio.run(bench(args, cookies, keys, upstream_url, server))
     finally:
         for process, stop in ((server, signal.SIGINT), (upstream, signal.SIGTERM)):
             if process is not None:
