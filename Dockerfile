@@ -1,4 +1,10 @@
 # The webchat image: the same code `make run` serves, for web, worker and beat.
+# The chat page's browser libraries, from npm as package-lock.json pins them.
+FROM node:20-slim AS frontend
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --omit=dev
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -9,8 +15,10 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY . .
+COPY --from=frontend /build/node_modules ./node_modules
 # Build output: translations, the code-highlighting stylesheet, collected static files.
 RUN python -m pygments -S friendly -f html -a .highlight > static/css/pygments.css \
+    && python -m pygments -S github-dark -f html -a "[data-theme=dark] .highlight" > static/css/pygments-dark.css \
     && DEBUG=True python manage.py compilemessages --ignore=.venv -v0 \
     && DEBUG=True python manage.py collectstatic --no-input -v0 \
     && useradd --create-home --uid 1000 webchat \

@@ -11,7 +11,7 @@ PORT ?= 8000
 DEBUG ?= True
 export DEBUG
 
-.PHONY: run test test-production-stack setup test-setup assets clean
+.PHONY: run test test-production-stack setup test-setup assets frontend clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,21 @@ $(VENV)/.requirements-test: requirements-test.txt requirements.txt | $(BIN)/pyth
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@ $(VENV)/.requirements
 
+# The chat page's third-party browser code (markdown-it, DOMPurify; axe-core for the tests),
+# exactly as package-lock.json pins it. node_modules/ is git-ignored.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null)
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+frontend: node_modules/.installed
+
 # Compiled .mo files and collected static files are build output (git-ignored).
-assets: $(VENV)/.requirements
+assets: $(VENV)/.requirements node_modules/.installed
 	@command -v msgfmt >/dev/null || (apt-get update -qq && apt-get install -y -qq gettext >/dev/null)
 	$(BIN)/python manage.py compilemessages --ignore=.venv -v0
 	$(BIN)/python -m pygments -S friendly -f html -a .highlight > static/css/pygments.css
+	$(BIN)/python -m pygments -S github-dark -f html -a "[data-theme=dark] .highlight" > static/css/pygments-dark.css
 	$(BIN)/python manage.py collectstatic --no-input -v0
 
 setup: $(VENV)/.requirements assets
@@ -65,4 +75,4 @@ test-production-stack: test-setup
 	$(PRODUCTION_STACK_PYTEST)
 
 clean:
-	rm -rf $(VENV) .cache var staticfiles
+	rm -rf $(VENV) .cache var staticfiles node_modules

@@ -185,7 +185,15 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Third-party browser code comes from npm at install time (package.json, pinned in
+# package-lock.json; `make` runs `npm ci`), never from the repository: only the built files
+# the chat page loads are exposed, under static/vendor/<package>/.
+NODE_MODULES = BASE_DIR / "node_modules"
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/markdown-it", NODE_MODULES / "markdown-it" / "dist" / "browser"),
+    ("vendor/dompurify", NODE_MODULES / "dompurify" / "dist"),
+]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # `collectstatic` fills STATIC_ROOT (make does it); in DEBUG edits to static/ show at once.
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
