@@ -210,45 +210,94 @@ def classroom_period_dates(*, classroom: Classroom, now: datetime | None = None)
 
 @dataclass(frozen=True)
 class QuotaStatus:
+    """The student's meter. `*_used` is what settled replies cost; `*_held` is what replies
+    still being written hold (their question plus the longest reply allowed, until they
+    finish); what is left is the limit minus both, which is what a new question must fit."""
+
     tokens_used: int
     token_limit: int | None
     cost_used: Decimal
     cost_limit: Decimal | None
     currency: str
     reset_at: datetime | None
+    tokens_held: int = 0
+    cost_held: Decimal = Decimal(0)
 
     @property
     def tokens_left(self) -> int | None:
-        return None if self.token_limit is None else max(self.token_limit - self.tokens_used, 0)
+        return None if self.token_limit is None else max(self.token_limit - self.tokens_used - self.tokens_held, 0)
 
     @property
     def cost_left(self) -> Decimal | None:
-        return None if self.cost_limit is None else max(self.cost_limit - self.cost_used, Decimal(0))
+        return None if self.cost_limit is None else max(self.cost_limit - self.cost_used - self.cost_held, Decimal(0))
 
     @property
     def percent_used(self) -> int:
+        """Used and held together, as a share of the tighter limit (the meter's bar)."""
+        return self._percent(self.tokens_used + self.tokens_held, self.cost_used + self.cost_held)
+
+    @property
+    def percent_settled(self) -> int:
+        """Used only (the darker part of the meter's bar)."""
+        return self._percent(self.tokens_used, self.cost_used)
+
+    def _percent(self, tokens: int, cost: Decimal) -> int:
         shares = []
         if self.token_limit:
-            shares.append(self.tokens_used / self.token_limit)
+            shares.append(tokens / self.token_limit)
         if self.cost_limit:
-            shares.append(float(self.cost_used / self.cost_limit))
+            shares.append(float(cost / self.cost_limit))
         return min(int(max(shares, default=0) * 100), 100)
 
 
+class QuotaFigures(TypedDict):
+    """A QuotaStatus as JSON: the chat socket's `quota` field and the meter's refresh."""
+
+    tokens_used: int
+    tokens_held: int
+    tokens_left: int | None
+    token_limit: int | None
+    cost_used: str
+    cost_held: str
+    cost_left: str | None
+    cost_limit: str | None
+    currency: str
+    reset_at: str | None
+    percent_used: int
+    percent_settled: int
+
+
+def quota_figures(status: QuotaStatus) -> QuotaFigures:
+    return {
+        "tokens_used": status.tokens_used,
+        "tokens_held": status.tokens_held,
+        "tokens_left": status.tokens_left,
+        "token_limit": status.token_limit,
+        "cost_used": str(status.cost_used),
+        "cost_held": str(status.cost_held),
+        "cost_left": str(status.cost_left) if status.cost_left is not None else None,
+        "cost_limit": str(status.cost_limit) if status.cost_limit is not None else None,
+        "currency": status.currency,
+        "reset_at": status.reset_at.isoformat() if status.reset_at else None,
+        "percent_used": status.percent_used,
+        "percent_settled": status.percent_settled,
+    }
+
+
 def quota_status(*, user: User, classroom: Classroom | None, now: datetime | None = None) -> QuotaStatus:
-    """The student's meter: used (including what running replies hold), the limits and
-    when the period resets."""
+    """The student's meter: used, held by running replies, the limits and when the period
+    resets (one query for the counter)."""
     now = now or timezone.now()
     limits = limits_for(user=user, classroom=classroom)
     start, reset_at = period_bounds(limits=limits, now=now)
     key = f"c{classroom.pk}:s{user.pk}" if classroom else f"u{user.pk}"
     counter = UsageCounter.objects.filter(scope_key=key, period_start=start).first() if start else None
-    tokens = (counter.tokens_used + counter.tokens_held) if counter else 0
-    units = (counter.cost_used_units + counter.cost_held_units) if counter else 0
     return QuotaStatus(
-        tokens_used=tokens,
+        tokens_used=counter.tokens_used if counter else 0,
+        tokens_held=counter.tokens_held if counter else 0,
         token_limit=limits.student_tokens,
-        cost_used=money_from_units(units),
+        cost_used=money_from_units(counter.cost_used_units if counter else 0),
+        cost_held=money_from_units(counter.cost_held_units if counter else 0),
         cost_limit=money_from_units(limits.student_cost_units) if limits.student_cost_units is not None else None,
         currency=site_billing_settings().billing_currency,
         reset_at=reset_at if start else None,

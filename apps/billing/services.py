@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Trunc
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -42,6 +43,7 @@ from .models import (
     StudentOverride,
     UsageCounter,
     UsageRollup,
+    money_from_units,
     money_units,
 )
 from .selectors import (
@@ -137,6 +139,99 @@ def _rate_take(*, user: User, limits: Limits, tokens: int, now: datetime) -> Non
         )
 
 
+def _money_text(units: int) -> str:
+    """An amount in nano-units as the meter writes it: up to four places, no trailing zeros."""
+    return f"{money_from_units(units):f}".rstrip("0").rstrip(".") or "0"
+
+
+def _quota_refusal_message(
+    *,
+    budgets: list[counters.Budget],
+    period_start: datetime,
+    reset_at: datetime,
+    prompt_tokens: int,
+    max_tokens: int,
+    units: int,
+    prompt_units: int,
+    currency: str,
+) -> str:
+    """Why a hold did not fit, in the student's terms: the hold is the question plus the
+    longest reply allowed, which is more than the meter's "used" suggests. Names the first
+    budget without room (the student's own before the class pool), the tokens or money left
+    there, what running replies hold, when it resets and where to see the details."""
+    rows = {
+        row.scope_key: row
+        for row in UsageCounter.objects.filter(
+            scope_key__in=[key for key, _t, _c in budgets], period_start=period_start
+        )
+    }
+    tokens = prompt_tokens + max_tokens
+    values: dict[str, object] = {
+        "when": timezone.localtime(reset_at).strftime("%Y-%m-%d %H:%M"),
+        "url": reverse("my-usage"),
+        "currency": currency,
+    }
+    reason = ""
+    held_text = ""
+    for key, token_limit, cost_limit in budgets:
+        row = rows.get(key)
+        used, held = (row.tokens_used, row.tokens_held) if row else (0, 0)
+        used_units, held_units = (row.cost_used_units, row.cost_held_units) if row else (0, 0)
+        pool = key.endswith(":pool")
+        if token_limit is not None and used + held + tokens > token_limit:
+            left = max(token_limit - used - held, 0)
+            values |= {"reply": max_tokens, "prompt": prompt_tokens, "left": left, "held": held}
+            if pool:
+                reason = _(
+                    "A reply can be up to %(reply)s tokens and this question is about %(prompt)s; "
+                    "your class's shared pool has %(left)s tokens left this period (resets at %(when)s)."
+                )
+            else:
+                reason = _(
+                    "A reply can be up to %(reply)s tokens and this question is about %(prompt)s; "
+                    "you have %(left)s tokens left this period (resets at %(when)s)."
+                )
+                if held:
+                    held_text = _(
+                        "%(held)s of them are held by replies still being written; what those do not use comes back."
+                    )
+            too_long = prompt_tokens >= left
+            break
+        if cost_limit is not None and used_units + held_units + units > cost_limit:
+            values |= {
+                "reply": _money_text(units - prompt_units),
+                "prompt": _money_text(prompt_units),
+                "left": _money_text(max(cost_limit - used_units - held_units, 0)),
+                "held": _money_text(held_units),
+            }
+            if pool:
+                reason = _(
+                    "A reply can cost up to %(reply)s %(currency)s and this question about %(prompt)s %(currency)s; "
+                    "your class's shared pool has %(left)s %(currency)s left this period (resets at %(when)s)."
+                )
+            else:
+                reason = _(
+                    "A reply can cost up to %(reply)s %(currency)s and this question about %(prompt)s %(currency)s; "
+                    "you have %(left)s %(currency)s left this period (resets at %(when)s)."
+                )
+                if held_units:
+                    held_text = _(
+                        "%(held)s %(currency)s of it is held by replies still being written; "
+                        "what those do not use comes back."
+                    )
+            too_long = prompt_units >= max(cost_limit - used_units - held_units, 0)
+            break
+    else:  # the counters moved between the refused UPDATE and this read
+        reason, too_long = _("Your quota for this period is used up. It resets on %(when)s."), False
+    parts = [str(reason) % values]
+    if held_text:
+        parts.append(str(held_text) % values)
+    if too_long:
+        parts.append(str(_("This conversation alone is longer than what is left: a new conversation starts smaller.")))
+    parts.append(str(_("Details: %(url)s")) % values)
+    return " ".join(parts)
+
+
 def hold_take(
     *,
     request_id: str,
@@ -206,9 +301,17 @@ def _hold_take(
     if not _budgets_add(budgets=budgets, period_start=start, tokens=tokens, units=units):
         raise RequestRefused(
             ErrorCode.QUOTA_EXCEEDED,
-            str(
-                _("Your quota for this period is used up. It resets on %(when)s.")
-                % {"when": timezone.localtime(reset_at).strftime("%Y-%m-%d %H:%M")}
+            _quota_refusal_message(
+                budgets=budgets,
+                period_start=start,
+                reset_at=reset_at,
+                prompt_tokens=prompt_tokens,
+                max_tokens=max_tokens,
+                units=units,
+                prompt_units=money_units(
+                    cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=0)[1]
+                ),
+                currency=currency,
             ),
             reset_at=reset_at,
         )

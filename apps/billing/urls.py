@@ -6,6 +6,7 @@ from . import views
 
 urlpatterns = [
     path("usage/", views.my_usage, name="my-usage"),
+    path("usage/quota/", views.my_quota, name="my-quota"),
     path("classes/<int:classroom_id>/quota/", views.quota_page, name="class-quota"),
     path("classes/<int:classroom_id>/quota/override/", views.override_set, name="class-quota-override"),
     path("classes/<int:classroom_id>/usage/", views.usage_page, name="class-usage"),

@@ -13,7 +13,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -33,6 +40,7 @@ from .selectors import (
     classroom_usage_by_student,
     ledger_for_classroom,
     ledger_for_user,
+    quota_figures,
     quota_status,
     site_billing_settings,
     usage_totals,
@@ -214,6 +222,15 @@ def my_usage(request: HttpRequest) -> HttpResponse:
             "page_has_corrections": any(entry.kind == LedgerEntry.Kind.CORRECTION for entry in page.object_list),
         },
     )
+
+
+@require_GET
+@login_required
+def my_quota(request: HttpRequest) -> JsonResponse:
+    """The meter's figures as JSON (static/js/quota_meter.js refreshes what running replies
+    hold and what is left after each turn)."""
+    status = quota_status(user=request.user, classroom=classroom_for_student(user=request.user))
+    return JsonResponse(quota_figures(status), headers={"Cache-Control": "no-store"})
 
 
 CSV_HEADER = [

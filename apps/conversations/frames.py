@@ -12,7 +12,7 @@ from typing import Any, Literal, TypedDict
 
 from django.utils.translation import gettext_lazy as _
 
-from apps.billing.selectors import QuotaStatus
+from apps.billing.selectors import QuotaFigures, quota_figures
 from webchat.errors import ErrorCode, RequestRefused
 
 from .params import json_value_check
@@ -44,26 +44,9 @@ class UsageFrame(TypedDict):
     completion_tokens: int
 
 
-class QuotaFrame(TypedDict):
-    tokens_used: int
-    token_limit: int | None
-    cost_used: str
-    cost_limit: str | None
-    currency: str
-    reset_at: str | None
-    percent_used: int
-
-
-def quota_frame_from(status: QuotaStatus) -> QuotaFrame:
-    return {
-        "tokens_used": status.tokens_used,
-        "token_limit": status.token_limit,
-        "cost_used": str(status.cost_used),
-        "cost_limit": str(status.cost_limit) if status.cost_limit is not None else None,
-        "currency": status.currency,
-        "reset_at": status.reset_at.isoformat() if status.reset_at else None,
-        "percent_used": status.percent_used,
-    }
+# The meter's figures (used, held by running replies, left, limits), as billing writes them.
+QuotaFrame = QuotaFigures
+quota_frame_from = quota_figures
 
 
 class StartedFrame(TypedDict):
@@ -91,6 +74,7 @@ class DoneFrame(TypedDict, total=False):
     currency: str
     html: str  # the finished reply rendered from Markdown and sanitised on the server
     quota: QuotaFrame
+    message_html: str  # the whole message as the page shows it after a reload (_message.html)
 
 
 class ErrorFrame(TypedDict, total=False):
@@ -102,6 +86,7 @@ class ErrorFrame(TypedDict, total=False):
     retry_after: int
     reset_at: str
     quota: QuotaFrame
+    message_html: str  # a reply that failed: the saved message as a reload shows it
 
 
 ServerFrame = StartedFrame | DeltaFrame | DoneFrame | ErrorFrame

@@ -62,6 +62,9 @@ async def test_quota_exceeded_is_a_chat_error_with_the_reset_time(
     error = frames[-1]
     assert error["type"] == "chat.error" and error["code"] == "quota_exceeded"
     assert error["reset_at"] and "resets" in error["message"]
+    # Why, in the student's terms: the hold is the question plus the longest reply allowed.
+    assert error["message"].startswith("A reply can be up to 100 tokens and this question is about ")
+    assert "you have 50 tokens left this period" in error["message"] and "/usage/" in error["message"]
     assert fake_upstream.chat_requests() == []
     assert await Message.objects.acount() == 0 and await LedgerEntry.objects.acount() == 0
     await ws.disconnect()

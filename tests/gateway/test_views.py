@@ -181,6 +181,7 @@ def test_a_used_up_quota_raises_rate_limit_error_saying_when_it_resets(
         client.chat.completions.create(model=MODEL, messages=ASK)
     assert error.value.code == "insufficient_quota"
     assert "resets" in error.value.message
+    assert "A reply can be up to" in error.value.message and "you have 10 tokens left" in error.value.message
     assert int(error.value.response.headers["Retry-After"]) > 0
 
 
