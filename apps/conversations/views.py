@@ -10,7 +10,7 @@ from apps.accounts.models import AuditEvent
 from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher, classroom_student_get
 from apps.accounts.services import audit_record
 from apps.billing.selectors import quota_status
-from apps.providers.selectors import chat_models_offered_to, classroom_default_model
+from apps.providers.selectors import chat_models_offered_to, classroom_default_model, models_described
 
 from .selectors import (
     conversation_get_for_teacher,
@@ -45,6 +45,9 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
             "search": search,
             "chat_messages": conversation_messages(conversation=conversation) if conversation else [],
             "models": models,
+            # The picker's meaning: per provider, each offered model's name, one-line
+            # description, price in and out per million tokens with currency, context size.
+            "models_described": models_described(models=models),
             "selected_model": selected,
             "quota": quota_status(user=request.user, classroom=classroom),
         },

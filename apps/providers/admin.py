@@ -83,7 +83,7 @@ class ChatModelAdmin(admin.ModelAdmin):
         "enabled",
     )
     list_filter = ("provider", "enabled", "supports_tools")
-    search_fields = ("name", "display_name", "provider__slug")
+    search_fields = ("name", "display_name", "description_en", "description_zh", "provider__slug")
     inlines = [ModelPriceInline, ModelFallbackInline]
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:

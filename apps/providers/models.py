@@ -57,6 +57,9 @@ class ChatModel(models.Model):
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="models", verbose_name=_("provider"))
     name = models.CharField(_("model id"), max_length=150, help_text=_("The id sent to the provider's API."))
     display_name = models.CharField(_("display name"), max_length=150, blank=True)
+    # One line for students choosing a model and teachers allowing one: what it is good at.
+    description_en = models.CharField(_("description (English)"), max_length=200, blank=True)
+    description_zh = models.CharField(_("description (Chinese)"), max_length=200, blank=True)
     context_window = models.PositiveIntegerField(_("context window (tokens)"), default=8192)
     max_output_tokens = models.PositiveIntegerField(_("max output tokens"), default=4096)
     enabled = models.BooleanField(_("enabled"), default=True)
@@ -83,6 +86,13 @@ class ChatModel(models.Model):
     @property
     def label(self) -> str:
         return self.display_name or self.name
+
+    @property
+    def description(self) -> str:
+        """The description in the current language, else the other one."""
+        if (get_language() or "").startswith("zh"):
+            return self.description_zh or self.description_en
+        return self.description_en or self.description_zh
 
 
 class ModelPrice(models.Model):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -211,3 +213,81 @@ def classroom_default_model(*, classroom: Classroom | None) -> ChatModel | None:
     """The model the class's chat page preselects, if the class set one."""
     access = classroom_model_access(classroom=classroom) if classroom is not None else None
     return access.default_model if access is not None else None
+
+
+# --- Models described: the chat page's picker and the teacher's allowed-models page ----
+
+
+def model_prices_current(*, model_ids: Iterable[int], when: datetime | None = None) -> dict[int, ModelPrice]:
+    """Each model's price in force at `when` (default now), in one query: model id -> price.
+    Models without a price yet are left out."""
+    when = when or timezone.now()
+    prices: dict[int, ModelPrice] = {}
+    for price in ModelPrice.objects.filter(model_id__in=list(model_ids), effective_from__lte=when).order_by(
+        "model_id", "-effective_from"
+    ):
+        prices.setdefault(price.model_id, price)
+    return prices
+
+
+@dataclass(frozen=True)
+class ModelDescribed:
+    """A model as a person choosing it sees it: name, what it is good at, what it costs per
+    million tokens (in and out, in the price's currency), how much it reads and writes."""
+
+    model: ChatModel
+    route_name: str
+    label: str
+    description: str
+    input_per_million: Decimal | None  # None: no price set yet
+    output_per_million: Decimal | None
+    currency: str
+    context_window: int
+    max_output_tokens: int
+
+    @property
+    def is_free(self) -> bool:
+        return self.input_per_million == 0 and self.output_per_million == 0
+
+
+@dataclass(frozen=True)
+class ProviderModels:
+    """One provider's models, for a group in a list (an <optgroup>, a table section)."""
+
+    provider: Provider
+    models: list[ModelDescribed]
+
+
+def _model_described(model: ChatModel, price: ModelPrice | None) -> ModelDescribed:
+    return ModelDescribed(
+        model=model,
+        route_name=model.route_name,
+        label=model.label,
+        description=model.description,
+        input_per_million=price.input_per_million.normalize() if price else None,
+        output_per_million=price.output_per_million.normalize() if price else None,
+        currency=price.currency if price else "",
+        context_window=model.context_window,
+        max_output_tokens=model.max_output_tokens,
+    )
+
+
+def _grouped_by_provider(described: Iterable[ModelDescribed]) -> list[ProviderModels]:
+    groups: dict[int, ProviderModels] = {}
+    for item in described:  # already in catalog order (provider, then model name)
+        provider = item.model.provider
+        groups.setdefault(provider.pk, ProviderModels(provider=provider, models=[])).models.append(item)
+    return list(groups.values())
+
+
+def models_described(*, models: list[ChatModel]) -> list[ProviderModels]:
+    """`models` (in catalog order) grouped by provider, each with its description, current
+    price and context size. One query (the prices), however many models."""
+    prices = model_prices_current(model_ids=[model.pk for model in models])
+    return _grouped_by_provider(_model_described(model, prices.get(model.pk)) for model in models)
+
+
+def models_described_for(*, user: User, classroom: Classroom | None) -> list[ProviderModels]:
+    """The models the chat page offers this user (chat_models_offered_to: allowed by the
+    class and reachable with a key), described and grouped by provider."""
+    return models_described(models=chat_models_offered_to(user=user, classroom=classroom))
