@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -93,6 +95,86 @@ def demo_reply_compose(
 
 def demo_reply_pieces(text: str) -> list[str]:
     return _PIECES.findall(text)
+
+
+# --- structured output and tool calls, so the lessons on them work offline ---------------------
+
+_SCHEMA_DEPTH = 12
+
+
+def demo_value_for(schema: object, *, root: object = None, depth: int = 0) -> Any:
+    """A small value that fits a JSON schema (the demo's answer to `json_schema` output and
+    its arguments to a tool): the first enum value or const, each property of an object, one
+    item of an array, "demo" for a string, the minimum (or 0) for a number."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or depth > _SCHEMA_DEPTH:
+        return None
+    reference = schema.get("$ref")
+    if isinstance(reference, str) and reference.startswith("#/") and isinstance(root, dict):
+        target: Any = root
+        for part in reference[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        return demo_value_for(target, root=root, depth=depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for combined in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(combined)
+        if isinstance(options, list) and options:
+            usable = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")] or options
+            return demo_value_for(usable[0], root=root, depth=depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or (kind is None and isinstance(schema.get("properties"), dict)):
+        properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        return {name: demo_value_for(sub, root=root, depth=depth + 1) for name, sub in properties.items()}
+    if kind == "array":
+        count = schema.get("minItems") if isinstance(schema.get("minItems"), int) else 1
+        return [demo_value_for(schema.get("items"), root=root, depth=depth + 1) for _ in range(min(max(count, 1), 3))]
+    if kind == "string":
+        return "demo"
+    if kind in ("integer", "number"):
+        minimum = schema.get("minimum")
+        return minimum if isinstance(minimum, int | float) and not isinstance(minimum, bool) else 0
+    if kind == "boolean":
+        return False
+    return None
+
+
+def demo_structured_reply(*, response_format: object, text: str) -> str | None:
+    """The reply as JSON when the caller asked for JSON: a value fitting its json_schema, or
+    `{"reply": ...}` for json_object. None: plain text was asked for."""
+    if not isinstance(response_format, dict):
+        return None
+    if response_format.get("type") == "json_object":
+        return json.dumps({"reply": text}, ensure_ascii=False)
+    spec = response_format.get("json_schema")
+    if response_format.get("type") == "json_schema" and isinstance(spec, dict):
+        return json.dumps(demo_value_for(spec.get("schema")), ensure_ascii=False)
+    return None
+
+
+def demo_tool_call(*, messages: list[dict[str, Any]], tools: object, tool_choice: object) -> dict[str, Any] | None:
+    """The tool call the demo makes: when tools are offered, the last message is the user's
+    and tool_choice allows it, it calls the chosen tool (or the first) with arguments made
+    from its parameters' schema. After a tool's result it answers in text instead."""
+    if not isinstance(tools, list) or not tools or tool_choice == "none":
+        return None
+    if not messages or messages[-1].get("role") != "user":
+        return None
+    functions = [t.get("function") for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)]
+    wanted = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None
+    function = next((f for f in functions if f.get("name") == wanted), None) or (functions[0] if functions else None)
+    if function is None or not isinstance(function.get("name"), str):
+        return None
+    arguments = demo_value_for(function.get("parameters") or {"type": "object", "properties": {}})
+    return {
+        "id": "call_demo_" + hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16],
+        "type": "function",
+        "function": {"name": function["name"], "arguments": json.dumps(arguments, ensure_ascii=False)},
+    }
 
 
 # --- who may call /demo/v1, and how often --------------------------------------------------------

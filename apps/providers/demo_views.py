@@ -25,10 +25,12 @@ from .demo import (
     demo_public_call_allowed,
     demo_reply_compose,
     demo_reply_pieces,
+    demo_structured_reply,
+    demo_tool_call,
 )
 from .models import ChatModel
 from .selectors import model_price_at
-from .tokens import count_prompt_tokens, text_cut_to_tokens
+from .tokens import count_prompt_tokens, count_text_tokens, text_cut_to_tokens
 
 
 def _error(status: int, message: str, error_type: str = "invalid_request_error") -> JsonResponse:
@@ -109,12 +111,22 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     ]
     price = await sync_to_async(_demo_price)(model_name)
     prompt = count_prompt_tokens(messages=messages, model_name=model_name)
+    call = demo_tool_call(messages=parsed["messages"], tools=parsed.get("tools"), tool_choice=parsed.get("tool_choice"))
     text = demo_reply_compose(messages=messages, model_name=model_name, price=price, prompt=prompt)
+    if messages[-1]["role"] == "tool":
+        text = f"The tool answered: {messages[-1]['content'][:300]}\n\n{text}"
+    text = demo_structured_reply(response_format=parsed.get("response_format"), text=text) or text
     max_tokens = parsed.get("max_completion_tokens") or parsed.get("max_tokens")
     # Honour max_tokens like a real model: cut the reply and say why.
     limit = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 1_000_000
-    text, completion_tokens, cut = text_cut_to_tokens(text=text, model_name=model_name, max_tokens=limit)
-    finish_reason = "length" if cut else "stop"
+    if call is not None:
+        text, finish_reason = "", "tool_calls"
+        completion_tokens = count_text_tokens(
+            text=call["function"]["name"] + call["function"]["arguments"], model_name=model_name
+        ).tokens
+    else:
+        text, completion_tokens, cut = text_cut_to_tokens(text=text, model_name=model_name, max_tokens=limit)
+        finish_reason = "length" if cut else "stop"
     usage = {"prompt_tokens": prompt.tokens, "completion_tokens": completion_tokens}
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     completion_id = f"chatcmpl-demo-{uuid.uuid4().hex[:24]}"
@@ -128,7 +140,13 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
                 "created": created,
                 "model": model_name,
                 "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text or None, "tool_calls": [call]}
+                        if call
+                        else {"role": "assistant", "content": text},
+                        "finish_reason": finish_reason,
+                    }
                 ],
                 "usage": usage,
             }
@@ -149,6 +167,15 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
 
         delay = settings.DEMO_STREAM_DELAY_MS / 1000
         yield chunk({"role": "assistant", "content": ""}, None)
+        if call is not None:
+            # A tool call streams as OpenAI's does: id and name first, the arguments in pieces.
+            head = {**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}
+            yield chunk({"tool_calls": [head]}, None)
+            arguments = call["function"]["arguments"]
+            for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+                if delay:
+                    await asyncio.sleep(delay)
+                yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}, None)
         for piece in demo_reply_pieces(text):
             if delay:
                 await asyncio.sleep(delay)

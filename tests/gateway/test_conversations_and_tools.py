@@ -193,14 +193,65 @@ def test_a_reply_cut_at_max_tokens_says_length(
     assert completion.choices[0].message.content == "Once upon"
 
 
-def test_tools_are_refused_for_a_model_that_takes_none(live_asgi: LiveServer, demo_model: ChatModel, key: str) -> None:
-    assert demo_model.supports_tools is False
+def test_tools_are_refused_for_a_model_that_takes_none(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    ChatModel.objects.filter(pk=fake_model.pk).update(supports_tools=False)
+    from apps.providers.selectors import price_cache_forget
+
+    price_cache_forget()
     with pytest.raises(openai.BadRequestError) as error:
         client_for(live_asgi, key).chat.completions.create(
-            model=demo_model.route_name, messages=[{"role": "user", "content": "hi"}], tools=[WEATHER_TOOL]
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], tools=[WEATHER_TOOL]
         )
     assert error.value.body["param"] == "tools"  # type: ignore[index]
-    assert not LedgerEntry.objects.exists()
+    assert not fake_upstream.chat_requests() and not LedgerEntry.objects.exists()
+
+
+def test_the_demo_calls_tools_and_answers_in_json_so_those_lessons_work_offline(
+    live_asgi: LiveServer, demo_model: ChatModel, key: str
+) -> None:
+    """The built-in demo (no key, no network) makes a tool call fitting the tool's schema,
+    answers after the tool's result, and gives JSON that fits a json_schema, so the SDK's
+    own helpers (`parse`, the tool-call loop) can be tried in class."""
+    from pydantic import BaseModel
+
+    client = client_for(live_asgi, key)
+    ask = [{"role": "user", "content": "Weather in Beijing?"}]
+    first = client.chat.completions.create(model=demo_model.route_name, messages=ask, tools=[WEATHER_TOOL])
+    call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "demo"}
+    streamed = list(
+        client.chat.completions.create(model=demo_model.route_name, messages=ask, tools=[WEATHER_TOOL], stream=True)
+    )
+    arguments = "".join(
+        piece.function.arguments or ""
+        for chunk in streamed
+        if chunk.choices
+        for piece in chunk.choices[0].delta.tool_calls or []
+        if piece.function
+    )
+    assert json.loads(arguments) == {"city": "demo"}
+    answer = client.chat.completions.create(
+        model=demo_model.route_name,
+        messages=[
+            *ask,
+            first.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "Sunny"},
+        ],
+        tools=[WEATHER_TOOL],
+    )
+    assert "Sunny" in (answer.choices[0].message.content or "")
+
+    class Lesson(BaseModel):
+        title: str
+        minutes: int
+        topics: list[str]
+
+    parsed = client.chat.completions.parse(model=demo_model.route_name, messages=ask, response_format=Lesson)
+    assert parsed.choices[0].message.parsed == Lesson(title="demo", minutes=0, topics=["demo"])
+    assert LedgerEntry.objects.filter(entry_point="api").count() == 4
 
 
 def test_the_chat_page_cannot_send_tools() -> None:

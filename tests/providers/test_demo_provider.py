@@ -138,3 +138,30 @@ def test_the_public_demo_endpoint_is_limited_per_address_but_not_for_webchat_its
     # The demo model's route (chat and /v1) is the one that carries it.
     route = routes_for_request(model=demo_model, user=people.student, classroom=people.classroom)[0]
     assert route.api_key == demo_internal_key() and demo_internal_key() not in repr(route)
+
+
+def test_the_demo_fills_a_json_schema_with_small_fitting_values() -> None:
+    from apps.providers.demo import demo_value_for
+
+    schema = {
+        "type": "object",
+        "properties": {
+            "level": {"enum": ["easy", "hard"]},
+            "score": {"type": "number", "minimum": 1},
+            "ok": {"type": ["boolean", "null"]},
+            "owner": {"$ref": "#/$defs/Person"},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+            "maybe": {"anyOf": [{"type": "null"}, {"type": "integer"}]},
+        },
+        "$defs": {"Person": {"type": "object", "properties": {"name": {"type": "string"}}}},
+    }
+    assert demo_value_for(schema) == {
+        "level": "easy",
+        "score": 1,
+        "ok": False,
+        "owner": {"name": "demo"},
+        "tags": ["demo", "demo"],
+        "maybe": 0,
+    }
+    looping = {"$ref": "#"}  # a schema that refers to itself ends, it does not recurse forever
+    assert demo_value_for(looping) is None

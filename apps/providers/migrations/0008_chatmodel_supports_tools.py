@@ -3,10 +3,6 @@
 from django.db import migrations, models
 
 
-def demo_takes_no_tools(apps, schema_editor):
-    apps.get_model("providers", "ChatModel").objects.filter(provider__is_demo=True).update(supports_tools=False)
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("providers", "0007_classmodelaccess_copy_from_classroom"),
@@ -22,5 +18,4 @@ class Migration(migrations.Migration):
                 verbose_name="takes tools",
             ),
         ),
-        migrations.RunPython(demo_takes_no_tools, migrations.RunPython.noop),
     ]
