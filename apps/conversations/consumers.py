@@ -11,6 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -237,6 +238,10 @@ async def finished_frame(event: Finished) -> ServerFrame:
     facts, the reply rendered from Markdown on the server, and the quota meter after it."""
     message, outcome, error = event.message, event.outcome, event.error
     quota = quota_frame_from(event.quota)
+    # The whole message as a reload shows it (body, badges, footer, error), rendered off the
+    # event loop every socket of this process shares: the page puts it in place of the
+    # streamed one, so live and reloaded are one rendering.
+    message_html = await asyncio.to_thread(_message_html, message, translation.get_language())
     if message.status == Message.Status.FAILED:
         code = error.code if error else ErrorCode.UPSTREAM_ERROR
         return {
@@ -244,6 +249,7 @@ async def finished_frame(event: Finished) -> ServerFrame:
             "code": code,
             "message": upstream_message(code=code, credential_scope=outcome.usage.credential_scope),
             "quota": quota,
+            "message_html": message_html,
         }
     frame: DoneFrame = {
         "type": "chat.done",
@@ -258,11 +264,17 @@ async def finished_frame(event: Finished) -> ServerFrame:
         "html": await asyncio.to_thread(reply_html, message.content),
         "currency": message.currency,
         "quota": quota,
+        "message_html": message_html,
     }
     if error is not None:
         frame["error_code"] = error.code
         frame["error"] = upstream_message(code=error.code, credential_scope=outcome.usage.credential_scope)
     return frame
+
+
+def _message_html(message: Message, language: str) -> str:
+    with translation.override(language):
+        return render_to_string("conversations/_message.html", {"message": message})
 
 
 def _scope_language(scope: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import threading
 
 import markdown
 import nh3
+from pygments.formatters.html import HtmlFormatter
 
 ALLOWED_TAGS = {
     "p",
@@ -53,7 +54,25 @@ ALLOWED_ATTRIBUTES = {
     "ol": {"start"},
 }
 EXTENSIONS = ["fenced_code", "codehilite", "tables", "sane_lists"]
-EXTENSION_CONFIGS = {"codehilite": {"css_class": "highlight", "guess_lang": False}}
+URL_SCHEMES = {"http", "https", "mailto"}
+LINK_REL = "noopener noreferrer nofollow"
+
+
+class CodeFormatter(HtmlFormatter):
+    """Pygments' HTML, with the fence's language kept on <code class="language-...">: the chat
+    page labels code blocks from it, in the server's rendering and in its own live one alike."""
+
+    def __init__(self, lang_str: str = "", **options: object) -> None:
+        super().__init__(**options)
+        self.lang_str = lang_str
+
+    def _wrap_code(self, source):  # type: ignore[no-untyped-def]
+        yield 0, f'<code class="{self.lang_str}">' if self.lang_str else "<code>"
+        yield from source
+        yield 0, "</code>"
+
+
+EXTENSION_CONFIGS = {"codehilite": {"css_class": "highlight", "guess_lang": False, "pygments_formatter": CodeFormatter}}
 
 
 _local = threading.local()
@@ -70,12 +89,23 @@ def _renderer() -> markdown.Markdown:
     return renderer
 
 
+def markdown_policy() -> dict[str, object]:
+    """The allow-list above, for the chat page's live rendering (DOMPurify) while a reply
+    streams: the same tags, attributes and link schemes as the server's final HTML."""
+    return {
+        "tags": sorted(ALLOWED_TAGS),
+        "attributes": {tag: sorted(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+        "schemes": sorted(URL_SCHEMES),
+        "rel": LINK_REL,
+    }
+
+
 def reply_html(text: str) -> str:
     html = _renderer().reset().convert(text)
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
+        url_schemes=URL_SCHEMES,
+        link_rel=LINK_REL,
     )

@@ -12,6 +12,7 @@ from apps.accounts.services import audit_record
 from apps.billing.selectors import quota_status
 from apps.providers.selectors import chat_models_offered_to, classroom_default_model, models_described
 
+from .rendering import markdown_policy
 from .selectors import (
     conversation_get_for_teacher,
     conversation_get_for_user,
@@ -50,6 +51,7 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
             "models_described": models_described(models=models),
             "selected_model": selected,
             "quota": quota_status(user=request.user, classroom=classroom),
+            "markdown_policy": markdown_policy(),
         },
     )
 

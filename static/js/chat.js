@@ -1,4 +1,8 @@
-// The chat page: one websocket, replies streamed in as plain text (textContent only).
+// The chat page: one websocket; a reply is rendered from Markdown as it streams (markdown-it,
+// then DOMPurify with the server's allow-list), and when it ends the server's own rendering of
+// the whole message (_message.html: body, footer, badges) takes its place, as after a reload.
+// Nothing typed is lost: the box keeps a draft per conversation until the server has taken
+// the message, and every refusal puts the text back.
 (function () {
   "use strict";
   var chat = document.getElementById("chat");
@@ -8,25 +12,157 @@
   var model = document.getElementById("model");
   var sendButton = document.getElementById("send");
   var stopButton = document.getElementById("stop");
+  var regenerate = document.getElementById("regenerate");
   var errorBox = document.getElementById("chat-error");
   var list = document.getElementById("conversation-list");
+  var jumpButton = document.getElementById("jump-latest");
+  var announcer = document.getElementById("announcer");
+  var labels = chat.dataset;
   var conversation = chat.dataset.conversation ? Number(chat.dataset.conversation) : null;
   var socket = null;
-  var current = null; // the reply being streamed: {article, body}
+  var busy = false;
+  var pending = null; // sent, not yet taken by the server: {text, article, regenerate}
+  var current = null; // the reply being streamed: {article, body, text, scheduled}
   var pendingTitle = "";
 
-  function fill(template, values) {
-    return template.replace(/%\((\w+)\)s/g, function (_, key) { return String(values[key]); });
+  // ---- Markdown while streaming ------------------------------------------------------
+  var policy = JSON.parse(document.getElementById("markdown-policy").textContent);
+  var markdown = window.markdownit ? window.markdownit({html: true, linkify: false, typographer: false}) : null;
+  if (markdown) {
+    // Fenced code as the server writes it (codehilite): <div class="highlight"><pre><code class="language-x">.
+    markdown.renderer.rules.fence = function (tokens, index) {
+      var token = tokens[index];
+      var language = (token.info || "").trim().split(/\s+/)[0].replace(/[^\w#.+-]/g, "");
+      var escaped = markdown.utils.escapeHtml(token.content);
+      return '<div class="highlight"><pre><code' + (language ? ' class="language-' + language + '"' : "") + ">" +
+        escaped + "</code></pre></div>\n";
+    };
+    markdown.renderer.rules.code_block = markdown.renderer.rules.fence;
+  }
+  var schemes = new RegExp("^(?:" + policy.schemes.join("|") + "):", "i");
+  var purify = window.DOMPurify;
+  if (purify) {
+    // Per tag, as nh3 does on the server: an attribute allowed on <a> is not allowed on <p>.
+    purify.addHook("uponSanitizeAttribute", function (node, data) {
+      var allowed = policy.attributes[node.nodeName.toLowerCase()] || [];
+      if (allowed.indexOf(data.attrName) === -1) data.keepAttr = false;
+    });
+    purify.addHook("afterSanitizeAttributes", function (node) {
+      if (node.nodeName === "A") {
+        var href = node.getAttribute("href");
+        if (href && !schemes.test(href) && /^[a-z][a-z0-9+.-]*:/i.test(href)) node.removeAttribute("href");
+        node.setAttribute("rel", policy.rel);
+      }
+    });
+  }
+  var allAttributes = [];
+  Object.keys(policy.attributes).forEach(function (tag) {
+    policy.attributes[tag].forEach(function (name) { if (allAttributes.indexOf(name) === -1) allAttributes.push(name); });
+  });
+  var purifyConfig = {
+    ALLOWED_TAGS: policy.tags, ALLOWED_ATTR: allAttributes, ALLOW_DATA_ATTR: false, ALLOW_ARIA_ATTR: false,
+    ALLOWED_URI_REGEXP: /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i, RETURN_DOM_FRAGMENT: true
+  };
+
+  function renderLive(reply) {
+    reply.scheduled = false;
+    if (!markdown || !purify) { reply.body.textContent = reply.text; return; }
+    var fragment = purify.sanitize(markdown.render(reply.text), purifyConfig);
+    reply.body.replaceChildren(fragment);
+    addCodeTools(reply.body);
+    followIfAtBottom();
   }
 
+  function scheduleRender(reply) {
+    if (reply.scheduled) return;
+    reply.scheduled = true;
+    // Once a frame at most (a long reply re-renders as a whole); a hidden tab has no frames,
+    // so a timer stands in.
+    if (document.hidden) setTimeout(function () { if (current === reply) renderLive(reply); }, 250);
+    else requestAnimationFrame(function () { if (current === reply) renderLive(reply); });
+  }
+
+  // ---- Code blocks: language label and Copy ------------------------------------------
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    // A school server on plain http has no Clipboard API: the old way still works.
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "offscreen";
+      document.body.appendChild(area);
+      area.select();
+      var done = document.execCommand("copy");
+      area.remove();
+      if (done) resolve(); else reject(new Error("copy refused"));
+    });
+  }
+
+  function addCodeTools(root) {
+    root.querySelectorAll("pre").forEach(function (pre) {
+      var holder = pre.parentNode;
+      if (holder.querySelector(":scope > .code-bar")) return;
+      var bar = document.createElement("div");
+      bar.className = "code-bar";
+      var code = pre.querySelector("code");
+      var match = code && /(?:^|\s)language-([\w#.+-]+)/.exec(code.className);
+      var label = document.createElement("span");
+      label.className = "code-lang";
+      label.textContent = match && match[1] !== "text" ? match[1] : "";
+      bar.appendChild(label);
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "copy";
+      button.textContent = labels.labelCopy;
+      button.setAttribute("aria-label", labels.labelCopyCode + (label.textContent ? " (" + label.textContent + ")" : ""));
+      button.addEventListener("click", function () {
+        copyText(pre.innerText).then(function () {
+          button.textContent = labels.labelCopied;
+          setTimeout(function () { button.textContent = labels.labelCopy; }, 1500);
+        });
+      });
+      bar.appendChild(button);
+      holder.insertBefore(bar, pre);
+    });
+  }
+
+  // ---- Scrolling: follow the reply only while the reader is at the bottom -------------
+  var atBottom = true;
+  function nearBottom() { return messages.scrollHeight - messages.scrollTop - messages.clientHeight < 48; }
+  function toBottom() { messages.scrollTop = messages.scrollHeight; atBottom = true; jumpButton.hidden = true; }
+  function followIfAtBottom() { if (atBottom) toBottom(); else jumpButton.hidden = false; }
+  messages.addEventListener("scroll", function () {
+    atBottom = nearBottom();
+    if (atBottom) jumpButton.hidden = true;
+  }, {passive: true});
+  jumpButton.addEventListener("click", function () { toBottom(); content.focus({preventScroll: true}); });
+
+  // ---- Drafts: one per conversation, until the server has taken the message ------------
+  function draftKey() { return "webchat:draft:" + (conversation || "new"); }
+  function draftSave() {
+    try {
+      if (content.value) localStorage.setItem(draftKey(), content.value); else localStorage.removeItem(draftKey());
+    } catch (error) { /* storage full or off: the box still has it */ }
+  }
+  function draftClear(key) { try { localStorage.removeItem(key); } catch (error) { /* see above */ } }
+  function draftRestore() {
+    try { var saved = localStorage.getItem(draftKey()); if (saved && !content.value) content.value = saved; } catch (error) { /* ignore */ }
+  }
+
+  // ---- Page state ---------------------------------------------------------------------
   function showError(text) {
     errorBox.textContent = text;
     errorBox.hidden = !text;
   }
 
-  function setBusy(busy) {
-    sendButton.disabled = busy;
-    stopButton.hidden = !busy;
+  function setBusy(value) {
+    busy = value;
+    // Send becomes Stop while a reply is on its way; the box stays editable for the next one.
+    sendButton.hidden = value;
+    stopButton.hidden = !value;
+    if (regenerate) regenerate.disabled = value;
+    if (!value && document.activeElement === stopButton) content.focus();
   }
 
   function addMessage(role, text) {
@@ -39,64 +175,46 @@
     body.textContent = text;
     article.appendChild(body);
     messages.appendChild(article);
-    article.scrollIntoView({block: "end"});
-    return {article: article, body: body};
+    return {article: article, body: body, text: "", scheduled: false};
   }
 
-  function addCopyButtons(root) {
-    root.querySelectorAll("pre").forEach(function (pre) {
-      if (pre.parentNode.querySelector(":scope > .copy")) return;
-      var button = document.createElement("button");
-      button.type = "button";
-      button.className = "copy";
-      button.textContent = chat.dataset.labelCopy;
-      button.addEventListener("click", function () {
-        navigator.clipboard.writeText(pre.innerText).then(function () {
-          button.textContent = chat.dataset.labelCopied;
-          setTimeout(function () { button.textContent = chat.dataset.labelCopy; }, 1500);
-        });
-      });
-      pre.parentNode.insertBefore(button, pre);
-    });
+  function replaceWithServer(article, html) {
+    // The server's rendering of the saved message, sanitised there (rendering.py): the same
+    // HTML a reload shows.
+    var template = document.createElement("template");
+    template.innerHTML = html.trim();
+    var fresh = template.content.firstElementChild;
+    if (!fresh) return article;
+    article.replaceWith(fresh);
+    fresh.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
+    return fresh;
   }
 
-  function addFooter(frame) {
-    var footer = document.createElement("footer");
-    footer.className = "msg-meta";
-    function span(text, className) {
-      var el = document.createElement("span");
-      el.textContent = text;
-      if (className) el.className = className;
-      footer.appendChild(el);
-    }
-    if (frame.status !== "complete") {
-      span(chat.dataset["status" + frame.status.charAt(0).toUpperCase() + frame.status.slice(1)] || frame.status,
-           "badge badge-" + frame.status);
-    }
-    if (frame.model) span(frame.model, "meta-model");
-    if (frame.usage) span(fill(chat.dataset.labelInOut, {prompt: frame.usage.prompt_tokens, completion: frame.usage.completion_tokens}));
-    if (frame.cost !== null && frame.cost !== undefined) span(fill(chat.dataset.labelCost, {cost: frame.cost, currency: frame.currency}));
-    if (frame.first_chunk_ms !== null && frame.first_chunk_ms !== undefined) span(fill(chat.dataset.labelFirstToken, {ms: frame.first_chunk_ms}));
-    if (frame.error) span(frame.error, "error-text");
-    current.article.appendChild(footer);
-    current.article.classList.add("status-" + frame.status);
+  function announce(text) {
+    announcer.textContent = "";
+    setTimeout(function () { announcer.textContent = text; }, 50);
   }
 
   function rememberConversation(id) {
     if (conversation === id) return;
+    var oldKey = draftKey();
     conversation = id;
     chat.dataset.conversation = String(id);
+    draftClear(oldKey);
     var url = chat.dataset.conversationUrl.replace(/0\/$/, id + "/");
     history.replaceState(null, "", url);
     var empty = document.getElementById("no-conversations");
     if (empty) empty.remove();
+    list.querySelectorAll("li.active").forEach(function (li) { li.classList.remove("active"); });
     var item = document.createElement("li");
     item.className = "active";
     var link = document.createElement("a");
     link.href = url;
+    link.setAttribute("aria-current", "page");
     link.textContent = pendingTitle;
     item.appendChild(link);
     list.prepend(item);
+    if (regenerate) regenerate.hidden = false;
   }
 
   function updateMeter(quota) {
@@ -110,41 +228,66 @@
     meter.classList.toggle("full", quota.percent_used >= 100);
   }
 
+  function fill(template, values) {
+    return template.replace(/%\((\w+)\)s/g, function (_, key) { return String(values[key]); });
+  }
+
+  function finishReply(frame) {
+    var article = current.article;
+    article.classList.remove("streaming");
+    article.removeAttribute("aria-busy");
+    if (typeof frame.message_html === "string") {
+      article = replaceWithServer(article, frame.message_html);
+    } else if (typeof frame.html === "string") {
+      renderLive(current);
+    }
+    var body = article.querySelector(".msg-body");
+    var error = article.querySelector(".error-text");
+    announce(labels.labelReplyDone + " " + (body ? body.innerText : "") + (error ? " " + error.textContent : ""));
+    current = null;
+    followIfAtBottom();
+  }
+
   var handlers = {
     "chat.started": function (frame) {
+      var taken = pending;
+      pending = null;
       rememberConversation(frame.conversation);
+      // Taken: the stored draft is now what the box holds (empty, or a follow-up being typed).
+      if (taken && !taken.regenerate) draftSave();
+      if (taken && taken.article) taken.article.classList.remove("pending");
       current = addMessage("assistant", "");
       current.article.dataset.message = frame.message;
       current.article.classList.add("streaming");
+      current.article.setAttribute("aria-busy", "true");
+      followIfAtBottom();
     },
     "chat.delta": function (frame) {
       if (!current) return;
-      current.body.textContent += frame.text;
-      current.article.scrollIntoView({block: "end"});
+      current.text += frame.text;
+      scheduleRender(current);
     },
     "chat.done": function (frame) {
       updateMeter(frame.quota);
-      if (current) {
-        current.article.classList.remove("streaming");
-        if (typeof frame.html === "string") {
-          // Finished: the server's rendering (Markdown, sanitised there) replaces the plain text.
-          current.body.innerHTML = frame.html;
-          current.body.classList.add("rendered");
-          addCopyButtons(current.body);
-        }
-        addFooter(frame);
-      }
-      current = null;
+      if (current) finishReply(frame);
       setBusy(false);
     },
     "chat.error": function (frame) {
       updateMeter(frame.quota);
       showError(frame.message);
       if (current) {
-        current.article.classList.remove("streaming");
-        current.article.classList.add("status-failed");
+        finishReply(frame);
+      } else if (pending) {
+        // Refused before the server took it: the message was never sent. Its bubble goes
+        // and its text comes back to the box (ahead of anything typed since).
+        if (pending.article) pending.article.remove();
+        if (!pending.regenerate) {
+          content.value = content.value ? pending.text + "\n" + content.value : pending.text;
+          draftSave();
+        }
+        pending = null;
+        content.focus();
       }
-      current = null;
       setBusy(false);
     }
   };
@@ -163,48 +306,110 @@
       // 4401: signed out (logged out, new password, account switched off); 4403: the class
       // was archived or left. A reload shows the login page, or what is left.
       if (event.code === 4401 || event.code === 4403) { location.reload(); return; }
-      if (current) { setBusy(false); current = null; }
+      if (pending) handlers["chat.error"]({type: "chat.error", message: labels.labelDisconnected});
+      if (current) {
+        current.article.classList.remove("streaming");
+        current.article.removeAttribute("aria-busy");
+        current = null;
+      }
+      setBusy(false);
       // 4429: open in too many tabs. The chat.error before the close says so; try later.
       if (event.code === 4429) { setTimeout(connect, 15000); return; }
-      showError(chat.dataset.labelDisconnected);
+      showError(labels.labelDisconnected);
       setTimeout(connect, 2000);
     });
   }
 
+  function socketOpen() { return socket && socket.readyState === WebSocket.OPEN; }
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
+    if (busy) return; // a reply is on its way: the text waits in the box
     var text = content.value.trim();
-    if (!text || !socket || socket.readyState !== WebSocket.OPEN) return;
+    if (!text) return;
+    if (!socketOpen()) { showError(labels.labelNotConnected); return; }
     showError("");
     pendingTitle = text.slice(0, 60);
-    addMessage("user", text);
+    var bubble = addMessage("user", text);
+    bubble.article.classList.add("pending");
+    pending = {text: content.value, article: bubble.article, regenerate: false};
     socket.send(JSON.stringify({type: "chat.send", conversation: conversation, model: model.value, content: text}));
-    content.value = "";
+    content.value = ""; // the draft stays stored until the server takes the message
+    toBottom();
     setBusy(true);
   });
 
   content.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      form.requestSubmit();
+      if (!busy) form.requestSubmit();
     }
   });
+  var draftTimer = null;
+  content.addEventListener("input", function () {
+    clearTimeout(draftTimer);
+    draftTimer = setTimeout(draftSave, 300);
+  });
+  window.addEventListener("pagehide", draftSave);
 
   stopButton.addEventListener("click", function () {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "chat.stop"}));
+    if (socketOpen()) socket.send(JSON.stringify({type: "chat.stop"}));
   });
 
-  document.querySelectorAll(".msg-body.rendered").forEach(addCopyButtons);
-
-  var regenerate = document.getElementById("regenerate");
   if (regenerate) {
     regenerate.addEventListener("click", function () {
-      if (!conversation || !socket || socket.readyState !== WebSocket.OPEN) return;
+      if (busy || !conversation) return;
+      if (!socketOpen()) { showError(labels.labelNotConnected); return; }
       showError("");
+      pending = {text: "", article: null, regenerate: true};
       socket.send(JSON.stringify({type: "chat.regenerate", conversation: conversation, model: model.value}));
       setBusy(true);
     });
   }
 
+  // ---- Drawer, header menu, theme -------------------------------------------------------
+  var layout = document.querySelector(".chat-layout");
+  var drawerToggle = document.getElementById("drawer-toggle");
+  var backdrop = document.getElementById("drawer-backdrop");
+  function setDrawer(open) {
+    layout.classList.toggle("drawer-open", open);
+    drawerToggle.setAttribute("aria-expanded", String(open));
+    backdrop.hidden = !open;
+    if (open) document.getElementById("search").focus();
+  }
+  drawerToggle.addEventListener("click", function () { setDrawer(!layout.classList.contains("drawer-open")); });
+  backdrop.addEventListener("click", function () { setDrawer(false); });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && layout.classList.contains("drawer-open")) { setDrawer(false); drawerToggle.focus(); }
+  });
+
+  var menuToggle = document.getElementById("menu-toggle");
+  var topbar = document.querySelector(".topbar");
+  menuToggle.addEventListener("click", function () {
+    var open = !topbar.classList.contains("menu-open");
+    topbar.classList.toggle("menu-open", open);
+    menuToggle.setAttribute("aria-expanded", String(open));
+  });
+
+  var themeToggle = document.getElementById("theme-toggle");
+  function showTheme() {
+    var dark = document.documentElement.dataset.theme === "dark";
+    themeToggle.setAttribute("aria-pressed", String(dark));
+    themeToggle.querySelector(".sr-only").textContent = labels.labelThemeDark;
+    themeToggle.title = dark ? labels.labelThemeLight : labels.labelThemeDark;
+  }
+  themeToggle.addEventListener("click", function () {
+    var dark = document.documentElement.dataset.theme !== "dark";
+    document.documentElement.dataset.theme = dark ? "dark" : "light";
+    try { localStorage.setItem("webchat:theme", dark ? "dark" : "light"); } catch (error) { /* not remembered */ }
+    showTheme();
+  });
+  showTheme();
+
+  // ---- Start --------------------------------------------------------------------------
+  document.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
+  draftRestore();
+  toBottom(); // a conversation opens at its latest reply
+  content.focus({preventScroll: true});
   connect();
 })();

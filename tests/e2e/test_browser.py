@@ -139,8 +139,9 @@ def test_language_switcher_and_phone_sized_screen(people: People, demo_model: Ch
     log_in(page, "xiaoming", PASSWORD)
     page.wait_for_selector("#composer")
     page.wait_for_load_state("load")  # base.js (the switcher's autosubmit) runs at the end of the body
+    page.click("#menu-toggle")  # on a phone the header is one line; its links open from a menu
     page.select_option("#language-select", "zh-hans")
-    page.wait_for_selector("text=新对话")
+    page.wait_for_selector("#send:has-text('发送')")  # the conversation list is in the closed drawer
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 400  # nothing forces sideways scrolling
     screenshot(page, "chat-phone-zh")
