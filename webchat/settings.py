@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "apps.conversations",
     "apps.billing",
     "apps.gateway",
+    "apps.learn",
 ]
 
 MIDDLEWARE = [

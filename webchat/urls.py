@@ -17,6 +17,7 @@ urlpatterns = [
     path("v1/", include("apps.gateway.v1_urls")),
     path("", include("apps.gateway.urls")),
     path("", include("apps.providers.urls")),
+    path("", include("apps.learn.urls")),
     path("", include("apps.accounts.class_urls")),
     path("", include("apps.billing.urls")),
     path("", include("apps.conversations.urls")),
