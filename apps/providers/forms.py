@@ -83,4 +83,4 @@ class ClassModelsForm(forms.Form):
         models = chat_models_enabled()
         for name in ("allowed_models", "default_model"):
             self.fields[name].queryset = models
-            self.fields[name].label_from_instance = lambda model: model.route_name
+            self.fields[name].label_from_instance = lambda model: f"{model.provider.display_name} · {model.label}"

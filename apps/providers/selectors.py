@@ -146,25 +146,26 @@ def credential_get_for_user(*, user: User, credential_id: int) -> Credential:
 def providers_with_status(*, user: User, classroom: Classroom | None) -> list[tuple[Provider, str]]:
     """Every enabled provider with where a request of this user's would get its key:
     "none-needed", "user", "class", "site", "environment" or "" (not usable yet)."""
-    from .services import site_env_key
-
     by_provider: dict[int, list[Credential]] = {}
     for credential in _credentials_for(user=user, classroom=classroom):  # one query for every provider
         by_provider.setdefault(credential.provider_id, []).append(credential)
-    rows: list[tuple[Provider, str]] = []
-    for provider in Provider.objects.filter(enabled=True).order_by("sort_order", "slug"):
-        if not provider.needs_key:
-            source = "none-needed"
-        else:
-            credential = _preferred(by_provider.get(provider.pk, []))
-            if credential is not None:
-                source = credential.scope
-            elif site_env_key(provider=provider) is not None:
-                source = "environment"
-            else:
-                source = ""
-        rows.append((provider, source))
-    return rows
+    return [
+        (provider, _key_source(provider=provider, credentials=by_provider.get(provider.pk, [])))
+        for provider in Provider.objects.filter(enabled=True).order_by("sort_order", "slug")
+    ]
+
+
+def _key_source(*, provider: Provider, credentials: list[Credential]) -> str:
+    """Where a request to `provider` gets its key, given the stored keys it may use: "none-needed",
+    the preferred key's scope ("user", "class", "site"), "environment" or "" (none)."""
+    from .services import site_env_key
+
+    if not provider.needs_key:
+        return "none-needed"
+    credential = _preferred(credentials)
+    if credential is not None:
+        return credential.scope
+    return "environment" if site_env_key(provider=provider) is not None else ""
 
 
 def chat_models_usable_for(*, user: User, classroom: Classroom | None) -> list[ChatModel]:
@@ -291,3 +292,35 @@ def models_described_for(*, user: User, classroom: Classroom | None) -> list[Pro
     """The models the chat page offers this user (chat_models_offered_to: allowed by the
     class and reachable with a key), described and grouped by provider."""
     return models_described(models=chat_models_offered_to(user=user, classroom=classroom))
+
+
+@dataclass(frozen=True)
+class ClassProviderModels:
+    """One provider's models on a teacher's allowed-models page, with where the class's
+    students would get a key for it: "none-needed", "class", "site", "environment" or ""
+    (none: students do not see its models until a key is added)."""
+
+    provider: Provider
+    key_source: str
+    models: list[ModelDescribed]
+
+
+def classroom_models_described(*, classroom: Classroom) -> list[ClassProviderModels]:
+    """Every enabled model, described (name, description, price, context) and grouped by
+    provider, each group with the key the class's students would use: a class key, else a
+    site key, else one from the server's environment. Students' own keys are not counted:
+    the page says what the whole class can use. Three queries, however many models."""
+    credentials: dict[int, list[Credential]] = {}
+    for credential in Credential.objects.filter(
+        Q(scope=Credential.Scope.SITE) | Q(scope=Credential.Scope.CLASS, classroom=classroom),
+        status=Credential.Status.ACTIVE,
+    ):
+        credentials.setdefault(credential.provider_id, []).append(credential)
+    return [
+        ClassProviderModels(
+            provider=group.provider,
+            key_source=_key_source(provider=group.provider, credentials=credentials.get(group.provider.pk, [])),
+            models=group.models,
+        )
+        for group in models_described(models=list(chat_models_enabled()))
+    ]

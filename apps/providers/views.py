@@ -18,6 +18,7 @@ from .forms import KEY_FIELDS, ClassModelsForm, CredentialCreateForm, Credential
 from .models import ChatModel, Credential
 from .selectors import (
     classroom_model_access,
+    classroom_models_described,
     credential_get_for_user,
     credentials_of_classroom,
     credentials_visible_to,
@@ -163,24 +164,42 @@ def class_models(request: HttpRequest, classroom_id: int) -> HttpResponse:
         "default_model": access.default_model if access else None,
     }
     form = ClassModelsForm(request.POST or None, initial=initial)
+    groups = classroom_models_described(classroom=classroom)
     if request.method == "POST" and form.is_valid():
+        allowed = list(form.cleaned_data["allowed_models"])
         try:
             class_models_set(
-                classroom=classroom,
-                allowed_models=list(form.cleaned_data["allowed_models"]),
-                default_model=form.cleaned_data["default_model"],
+                classroom=classroom, allowed_models=allowed, default_model=form.cleaned_data["default_model"]
             )
         except ValidationError as exc:
             form_add_service_errors(form, exc)
         else:
             messages.success(request, _("The class's models are saved."))
+            keyless = [
+                item.label for group in groups if not group.key_source for item in group.models if item.model in allowed
+            ]
+            if keyless:
+                messages.warning(
+                    request,
+                    _("Students won't see %(models)s until a key is added for its provider.")
+                    % {"models": ", ".join(keyless)},
+                )
             return redirect("class-models", classroom_id=classroom.pk)
+    ticked = {str(value) for value in form["allowed_models"].value() or []}
     return render(
         request,
         "providers/class_models.html",
         {
             "classroom": classroom,
             "form": form,
+            "groups": [
+                {
+                    "provider": group.provider,
+                    "key_source": group.key_source,
+                    "rows": [{"item": item, "ticked": str(item.model.pk) in ticked} for item in group.models],
+                }
+                for group in groups
+            ],
             "credentials": credentials_of_classroom(classroom=classroom),
         },
         status=400 if request.method == "POST" else 200,
