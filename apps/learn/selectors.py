@@ -16,6 +16,7 @@ from apps.providers.selectors import chat_models_enabled, chat_models_offered_to
 
 from .guide_defaults import guide_default_markdown
 from .models import GuideSection, ProviderGuide
+from .tokenizer import money_text
 
 # Sections whose body is drawn by the page from the catalog; the Markdown follows it.
 _DRAWN = {
@@ -57,6 +58,14 @@ class ModelRow:
     model: ChatModel
     price: ModelPrice | None  # in force now
     prices: list[ModelPrice]  # every price, newest first (the changelog)
+
+    @property
+    def input_text(self) -> str:
+        return money_text(self.price.input_per_million) if self.price else ""
+
+    @property
+    def output_text(self) -> str:
+        return money_text(self.price.output_per_million) if self.price else ""
 
 
 def provider_model_rows(*, provider: Provider) -> list[ModelRow]:
@@ -125,6 +134,12 @@ class ComparisonRow:
     currency: str
     max_context: int
     has_free_model: bool
+
+    @property
+    def cheapest_text(self) -> str:
+        if self.cheapest_input is None or self.cheapest_output is None:
+            return ""
+        return f"{money_text(self.cheapest_input)} / {money_text(self.cheapest_output)} {self.currency}"
 
 
 def provider_comparison_rows() -> list[ComparisonRow]:

@@ -65,6 +65,12 @@ def tokenizer_page(request: HttpRequest) -> HttpResponse:
     models = tokenizer_models_for(user=request.user, classroom=classroom)
     wanted = request.GET.get("model", "")
     chosen = next((m for m in models if m.route_name == wanted), None)
+    if chosen is None and wanted:
+        # Counting calls no provider: a model linked from a reply or a provider page is
+        # offered even when this user cannot chat with it.
+        chosen = chat_model_get_by_route_name(route_name=wanted)
+        if chosen is not None:
+            models = [*models, chosen]
     if chosen is None:
         default = classroom_default_model(classroom=classroom)
         chosen = default if default in models else (models[0] if models else None)
