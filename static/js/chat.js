@@ -115,7 +115,7 @@
       button.type = "button";
       button.className = "copy";
       button.textContent = labels.labelCopy;
-      button.setAttribute("aria-label", labels.labelCopyCode + (label.textContent ? " (" + label.textContent + ")" : ""));
+      button.title = labels.labelCopyCode;
       button.addEventListener("click", function () {
         copyText(pre.innerText).then(function () {
           button.textContent = labels.labelCopied;
@@ -124,6 +124,7 @@
       });
       bar.appendChild(button);
       holder.insertBefore(bar, pre);
+      pre.tabIndex = 0; // a code block that scrolls sideways can be scrolled from the keyboard
     });
   }
 
