@@ -210,6 +210,7 @@ def test_the_page_fits_the_screen_with_the_composer_in_view(
         assert not page.is_visible("#conversation-list")
         page.click("#drawer-toggle")
         page.wait_for_selector("#conversation-list", state="visible")
+        page.wait_for_timeout(400)  # the drawer slides in
         screenshot(page, "chat-drawer-phone")
         page.keyboard.press("Escape")
         page.wait_for_selector("#conversation-list", state="hidden")
@@ -305,6 +306,7 @@ def test_no_serious_accessibility_faults(
     open_chat(page)
     send(page, "check me")
     page.wait_for_selector(".msg-assistant .msg-meta")
+    screenshot(page, f"chat-{theme}-{locale}")
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
     serious = [
