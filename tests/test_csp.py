@@ -144,7 +144,7 @@ def test_the_usage_chart_and_quota_meter_are_drawn_without_inline_styles(people:
     usage = teacher.get(
         reverse("class-usage", args=[people.classroom.pk]), {"start": "2026-03-01", "end": "2026-03-05"}
     ).content.decode()
-    assert usage.count('<rect class="bar"') == 2
+    assert usage.count('<rect class="uchart-bar') == 2
     chat = student.get(reverse("home")).content.decode()
     assert 'id="quota-fill" width="' in chat
 

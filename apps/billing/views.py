@@ -30,10 +30,11 @@ from apps.accounts.models import Classroom
 from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher
 from webchat.forms import form_add_service_errors
 
+from .charts import usage_chart
 from .forms import DEFAULT_RANGE_DAYS, MAX_RANGE_DAYS, DateRangeForm, QuotaPolicyForm, StudentOverrideForm
 from .models import JobRun, LedgerEntry, QuotaPolicy
 from .selectors import (
-    classroom_daily_usage,
+    classroom_daily_usage_by_model,
     classroom_period_dates,
     classroom_requests_by_entry_point,
     classroom_usage_by_model,
@@ -162,12 +163,11 @@ def usage_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
         return render(request, "billing/usage.html", {"classroom": classroom, "form": form}, status=400)
     data = form.cleaned_data
     start, end = DateRangeForm.bounds(data["start"], data["end"])
-    days = classroom_daily_usage(classroom=classroom, since=start, until=end)
-    bars = _chart_bars(
-        [
-            (row["bucket_start"], (row["prompt"] or 0) + (row["completion"] or 0), row["cost"] or Decimal(0))
-            for row in days
-        ]
+    chart = usage_chart(
+        first=data["start"],
+        last=data["end"],
+        rows=classroom_daily_usage_by_model(classroom=classroom, since=start, until=end),
+        other_label=_("Other models"),
     )
     students = classroom_usage_by_student(classroom=classroom, since=start, until=end)
     rollup = JobRun.objects.filter(name="rollup_usage").first()
@@ -177,8 +177,7 @@ def usage_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
         {
             "classroom": classroom,
             "form": form,
-            "bars": bars,
-            "chart_height": CHART_HEIGHT,
+            "chart": chart,
             "by_entry_point": classroom_requests_by_entry_point(classroom=classroom, since=start, until=end),
             "by_model": classroom_usage_by_model(classroom=classroom, since=start, until=end),
             "top_users": [row for row in students if row["requests"]][:TOP_USERS],

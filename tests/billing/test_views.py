@@ -104,7 +104,8 @@ def test_usage_dashboard_shows_days_models_top_users_and_every_student(
         {"start": "2026-03-01", "end": "2026-03-05"},
         HTTP_ACCEPT_LANGUAGE="en",
     ).content.decode()
-    assert page.count('class="bar"') == 2
+    assert page.count('class="uchart-day"') == 5  # every day of the range, used or not
+    assert page.count('class="uchart-bar series-0"') == 2  # one model, two days of use
     assert "fakeai/fake-model" in page
     assert "0.018" in page  # xiaoming: (1000×2 + 500×8 + 2000×2 + 1000×8) / 1e6 CNY
     assert "Xiaohong" in page
