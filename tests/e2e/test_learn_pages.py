@@ -90,3 +90,15 @@ def test_a_teacher_projects_the_tokenizer(people: People, catalog: None, page_fo
     assert "teacher_wang" not in page.content() and "Teacher_Wang" not in page.content()
     fits_the_window(page, 1366)
     screenshot(page, "learn-tokenizer-present-zh")
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_key_lesson_fits_the_window(people: People, page_for: Any, size: str, language: str) -> None:
+    page = page_for(LANGUAGES[language], viewport=SIZES[size])
+    log_in(page, "xiaoming", PASSWORD)
+    page.goto("/api-keys/")
+    expect(page.locator("#key-lesson")).to_have_attribute("open", "")
+    page.click("#key-lesson a[href='#api-key-form']")
+    fits_the_window(page, SIZES[size]["width"])
+    screenshot(page, f"learn-key-lesson-{size}-{language}")
