@@ -14,4 +14,5 @@ urlpatterns = [
     path("classes/<int:classroom_id>/roster/<int:student_id>/remove/", views.roster_remove, name="class-roster-remove"),
     path("classes/<int:classroom_id>/roster/<int:student_id>/unlock/", views.roster_unlock, name="class-roster-unlock"),
     path("join/", views.register, name="register"),
+    path("join/done/", views.joined, name="joined"),
 ]

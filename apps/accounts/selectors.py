@@ -31,6 +31,18 @@ def classroom_for_student(*, user: User) -> Classroom | None:
     return enrollment.classroom if enrollment else None
 
 
+def classroom_for_join_code(*, code: str) -> Classroom | None:
+    """The class a join code lets a student into now: case and spaces ignored; None for an
+    unknown, expired or emptied code, or an archived class."""
+    code = code.strip().upper()
+    if not code:
+        return None
+    classroom = Classroom.objects.filter(join_code=code, archived=False).prefetch_related("teachers").first()
+    if classroom is None or (classroom.join_code_expires_at and classroom.join_code_expires_at <= timezone.now()):
+        return None
+    return classroom
+
+
 def classroom_open_to_student(*, classroom_id: int, student: User) -> bool:
     """May `student` still chat in this class: it is not archived and they are enrolled."""
     return Enrollment.objects.filter(classroom_id=classroom_id, student=student, classroom__archived=False).exists()

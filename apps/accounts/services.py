@@ -13,11 +13,10 @@ from axes.utils import reset as axes_reset
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import AuditEvent, Classroom, Enrollment, User
-from .selectors import classroom_students, students_manageable_by, users_by_folded_username
+from .selectors import classroom_for_join_code, classroom_students, students_manageable_by, users_by_folded_username
 from .sockets import CLOSE_ACCESS_CHANGED, CLOSE_SIGNED_OUT, user_sockets_close
 
 
@@ -179,11 +178,8 @@ def _password_check(password: str, user: User) -> None:
 def student_register(*, join_code: str, username: str, display_name: str, password: str) -> User:
     """A student signs themselves up with the class's join code. Side effects: User and
     Enrollment rows. Raises ValidationError (nothing written) on a bad code or input."""
-    now = timezone.now()
-    classroom = (
-        Classroom.objects.filter(join_code=join_code.strip().upper(), archived=False).exclude(join_code="").first()
-    )
-    if classroom is None or (classroom.join_code_expires_at and classroom.join_code_expires_at <= now):
+    classroom = classroom_for_join_code(code=join_code)
+    if classroom is None:
         raise ValidationError({"join_code": _("That join code is not valid (or has expired). Ask your teacher.")})
     username = username.strip()
     if not USERNAME_PATTERN.match(username):

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -20,6 +21,8 @@ from webchat.forms import form_add_service_errors
 from .forms import ClassCreateForm, ClassSettingsForm, CoTeacherForm, JoinCodeForm, RegisterForm, RosterImportForm
 from .models import User
 from .selectors import (
+    classroom_for_join_code,
+    classroom_for_student,
     classroom_get_for_teacher,
     classroom_student_get,
     classroom_students,
@@ -36,6 +39,7 @@ from .services import (
     join_code_regenerate,
     passwords_reset,
     roster_import,
+    roster_parse,
     student_register,
     student_remove,
     student_unlock,
@@ -184,7 +188,16 @@ def roster_import_view(request: HttpRequest, classroom_id: int) -> HttpResponse:
         handed_back = roster_import(classroom=classroom, text=form.cleaned_data["file"], actor=request.user)
     except RosterError as exc:
         return _roster_render(request, classroom, form, status=400, problems=exc.problems)
-    return _passwords_csv(handed_back, f"class{classroom.pk}-passwords.csv")
+    # Shown on the roster's next load: static/js/roster.js reloads it once the file is saved
+    # (without script, the teacher's next visit), so the result never sits under an old error.
+    imported = len(roster_parse(text=form.cleaned_data["file"]))
+    result = ngettext("Imported %(count)d student.", "Imported %(count)d students.", imported) % {"count": imported}
+    if handed_back:
+        result += " " + _("Their new passwords are in the downloaded file; keep it safe, they are not shown again.")
+    messages.success(request, result)
+    response = _passwords_csv(handed_back, f"class{classroom.pk}-passwords.csv")
+    response["X-Roster-Imported"] = str(imported)
+    return response
 
 
 @sensitive_variables()  # the new passwords are locals: stars in any error report
@@ -235,7 +248,8 @@ def roster_unlock(request: HttpRequest, classroom_id: int, student_id: int) -> H
 @require_http_methods(["GET", "POST"])
 def register(request: HttpRequest) -> HttpResponse:
     """Students sign up with the join code their teacher gave them."""
-    form = RegisterForm(request.POST or None, initial={"join_code": request.GET.get("code", "")})
+    code = request.GET.get("code", "")[:32]
+    form = RegisterForm(request.POST or None, initial={"join_code": code})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -249,5 +263,19 @@ def register(request: HttpRequest) -> HttpResponse:
             form_add_service_errors(form, exc)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return redirect("home")
-    return render(request, "accounts/register.html", {"form": form}, status=400 if request.method == "POST" else 200)
+            return redirect("joined")
+    # A link with the code in it names the class before the student signs up.
+    joining = classroom_for_join_code(code=code) if code and request.method == "GET" else None
+    return render(
+        request,
+        "accounts/register.html",
+        {"form": form, "joining": joining},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@require_GET
+@login_required
+def joined(request: HttpRequest) -> HttpResponse:
+    """Where a new student lands after signing up: which class they joined, and what next."""
+    return render(request, "accounts/joined.html", {"classroom": classroom_for_student(user=request.user)})

@@ -1,0 +1,78 @@
+"""A student who joins with a code is told which class; a roster import says how many
+students it brought in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.messages import get_messages
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.accounts.services import join_code_regenerate
+from tests.conftest import People
+
+pytestmark = pytest.mark.django_db
+SIGN_UP = {
+    "username": "lili",
+    "display_name": "Li Li",
+    "password": "a-long-pass-phrase",
+    "password_again": "a-long-pass-phrase",
+}
+
+
+def test_after_joining_the_student_is_told_which_class(people: People) -> None:
+    code = join_code_regenerate(classroom=people.classroom)
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+
+    response = client.post(reverse("register"), {"join_code": code, **SIGN_UP}, follow=True)
+
+    assert response.redirect_chain == [(reverse("joined"), 302)]
+    page = response.content.decode()
+    assert "You joined Class 7A" in page and "Teacher_Wang" in page and "lili" in page
+    assert f'href="{reverse("home")}"' in page
+
+
+def test_a_join_link_names_the_class_before_sign_up(people: People) -> None:
+    code = join_code_regenerate(classroom=people.classroom)
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+
+    page = client.get(reverse("register"), {"code": code.lower()}).content.decode()
+
+    assert "This code joins the class <strong>Class 7A</strong>." in page
+
+
+@pytest.mark.parametrize("problem", ["unknown", "expired"])
+def test_a_bad_join_link_names_no_class(people: People, problem: str) -> None:
+    code = join_code_regenerate(
+        classroom=people.classroom,
+        expires_at=timezone.now() - timedelta(minutes=1) if problem == "expired" else None,
+    )
+    page = Client().get(reverse("register"), {"code": "NOPE1234" if problem == "unknown" else code}).content.decode()
+    assert 'id="joining"' not in page and "Class 7A" not in page
+
+
+def test_the_joined_page_needs_a_sign_in(people: People) -> None:
+    assert Client().get(reverse("joined")).status_code == 302
+
+
+def test_a_roster_import_reports_how_many_students_it_imported(people: People) -> None:
+    teacher = Client(HTTP_ACCEPT_LANGUAGE="en")
+    teacher.force_login(people.teacher)
+    url = reverse("class-roster-import", args=[people.classroom.pk])
+    bad = SimpleUploadedFile("r.csv", b"username,display_name\nnot a name!,X\n", content_type="text/csv")
+    assert teacher.post(url, {"file": bad}).status_code == 400
+    good = SimpleUploadedFile("r.csv", b"username,display_name\nlili,Li Li\nwei,Wei\n", content_type="text/csv")
+
+    response = teacher.post(url, {"file": good})
+
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert response["X-Roster-Imported"] == "2"
+    (message,) = [str(m) for m in get_messages(response.wsgi_request)]
+    assert message.startswith("Imported 2 students. Their new passwords are in the downloaded file")
+    roster = teacher.get(reverse("class-roster", args=[people.classroom.pk])).content.decode()
+    assert "Imported 2 students." in roster and 'id="roster-problems"' not in roster
+    assert "js/roster.js" in roster
