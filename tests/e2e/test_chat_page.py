@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from apps.billing.services import quota_policy_set
 from apps.providers.models import ChatModel
 from tests.conftest import PASSWORD, People
 from tests.e2e.conftest import log_in, screenshot
@@ -116,19 +117,24 @@ def test_enter_while_a_reply_streams_keeps_the_text_and_sends_it_later(
     page.wait_for_selector(".msg-assistant .msg-meta")
     assert page.is_visible("#send") and not page.is_visible("#stop")
     page.keyboard.press("Enter")
-    page.wait_for_selector(".msg-assistant:nth-of-type(4) .msg-meta, article.msg-assistant >> nth=1 >> .msg-meta")
+    page.locator(".msg-assistant .msg-meta").nth(1).wait_for()
     assert page.locator(".msg-user").count() == 2
     assert page.input_value("#content") == ""
 
 
-@pytest.mark.parametrize("refusal", ["content_too_long", "model_not_allowed"])
+@pytest.mark.parametrize("refusal", ["content_too_long", "model_not_allowed", "quota_exceeded"])
 def test_a_refused_message_comes_back_to_the_box(
-    people: People, fake_model: ChatModel, demo_model: ChatModel, page_for: Any, refusal: str
+    people: People, fake_model: ChatModel, demo_model: ChatModel, page_for: Any, refusal: str, settings: Any
 ) -> None:
+    if refusal == "quota_exceeded":
+        settings.CHAT_DEFAULT_MAX_TOKENS = 100
+        quota_policy_set(classroom=people.classroom, period="week", student_token_limit=50)
     page = page_for("en-US")
     open_chat(page)
     if refusal == "content_too_long":
         text = "x" * 8001
+    elif refusal == "quota_exceeded":
+        text = "a question over the quota"
     else:
         text = "a question for a model the class does not offer"
         page.evaluate(
