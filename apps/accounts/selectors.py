@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from importlib import import_module
 
+import segno
 from axes.helpers import get_cool_off
 from axes.models import AccessAttempt
 from django.conf import settings
@@ -41,6 +42,14 @@ def classroom_for_join_code(*, code: str) -> Classroom | None:
     if classroom is None or (classroom.join_code_expires_at and classroom.join_code_expires_at <= timezone.now()):
         return None
     return classroom
+
+
+def join_link_qr_svg(*, url: str, title: str) -> str:
+    """The join link as a QR code for a projector or a printout: an inline SVG of paths
+    (no style attributes, which the CSP would block; segno escapes the title)."""
+    return segno.make(url, error="m").svg_inline(
+        scale=4, dark="#1f2328", omitsize=True, svgclass="join-qr", title=title
+    )
 
 
 def classroom_open_to_student(*, classroom_id: int, student: User) -> bool:

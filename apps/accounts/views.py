@@ -11,6 +11,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -27,6 +30,7 @@ from .selectors import (
     classroom_student_get,
     classroom_students,
     classrooms_for_teacher,
+    join_link_qr_svg,
     usernames_locked_out,
 )
 from .services import (
@@ -105,6 +109,11 @@ def class_settings(request: HttpRequest, classroom_id: int) -> HttpResponse:
         )
         messages.success(request, _("Class settings saved."))
         return redirect("class-settings", classroom_id=classroom.pk)
+    join_url = (
+        request.build_absolute_uri(f"{reverse('register')}?{urlencode({'code': classroom.join_code})}")
+        if classroom.join_code
+        else ""
+    )
     return render(
         request,
         "accounts/class_settings.html",
@@ -113,6 +122,11 @@ def class_settings(request: HttpRequest, classroom_id: int) -> HttpResponse:
             "form": form,
             "co_teacher_form": CoTeacherForm(),
             "join_form": JoinCodeForm(),
+            "join_url": join_url,
+            # Built here from the class's own code and this site's address: safe to inline.
+            "join_qr": mark_safe(join_link_qr_svg(url=join_url, title=_("QR code of the join link")))
+            if join_url
+            else "",
         },
         status=400 if request.method == "POST" else 200,
     )

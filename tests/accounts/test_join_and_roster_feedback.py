@@ -76,3 +76,30 @@ def test_a_roster_import_reports_how_many_students_it_imported(people: People) -
     roster = teacher.get(reverse("class-roster", args=[people.classroom.pk])).content.decode()
     assert "Imported 2 students." in roster and 'id="roster-problems"' not in roster
     assert "js/roster.js" in roster
+
+
+def test_the_class_page_has_the_join_link_to_copy_and_as_a_qr_code(people: People) -> None:
+    code = join_code_regenerate(classroom=people.classroom)
+    teacher = Client(HTTP_ACCEPT_LANGUAGE="en")
+    teacher.force_login(people.teacher)
+
+    page = teacher.get(reverse("class-settings", args=[people.classroom.pk])).content.decode()
+
+    link = f"http://testserver/join/?code={code}"
+    assert f'<code class="join-url" id="join-link">{link}</code>' in page
+    assert 'data-copy="join-link"' in page and "js/copy.js" in page
+    assert '<svg viewBox="0 0 ' in page and 'class="join-qr"' in page
+    assert "<title>QR code of the join link</title>" in page
+    qr = page[page.index('class="join-qr"') :]
+    assert "style=" not in qr[: qr.index("</svg>")]  # the CSP allows no inline styles
+
+
+def test_a_class_without_a_join_code_has_no_link_or_qr_code(people: People) -> None:
+    teacher = Client()
+    teacher.force_login(people.teacher)
+    people.classroom.join_code = ""
+    people.classroom.save(update_fields=["join_code"])
+
+    page = teacher.get(reverse("class-settings", args=[people.classroom.pk])).content.decode()
+
+    assert 'id="join-link"' not in page and "join-qr" not in page
