@@ -220,6 +220,13 @@ def test_the_page_fits_the_screen_with_the_composer_in_view(
         screenshot(page, "chat-drawer-phone")
         page.keyboard.press("Escape")
         page.wait_for_selector("#conversation-list", state="hidden")
+        page.click("#menu-toggle")  # the header's links, folded into one line's menu
+        page.wait_for_selector("#language-select", state="visible")
+        for box in page.eval_on_selector_all(".topnav > *", "els => els.map(e => e.getBoundingClientRect().toJSON())"):
+            assert box["right"] <= viewport["width"] and box["height"] >= 44
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        screenshot(page, "chat-menu-phone")
+        page.click("#menu-toggle")
     # Reopened: at the latest reply, not the top.
     page.reload()
     page.wait_for_selector(".msg-assistant .msg-meta")
