@@ -148,3 +148,22 @@ def test_teachers_get_the_presentation_toggle_and_students_do_not(people: People
     for url in (reverse("learn-provider", args=["openai"]), reverse("learn-tokenizer")):
         assert f'href="{url}?present=1"' in teacher.get(url).content.decode()
         assert "?present=1" not in student.get(url).content.decode()
+
+
+def test_the_learn_pages_hold_no_inline_code(people: People, student: Client) -> None:
+    from tests.test_csp import inline_code, policy
+
+    teacher = Client()
+    teacher.force_login(people.teacher)
+    for client in (student, teacher):
+        for url in (
+            reverse("learn"),
+            reverse("learn-tokenizer"),
+            reverse("learn-tokenizer") + "?present=1",
+            reverse("learn-provider", args=["ernie"]),
+            reverse("learn-provider", args=["openai"]) + "?present=1",
+            reverse("api-keys"),
+        ):
+            response = client.get(url)
+            assert policy(response)["script-src"] == {"'self'"}
+            assert inline_code(response.content.decode()) == [], url
