@@ -216,6 +216,12 @@
     item.appendChild(link);
     list.prepend(item);
     if (regenerate) regenerate.hidden = false;
+    var tools = document.getElementById("conversation-tools");
+    tools.querySelectorAll("form").forEach(function (toolForm) {
+      toolForm.action = toolForm.getAttribute("action").replace("/c/0/", "/c/" + id + "/");
+    });
+    document.getElementById("title").value = pendingTitle;
+    tools.hidden = false;
   }
 
   function updateMeter(quota) {

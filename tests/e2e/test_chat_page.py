@@ -267,9 +267,10 @@ def test_an_empty_search_says_nothing_matches(people: People, fake_model: ChatMo
 def test_delete_asks_first(people: People, fake_model: ChatModel, page_for: Any) -> None:
     page = page_for("en-US")
     open_chat(page)
+    assert not page.is_visible("#conversation-tools")  # nothing to rename or delete yet
     send(page, "delete me")
     page.wait_for_selector(".msg-assistant .msg-meta")
-    page.reload()
+    assert page.is_visible("#conversation-tools")  # at once, not after a reload
     assert not page.is_visible("#delete-conversation")
     page.click(".confirm-delete summary")
     page.click("#delete-conversation")
