@@ -5,6 +5,7 @@ tokenizer page, and the presentation view without personal data."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -167,3 +168,27 @@ def test_the_learn_pages_hold_no_inline_code(people: People, student: Client) ->
             response = client.get(url)
             assert policy(response)["script-src"] == {"'self'"}
             assert inline_code(response.content.decode()) == [], url
+
+
+def test_a_provider_page_runs_a_fixed_number_of_queries(
+    people: People, student: Client, django_assert_max_num_queries: Any
+) -> None:
+    student.get(reverse("learn-provider", args=["openai"]))  # the session and caches warm
+    with django_assert_max_num_queries(14):
+        assert student.get(reverse("learn-provider", args=["openai"])).status_code == 200
+
+
+def test_an_admin_edits_a_section_in_admin_and_the_page_shows_it(people: People, student: Client) -> None:
+    admin = Client()
+    admin.force_login(people.admin)
+    provider = Provider.objects.get(slug="moonshot")
+    response = admin.post(
+        reverse("admin:learn_providerguide_add"),
+        {"provider": provider.pk, "language": "zh-hans", "section": "limits", "markdown": "每分钟 **3** 次请求。"},
+    )
+    assert response.status_code == 302
+    guide = ProviderGuide.objects.get(provider=provider, section="limits")
+    page = admin.get(reverse("admin:learn_providerguide_change", args=[guide.pk])).content.decode()
+    assert "随累计充值金额提高" in page  # the shipped text, to start from
+    html = student.get(reverse("learn-provider", args=["moonshot"]), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "每分钟 <strong>3</strong> 次请求。" in html and "data-edited" in html
