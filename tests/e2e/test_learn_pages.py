@@ -36,6 +36,8 @@ def test_the_tokenizer_shows_tokens_as_you_type(
         from_currency="USD", to_currency="CNY", effective_from=datetime(2020, 1, 1, tzinfo=UTC), defaults={"rate": 7}
     )
     page = page_for(LANGUAGES[language], viewport=SIZES[size])
+    refused: list[str] = []
+    page.on("console", lambda message: "Content Security Policy" in message.text and refused.append(message.text))
     log_in(page, "xiaoming", PASSWORD)
     page.goto("/learn/tokenizer/?model=openai/gpt-4o-mini")
     page.type("#tok-text", "Hello", delay=20)
@@ -57,7 +59,7 @@ def test_the_tokenizer_shows_tokens_as_you_type(
     page.select_option("#tok-model", "demo/demo-tutor")
     expect(page.locator("#tok-exact")).to_have_attribute("data-exact", "no")
     expect(page.locator("#tok-in-CNY")).not_to_have_text("—")
-    assert page.dialogs == []
+    assert page.dialogs == [] and refused == []
 
 
 @pytest.mark.parametrize("size", SIZES)
