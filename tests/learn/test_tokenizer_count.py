@@ -153,3 +153,20 @@ def test_too_many_calls_a_minute_get_429_with_retry_after(
     other.force_login(people.classmate)
     assert post(other, {"text": "hi", "model": "openai/gpt-4o-mini"}).status_code == 200
     cache.clear()
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+@pytest.mark.parametrize(("model_name", "encoding"), [("gpt-4", "cl100k_base"), ("gpt-4o", "o200k_base")])
+def test_the_split_gives_tiktokens_ids_and_bytes_in_each_encoding(sample: str, model_name: str, encoding: str) -> None:
+    from apps.learn.tokenizer import text_tokens_split
+
+    text = SAMPLES[sample]
+    split = text_tokens_split(text=text, model_name=model_name)
+    tiktoken_encoding = encoding_get(encoding)
+    assert split.encoding == encoding and split.exact
+    assert [piece["id"] for piece in split.pieces] == tiktoken_encoding.encode(text)
+    # Whole tokens read as their text; together the pieces are the text.
+    assert all(
+        piece["text"] == tiktoken_encoding.decode([piece["id"]]) for piece in split.pieces if not piece.get("partial")
+    )
+    assert tiktoken_encoding.decode([piece["id"] for piece in split.pieces]) == text
