@@ -63,7 +63,7 @@ def learn_index(request: HttpRequest) -> HttpResponse:
 def tokenizer_page(request: HttpRequest) -> HttpResponse:
     classroom = classroom_for_student(user=request.user)
     models = tokenizer_models_for(user=request.user, classroom=classroom)
-    wanted = request.GET.get("model", "")
+    wanted = request.GET.get("model", "")  # a reply's token count and the provider pages link here
     chosen = next((m for m in models if m.route_name == wanted), None)
     if chosen is None and wanted:
         # Counting calls no provider: a model linked from a reply or a provider page is

@@ -93,6 +93,13 @@ def test_a_teacher_projects_the_tokenizer(people: People, catalog: None, page_fo
     fits_the_window(page, 1366)
     screenshot(page, "learn-tokenizer-present-zh")
 
+    page.goto("/providers/glm/")
+    page.click("#present-enter")
+    page.wait_for_selector("body.presenting [data-section=changelog]")
+    assert "Teacher_Wang" not in page.content()
+    fits_the_window(page, 1366)
+    page.screenshot(path=str(ARTIFACTS / "learn-provider-present-zh.png"))
+
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("language", LANGUAGES)
