@@ -1,5 +1,5 @@
 """The class usage chart's geometry: every day of a range, tokens stacked by model, cost
-as a line, and round numbers for the axes. Drawn as server-side SVG by
+as a marker per day, and round numbers for the axes. Drawn as server-side SVG by
 templates/billing/_usage_chart.html (no script; sizes are attributes, which the CSP allows
 where inline styles are not)."""
 
@@ -30,6 +30,7 @@ class ChartDay(TypedDict):
     tokens: int
     cost: Decimal
     segments: list[Segment]
+    cost_y: float | None  # the day's cost marker (right axis); None on a day without cost
     parts: list[tuple[str, int, Decimal]]  # (model label, tokens, cost), for the day's tooltip
 
 
@@ -48,7 +49,6 @@ class UsageChart(TypedDict):
     width: int
     token_ticks: list[int | Decimal]  # top, middle, bottom
     cost_ticks: list[int | Decimal]
-    cost_points: str  # the cost line's SVG points
     total_tokens: int
     total_cost: Decimal
     empty: bool
@@ -118,7 +118,6 @@ def usage_chart(*, first: date, last: date, rows: list[ModelDayUsage], other_lab
     every = max(1, math.ceil(len(days) / MAX_DAY_LABELS))
 
     chart_days: list[ChartDay] = []
-    points = []
     for index, day in enumerate(days):
         segments: list[Segment] = []
         y = 0.0
@@ -129,7 +128,6 @@ def usage_chart(*, first: date, last: date, rows: list[ModelDayUsage], other_lab
             segments.append({"series": series_index, "y": round(y, 2), "height": height})
             y += height
         cost = day_cost.get(day, Decimal(0))
-        points.append(f"{index + 0.5},{round(CHART_HEIGHT * max(float(cost), 0) / cost_top, 2)}")
         chart_days.append(
             {
                 "day": day,
@@ -138,6 +136,7 @@ def usage_chart(*, first: date, last: date, rows: list[ModelDayUsage], other_lab
                 "tokens": sum(t for t, _c in by_day.get(day, {}).values()),
                 "cost": cost,
                 "segments": segments,
+                "cost_y": round(CHART_HEIGHT * float(cost) / cost_top, 2) if cost > 0 else None,
                 "parts": parts.get(day, []),
             }
         )
@@ -148,7 +147,6 @@ def usage_chart(*, first: date, last: date, rows: list[ModelDayUsage], other_lab
         "width": len(days),
         "token_ticks": [_tick(token_top), _tick(token_top / 2), 0],
         "cost_ticks": [_tick(cost_top), _tick(cost_top / 2), 0],
-        "cost_points": " ".join(points),
         "total_tokens": sum(series["tokens"] for series in shown),
         "total_cost": sum((series["cost"] for series in shown), Decimal(0)),
         "empty": not rows,

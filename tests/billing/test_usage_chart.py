@@ -62,7 +62,8 @@ def test_every_day_is_drawn_with_stacked_models_and_the_cost_line() -> None:
     assert [(s["series"], s["y"], s["height"]) for s in day2["segments"]] == [(0, 0.0, 48.0), (1, 48.0, 72.0)]
     assert (day2["tokens"], day2["cost"]) == (1000, Decimal("0.03"))
     assert chart["days"][0]["segments"] == [] and chart["days"][0]["tokens"] == 0
-    assert chart["cost_points"].split()[1] == "1.5,72.0"  # 0.03 of 0.05 at 120 high
+    assert chart["days"][1]["cost_y"] == 72.0  # 0.03 of 0.05 at 120 high
+    assert chart["days"][0]["cost_y"] is None  # no cost, no marker
     assert [s["label"] for s in chart["series"]] == ["Model 2", "Model 1"]
     labelled = [day["day"].day for day in chart["days"] if day["label"]]
     assert labelled == [1, 3, 5, 7, 9]  # at most seven labels under the plot
@@ -111,7 +112,7 @@ def test_the_class_page_draws_every_day_an_axis_and_a_legend(
     legend = page[page.index("uchart-legend") :]
     assert "Fake model" in legend and "3000 tokens, 0.0120 CNY" in legend  # the legend: the model's totals
     assert "03-01" in page and "03-07" in page
-    assert "Left axis: tokens per day." in page
+    assert "Left axis: tokens per day." in page and page.count('<line class="uchart-cost"') == 2 + 1
 
 
 def test_a_range_without_use_still_draws_its_days(people: People) -> None:
