@@ -170,6 +170,11 @@ class ClassModelAccess(models.Model):
     default_model = models.ForeignKey(
         ChatModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("default model")
     )
+    compare_enabled = models.BooleanField(
+        _("side by side"),
+        default=True,
+        help_text=_("Students may send one question to several models at once and compare the answers."),
+    )
 
     class Meta:
         verbose_name = _("models of a class")

@@ -198,6 +198,13 @@ def classroom_allows_model(*, classroom: Classroom | None, model: object) -> boo
     return _in_allowlist(classroom_allowed_model_ids(classroom=classroom), model)
 
 
+def classroom_compares(*, classroom: Classroom | None) -> bool:
+    """May this class's students compare models side by side (on unless a teacher said no)."""
+    if classroom is None:
+        return True
+    return not ClassModelAccess.objects.filter(classroom=classroom, compare_enabled=False).exists()
+
+
 def chat_models_offered_to(*, user: User, classroom: Classroom | None) -> list[ChatModel]:
     """The models the chat page offers: those this user can reach now that the class allows."""
     allowed_ids = classroom_allowed_model_ids(classroom=classroom)
