@@ -133,3 +133,24 @@ def test_the_class_page_shows_the_join_qr_code_and_copies_the_link(teaching: Peo
     student.wait_for_selector("#joined")
     assert "You joined Class 7A" in student.inner_text("#joined h1")
     screenshot(student, "student-joined-phone-en-US")
+
+
+def test_the_chat_meter_shows_what_is_left_and_refreshes_after_a_reply(
+    people: People, demo_model: ChatModel, page_for: Any
+) -> None:
+    policy_set(people.classroom, period="month", student_token_limit=50_000)
+    page = page_for("en-US", viewport=PHONE)
+    signed_in(page, "xiaoming")
+    page.wait_for_selector("#chat[data-connected=true]")
+    assert page.inner_text("#quota-left") == "· 50000 tokens left"
+    assert page.locator("#quota-held").is_hidden()  # nothing is being written
+    page.select_option("#model", "demo/demo-tutor")
+    page.fill("#content", "What is a token?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".msg-assistant .msg-meta", timeout=60_000)
+    # chat.js rewrote the used figure from chat.done; quota_meter.js then fetched the rest.
+    page.wait_for_function("!document.getElementById('quota-left').textContent.includes('50000')")
+    used = int(page.inner_text("#quota-text").split()[0])
+    assert page.inner_text("#quota-left") == f"· {50_000 - used} tokens left"
+    assert page.get_attribute("#quota-fill-used", "width") == page.get_attribute("#quota-fill", "width")
+    screenshot(page, "student-chat-meter-after-reply-phone-en-US")
