@@ -480,7 +480,7 @@ def classroom_usage_by_model(
 ) -> list[dict[str, object]]:
     return list(
         _daily_rollups(classroom=classroom, since=since, until=until)
-        .values("model__provider__slug", "model__name")
+        .values("model__provider__slug", "model__name", "model__display_name")
         .annotate(
             requests=Sum("requests"),
             prompt=Sum("prompt_tokens"),
