@@ -24,6 +24,7 @@ DOCUMENTED = {
     "rate_limited",
     "busy",
     "not_running",
+    "compare_off",
     "signed_out",
     "invalid_api_key",
     "api_access_off",

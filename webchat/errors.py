@@ -36,6 +36,7 @@ class ErrorCode(StrEnum):
     # The chat socket's own refusals.
     BUSY = "busy"
     NOT_RUNNING = "not_running"
+    COMPARE_OFF = "compare_off"  # the class's teacher switched side-by-side comparing off
     TOO_MANY_SOCKETS = "too_many_sockets"
     # A provider fault that ended a call (providers.client.UpstreamError); a reply it ended
     # is saved with the code.

@@ -25,7 +25,17 @@ from webchat.threads import off_the_loop
 from .errors import upstream_message
 from .frames import DoneFrame, ErrorFrame, ServerFrame, frame_parse, quota_frame_from
 from .models import Message
-from .pipeline import ChatRequest, Delta, Event, Finished, Refused, Started, completion_run
+from .pipeline import (
+    MAX_LANES,
+    ChatRequest,
+    Delta,
+    Event,
+    Finished,
+    Refused,
+    Started,
+    comparison_run,
+    completion_run,
+)
 from .rendering import reply_html
 from .socket_slots import SLOT_REFRESH, socket_slot_free, socket_slot_keep, socket_slot_take
 
@@ -124,6 +134,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "chat.send": self.chat_send,
                     "chat.regenerate": self.chat_regenerate,
                     "chat.stop": self.chat_stop,
+                    "compare.send": self.compare_send,
                 }[frame["type"]]
                 await handler(frame)
         except RequestRefused as exc:
@@ -157,6 +168,64 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.turn_ended = False
         self.turn = asyncio.create_task(self.run_turn(request, self.stop))
 
+    async def compare_send(self, frame: dict[str, Any]) -> None:
+        """One question to 2-4 models at once; each lane its own reply (frames with "lane")."""
+        models = frame.get("models")
+        if (
+            not isinstance(models, list)
+            or not 2 <= len(models) <= MAX_LANES
+            or len({str(model) for model in models}) != len(models)
+        ):
+            raise RequestRefused(
+                ErrorCode.BAD_REQUEST,
+                _("'models' must list 2 to %(n)d different models.") % {"n": MAX_LANES},
+                param="models",
+            )
+        if frame.get("conversation") is not None:
+            raise RequestRefused(
+                ErrorCode.BAD_REQUEST, _("A comparison starts new conversations."), param="conversation"
+            )
+        requests = [
+            ChatRequest(
+                conversation_id=None,
+                model=model,
+                content=frame.get("content"),  # type: ignore[arg-type]  # checked by ChatRequest
+                params=frame.get("params", {}),
+                max_tokens=frame.get("max_tokens"),
+            )
+            for model in models
+        ]
+        self.turn_begin(self.run_comparison(requests, self.stop_fresh()))
+
+    def turn_begin(self, work: Any) -> None:
+        if self.turn is not None and not self.turn.done() and not self.turn_ended:
+            work.close()
+            raise RequestRefused(ErrorCode.BUSY, _("Wait for the current reply to finish, or stop it."))
+        self.turn_ended = False
+        self.turn = asyncio.create_task(work)
+
+    def stop_fresh(self) -> asyncio.Event:
+        if self.turn is None or self.turn.done() or self.turn_ended:
+            self.stop = asyncio.Event()
+        return self.stop
+
+    async def run_comparison(self, requests: list[ChatRequest], stop: asyncio.Event) -> None:
+        """The lanes' events as chat frames, each with its "lane", then compare.done."""
+        try:
+            with translation.override(self.language):
+                async for lane, event in comparison_run(identify=self.identify, requests=requests, stop=stop):
+                    if type(event) is Refused:
+                        await self.frame_event(event)  # the whole comparison, before anything was written
+                        return
+                    await self.frame_event(event, lane=lane)
+                self.turn_ended = True
+                await self.relay({"type": "compare.done"})  # type: ignore[typeddict-item]
+        except Exception:
+            logger.exception("comparison failed")
+            if not self.turn_ended:
+                self.turn_ended = True
+                await self.send_error(ErrorCode.INTERNAL_ERROR, _("Something went wrong on the server."))
+
     async def chat_stop(self, frame: dict[str, Any]) -> None:
         if self.turn is None or self.turn.done() or self.turn_ended:
             raise RequestRefused(ErrorCode.NOT_RUNNING, _("There is no reply to stop."))
@@ -187,16 +256,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.turn_ended = True
                 await self.send_error(ErrorCode.INTERNAL_ERROR, _("Something went wrong on the server."))
 
-    async def frame_event(self, event: Event) -> None:
+    async def frame_event(self, event: Event, *, lane: int | None = None) -> None:
         if type(event) is Delta:
             # The hot path: one small JSON encode and straight to the ASGI send.
             if self.open:
-                await self.send_text(DELTA_FRAME_HEAD + json.dumps(event.text, ensure_ascii=False) + "}")
+                head = DELTA_FRAME_HEAD if lane is None else f'{{"type": "chat.delta", "lane": {lane}, "text": '
+                await self.send_text(head + json.dumps(event.text, ensure_ascii=False) + "}")
         elif type(event) is Started:
-            await self.relay({"type": "chat.started", "conversation": event.conversation_id, "message": event.reply_id})
+            started: dict[str, Any] = {
+                "type": "chat.started",
+                "conversation": event.conversation_id,
+                "message": event.reply_id,
+            }
+            await self.relay({**started, "lane": lane} if lane is not None else started)  # type: ignore[arg-type]
         elif type(event) is Finished:
-            self.turn_ended = True  # the next chat.send may come as soon as this frame is out
-            await self.relay(await finished_frame(event))
+            if lane is None:
+                self.turn_ended = True  # the next chat.send may come as soon as this frame is out
+            frame = await finished_frame(event)
+            await self.relay({**frame, "lane": lane} if lane is not None else frame)  # type: ignore[arg-type]
         elif type(event) is Refused:
             self.turn_ended = True
             error = event.error

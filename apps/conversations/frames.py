@@ -18,7 +18,7 @@ from webchat.errors import ErrorCode, RequestRefused
 from .params import json_value_check
 
 MAX_FRAME_CHARS = 64_000
-CLIENT_FRAME_TYPES = ("chat.send", "chat.regenerate", "chat.stop")
+CLIENT_FRAME_TYPES = ("chat.send", "chat.regenerate", "chat.stop", "compare.send")
 
 
 def frame_parse(*, text: str | None) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from apps.billing.services import ReplyUsage, hold_take, usage_reconcile
 from apps.providers import client as providers
 from apps.providers.client import CallEnded, Route, ToolCallsDelta, UpstreamError
 from apps.providers.routes import NoRoute, routes_for_request
-from apps.providers.selectors import chat_model_get_by_route_name, classroom_allows_model
+from apps.providers.selectors import chat_model_get_by_route_name, classroom_allows_model, classroom_compares
 from apps.providers.services import credential_mark_failing
 from apps.providers.tokens import TokenCount, count_prompt_tokens, count_text_tokens
 from webchat.errors import ErrorCode, RequestRefused
@@ -428,6 +428,66 @@ async def completion_run(
     except RequestRefused as error:
         yield Refused(error)
         return
+    async for event in _prepared_run(turn=turn, started=started, stop=stop):
+        yield event
+
+
+# --- comparisons: one question, several models at once ----------------------------------------
+
+MAX_LANES = 4
+
+
+def comparison_prepare(*, identify: Identify, requests: list[ChatRequest]) -> list[PreparedTurn]:
+    """Steps 1-3 for every lane, on one database thread and in one transaction: each lane is
+    its own conversation, reply and hold, and if any lane is refused (a model the class does
+    not allow, a quota that cannot hold them all, a class whose teacher switched comparing
+    off) none is written."""
+    user = identify()
+    if not classroom_compares(classroom=classroom_for_student(user=user)):
+        raise RequestRefused(ErrorCode.COMPARE_OFF, _("Your teacher has switched comparing models off for your class."))
+    with transaction.atomic():
+        return [turn_prepare(identify=lambda: user, request=request) for request in requests]
+
+
+async def comparison_run(
+    *, identify: Identify, requests: list[ChatRequest], stop: asyncio.Event | None = None
+) -> AsyncIterator[tuple[int, Event]]:
+    """Serve one question to several models at once, as (lane, event) pairs: each lane's
+    events are those of completion_run, the lanes' interleaved as they arrive. Refused up
+    front (lane 0, nothing written) unless every lane can be served. Setting `stop` stops
+    every lane; each is saved and billed for what arrived."""
+    started = time.monotonic()
+    try:
+        turns = await off_the_loop(comparison_prepare)(identify=identify, requests=requests)
+    except RequestRefused as error:
+        yield 0, Refused(error)
+        return
+    queue: asyncio.Queue[tuple[int, Event] | None] = asyncio.Queue()
+
+    async def lane(index: int, turn: PreparedTurn) -> None:
+        try:
+            async for event in _prepared_run(turn=turn, started=started, stop=stop):
+                await queue.put((index, event))
+        finally:
+            await queue.put(None)
+
+    tasks = [asyncio.ensure_future(lane(index, turn)) for index, turn in enumerate(turns)]
+    try:
+        running = len(tasks)
+        while running:
+            item = await queue.get()
+            if item is None:
+                running -= 1
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()  # a caller that went away: each lane saves what arrived, as stopped
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _prepared_run(*, turn: PreparedTurn, started: float, stop: asyncio.Event | None) -> AsyncIterator[Event]:
+    """Steps 4-7 of a prepared turn: call, relay, settle, persist."""
     request_id_set(turn.request_id)  # this task's log lines carry the turn's id
     reply = _Reply(route=turn.route)
     switch = _StopSwitch(stop)
