@@ -7,6 +7,7 @@ from . import views
 urlpatterns = [
     path("", views.chat, name="home"),
     path("c/<int:conversation_id>/", views.chat, name="conversation"),
+    path("compare/", views.compare_page, name="compare"),
     path("c/<int:conversation_id>/rename/", views.rename, name="conversation-rename"),
     path("c/<int:conversation_id>/delete/", views.delete, name="conversation-delete"),
     path(

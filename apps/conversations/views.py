@@ -10,8 +10,14 @@ from apps.accounts.models import AuditEvent
 from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher, classroom_student_get
 from apps.accounts.services import audit_record
 from apps.billing.selectors import quota_status
-from apps.providers.selectors import chat_models_offered_to, classroom_default_model, models_described
+from apps.providers.selectors import (
+    chat_models_offered_to,
+    classroom_compares,
+    classroom_default_model,
+    models_described,
+)
 
+from .pipeline import MAX_LANES
 from .rendering import markdown_policy
 from .selectors import (
     conversation_get_for_teacher,
@@ -109,4 +115,24 @@ def teacher_read(request: HttpRequest, conversation_id: int) -> HttpResponse:
         request,
         "conversations/teacher_read.html",
         {"conversation": conversation, "chat_messages": conversation_messages(conversation=conversation)},
+    )
+
+
+@require_GET
+@login_required
+def compare_page(request: HttpRequest) -> HttpResponse:
+    """Side by side: one question to 2-4 of the student's models at once (compare.send on
+    the chat socket); each answer can then be continued as its own conversation."""
+    classroom = classroom_for_student(user=request.user)
+    models = chat_models_offered_to(user=request.user, classroom=classroom)
+    return render(
+        request,
+        "conversations/compare.html",
+        {
+            "models": models,
+            "models_described": models_described(models=models),
+            "preselected": {model.route_name for model in models[:2]},
+            "compare_allowed": classroom_compares(classroom=classroom),
+            "max_lanes": MAX_LANES,
+        },
     )

@@ -1,0 +1,48 @@
+"""Side by side in a real browser, at phone and desktop size, in both languages: a student
+sends one question to two models, watches both answers stream, sees each one's cost and
+goes on with one of them. Screenshots go to test-artifacts/ (git-ignored)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.billing.models import LedgerEntry
+from apps.providers.models import ChatModel
+from tests.conftest import PASSWORD, People
+from tests.e2e.conftest import log_in, screenshot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 800}}
+LANGUAGES = {"en": ("en-US", "Continue this conversation"), "zh": ("zh-CN", "继续这个对话")}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_two_models_answer_side_by_side_and_one_can_be_continued(
+    people: People, demo_model: ChatModel, fake_model: ChatModel, page_for: Any, size: str, language: str
+) -> None:
+    locale, continue_label = LANGUAGES[language]
+    page = page_for(locale, viewport=SIZES[size])
+    log_in(page, "xiaoming", PASSWORD)
+    page.goto("/compare/")
+    for box in page.locator('input[name="models"]').all():
+        box.set_checked(box.get_attribute("value") in (demo_model.route_name, fake_model.route_name))
+    page.fill("#compare-content", "What is a token?")
+    page.click("#compare-send")
+    lanes = page.locator(".lane")
+    expect(lanes).to_have_count(2)
+    expect(page.locator('.lane[aria-busy="false"]')).to_have_count(2, timeout=30_000)
+    expect(page.locator(".lane-facts a")).to_have_count(2)
+    expect(page.locator(".lane-facts a").first).to_have_text(continue_label)
+    # Each lane shows its saved message as a reload would: tokens and cost in its footer.
+    assert LedgerEntry.objects.count() == 2
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the page is {overflow}px wider than the window"
+    screenshot(page, f"compare-{size}-{language}")
+    page.locator(".lane-facts a").first.click()
+    page.wait_for_url("**/c/*/")
+    expect(page.locator("#content")).to_be_visible()
