@@ -403,6 +403,30 @@ def user_daily_usage(*, user: User, start: datetime, end: datetime) -> list[Dail
     return days
 
 
+def user_daily_usage_by_model(*, user: User, start: datetime, end: datetime) -> list[ModelDayUsage]:
+    """Tokens and cost per day (in the site's time zone) and model in [start, end), from the
+    user's own ledger rows, corrections included: the /usage/ page's chart. One query."""
+    rows = (
+        LedgerEntry.objects.filter(user=user, created_at__gte=start, created_at__lt=end)
+        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day", "model_id", "provider_slug", "route_name", "model__name", "model__display_name")
+        .annotate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost_billing"))
+        .order_by("day", "model_id")
+    )
+    return [
+        {
+            "day": row["day"],
+            "model_id": row["model_id"],
+            "provider": row["provider_slug"],
+            "model": row["model__name"] or row["route_name"].partition("/")[2],
+            "label": row["model__display_name"] or row["model__name"] or row["route_name"],
+            "tokens": (row["prompt"] or 0) + (row["completion"] or 0),
+            "cost": row["cost"] or Decimal(0),
+        }
+        for row in rows
+    ]
+
+
 @dataclass(frozen=True)
 class UsageTotals:
     requests: int

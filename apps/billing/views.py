@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from typing import TypedDict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -47,36 +46,12 @@ from .selectors import (
     usage_totals,
     usage_window_for_user,
     user_daily_usage,
+    user_daily_usage_by_model,
 )
 from .services import quota_policy_set, student_override_set
 
-CHART_HEIGHT = 120
 TOP_USERS = 5
 LEDGER_PAGE_SIZE = 50
-
-
-class ChartBar(TypedDict):
-    """One day's bar in templates/billing/_daily_chart.html."""
-
-    day: date | datetime
-    tokens: int
-    cost: Decimal
-    height: int
-
-
-def _chart_bars(days: list[tuple[date | datetime, int, Decimal]]) -> list[ChartBar]:
-    """(day, tokens, cost) per day as bars scaled to CHART_HEIGHT (the busiest day is full).
-    A day whose corrections outweigh its use has no bar (an SVG height is never negative)."""
-    peak = max((tokens for _day, tokens, _cost in days), default=0)
-    return [
-        {
-            "day": day,
-            "tokens": tokens,
-            "cost": cost,
-            "height": int(CHART_HEIGHT * max(tokens, 0) / peak) if peak > 0 else 0,
-        }
-        for day, tokens, cost in days
-    ]
 
 
 @require_http_methods(["GET", "POST"])
@@ -213,8 +188,12 @@ def my_usage(request: HttpRequest) -> HttpResponse:
             "window": window,
             "last_day": window.end - timedelta(days=1),
             "totals": usage_totals(days=days),
-            "bars": _chart_bars([(day["day"], day["prompt"] + day["completion"], day["cost"]) for day in days]),
-            "chart_height": CHART_HEIGHT,
+            "chart": usage_chart(
+                first=timezone.localdate(window.start),
+                last=timezone.localdate(window.end - timedelta(microseconds=1)),
+                rows=user_daily_usage_by_model(user=request.user, start=window.start, end=window.end),
+                other_label=_("Other models"),
+            ),
             "quota": quota,
             "currency": quota.currency,
             "page": page,

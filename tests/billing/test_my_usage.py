@@ -106,7 +106,7 @@ def test_chat_replies_and_api_requests_are_listed_with_their_figures(
     assert stat(html, "cost") == "0.0120 CNY"
     assert stat(html, "left") == "96250 of 100000 tokens"  # as the meter counts it
     assert "Quota period: 2026-03-01 to 2026-03-31." in html
-    assert html.count('class="bar"') == 31  # a bar for every day of March
+    assert html.count('class="uchart-day"') == 31  # every day of March on the chart
 
 
 def test_another_users_requests_never_appear(client: Client, monthly: People, fake_model: ChatModel) -> None:
@@ -148,7 +148,7 @@ def test_a_weekly_period_starts_on_monday(client: Client, monthly: People, fake_
     assert list(ledger_rows(html)) == [monday.request_id]
     assert sunday.request_id not in html
     assert "Quota period: 2026-03-02 to 2026-03-08." in html
-    assert html.count('class="bar"') == 7
+    assert html.count('class="uchart-day"') == 7
 
 
 def test_a_term_that_is_not_running_shows_the_last_30_days(
@@ -181,7 +181,13 @@ def test_corrections_are_listed_and_counted_in_the_totals(
     assert stat(html, "completion") == "400"
     assert stat(html, "cost") == "0.0052 CNY"
     assert 'height="-' not in html  # 4 March, the correction's day, is -100 tokens: no bar, not a negative one
-    assert '<rect class="bar" x="2.1" width="0.8" height="120">' in html  # 3 March, the busiest day
+    march_3 = html[html.index('data-day="2026-03-03"') :]
+    assert re.search(
+        r"<rect class=\"uchart-bar series-0\" x=\"2.15\" y=\"0(.0)?\" width=\"0.7\" height=\"90(.0)?\"/>",
+        march_3[:1000],
+    )  # 1500 of 2000
+    march_4 = html[html.index('data-day="2026-03-04"') :]
+    assert "uchart-bar" not in march_4[: march_4.index("</g>")]  # its day is -100 tokens: no bar
     ledger = LedgerEntry.objects.filter(user=monthly.student)
     assert sum(e.cost_billing for e in ledger) == Decimal("0.0052")  # the totals are the ledger's
 

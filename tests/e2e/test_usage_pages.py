@@ -61,7 +61,7 @@ def test_my_usage_page_fits_phone_and_desktop(
     assert page.inner_text("#usage-summary dt >> nth=0") == heading
     assert page.locator("#my-ledger tbody tr").count() == 4  # three requests and a correction
     assert "API" in page.inner_text("#my-ledger")
-    assert page.locator("svg.bars rect.bar").count() >= 28
+    assert page.locator("#usage-chart .uchart-day").count() >= 28  # every day of the period
     assert page_width(page) <= viewport["width"], "the page scrolls sideways"
     scroll_box = page.locator("#my-ledger").evaluate("table => table.parentElement.getBoundingClientRect().right")
     assert scroll_box <= viewport["width"]  # a wide table scrolls inside its box
