@@ -479,12 +479,11 @@ def test_the_guides_curl_runs_as_shown_with_a_real_key(
     assert "Hello, class!" in run.stdout and '"usage"' in run.stdout
 
 
-# The openai and dotenv npm packages are not part of the project: this runs where someone
-# installed them (npm install openai dotenv) and points WEBCHAT_NODE_MODULES at that folder.
-NODE_MODULES = os.environ.get("WEBCHAT_NODE_MODULES", "")
+# The openai and dotenv npm packages, pinned in package.json (devDependencies) and installed
+# by `make test` with the front-end packages.
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
 
 
-@pytest.mark.skipif(not NODE_MODULES, reason="set WEBCHAT_NODE_MODULES to a node_modules with openai and dotenv")
 @pytest.mark.django_db(transaction=True)
 def test_the_guides_node_program_runs_as_shown_with_a_real_key(
     live_asgi: LiveServer, fake_model: ChatModel, people: People, tmp_path: Path
@@ -492,6 +491,7 @@ def test_the_guides_node_program_runs_as_shown_with_a_real_key(
     page, key = guide_for_live_server(live_asgi, people, fake_model)
     (tmp_path / ".env").write_text(code_block(page, "code-env").replace("paste-your-key-here", key), encoding="utf-8")
     (tmp_path / "index.mjs").write_text(code_block(page, "code-node"), encoding="utf-8")
+    assert (NODE_MODULES / "openai").is_dir(), "make test installs the npm packages (npm ci)"
     (tmp_path / "node_modules").symlink_to(NODE_MODULES)
     environment = {name: value for name, value in os.environ.items() if not name.startswith("OPENAI_")}
     run = subprocess.run(
