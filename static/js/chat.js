@@ -159,6 +159,7 @@
 
   function setBusy(value) {
     busy = value;
+    if (value && document.activeElement === sendButton) content.focus(); // Send is about to hide
     // Send becomes Stop while a reply is on its way; the box stays editable for the next one.
     sendButton.hidden = value;
     stopButton.hidden = !value;

@@ -198,7 +198,11 @@ def test_the_page_fits_the_screen_with_the_composer_in_view(
 
     def composer_in_view() -> None:
         box = page.locator("#composer").bounding_box()
-        assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
+        assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], page.evaluate(
+            "[document.scrollingElement.scrollTop, document.scrollingElement.scrollHeight, innerHeight,"
+            " [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().bottom > innerHeight + 1)"
+            ".map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + e.getBoundingClientRect().bottom).slice(0, 8)]"
+        )
         send_box = page.locator("#send").bounding_box()
         assert send_box["x"] + send_box["width"] <= viewport["width"]
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
