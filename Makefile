@@ -42,14 +42,14 @@ assets: $(VENV)/.requirements node_modules/.installed
 	$(BIN)/python -m pygments -S github-dark -f html -a "[data-theme=dark] .highlight" > static/css/pygments-dark.css
 	$(BIN)/python manage.py collectstatic --no-input -v0
 
-setup: $(VENV)/.requirements assets
+setup: $(VENV)/.requirements frontend assets
 	$(BIN)/python manage.py migrate --no-input -v0
 	$(BIN)/python manage.py seed_demo
 
 run: setup
 	HOST=$(HOST) PORT=$(PORT) bash scripts/run-embedded.sh
 
-test-setup: $(VENV)/.requirements-test assets
+test-setup: $(VENV)/.requirements-test frontend assets
 	bash scripts/test-services.sh
 
 # First lint and format (ruff), and the import contracts (pyproject.toml: apps import each

@@ -246,8 +246,9 @@
     article.removeAttribute("aria-busy");
     if (typeof frame.message_html === "string") {
       article = replaceWithServer(article, frame.message_html);
-    } else if (typeof frame.html === "string") {
+    } else {
       renderLive(current);
+      if (frame.type === "chat.error") article.classList.add("status-failed"); // a fault outside the reply
     }
     var body = article.querySelector(".msg-body");
     var error = article.querySelector(".error-text");
