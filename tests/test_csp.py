@@ -97,6 +97,7 @@ def site_pages(people: People) -> list[tuple[str, str, dict[str, str]]]:
         ("student", reverse("home"), {}),
         ("student", reverse("providers"), {}),
         ("student", reverse("my-usage"), {}),
+        ("student", reverse("joined"), {}),
         ("student", reverse("compare"), {}),
         ("student", reverse("api-keys"), {}),
         ("student", reverse("api-guide"), {}),
