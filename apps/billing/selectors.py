@@ -482,23 +482,6 @@ def _daily_rollups(*, classroom: Classroom, since: datetime, until: datetime | N
     return rollups if until is None else rollups.filter(bucket_start__lt=until)
 
 
-def classroom_daily_usage(
-    *, classroom: Classroom, since: datetime, until: datetime | None = None
-) -> list[dict[str, object]]:
-    """Per day: requests, tokens and cost (from the daily rollups)."""
-    return list(
-        _daily_rollups(classroom=classroom, since=since, until=until)
-        .values("bucket_start")
-        .annotate(
-            requests=Sum("requests"),
-            prompt=Sum("prompt_tokens"),
-            completion=Sum("completion_tokens"),
-            cost=Sum("cost_billing"),
-        )
-        .order_by("bucket_start")
-    )
-
-
 def classroom_usage_by_model(
     *, classroom: Classroom, since: datetime, until: datetime | None = None
 ) -> list[dict[str, object]]:
