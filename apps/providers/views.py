@@ -176,7 +176,11 @@ def class_models(request: HttpRequest, classroom_id: int) -> HttpResponse:
         else:
             messages.success(request, _("The class's models are saved."))
             keyless = [
-                item.label for group in groups if not group.key_source for item in group.models if item.model in allowed
+                f"{group.provider.display_name} · {item.label}"
+                for group in groups
+                if not group.key_source
+                for item in group.models
+                if item.model in allowed
             ]
             if keyless:
                 messages.warning(

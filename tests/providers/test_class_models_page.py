@@ -87,7 +87,7 @@ def test_saving_a_ticked_model_without_a_key_warns_that_students_wont_see_it(
 
     page = response.content.decode()
     assert "The class&#x27;s models are saved." in page
-    assert "Students won&#x27;t see Fake model until a key is added for its provider." in page
+    assert "Students won&#x27;t see Keyed AI · Fake model until a key is added for its provider." in page
     assert re.search(rf'name="allowed_models" value="{keyed_model.pk}"[^>]*checked', page)
 
 
