@@ -77,6 +77,11 @@ class ClassModelsForm(forms.Form):
         help_text=_("None ticked: every enabled model."),
     )
     default_model = forms.ModelChoiceField(label=_("Default model"), queryset=ChatModel.objects.none(), required=False)
+    compare_enabled = forms.BooleanField(
+        label=_("Students may compare models side by side"),
+        required=False,
+        help_text=_("One question to several models at once; each answer is billed as its own reply."),
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

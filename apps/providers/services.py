@@ -56,15 +56,21 @@ def class_models_validate(*, allowed_models: list[ChatModel], default_model: Cha
 
 @transaction.atomic
 def class_models_set(
-    *, classroom: Classroom, allowed_models: list[ChatModel], default_model: ChatModel | None
+    *,
+    classroom: Classroom,
+    allowed_models: list[ChatModel],
+    default_model: ChatModel | None,
+    compare_enabled: bool | None = None,
 ) -> ClassModelAccess:
-    """Which models the class's students may pick (none listed: every enabled model) and
-    which one their chat page preselects. Side effects: the class's ClassModelAccess row
-    (created on first use) and its allowed-model links."""
+    """Which models the class's students may pick (none listed: every enabled model), which
+    one their chat page preselects, and (unless None: unchanged) whether they may compare
+    models side by side. Side effects: the class's ClassModelAccess row (created on first
+    use) and its allowed-model links."""
     class_models_validate(allowed_models=allowed_models, default_model=default_model)
-    access, _created = ClassModelAccess.objects.update_or_create(
-        classroom=classroom, defaults={"default_model": default_model}
-    )
+    defaults: dict[str, object] = {"default_model": default_model}
+    if compare_enabled is not None:
+        defaults["compare_enabled"] = compare_enabled
+    access, _created = ClassModelAccess.objects.update_or_create(classroom=classroom, defaults=defaults)
     access.allowed_models.set(allowed_models)
     return access
 

@@ -162,6 +162,7 @@ def class_models(request: HttpRequest, classroom_id: int) -> HttpResponse:
     initial = {
         "allowed_models": access.allowed_models.all() if access else [],
         "default_model": access.default_model if access else None,
+        "compare_enabled": access.compare_enabled if access else True,
     }
     form = ClassModelsForm(request.POST or None, initial=initial)
     groups = classroom_models_described(classroom=classroom)
@@ -169,7 +170,10 @@ def class_models(request: HttpRequest, classroom_id: int) -> HttpResponse:
         allowed = list(form.cleaned_data["allowed_models"])
         try:
             class_models_set(
-                classroom=classroom, allowed_models=allowed, default_model=form.cleaned_data["default_model"]
+                classroom=classroom,
+                allowed_models=allowed,
+                default_model=form.cleaned_data["default_model"],
+                compare_enabled=form.cleaned_data["compare_enabled"],
             )
         except ValidationError as exc:
             form_add_service_errors(form, exc)

@@ -147,3 +147,18 @@ def test_admin_refuses_a_default_the_class_does_not_allow(
     )
     assert saved.status_code == 302
     assert classroom_allowed_model_ids(classroom=people.classroom) == {demo_model.pk}
+
+
+@pytest.mark.django_db
+def test_a_teacher_switches_comparing_off_and_on_for_the_class(people: People, client: Any) -> None:
+    from apps.providers.models import ClassModelAccess
+    from apps.providers.selectors import classroom_compares
+
+    client.force_login(people.teacher)
+    url = reverse("class-models", args=[people.classroom.pk])
+    assert 'name="compare_enabled"' in client.get(url).content.decode()
+    assert client.post(url, {"default_model": ""}).status_code == 302  # the box left unticked
+    assert classroom_compares(classroom=people.classroom) is False
+    assert 'name="compare_enabled" checked' not in client.get(url).content.decode()
+    client.post(url, {"compare_enabled": "on"})
+    assert ClassModelAccess.objects.get(classroom=people.classroom).compare_enabled is True
