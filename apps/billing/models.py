@@ -45,6 +45,9 @@ def money_from_units(units: int) -> Decimal:
 Currency = ModelPrice.Currency
 
 
+MILLION = Decimal(1_000_000)
+
+
 class Period(models.TextChoices):
     DAY = "day", _("Day")
     WEEK = "week", _("Week")
@@ -274,6 +277,7 @@ class LedgerEntry(models.Model):
     price_input_per_million = models.DecimalField(_("input price per million"), **MONEY)
     price_output_per_million = models.DecimalField(_("output price per million"), **MONEY)
     price_currency = models.CharField(_("price currency"), max_length=3)
+    price_effective_from = models.DateTimeField(_("price in force since"), null=True, blank=True)
     cost = models.DecimalField(_("cost (model currency)"), **MONEY)
     exchange_rate = models.DecimalField(_("exchange rate"), max_digits=18, decimal_places=8)
     billing_currency = models.CharField(_("billing currency"), max_length=3)
@@ -305,6 +309,20 @@ class LedgerEntry(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def input_cost(self) -> Decimal:
+        """Input tokens × the input price per million (in the price's currency)."""
+        return self.prompt_tokens * self.price_input_per_million / MILLION
+
+    @property
+    def output_cost(self) -> Decimal:
+        return self.completion_tokens * self.price_output_per_million / MILLION
+
+    @property
+    def converted(self) -> bool:
+        """Billed in another currency than the model's price (through exchange_rate)."""
+        return self.price_currency != self.billing_currency
 
 
 class UsageRollup(models.Model):

@@ -32,6 +32,7 @@ from webchat.errors import ErrorCode, RequestRefused
 
 from . import counters
 from .models import (
+    MILLION,
     BalanceCheck,
     Hold,
     JobRun,
@@ -57,7 +58,6 @@ from .selectors import (
 )
 
 logger = logging.getLogger(__name__)
-MILLION = Decimal(1_000_000)
 
 
 def cost_of(
@@ -500,6 +500,7 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
         price_input_per_million=price.input_per_million if price else Decimal(0),
         price_output_per_million=price.output_per_million if price else Decimal(0),
         price_currency=price.currency if price else hold.billing_currency,
+        price_effective_from=price.effective_from if price else None,
         cost=cost,
         exchange_rate=rate,
         billing_currency=hold.billing_currency,

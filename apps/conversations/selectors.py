@@ -6,6 +6,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from apps.accounts.models import User
+from apps.billing.models import LedgerEntry
 
 from .models import Conversation, Message
 
@@ -37,8 +38,18 @@ def conversation_get_for_user(*, user: User, conversation_id: int) -> Conversati
     return conversation
 
 
-def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
-    return conversation.messages.select_related("model__provider").order_by("id")
+def conversation_messages(*, conversation: Conversation) -> list[Message]:
+    """The conversation's messages, oldest first, each reply with its ledger row as `bill`
+    (None: not billed, or still streaming) for the footer's cost breakdown. Two queries."""
+    messages = list(conversation.messages.select_related("model__provider").order_by("id"))
+    request_ids = [message.request_id for message in messages if message.is_reply and message.request_id]
+    bills = {
+        entry.request_id: entry
+        for entry in LedgerEntry.objects.filter(request_id__in=request_ids, kind=LedgerEntry.Kind.CHARGE)
+    }
+    for message in messages:
+        message.bill = bills.get(message.request_id) if message.is_reply else None
+    return messages
 
 
 def conversation_prompt_history_before_last_question(

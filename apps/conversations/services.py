@@ -148,6 +148,7 @@ def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Mess
         finished_at=timezone.now(),
     )
     reply = Message.objects.select_related("conversation", "model__provider").get(pk=reply_id)
+    reply.bill = entry  # the footer's cost breakdown, as conversation_messages attaches it
     if updated:
         Conversation.objects.filter(pk=reply.conversation_id).update(updated_at=timezone.now())
     return reply

@@ -167,3 +167,32 @@ def test_page_shows_rendered_replies_without_the_payload(people: People, demo_mo
     client.force_login(people.student)
     page = client.get(reverse("conversation", args=[rows.conversation.pk])).content.decode()
     assert "<script>alert" not in page and "onerror=alert" not in page and 'href="javascript' not in page
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_replys_cost_opens_into_how_it_was_billed_live_and_on_reload(
+    people: People, fake_model: ChatModel, fake_upstream: Any
+) -> None:
+    """The footer's cost is a breakdown (the lesson on token billing): input tokens × input
+    price + output tokens × output price = cost, the price's date, where the counts came
+    from. The same rendering in the live frame and on the reloaded page."""
+    from tests.fake_upstream import Behaviour
+
+    fake_upstream.default = Behaviour(chunks=["Hi", "!"], usage=(1000, 500))
+    ws = await ws_connect(people.student, language="en")
+    assert (await ws.connect())[0]
+    done = (await ws_turn(ws, model="fakeai/fake-model", content="hello"))[-1]
+    await ws.disconnect()
+    live = done["message_html"]
+    # 1000 reported prompt tokens for a two-word question: billed at the plausible bound.
+    assert "272 input tokens × 2 CNY per million = 0.000544 CNY" in live
+    assert "Provider reported an implausible amount" in live
+    assert "+ 500 output tokens × 8 CNY per million = 0.004 CNY" in live and "= 0.004544 CNY" in live
+    assert "Price in force since 2025-01-01" in live
+    assert "as the provider reported them" in live
+    reply = await Message.objects.aget(pk=done["message"])
+    client = Client()
+    await sync_to_async(client.force_login)(people.student)
+    url = reverse("conversation", args=[reply.conversation_id])
+    page = (await sync_to_async(client.get)(url, HTTP_ACCEPT_LANGUAGE="en")).content.decode()
+    assert "272 input tokens × 2 CNY per million = 0.000544 CNY" in page
