@@ -16,6 +16,7 @@ from apps.providers.selectors import (
     classroom_default_model,
     models_described,
 )
+from webchat.presenting import presentation_context
 
 from .pipeline import MAX_LANES
 from .rendering import markdown_policy
@@ -134,5 +135,6 @@ def compare_page(request: HttpRequest) -> HttpResponse:
             "preselected": {model.route_name for model in models[:2]},
             "compare_allowed": classroom_compares(classroom=classroom),
             "max_lanes": MAX_LANES,
+            **presentation_context(request),
         },
     )

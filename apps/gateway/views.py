@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher
 from apps.providers.selectors import chat_models_offered_to, classroom_default_model
 from webchat.forms import form_add_service_errors
+from webchat.presenting import presentation_context
 
 from .forms import ApiKeyCreateForm, ClassApiAccessForm
 from .models import ApiKey
@@ -139,12 +140,15 @@ def api_guide(request: HttpRequest) -> HttpResponse:
     models = chat_models_offered_to(user=request.user, classroom=classroom)
     default = classroom_default_model(classroom=classroom)
     example = default if default in models else (models[0] if models else None)
+    presenting = presentation_context(request)
     return render(
         request,
         "gateway/api_guide.html",
         {
+            **presenting,
             "base_url": request.build_absolute_uri(reverse("v1-models")).removesuffix("/models"),
-            "keys": api_keys_active_of_user(user=request.user),
+            # Projected in class: nobody's keys on the wall.
+            "keys": [] if presenting["presenting"] else api_keys_active_of_user(user=request.user),
             "models": models,
             "model_name": example.route_name if example else MODEL_PLACEHOLDER,
             "key_placeholder": KEY_PLACEHOLDER,

@@ -18,6 +18,7 @@ from apps.accounts.selectors import classroom_for_student
 from apps.gateway.selectors import api_keys_active_of_user
 from apps.providers.selectors import chat_model_get_by_route_name, classroom_default_model
 from webchat.errors import ErrorCode
+from webchat.presenting import presentation_context
 
 from .code_examples import code_examples
 from .selectors import (
@@ -34,28 +35,10 @@ from .services import tokenizer_call_allowed
 from .tokenizer import CURRENCIES, TEXT_MAX_CHARS, money_text, text_tokens_split, token_cost
 
 
-def _presenting(request: HttpRequest) -> bool:
-    return request.GET.get("present") == "1"
-
-
-def _page_context(request: HttpRequest) -> dict[str, Any]:
-    """What every learn page's template needs: presentation mode, and whether to offer the
-    toggle for it (teachers and admins project pages in class)."""
-    presenting = _presenting(request)
-    return {
-        "presenting": presenting,
-        "base_template": "learn/_present_base.html" if presenting else "base.html",
-        "may_present": request.user.is_authenticated
-        and (request.user.role != request.user.Role.STUDENT or request.user.is_superuser),
-        "present_url": f"{request.path}?present=1",
-        "leave_present_url": request.path,
-    }
-
-
 @require_GET
 @login_required
 def learn_index(request: HttpRequest) -> HttpResponse:
-    return render(request, "learn/index.html", {**_page_context(request), "providers": providers_for_learn()})
+    return render(request, "learn/index.html", {**presentation_context(request), "providers": providers_for_learn()})
 
 
 @require_GET
@@ -78,7 +61,7 @@ def tokenizer_page(request: HttpRequest) -> HttpResponse:
         request,
         "learn/tokenizer.html",
         {
-            **_page_context(request),
+            **presentation_context(request),
             "models": models,
             "chosen": chosen,
             "max_chars": TEXT_MAX_CHARS,
@@ -167,7 +150,7 @@ def provider_page(request: HttpRequest, slug: str) -> HttpResponse:
     provider = provider_get_for_page(slug=slug)
     if provider is None:
         raise Http404("No such provider.")
-    context = _page_context(request)
+    context = presentation_context(request)
     classroom = classroom_for_student(user=request.user)
     language = guide_language(get_language())
     keys = [] if context["presenting"] else list(api_keys_active_of_user(user=request.user))

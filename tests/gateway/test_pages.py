@@ -499,3 +499,22 @@ def test_the_guides_node_program_runs_as_shown_with_a_real_key(
     )
     assert run.returncode == 0, run.stderr
     assert "Hello, class!" in run.stdout and "total_tokens" in run.stdout
+
+
+@pytest.mark.django_db
+def test_the_guide_and_side_by_side_have_a_presentation_view_with_nothing_personal(
+    people: People, fake_model: ChatModel, client: Client
+) -> None:
+    """A teacher projects "Use the API" and the side-by-side page in class: large type, no
+    navigation, and no one's key prefixes or name."""
+    row, _key = api_key_create(user=people.teacher, name="teacher laptop")
+    client.force_login(people.teacher)
+    normal = client.get(reverse("api-guide")).content.decode()
+    assert 'id="present-enter"' in normal and "?present=1" in normal
+    for name in ("api-guide", "compare"):
+        page = client.get(reverse(name) + "?present=1").content.decode()
+        assert 'class="presenting"' in page and 'id="present-leave"' in page
+        assert row.prefix not in page and "teacher laptop" not in page
+        assert str(people.teacher) not in page and "topnav" not in page
+    client.force_login(people.student)
+    assert 'id="present-enter"' not in client.get(reverse("api-guide")).content.decode()  # teachers project
