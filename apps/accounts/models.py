@@ -20,8 +20,16 @@ class User(AbstractUser):
         TEACHER = "teacher", _("Teacher")
         ADMIN = "admin", _("Admin")
 
+    class Theme(models.TextChoices):
+        SYSTEM = "system", _("As the system")
+        LIGHT = "light", _("Light")
+        DARK = "dark", _("Dark")
+
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.STUDENT)
     display_name = models.CharField(_("display name"), max_length=150, blank=True)
+    # The colour theme picked with the header's toggle: kept on the account so it follows the
+    # person to another browser (localStorage is only the cache that paints before the page loads).
+    theme = models.CharField(_("theme"), max_length=8, choices=Theme.choices, default=Theme.SYSTEM)
 
     objects = SchoolUserManager()
 

@@ -411,3 +411,16 @@ def student_remove(*, classroom: Classroom, student: User, actor: User) -> None:
     if Enrollment.objects.filter(classroom=classroom, student=student).delete()[0]:
         audit_record(actor=actor, action=AuditEvent.Action.REMOVE_STUDENT, classroom=classroom, subject=student)
         user_sockets_close(user_ids=[student.pk], code=CLOSE_ACCESS_CHANGED)
+
+
+def user_theme_set(*, user: User, theme: str) -> User:
+    """Remember the colour theme the person picked (system, light or dark).
+
+    Side effects: the user's `theme` column is written. Raises ValidationError for another value.
+    """
+    if theme not in User.Theme.values:
+        raise ValidationError(_("Unknown theme."), code="invalid")
+    if user.theme != theme:
+        user.theme = theme
+        user.save(update_fields=["theme"])
+    return user

@@ -47,6 +47,7 @@ from .services import (
     student_register,
     student_remove,
     student_unlock,
+    user_theme_set,
 )
 
 
@@ -293,3 +294,14 @@ def register(request: HttpRequest) -> HttpResponse:
 def joined(request: HttpRequest) -> HttpResponse:
     """Where a new student lands after signing up: which class they joined, and what next."""
     return render(request, "accounts/joined.html", {"classroom": classroom_for_student(user=request.user)})
+
+
+@require_POST
+@login_required
+def theme_set(request: HttpRequest) -> HttpResponse:
+    """The header's theme toggle: remember the choice on the account (204), 400 for an unknown one."""
+    try:
+        user_theme_set(user=request.user, theme=request.POST.get("theme", ""))
+    except ValidationError:
+        return HttpResponse(status=400)
+    return HttpResponse(status=204)

@@ -1,10 +1,19 @@
-// The chat page's colour theme, set before the page paints (loaded in <head>, no flash):
-// the one the student picked (remembered in localStorage), else the system's
-// (prefers-color-scheme). chat.js binds the toggle.
+// Every page's colour theme, set before the page paints (loaded in <head>, no flash).
+// A signed-in person's choice comes from the account (base.html renders it as
+// data-theme-choice, so it follows them to another browser); otherwise the one remembered in
+// localStorage; "system" (or nothing) follows prefers-color-scheme. base.js binds the toggle.
 (function () {
   "use strict";
-  var saved = null;
-  try { saved = localStorage.getItem("webchat:theme"); } catch (error) { /* storage off */ }
-  var dark = saved ? saved === "dark" : window.matchMedia("(prefers-color-scheme: dark)").matches;
-  document.documentElement.dataset.theme = dark ? "dark" : "light";
+  var root = document.documentElement;
+  var choice = root.dataset.themeChoice;
+  try {
+    if (choice) {
+      // The account is the truth; localStorage is only the cache for pages without it.
+      if (choice === "system") { localStorage.removeItem("webchat:theme"); } else { localStorage.setItem("webchat:theme", choice); }
+    } else {
+      choice = localStorage.getItem("webchat:theme") || "system";
+    }
+  } catch (error) { choice = choice || "system"; /* storage off */ }
+  var dark = choice === "system" ? window.matchMedia("(prefers-color-scheme: dark)").matches : choice === "dark";
+  root.dataset.theme = dark ? "dark" : "light";
 })();
