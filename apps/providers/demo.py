@@ -11,13 +11,13 @@ import hashlib
 import hmac
 import json
 import re
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+
+from webchat.throttle import minute_call_take
 
 from .tokens import TokenCount
 
@@ -197,16 +197,5 @@ def demo_caller_is_internal(*, bearer: str) -> bool:
 
 def demo_public_call_allowed(*, address: str, now: float | None = None) -> int | None:
     """Count a public call from `address` in the current minute. None: allowed; else the
-    seconds until the next minute, when it may call again."""
-    now = time.time() if now is None else now
-    minute = int(now // 60)
-    key = f"demo-public-rpm:{address}:{minute}"
-    cache.add(key, 0, timeout=120)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr: a new minute
-        cache.add(key, 1, timeout=120)
-        count = 1
-    if count > settings.DEMO_PUBLIC_RPM:
-        return max(1, 60 - int(now % 60))
-    return None
+    seconds until the next minute, when it may call again (webchat/throttle.py)."""
+    return minute_call_take(scope="demo-public-rpm", caller=address, limit=settings.DEMO_PUBLIC_RPM, now=now)
