@@ -15,14 +15,13 @@ from apps.accounts.models import Classroom
 from apps.billing.models import LedgerEntry
 from apps.conversations.models import Conversation, Message
 from apps.conversations.pipeline import ChatRequest
-from apps.gateway.services import api_key_create
 from apps.providers.models import ChatModel
 from tests.conftest import LiveServer, People
 from tests.fake_upstream import Behaviour, FakeUpstream
+from tests.gateway.conftest import MODEL, client_for
 from webchat.errors import RequestRefused
 
 pytestmark = pytest.mark.django_db(transaction=True)
-MODEL = "fakeai/fake-model"
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -31,15 +30,6 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-
-
-def client_for(live_asgi: LiveServer, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=live_asgi.url + "/v1", api_key=key, max_retries=0)
-
-
-@pytest.fixture
-def key(people: People) -> str:
-    return api_key_create(user=people.student, name="test")[1]
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:

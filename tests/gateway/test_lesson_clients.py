@@ -18,9 +18,9 @@ from apps.billing.services import quota_policy_set
 from apps.gateway.services import api_key_create
 from apps.providers.models import ChatModel
 from tests.conftest import LiveServer, People
+from tests.gateway.conftest import MODEL
 
 pytestmark = pytest.mark.django_db(transaction=True)
-MODEL = "fakeai/fake-model"
 
 # 1.5.4 "使用 .env 文件（推荐）", exactly as the lesson writes it.
 LESSON_DOTENV_SCRIPT = """\
@@ -70,11 +70,6 @@ for chunk in stream:
         print()
         print("usage:", chunk.usage.prompt_tokens, chunk.usage.completion_tokens, chunk.usage.total_tokens)
 """
-
-
-@pytest.fixture
-def key(people: People) -> str:
-    return api_key_create(user=people.student, name="lesson")[1]
 
 
 def run_lesson(tmp_path: Path, script: str, env_file: str) -> subprocess.CompletedProcess[str]:

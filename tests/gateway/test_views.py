@@ -24,19 +24,10 @@ from apps.gateway.services import api_key_create, api_key_revoke
 from apps.providers.models import ChatModel
 from tests.conftest import LiveServer, People
 from tests.fake_upstream import Behaviour, FakeUpstream
+from tests.gateway.conftest import MODEL, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-MODEL = "fakeai/fake-model"
 ASK = [{"role": "user", "content": "Say hello"}]
-
-
-def client_for(live_asgi: LiveServer, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=live_asgi.url + "/v1", api_key=key, max_retries=0)
-
-
-@pytest.fixture
-def key(people: People) -> str:
-    return api_key_create(user=people.student, name="test")[1]
 
 
 def test_the_models_list_holds_the_models_the_student_may_use(
