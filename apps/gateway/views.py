@@ -61,12 +61,15 @@ def api_keys_page(request: HttpRequest) -> HttpResponse:
             form_add_service_errors(form, exc)
         else:
             form = ApiKeyCreateForm()  # empty again, for the next key
+    presenting = presentation_context(request)
     response = render(
         request,
         "gateway/api_keys.html",
         {
+            **presenting,
             "form": form,
-            "keys": api_keys_of_user(user=request.user),
+            # Projected in class: the lesson (open), nobody's keys.
+            "keys": [] if presenting["presenting"] else api_keys_of_user(user=request.user),
             "created": created,
             "full_key": full_key,
             "api_enabled": class_api_enabled(classroom=classroom_for_student(user=request.user)),

@@ -511,7 +511,7 @@ def test_the_guide_and_side_by_side_have_a_presentation_view_with_nothing_person
     client.force_login(people.teacher)
     normal = client.get(reverse("api-guide")).content.decode()
     assert 'id="present-enter"' in normal and "?present=1" in normal
-    for name in ("api-guide", "compare"):
+    for name in ("api-guide", "compare", "api-keys"):
         page = client.get(reverse(name) + "?present=1").content.decode()
         assert 'class="presenting"' in page and 'id="present-leave"' in page
         assert row.prefix not in page and "teacher laptop" not in page
