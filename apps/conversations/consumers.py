@@ -37,6 +37,7 @@ from .pipeline import (
     completion_run,
 )
 from .rendering import reply_html
+from .selectors import versions_attach
 from .socket_slots import SLOT_REFRESH, socket_slot_free, socket_slot_keep, socket_slot_take
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 handler = {
                     "chat.send": self.chat_send,
                     "chat.regenerate": self.chat_regenerate,
+                    "chat.edit": self.chat_edit,
                     "chat.stop": self.chat_stop,
                     "compare.send": self.compare_send,
                 }[frame["type"]]
@@ -145,22 +147,39 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error(ErrorCode.INTERNAL_ERROR, _("Something went wrong on the server."))
 
     async def chat_send(self, frame: dict[str, Any]) -> None:
-        await self.start_turn(frame, content=frame.get("content"), regenerate=False)
+        # "after": the message the question follows (the branch the page shows).
+        await self.start_turn(frame, content=frame.get("content"), message_id=frame.get("after"))
 
     async def chat_regenerate(self, frame: dict[str, Any]) -> None:
         if frame.get("conversation") is None:
             raise RequestRefused(ErrorCode.BAD_REQUEST, _("'conversation' is required."), param="conversation")
-        await self.start_turn(frame, content="", regenerate=True)
+        await self.start_turn(frame, content="", message_id=frame.get("message"), regenerate=True)
 
-    async def start_turn(self, frame: dict[str, Any], *, content: object, regenerate: bool) -> None:
+    async def chat_edit(self, frame: dict[str, Any]) -> None:
+        for name in ("conversation", "message"):
+            if frame.get(name) is None:
+                raise RequestRefused(ErrorCode.BAD_REQUEST, _("'%(name)s' is required.") % {"name": name}, param=name)
+        await self.start_turn(frame, content=frame.get("content"), message_id=frame.get("message"), edit=True)
+
+    async def start_turn(
+        self,
+        frame: dict[str, Any],
+        *,
+        content: object,
+        message_id: object,
+        regenerate: bool = False,
+        edit: bool = False,
+    ) -> None:
         # Every field is checked as the request is built (params.py): RequestRefused if bad.
         request = ChatRequest(
             conversation_id=frame.get("conversation"),
             model=frame.get("model"),
-            content=content,
+            content=content,  # type: ignore[arg-type]  # checked by ChatRequest
             params=frame.get("params", {}),
             max_tokens=frame.get("max_tokens"),
             regenerate=regenerate,
+            edit=edit,
+            message_id=message_id,  # type: ignore[arg-type]  # checked by ChatRequest
         )
         if self.turn is not None and not self.turn.done() and not self.turn_ended:
             raise RequestRefused(ErrorCode.BUSY, _("Wait for the current reply to finish, or stop it."))
@@ -247,7 +266,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             with translation.override(self.language):
                 async for event in completion_run(identify=self.identify, request=request, stop=stop):
-                    await self.frame_event(event)
+                    await self.frame_event(event, versioned=request.regenerate or request.edit, edited=request.edit)
         except Exception:
             # A fault outside the reply (the database away while preparing, say): the page
             # still gets one closing frame. Faults during the reply end in Finished instead.
@@ -256,7 +275,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.turn_ended = True
                 await self.send_error(ErrorCode.INTERNAL_ERROR, _("Something went wrong on the server."))
 
-    async def frame_event(self, event: Event, *, lane: int | None = None) -> None:
+    async def frame_event(
+        self, event: Event, *, lane: int | None = None, versioned: bool = False, edited: bool = False
+    ) -> None:
+        """`versioned`: the turn made a new version of a reply (regenerate) or of a question
+        (`edited`), so the finished reply, and an edited question, come with their versions
+        switchers."""
         if type(event) is Delta:
             # The hot path: one small JSON encode and straight to the ASGI send.
             if self.open:
@@ -268,11 +292,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "conversation": event.conversation_id,
                 "message": event.reply_id,
             }
+            if event.question_id is not None:
+                started["question"] = event.question_id
             await self.relay({**started, "lane": lane} if lane is not None else started)  # type: ignore[arg-type]
         elif type(event) is Finished:
             if lane is None:
                 self.turn_ended = True  # the next chat.send may come as soon as this frame is out
-            frame = await finished_frame(event)
+            frame = await finished_frame(event, versioned=versioned, edited=edited)
             await self.relay({**frame, "lane": lane} if lane is not None else frame)  # type: ignore[arg-type]
         elif type(event) is Refused:
             self.turn_ended = True
@@ -310,24 +336,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.relay(frame)
 
 
-async def finished_frame(event: Finished) -> ServerFrame:
+async def finished_frame(event: Finished, *, versioned: bool = False, edited: bool = False) -> ServerFrame:
     """chat.done (or chat.error for a reply that failed before any text), with the footer's
-    facts, the reply rendered from Markdown on the server, and the quota meter after it."""
+    facts, the reply rendered from Markdown on the server, and the quota meter after it.
+    `versioned` (regenerate, edit): the reply with its versions switcher, and when `edited`
+    the new question with its own (`question_html`); a query or two more, only then."""
     message, outcome, error = event.message, event.outcome, event.error
     quota = quota_frame_from(event.quota)
     # The whole message as a reload shows it (body, badges, footer, error), rendered off the
     # event loop every socket of this process shares: the page puts it in place of the
     # streamed one, so live and reloaded are one rendering.
-    message_html = await asyncio.to_thread(_message_html, message, translation.get_language())
+    language = translation.get_language()
+    question_html = ""
+    if versioned:
+        message, question_html = await off_the_loop(_versioned_html)(message, language, edited)
+    message_html = await asyncio.to_thread(_message_html, message, language)
     if message.status == Message.Status.FAILED:
         code = error.code if error else ErrorCode.UPSTREAM_ERROR
-        return {
+        failed: ErrorFrame = {
             "type": "chat.error",
             "code": code,
             "message": upstream_message(code=code, credential_scope=outcome.usage.credential_scope),
             "quota": quota,
             "message_html": message_html,
         }
+        if question_html:
+            failed["question_html"] = question_html
+        return failed
     frame: DoneFrame = {
         "type": "chat.done",
         "message": message.pk,
@@ -343,10 +378,24 @@ async def finished_frame(event: Finished) -> ServerFrame:
         "quota": quota,
         "message_html": message_html,
     }
+    if question_html:
+        frame["question_html"] = question_html
     if error is not None:
         frame["error_code"] = error.code
         frame["error"] = upstream_message(code=error.code, credential_scope=outcome.usage.credential_scope)
     return frame
+
+
+def _versioned_html(message: Message, language: str, edited: bool) -> tuple[Message, str]:
+    """The reply with its versions; after an edit, its question with its versions, rendered."""
+    versions_attach(message=message)
+    if not edited:
+        return message, ""
+    question = Message.objects.filter(pk=message.parent_id, role=Message.Role.USER).first()
+    if question is None:
+        return message, ""
+    versions_attach(message=question)
+    return message, _message_html(question, language)
 
 
 def _message_html(message: Message, language: str) -> str:

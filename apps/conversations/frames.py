@@ -8,7 +8,7 @@ checked where every entry point checks them (params.py, through ChatRequest).
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from django.utils.translation import gettext_lazy as _
 
@@ -18,7 +18,7 @@ from webchat.errors import ErrorCode, RequestRefused
 from .params import json_value_check
 
 MAX_FRAME_CHARS = 64_000
-CLIENT_FRAME_TYPES = ("chat.send", "chat.regenerate", "chat.stop", "compare.send")
+CLIENT_FRAME_TYPES = ("chat.send", "chat.regenerate", "chat.edit", "chat.stop", "compare.send")
 
 
 def frame_parse(*, text: str | None) -> dict[str, Any]:
@@ -53,6 +53,7 @@ class StartedFrame(TypedDict):
     type: Literal["chat.started"]
     conversation: int
     message: int
+    question: NotRequired[int]  # the question the turn wrote (not on a regenerate)
 
 
 class DeltaFrame(TypedDict):
@@ -75,6 +76,7 @@ class DoneFrame(TypedDict, total=False):
     html: str  # the finished reply rendered from Markdown and sanitised on the server
     quota: QuotaFrame
     message_html: str  # the whole message as the page shows it after a reload (_message.html)
+    question_html: str  # after an edit or a regenerate: the question, with its versions switcher
 
 
 class ErrorFrame(TypedDict, total=False):
@@ -87,6 +89,7 @@ class ErrorFrame(TypedDict, total=False):
     reset_at: str
     quota: QuotaFrame
     message_html: str  # a reply that failed: the saved message as a reload shows it
+    question_html: str  # as in DoneFrame
 
 
 ServerFrame = StartedFrame | DeltaFrame | DoneFrame | ErrorFrame

@@ -56,6 +56,13 @@ class Message(models.Model):
     UsageReview = LedgerEntry.UsageReview
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # The message this one follows: a reply's question; a question's reply before it (None:
+    # the conversation's first question). A conversation is a tree: a regenerated reply is a
+    # second child of its question, an edited question a second child of the reply before
+    # it. The page and the model see one branch (selectors.branch_of).
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("follows")
+    )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices)
     content = models.TextField(_("content"), blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.COMPLETE)

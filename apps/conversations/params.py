@@ -247,6 +247,14 @@ def conversation_id_clean(*, value: object) -> int | None:
     return value
 
 
+def message_id_clean(*, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("'message' must be a message's id."), param="message")
+    return value
+
+
 def model_clean(*, value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_MODEL_CHARS or not text_is_sendable(value):
         raise RequestRefused(ErrorCode.BAD_REQUEST, _("'model' is required, as provider/model."), param="model")

@@ -47,20 +47,17 @@ from webchat.errors import ErrorCode, RequestRefused
 from webchat.logs import request_id_set
 from webchat.threads import off_the_loop
 
-from .models import Message
+from .models import Conversation, Message
 from .params import (
     content_clean,
     conversation_id_clean,
     max_tokens_clean,
+    message_id_clean,
     messages_clean,
     model_clean,
     params_clean,
 )
-from .selectors import (
-    conversation_get_for_user,
-    conversation_prompt_history,
-    conversation_prompt_history_before_last_question,
-)
+from .selectors import BranchRow, conversation_branch, conversation_get_for_user, prompt_history
 from .services import TurnOutcome, request_settle, turn_begin, turn_finish
 
 logger = logging.getLogger(__name__)
@@ -86,8 +83,14 @@ class ChatRequest:
     entry_point: str = "chat"
     max_tokens: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    # Answer the conversation's last question again (a new reply; the old one stays).
+    # Answer a question again: a new version of its reply; the old one stays.
     regenerate: bool = False
+    # Put `content` in place of a question: a new version of it, and a reply; the old stay.
+    edit: bool = False
+    # A message of the conversation's: for a new question, the message it follows; to
+    # regenerate, the question (or a reply of it) answered again; to edit, the question
+    # replaced. None: the latest message's branch (an edit must say).
+    message_id: int | None = None
     messages: list[dict[str, Any]] | None = None
 
     @property
@@ -102,11 +105,14 @@ class ChatRequest:
             "conversation_id": conversation_id_clean(value=self.conversation_id),
             "model": model_clean(value=self.model),
             "content": content_clean(value=self.content),
+            "message_id": message_id_clean(value=self.message_id),
             "max_tokens": max_tokens_clean(value=self.max_tokens),
             "params": params_clean(params=self.params, tools_allowed=self.tools_allowed),
             "messages": messages_clean(value=self.messages, tools_allowed=self.tools_allowed),
         }
-        if checked["messages"] is not None and (checked["conversation_id"] is not None or self.regenerate):
+        if checked["messages"] is not None and (
+            checked["conversation_id"] is not None or self.regenerate or self.edit or checked["message_id"] is not None
+        ):
             raise ValueError("a request brings its own messages or goes on a conversation, not both")
         for name, value in checked.items():
             object.__setattr__(self, name, value)  # frozen: set once, while being built
@@ -127,6 +133,7 @@ class Started:
     conversation_id: int | None  # None: an API request, saved in no conversation
     reply_id: int | None
     request_id: str
+    question_id: int | None = None  # the question the turn wrote (None: none, or an API request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +174,7 @@ class PreparedTurn:
     max_tokens: int
     params: dict[str, Any]
     prompt: TokenCount  # counted for the hold, with the requested model's encoding
+    question_id: int | None = None  # the question this turn wrote (None: regenerate, or the API)
 
     @property
     def route(self) -> Route:
@@ -196,19 +204,33 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
                 ErrorCode.CLASS_CLOSED,
                 _("This conversation's class is archived, or you are no longer in it. Start a new conversation."),
             )
+    parent_id: int | None = None  # the message the new question (or, regenerating, reply) follows
     if request.messages is not None:
         pass
-    elif request.regenerate:
+    elif request.regenerate or request.edit:
         if conversation is None:
-            raise RequestRefused(
-                ErrorCode.BAD_REQUEST, _("Say which conversation to regenerate."), param="conversation"
-            )
-        history, content = conversation_prompt_history_before_last_question(conversation=conversation)
-        if content is None:
-            raise RequestRefused(ErrorCode.BAD_REQUEST, _("There is no question to answer again."))
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("Say which conversation."), param="conversation")
+        if request.edit and request.message_id is None:
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("Say which question to edit."), param="message")
+        # The branch down to the very message named (not on to its latest reply).
+        branch = _branch(conversation=conversation, at=request.message_id, descend=request.message_id is None)
+        if request.regenerate:
+            while branch and branch[-1].role != Message.Role.USER:  # a reply: its question
+                branch.pop()
+            if not branch:
+                raise RequestRefused(ErrorCode.BAD_REQUEST, _("There is no question to answer again."))
+            content, parent_id = branch[-1].content, branch[-1].id
+        else:
+            # Only a question of the student's own (the conversation is theirs): not a reply.
+            if not branch or branch[-1].id != request.message_id or branch[-1].role != Message.Role.USER:
+                raise RequestRefused(ErrorCode.NOT_FOUND, _("That question does not exist."), param="message")
+            content, parent_id = request.content.strip(), branch[-1].parent_id
+        history = prompt_history(branch=branch[:-1])
     else:
         content = request.content.strip()
-        history = conversation_prompt_history(conversation=conversation) if conversation else []
+        branch = _branch(conversation=conversation, at=request.message_id, descend=False) if conversation else []
+        history = prompt_history(branch=branch)
+        parent_id = branch[-1].id if branch else None
     if request.messages is None and not content:
         raise RequestRefused(ErrorCode.BAD_REQUEST, _("The message is empty."), param="content")
     if len(content) > settings.CHAT_MAX_CONTENT_CHARS:
@@ -274,6 +296,7 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
                 content=content,
                 request_id=request_id,
                 ask_again=request.regenerate,
+                parent_id=parent_id,
             )
         )
     return PreparedTurn(
@@ -287,7 +310,15 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
         max_tokens=max_tokens,
         params=request.params,  # checked when the request was built
         prompt=prompt,
+        question_id=rows.user_message.pk if rows and rows.user_message else None,
     )
+
+
+def _branch(*, conversation: Conversation, at: int | None, descend: bool) -> list[BranchRow]:
+    try:
+        return conversation_branch(conversation=conversation, at=at, descend=descend)
+    except Http404:
+        raise RequestRefused(ErrorCode.NOT_FOUND, _("That message does not exist."), param="message") from None
 
 
 # --- finish: steps 6-7 ---------------------------------------------------------------------------
@@ -493,7 +524,12 @@ async def _prepared_run(*, turn: PreparedTurn, started: float, stop: asyncio.Eve
     switch = _StopSwitch(stop)
     finished = False
     try:
-        yield Started(conversation_id=turn.conversation_id, reply_id=turn.reply_id, request_id=turn.request_id)
+        yield Started(
+            conversation_id=turn.conversation_id,
+            reply_id=turn.reply_id,
+            request_id=turn.request_id,
+            question_id=turn.question_id,
+        )
         # 4 call, 5 relay
         call = providers.stream(
             routes=turn.routes, messages=turn.messages, max_tokens=turn.max_tokens, params=turn.params

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
@@ -38,10 +40,84 @@ def conversation_get_for_user(*, user: User, conversation_id: int) -> Conversati
     return conversation
 
 
-def conversation_messages(*, conversation: Conversation) -> list[Message]:
-    """The conversation's messages, oldest first, each reply with its ledger row as `bill`
-    (None: not billed, or still streaming) for the footer's cost breakdown. Two queries."""
-    messages = list(conversation.messages.select_related("model__provider").order_by("id"))
+class BranchRow(NamedTuple):
+    """A message as the prompt needs it."""
+
+    id: int
+    parent_id: int | None
+    role: str
+    content: str
+    status: str
+
+
+def branch_leaf(*, parents: dict[int, int | None], at: int | None = None) -> int | None:
+    """The end of the branch to show: the latest message at or below `at` (default: the
+    latest message of all, so a regenerated reply or an edited question's branch is current
+    as soon as it exists). None: no messages, or `at` is not one of them."""
+    if not parents or (at is not None and at not in parents):
+        return None
+    if at is None:
+        return max(parents)
+    below = {at}
+    for message_id in sorted(parents):  # a child's id is always above its parent's
+        if parents[message_id] in below:
+            below.add(message_id)
+    return max(below)
+
+
+def branch_ids(*, parents: dict[int, int | None], leaf: int | None) -> list[int]:
+    """The ids from the first question down to `leaf`."""
+    path: list[int] = []
+    while leaf is not None and leaf in parents:
+        path.append(leaf)
+        leaf = parents[leaf]
+    path.reverse()
+    return path
+
+
+def conversation_branch(*, conversation: Conversation, at: int | None = None, descend: bool = True) -> list[BranchRow]:
+    """The branch the model is shown, first question first, ending at the latest message at
+    or below `at` (default: the latest message), or at `at` itself when not `descend`. One
+    query. Raises Http404 if `at` is not a message of this conversation."""
+    rows = {
+        row.id: row
+        for row in map(
+            BranchRow._make,
+            conversation.messages.order_by("id").values_list("id", "parent_id", "role", "content", "status"),
+        )
+    }
+    parents = {message_id: row.parent_id for message_id, row in rows.items()}
+    leaf = branch_leaf(parents=parents, at=at) if descend or at is None else (at if at in parents else None)
+    if leaf is None and at is not None:
+        raise Http404("No such message.")
+    return [rows[message_id] for message_id in branch_ids(parents=parents, leaf=leaf)]
+
+
+def prompt_history(*, branch: list[BranchRow]) -> list[dict[str, str]]:
+    """What the model is shown of a branch: its questions, and its replies that carry text."""
+    return [
+        {"role": row.role, "content": row.content}
+        for row in branch
+        if not (row.role == Message.Role.ASSISTANT and (row.status not in _CONTEXT_REPLY_STATUSES or not row.content))
+    ]
+
+
+def conversation_messages(*, conversation: Conversation, at: int | None = None) -> list[Message]:
+    """The branch the page shows (see conversation_branch; an `at` not in the conversation
+    is ignored), oldest first. Each message carries its versions (the siblings it was
+    regenerated or edited alongside) as `version`, `versions`, `version_prev` and
+    `version_next` (ids, None at the ends), and each reply its ledger row as `bill` (None:
+    not billed, or still streaming) for the footer's cost breakdown. Two queries."""
+    every = list(conversation.messages.select_related("model__provider").order_by("id"))
+    parents = {message.pk: message.parent_id for message in every}
+    leaf = branch_leaf(parents=parents, at=at) or branch_leaf(parents=parents)
+    shown = set(branch_ids(parents=parents, leaf=leaf))
+    messages = [message for message in every if message.pk in shown]
+    siblings: dict[tuple[int | None, str], list[int]] = {}
+    for message in every:
+        siblings.setdefault((message.parent_id, message.role), []).append(message.pk)
+    for message in messages:
+        versions_attach(message=message, sibling_ids=siblings[(message.parent_id, message.role)])
     request_ids = [message.request_id for message in messages if message.is_reply and message.request_id]
     bills = {
         entry.request_id: entry
@@ -52,16 +128,23 @@ def conversation_messages(*, conversation: Conversation) -> list[Message]:
     return messages
 
 
-def conversation_prompt_history_before_last_question(
-    *, conversation: Conversation
-) -> tuple[list[dict[str, str]], str | None]:
-    """For "regenerate": the history before the last question, and that question."""
-    history = conversation_prompt_history(conversation=conversation)
-    while history and history[-1]["role"] != Message.Role.USER:
-        history.pop()
-    if not history:
-        return [], None
-    return history[:-1], history[-1]["content"]
+def versions_attach(*, message: Message, sibling_ids: list[int] | None = None) -> Message:
+    """Set `version` (1-based), `versions`, `version_prev`, `version_next` on a message from
+    its siblings' ids (same parent, same role), read here when not given (one query)."""
+    if sibling_ids is None:
+        sibling_ids = list(
+            Message.objects.filter(
+                conversation_id=message.conversation_id, parent_id=message.parent_id, role=message.role
+            )
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+    index = sibling_ids.index(message.pk) if message.pk in sibling_ids else 0
+    message.version = index + 1
+    message.versions = max(len(sibling_ids), 1)
+    message.version_prev = sibling_ids[index - 1] if index > 0 else None
+    message.version_next = sibling_ids[index + 1] if index + 1 < len(sibling_ids) else None
+    return message
 
 
 def conversation_get_for_teacher(*, teacher: User, conversation_id: int) -> Conversation:
@@ -86,11 +169,5 @@ def conversations_of_student_for_teacher(
 
 
 def conversation_prompt_history(*, conversation: Conversation) -> list[dict[str, str]]:
-    """What the model is shown of the conversation so far, oldest first."""
-    rows = conversation.messages.order_by("id").values_list("role", "content", "status")
-    history: list[dict[str, str]] = []
-    for role, content, status in rows:
-        if role == Message.Role.ASSISTANT and (status not in _CONTEXT_REPLY_STATUSES or not content):
-            continue
-        history.append({"role": role, "content": content})
-    return history
+    """What the model is shown of the conversation's current branch, oldest first."""
+    return prompt_history(branch=conversation_branch(conversation=conversation))

@@ -27,6 +27,8 @@ from .models import Conversation, Message
 logger = logging.getLogger(__name__)
 
 TITLE_CHARS = 60
+# turn_begin's default parent: the conversation's latest message.
+LATEST = object()
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,13 @@ def turn_begin(
     content: str,
     request_id: str,
     ask_again: bool = False,
+    parent_id: int | None | object = LATEST,
 ) -> TurnRows:
-    """Record the student's message (unless the last question is asked again) and an
-    empty reply in state `streaming`.
+    """Record the student's message and an empty reply in state `streaming`.
+
+    `parent_id` is the message the question follows (None: the first question; LATEST: the
+    conversation's latest message, read here). With `ask_again`, no question is written:
+    `parent_id` is the question answered again, and the reply becomes its newest version.
 
     Side effects: a Conversation (when `conversation` is None), one or two Message rows.
     """
@@ -59,6 +65,13 @@ def turn_begin(
     else:
         conversation.model = model
         conversation.save(update_fields=["model", "updated_at"])
+    if parent_id is LATEST:
+        latest = conversation.messages.order_by("-id").first()
+        if ask_again:
+            while latest is not None and latest.role != Message.Role.USER:
+                latest = latest.parent
+        parent_id = latest.pk if latest else None
+    assert parent_id is None or isinstance(parent_id, int)
     reply = Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
@@ -68,13 +81,18 @@ def turn_begin(
         request_id=request_id,
     )
     if ask_again:
-        user_message = conversation.messages.filter(role=Message.Role.USER).order_by("-id").first()
-        reply.save(force_insert=True)
+        user_message = None
+        reply.parent_id = parent_id
     else:
-        user_message = Message(
-            conversation=conversation, role=Message.Role.USER, content=content, request_id=request_id
+        user_message = Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.USER,
+            content=content,
+            request_id=request_id,
+            parent_id=parent_id,
         )
-        Message.objects.bulk_create([user_message, reply])  # one INSERT; both get their ids
+        reply.parent = user_message  # the reply points at its question: a second INSERT
+    reply.save(force_insert=True)
     return TurnRows(conversation=conversation, user_message=user_message, reply=reply)
 
 

@@ -51,7 +51,10 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
             "classroom": classroom,
             "conversations": conversation_list_for_user(user=request.user, search=search)[:100],
             "search": search,
-            "chat_messages": conversation_messages(conversation=conversation) if conversation else [],
+            # ?at=<message>: the branch through that version (the versions switcher's links).
+            "chat_messages": conversation_messages(conversation=conversation, at=_message_id(request))
+            if conversation
+            else [],
             "models": models,
             # The picker's meaning: per provider, each offered model's name, one-line
             # description, price in and out per million tokens with currency, context size.
@@ -61,6 +64,11 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
             "markdown_policy": markdown_policy(),
         },
     )
+
+
+def _message_id(request: HttpRequest) -> int | None:
+    value = request.GET.get("at", "")
+    return int(value) if value.isdigit() and len(value) < 12 else None
 
 
 @require_POST
@@ -115,7 +123,10 @@ def teacher_read(request: HttpRequest, conversation_id: int) -> HttpResponse:
     return render(
         request,
         "conversations/teacher_read.html",
-        {"conversation": conversation, "chat_messages": conversation_messages(conversation=conversation)},
+        {
+            "conversation": conversation,
+            "chat_messages": conversation_messages(conversation=conversation, at=_message_id(request)),
+        },
     )
 
 

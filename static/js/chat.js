@@ -21,9 +21,11 @@
   var conversation = chat.dataset.conversation ? Number(chat.dataset.conversation) : null;
   var socket = null;
   var busy = false;
-  var pending = null; // sent, not yet taken by the server: {text, article, regenerate}
+  var pending = null; // sent, not yet taken by the server: {text, article, regenerate, removed}
   var current = null; // the reply being streamed: {article, body, text, scheduled}
   var pendingTitle = "";
+  var editing = null; // the question being edited: its article
+  var editingBar = document.getElementById("editing");
 
   // ---- Markdown while streaming ------------------------------------------------------
   var policy = JSON.parse(document.getElementById("markdown-policy").textContent);
@@ -180,6 +182,53 @@
     return {article: article, body: body, text: "", scheduled: false};
   }
 
+  // ---- Branches: the page shows one; a new question follows its last message ----------
+  function shownArticles() { return Array.prototype.slice.call(messages.querySelectorAll("article.msg[data-message]")); }
+  function lastShownId(role) {
+    var articles = shownArticles().filter(function (a) { return !role || a.classList.contains("msg-" + role); });
+    return articles.length ? Number(articles[articles.length - 1].dataset.message) : null;
+  }
+  // Take `article` and every message after it off the page (a new version takes their place);
+  // put back if the server refuses.
+  function detachFrom(article) {
+    var removed = [];
+    for (var node = article; node; node = node.nextElementSibling) if (node.matches("article.msg")) removed.push(node);
+    removed.forEach(function (node) { node.remove(); });
+    return removed;
+  }
+  function addEditButton(article) {
+    if (!article.dataset.message || article.querySelector(".msg-edit")) return;
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "msg-edit link-button";
+    button.textContent = labels.labelEdit;
+    button.addEventListener("click", function () { startEditing(article); });
+    var tools = article.querySelector(".msg-tools");
+    if (!tools) {
+      tools = document.createElement("div");
+      tools.className = "msg-tools";
+      article.appendChild(tools);
+    }
+    tools.appendChild(button);
+  }
+  function startEditing(article) {
+    if (busy) return;
+    editing = article;
+    content.value = article.querySelector(".msg-body").textContent;
+    editingBar.hidden = false;
+    content.focus();
+  }
+  function stopEditing() {
+    editing = null;
+    editingBar.hidden = true;
+  }
+  document.getElementById("editing-cancel").addEventListener("click", function () {
+    stopEditing();
+    content.value = "";
+    draftRestore();
+    content.focus();
+  });
+
   function replaceWithServer(article, html) {
     // The server's rendering of the saved message, sanitised there (rendering.py): the same
     // HTML a reload shows.
@@ -242,6 +291,9 @@
 
   function finishReply(frame) {
     var article = current.article;
+    if (current.question && typeof frame.question_html === "string" && frame.question_html) {
+      addEditButton(replaceWithServer(current.question, frame.question_html)); // with its versions
+    }
     article.classList.remove("streaming");
     article.removeAttribute("aria-busy");
     if (typeof frame.message_html === "string") {
@@ -264,8 +316,12 @@
       rememberConversation(frame.conversation);
       // Taken: the stored draft is now what the box holds (empty, or a follow-up being typed).
       if (taken && !taken.regenerate) draftSave();
-      if (taken && taken.article) taken.article.classList.remove("pending");
+      if (taken && taken.article) {
+        taken.article.classList.remove("pending");
+        if (frame.question) { taken.article.dataset.message = frame.question; addEditButton(taken.article); }
+      }
       current = addMessage("assistant", "");
+      current.question = taken ? taken.article : null;
       current.article.dataset.message = frame.message;
       current.article.classList.add("streaming");
       current.article.setAttribute("aria-busy", "true");
@@ -290,6 +346,7 @@
         // Refused before the server took it: the message was never sent. Its bubble goes
         // and its text comes back to the box (ahead of anything typed since).
         if (pending.article) pending.article.remove();
+        (pending.removed || []).forEach(function (node) { messages.appendChild(node); });
         if (!pending.regenerate) {
           content.value = content.value ? pending.text + "\n" + content.value : pending.text;
           draftSave();
@@ -339,10 +396,20 @@
     if (!socketOpen()) { showError(labels.labelNotConnected); return; }
     showError("");
     pendingTitle = text.slice(0, 60);
+    var frame = {type: "chat.send", conversation: conversation, model: model.value, content: text};
+    var removed = [];
+    if (editing && conversation) {
+      // A new version of the question: it and what follows it leave the page.
+      frame = {type: "chat.edit", conversation: conversation, message: Number(editing.dataset.message), model: model.value, content: text};
+      removed = detachFrom(editing);
+    } else if (conversation && lastShownId()) {
+      frame.after = lastShownId(); // the branch on the page, whichever version it shows
+    }
+    stopEditing();
     var bubble = addMessage("user", text);
     bubble.article.classList.add("pending");
-    pending = {text: content.value, article: bubble.article, regenerate: false};
-    socket.send(JSON.stringify({type: "chat.send", conversation: conversation, model: model.value, content: text}));
+    pending = {text: content.value, article: bubble.article, regenerate: false, removed: removed};
+    socket.send(JSON.stringify(frame));
     content.value = ""; // the draft stays stored until the server takes the message
     toBottom();
     setBusy(true);
@@ -370,8 +437,17 @@
       if (busy || !conversation) return;
       if (!socketOpen()) { showError(labels.labelNotConnected); return; }
       showError("");
-      pending = {text: "", article: null, regenerate: true};
-      socket.send(JSON.stringify({type: "chat.regenerate", conversation: conversation, model: model.value}));
+      var frame = {type: "chat.regenerate", conversation: conversation, model: model.value};
+      var question = lastShownId("user");
+      var removed = [];
+      if (question) {
+        frame.message = question;
+        // The reply shown now makes way for the new version (the switcher brings it back).
+        var asked = messages.querySelector('article.msg-user[data-message="' + question + '"]');
+        if (asked && asked.nextElementSibling) removed = detachFrom(asked.nextElementSibling);
+      }
+      pending = {text: "", article: null, regenerate: true, removed: removed};
+      socket.send(JSON.stringify(frame));
       setBusy(true);
     });
   }
@@ -417,6 +493,7 @@
 
   // ---- Start --------------------------------------------------------------------------
   document.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
+  messages.querySelectorAll("article.msg-user[data-message]").forEach(addEditButton);
   draftRestore();
   toBottom(); // a conversation opens at its latest reply
   content.focus({preventScroll: true});

@@ -14,7 +14,10 @@ from apps.providers.models import ChatModel
 from tests.billing.conftest import policy_set
 from tests.conftest import People
 
-PREPARE_QUERIES = 10  # class, allowlist; in one transaction: budgets (a savepoint), hold, conversation, both messages
+# class, allowlist; in one transaction: budgets (a savepoint), hold, conversation, the
+# question, then the reply (its own INSERT: it points at the question's id, which a
+# conversation's branches need; see Message.parent)
+PREPARE_QUERIES = 11
 FINISH_QUERIES = 11  # in one transaction: hold claim, counters, ledger row, reply, conversation; the budget after
 
 

@@ -1,0 +1,81 @@
+"""Versions in the browser: a regenerated reply and an edited question show one version at a
+time with a ‹ 1/2 › switcher, live and after a reload, on a phone-sized screen too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from apps.providers.models import ChatModel
+from tests.conftest import People
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_chat_page import PHONE, open_chat, send
+from tests.fake_upstream import Behaviour, FakeUpstream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_regenerated_reply_shows_one_version_at_a_time(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, page_for: Any
+) -> None:
+    page = page_for("en-US")
+    page.set_viewport_size(PHONE)
+    open_chat(page)
+    fake_upstream.default = Behaviour(chunks=["The first answer."])
+    send(page, "What is a token?")
+    page.wait_for_selector(".msg-assistant .msg-meta")
+    fake_upstream.default = Behaviour(chunks=["The second answer."])
+    page.click("#regenerate")
+    page.wait_for_selector(".msg-assistant .versions")
+
+    assert page.locator(".msg-assistant").count() == 1
+    assert "The second answer." in page.inner_text(".msg-assistant .msg-body")
+    assert page.inner_text(".msg-assistant .version-count") == "2/2"
+    screenshot(page, "chat-versions-regenerated-phone")
+    live = page.inner_html(".msg-assistant")
+    page.reload()
+    page.wait_for_selector(".msg-assistant .versions")
+    assert page.inner_html(".msg-assistant") == live
+
+    page.click(".msg-assistant a.version-prev")
+    page.wait_for_selector(".msg-assistant .version-count:text('1/2')")
+    assert "The first answer." in page.inner_text(".msg-assistant .msg-body")
+    assert page.locator(".msg-assistant").count() == 1
+
+
+def test_editing_a_question_sends_it_again_as_a_new_version(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, page_for: Any
+) -> None:
+    page = page_for("en-US")
+    open_chat(page)
+    fake_upstream.default = Behaviour(chunks=["Answer one."])
+    send(page, "First question")
+    page.wait_for_selector(".msg-assistant .msg-meta")
+    fake_upstream.default = Behaviour(chunks=["Answer two."])
+    send(page, "Second question")
+    page.locator(".msg-assistant .msg-meta").nth(1).wait_for()
+
+    page.locator(".msg-user .msg-edit").nth(1).click()
+    assert page.input_value("#content") == "Second question"
+    assert page.is_visible("#editing")
+    fake_upstream.default = Behaviour(chunks=["Answer to the edit."])
+    send(page, "Second question, edited")
+    page.wait_for_selector(".msg-user .versions")
+    page.locator(".msg-assistant .msg-meta").nth(1).wait_for()
+
+    assert page.locator(".msg-user").count() == 2 and page.locator(".msg-assistant").count() == 2
+    assert page.inner_text(".msg-user >> nth=1 >> .msg-body") == "Second question, edited"
+    assert page.inner_text(".msg-user >> nth=1 >> .version-count") == "2/2"
+    assert "Answer to the edit." in page.inner_text(".msg-assistant >> nth=1")
+    assert not page.is_visible("#editing")
+    assert fake_upstream.chat_requests()[-1].body["messages"][-1]["content"] == "Second question, edited"
+    screenshot(page, "chat-versions-edited")
+
+    page.reload()
+    page.wait_for_selector(".msg-user .versions")
+    assert page.inner_text(".msg-user >> nth=1 >> .version-count") == "2/2"
+    page.click(".msg-user a.version-prev")
+    page.wait_for_selector(".msg-user .version-count:text('1/2')")
+    assert "Second question" == page.inner_text(".msg-user >> nth=1 >> .msg-body")
+    assert "Answer two." in page.inner_text(".msg-assistant >> nth=1")
