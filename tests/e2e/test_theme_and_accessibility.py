@@ -146,3 +146,23 @@ def test_teacher_and_student_pages_have_no_serious_accessibility_faults(
         found[url] = axe_serious(student)
     screenshot(student, f"a11y-api-{theme}-{locale}")
     assert {url: faults for url, faults in found.items() if faults} == {}
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_code_is_highlighted_readably_in_both_themes(people: People, catalog: None, page_for: Any, theme: str) -> None:
+    """The API guide and a provider page show code: pygments.css in light, pygments-dark.css in
+    dark, and axe's contrast check passes on both."""
+    page = page_for("en-US", bypass_csp=True, color_scheme=theme, viewport=DESKTOP)
+    log_in(page, "xiaoming", PASSWORD)
+    # The API guide's code blocks are plain (on the page's panel colour); the provider pages' are pygments'.
+    for url, selector, dark in [
+        ("/api/", ".code-block", "rgb(22, 27, 34)"),
+        ("/providers/deepseek/", ".highlight", "rgb(13, 17, 23)"),
+    ]:
+        page.goto(url)
+        assert page.locator(selector).count() > 0, url
+        background = page.evaluate(f"getComputedStyle(document.querySelector('{selector}')).backgroundColor")
+        assert (background == dark) == (theme == "dark"), (url, background)
+        assert axe_serious(page) == [], url
+    page.locator(".highlight").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"code-{theme}.png"))
