@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import NamedTuple
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.billing.models import LedgerEntry
@@ -100,6 +102,23 @@ def prompt_history(*, branch: list[BranchRow]) -> list[dict[str, str]]:
         for row in branch
         if not (row.role == Message.Role.ASSISTANT and (row.status not in _CONTEXT_REPLY_STATUSES or not row.content))
     ]
+
+
+# How long after deleting a conversation its owner may still undo it.
+UNDO_DELETE_SECONDS = 300
+
+
+def conversation_get_deleted_for_user(*, user: User, conversation_id: int) -> Conversation:
+    """The user's own conversation deleted in the last UNDO_DELETE_SECONDS (the "Undo" after
+    a delete); 404 for anyone else's, one not deleted, or deleted longer ago."""
+    conversation = Conversation.objects.filter(
+        pk=conversation_id,
+        owner=user,
+        deleted_at__gte=timezone.now() - timedelta(seconds=UNDO_DELETE_SECONDS),
+    ).first()
+    if conversation is None:
+        raise Http404("No such conversation.")
+    return conversation
 
 
 def conversation_messages(*, conversation: Conversation, at: int | None = None) -> list[Message]:

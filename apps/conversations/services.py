@@ -227,6 +227,15 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
-    """Hide it from its owner. Messages and the ledger stay (billing and audits need them)."""
+    """Hide it from its owner. Messages and the ledger stay (billing and audits need them),
+    and the owner may undo it for a while (conversation_restore)."""
     conversation.deleted_at = timezone.now()
     conversation.save(update_fields=["deleted_at"])
+
+
+def conversation_restore(*, conversation: Conversation) -> Conversation:
+    """Undo a delete: the conversation is back in its owner's list (as it was: `updated_at`
+    is kept, so it returns to its place). Side effects: the row's `deleted_at` cleared."""
+    Conversation.objects.filter(pk=conversation.pk).update(deleted_at=None)
+    conversation.deleted_at = None
+    return conversation

@@ -10,6 +10,7 @@ urlpatterns = [
     path("compare/", views.compare_page, name="compare"),
     path("c/<int:conversation_id>/rename/", views.rename, name="conversation-rename"),
     path("c/<int:conversation_id>/delete/", views.delete, name="conversation-delete"),
+    path("c/<int:conversation_id>/restore/", views.restore, name="conversation-restore"),
     path(
         "classes/<int:classroom_id>/students/<int:student_id>/conversations/",
         views.student_conversations,

@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.models import AuditEvent
@@ -18,16 +19,18 @@ from apps.providers.selectors import (
 )
 from webchat.presenting import presentation_context
 
+from .models import Conversation
 from .pipeline import MAX_LANES
 from .rendering import markdown_policy
 from .selectors import (
+    conversation_get_deleted_for_user,
     conversation_get_for_teacher,
     conversation_get_for_user,
     conversation_list_for_user,
     conversation_messages,
     conversations_of_student_for_teacher,
 )
-from .services import conversation_delete, conversation_rename
+from .services import conversation_delete, conversation_rename, conversation_restore
 
 
 @require_GET
@@ -51,6 +54,7 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
             "classroom": classroom,
             "conversations": conversation_list_for_user(user=request.user, search=search)[:100],
             "search": search,
+            "just_deleted": _just_deleted(request),
             # ?at=<message>: the branch through that version (the versions switcher's links).
             "chat_messages": conversation_messages(conversation=conversation, at=_message_id(request))
             if conversation
@@ -64,6 +68,17 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
             "markdown_policy": markdown_policy(),
         },
     )
+
+
+def _just_deleted(request: HttpRequest) -> Conversation | None:
+    """After a delete (?deleted=<id>): the conversation, while it can still be undone."""
+    value = request.GET.get("deleted", "")
+    if not value.isdigit() or len(value) > 11:
+        return None
+    try:
+        return conversation_get_deleted_for_user(user=request.user, conversation_id=int(value))
+    except Http404:
+        return None
 
 
 def _message_id(request: HttpRequest) -> int | None:
@@ -87,7 +102,17 @@ def rename(request: HttpRequest, conversation_id: int) -> HttpResponse:
 def delete(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
     conversation_delete(conversation=conversation)
-    return redirect("home")
+    # The list then offers "Deleted · Undo" for a few seconds (the restore view).
+    return redirect(reverse("home") + f"?deleted={conversation.pk}")
+
+
+@require_POST
+@login_required
+def restore(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Undo a delete, for its owner, shortly after it (UNDO_DELETE_SECONDS)."""
+    conversation = conversation_get_deleted_for_user(user=request.user, conversation_id=conversation_id)
+    conversation_restore(conversation=conversation)
+    return redirect("conversation", conversation_id=conversation.pk)
 
 
 @require_GET

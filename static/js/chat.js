@@ -491,6 +491,13 @@
   });
   showTheme();
 
+  // ---- Undo a delete: offered for a few seconds; a reload does not offer it again -------
+  var undo = document.getElementById("undo-delete");
+  if (undo) {
+    history.replaceState(null, "", location.pathname);
+    setTimeout(function () { if (!undo.contains(document.activeElement)) undo.remove(); }, 10000);
+  }
+
   // ---- Start --------------------------------------------------------------------------
   document.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
   messages.querySelectorAll("article.msg-user[data-message]").forEach(addEditButton);

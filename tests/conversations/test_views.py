@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from apps.conversations.models import Message
-from apps.conversations.services import turn_begin
+from apps.conversations.models import Conversation, Message
+from apps.conversations.selectors import UNDO_DELETE_SECONDS
+from apps.conversations.services import conversation_delete, turn_begin
 from tests.conftest import People
 
 pytestmark = pytest.mark.django_db
@@ -94,3 +98,35 @@ def test_model_output_is_escaped_on_the_page(people: People, demo_model, client:
     page = client.get(reverse("conversation", args=[rows.conversation.pk])).content.decode()
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_deleted_conversation_can_be_undone_by_its_owner(people: People, conversation, client: Client) -> None:
+    client.force_login(people.student)
+    response = client.post(reverse("conversation-delete", args=[conversation.pk]))
+    assert response.status_code == 302 and response["Location"] == f"{reverse('home')}?deleted={conversation.pk}"
+    page = client.get(response["Location"]).content.decode()
+    assert 'id="undo-delete"' in page and reverse("conversation-restore", args=[conversation.pk]) in page
+
+    restored = client.post(reverse("conversation-restore", args=[conversation.pk]))
+
+    assert restored.status_code == 302 and restored["Location"] == reverse("conversation", args=[conversation.pk])
+    conversation.refresh_from_db()
+    assert conversation.deleted_at is None
+    assert client.get(reverse("conversation", args=[conversation.pk])).status_code == 200
+
+
+def test_undo_is_only_for_the_owner_by_post_and_soon_after(people: People, conversation, client: Client) -> None:
+    conversation_delete(conversation=conversation)
+    url = reverse("conversation-restore", args=[conversation.pk])
+    client.force_login(people.classmate)
+    assert client.post(url).status_code == 404
+    assert 'id="undo-delete"' not in client.get(f"{reverse('home')}?deleted={conversation.pk}").content.decode()
+    client.force_login(people.student)
+    assert client.get(url).status_code == 405
+    Conversation.objects.filter(pk=conversation.pk).update(
+        deleted_at=timezone.now() - timedelta(seconds=UNDO_DELETE_SECONDS + 1)
+    )
+    assert client.post(url).status_code == 404
+    assert client.post(reverse("conversation-restore", args=[999999])).status_code == 404
+    conversation.refresh_from_db()
+    assert conversation.deleted_at is not None

@@ -79,3 +79,24 @@ def test_editing_a_question_sends_it_again_as_a_new_version(
     page.wait_for_selector(".msg-user .version-count:text('1/2')")
     assert "Second question" == page.inner_text(".msg-user >> nth=1 >> .msg-body")
     assert "Answer two." in page.inner_text(".msg-assistant >> nth=1")
+
+
+def test_a_deleted_conversation_can_be_undone_from_the_list(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, page_for: Any
+) -> None:
+    page = page_for("en-US")
+    page.set_viewport_size(PHONE)
+    open_chat(page)
+    send(page, "keep me after all")
+    page.wait_for_selector(".msg-assistant .msg-meta")
+    page.click(".confirm-delete summary")
+    page.click("#delete-conversation")
+    page.wait_for_selector("#undo-delete")
+    assert page.evaluate("location.search") == ""  # a reload does not offer it again
+    assert "keep me after all" not in page.inner_text("#conversation-list")
+    screenshot(page, "chat-undo-delete-phone")
+
+    page.click("#undo-delete-button")
+    page.wait_for_selector(".msg-user")
+    assert "keep me after all" in page.inner_text(".msg-user .msg-body")
+    assert "keep me after all" in page.text_content("#conversation-list")
