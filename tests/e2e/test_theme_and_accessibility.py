@@ -140,7 +140,7 @@ def test_teacher_and_student_pages_have_no_serious_accessibility_faults(
         found[url] = axe_serious(teacher)
     student = page_for(locale, bypass_csp=True, color_scheme=theme)
     log_in(student, "xiaoming", PASSWORD)
-    for url in ["/usage/", "/api-keys/", "/api/"]:
+    for url in ["/usage/", "/api-keys/", "/api/", "/learn/tokenizer/"]:
         student.goto(url)
         assert student.get_attribute("html", "lang") == LOCALES[locale]
         found[url] = axe_serious(student)
