@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.billing.models import LedgerEntry
@@ -28,6 +32,40 @@ def conversation_list_for_user(*, user: User, search: str = "") -> QuerySet[Conv
             Q(title__icontains=search) | Q(messages__content__icontains=search)
         ).distinct()
     return conversations
+
+
+@dataclass(frozen=True)
+class ConversationGroup:
+    key: str  # today, yesterday, week, month, or the month as YYYY-MM
+    label: str
+    conversations: list[Conversation]
+
+
+def conversation_groups(
+    *, conversations: Iterable[Conversation], now: datetime | None = None
+) -> list[ConversationGroup]:
+    """The list as the sidebar shows it: by when each conversation last changed, in the
+    user's time zone: Today, Yesterday, Previous 7 days, Previous 30 days, then one group a
+    month. Expects them newest first (conversation_list_for_user); no queries."""
+    today = timezone.localtime(now or timezone.now()).date()
+    groups: list[ConversationGroup] = []
+    for conversation in conversations:
+        day = timezone.localtime(conversation.updated_at).date()
+        days = (today - day).days
+        if days <= 0:
+            key, label = "today", _("Today")
+        elif days == 1:
+            key, label = "yesterday", _("Yesterday")
+        elif days < 7:
+            key, label = "week", _("Previous 7 days")
+        elif days < 30:
+            key, label = "month", _("Previous 30 days")
+        else:
+            key, label = f"{day:%Y-%m}", date_format(day, "YEAR_MONTH_FORMAT")
+        if not groups or groups[-1].key != key:
+            groups.append(ConversationGroup(key=key, label=str(label), conversations=[]))
+        groups[-1].conversations.append(conversation)
+    return groups
 
 
 def conversation_get_for_user(*, user: User, conversation_id: int) -> Conversation:

@@ -26,6 +26,7 @@ from .selectors import (
     conversation_get_deleted_for_user,
     conversation_get_for_teacher,
     conversation_get_for_user,
+    conversation_groups,
     conversation_list_for_user,
     conversation_messages,
     conversations_of_student_for_teacher,
@@ -52,7 +53,10 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
         {
             "conversation": conversation,
             "classroom": classroom,
-            "conversations": conversation_list_for_user(user=request.user, search=search)[:100],
+            # Grouped by date: Today, Yesterday, Previous 7 days, Previous 30 days, by month.
+            "conversation_groups": conversation_groups(
+                conversations=conversation_list_for_user(user=request.user, search=search)[:100]
+            ),
             "search": search,
             "just_deleted": _just_deleted(request),
             # ?at=<message>: the branch through that version (the versions switcher's links).

@@ -264,7 +264,20 @@
     link.setAttribute("aria-current", "page");
     link.textContent = pendingTitle;
     item.appendChild(link);
-    list.prepend(item);
+    // Into the list's "Today" group (made if the list has none yet).
+    var today = list.querySelector('.conversation-group[data-group="today"] > ul');
+    if (!today) {
+      var group = document.createElement("li");
+      group.className = "conversation-group";
+      group.dataset.group = "today";
+      var heading = document.createElement("h2");
+      heading.className = "group-label";
+      heading.textContent = labels.labelToday;
+      today = document.createElement("ul");
+      group.append(heading, today);
+      list.prepend(group);
+    }
+    today.prepend(item);
     if (regenerate) regenerate.hidden = false;
     var tools = document.getElementById("conversation-tools");
     tools.querySelectorAll("form").forEach(function (toolForm) {

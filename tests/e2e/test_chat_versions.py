@@ -3,10 +3,14 @@ time with a ‹ 1/2 › switcher, live and after a reload, on a phone-sized scre
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from apps.conversations.models import Conversation
+from apps.conversations.services import turn_begin
 from apps.providers.models import ChatModel
 from tests.conftest import People
 from tests.e2e.conftest import screenshot
@@ -100,3 +104,36 @@ def test_a_deleted_conversation_can_be_undone_from_the_list(
     page.wait_for_selector(".msg-user")
     assert "keep me after all" in page.inner_text(".msg-user .msg-body")
     assert "keep me after all" in page.text_content("#conversation-list")
+
+
+def test_the_conversation_list_is_grouped_by_date_on_a_phone(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, page_for: Any
+) -> None:
+    for title, days in [("Older question about tokens and how they are billed", 3), ("Last month", 40)]:
+        rows = turn_begin(
+            user=people.student,
+            conversation=None,
+            classroom=people.classroom,
+            model=fake_model,
+            content=title,
+            request_id=f"r-{days}",
+        )
+        Conversation.objects.filter(pk=rows.conversation.pk).update(updated_at=timezone.now() - timedelta(days=days))
+    page = page_for("en-US")
+    page.set_viewport_size(PHONE)
+    open_chat(page)
+    send(page, "A new question today")
+    page.wait_for_selector(".msg-assistant .msg-meta")
+    page.click("#drawer-toggle")
+    page.wait_for_selector("#conversation-list", state="visible")
+
+    labels = page.locator("#conversation-list .group-label").all_inner_texts()
+    assert [label.lower() for label in labels[:2]] == ["today", "previous 7 days"] and len(labels) == 3
+    assert "A new question today" in page.inner_text('.conversation-group[data-group="today"]')
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.wait_for_timeout(400)  # the drawer slides in
+    screenshot(page, "chat-list-grouped-phone")
+    page.reload()
+    page.click("#drawer-toggle")
+    page.wait_for_selector("#conversation-list", state="visible")
+    assert page.locator("#conversation-list .group-label").count() == 3
