@@ -27,7 +27,7 @@ from tests.fake_upstream import Behaviour, FakeUpstream
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MODEL = "fakeai/fake-model"
-TYPES = ["chat.send", "chat.regenerate", "chat.stop"]
+TYPES = ["chat.send", "chat.regenerate", "chat.edit", "chat.stop"]
 PARAM_NAMES = ["temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "stop", "response_format"]
 # Body fields the pipeline itself sends; every other one came from the frame's params.
 OWN_FIELDS = {"model", "messages", "stream", "stream_options", "max_tokens"}
@@ -120,6 +120,8 @@ near_valid_frames = st.fixed_dictionaries(
         "content": any_text | json_values,
         "params": params,
         "max_tokens": st.integers(min_value=-2, max_value=5000) | json_values,
+        "message": st.integers(min_value=-2, max_value=50) | json_values,
+        "after": st.integers(min_value=-2, max_value=50) | json_values,
     },
 ).map(json.dumps)  # NaN and Infinity come out as the literals Python's json reads back
 nested = st.integers(min_value=1, max_value=40_000).flatmap(
