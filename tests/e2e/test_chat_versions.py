@@ -14,7 +14,7 @@ from apps.conversations.services import turn_begin
 from apps.providers.models import ChatModel
 from tests.conftest import People
 from tests.e2e.conftest import screenshot
-from tests.e2e.test_chat_page import PHONE, open_chat, send
+from tests.e2e.test_chat_page import AXE, PHONE, open_chat, send
 from tests.fake_upstream import Behaviour, FakeUpstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -137,3 +137,30 @@ def test_the_conversation_list_is_grouped_by_date_on_a_phone(
     page.click("#drawer-toggle")
     page.wait_for_selector("#conversation-list", state="visible")
     assert page.locator("#conversation-list .group-label").count() == 3
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_versions_edit_and_undo_have_no_serious_accessibility_faults(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, page_for: Any, theme: str
+) -> None:
+    if not AXE.exists():
+        pytest.fail("axe-core is missing: `make test-setup` installs it (npm ci)")
+    page = page_for("en-US", bypass_csp=True, color_scheme=theme)
+    open_chat(page)
+    send(page, "First question")
+    page.wait_for_selector(".msg-assistant .msg-meta")
+    page.click("#regenerate")
+    page.wait_for_selector(".msg-assistant .versions")
+    page.locator(".msg-user .msg-edit").click()
+    send(page, "First question, edited")
+    page.wait_for_selector(".msg-user .versions")
+    page.locator(".msg-user .msg-edit").click()  # the editing bar is showing too
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    serious = [
+        (violation["id"], [(node["target"], node["failureSummary"]) for node in violation["nodes"]][:3])
+        for violation in result["violations"]
+        if violation["impact"] in ("serious", "critical")
+    ]
+    screenshot(page, f"chat-versions-axe-{theme}")
+    assert serious == []
