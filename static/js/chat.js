@@ -213,21 +213,25 @@
   }
   function startEditing(article) {
     if (busy) return;
+    if (editing) editing.classList.remove("editing");
     editing = article;
+    article.classList.add("editing");
     content.value = article.querySelector(".msg-body").textContent;
     editingBar.hidden = false;
     content.focus();
   }
   function stopEditing() {
+    if (editing) editing.classList.remove("editing");
     editing = null;
     editingBar.hidden = true;
   }
-  document.getElementById("editing-cancel").addEventListener("click", function () {
+  function cancelEditing() {
     stopEditing();
     content.value = "";
     draftRestore();
     content.focus();
-  });
+  }
+  document.getElementById("editing-cancel").addEventListener("click", cancelEditing);
 
   function replaceWithServer(article, html) {
     // The server's rendering of the saved message, sanitised there (rendering.py): the same
@@ -429,6 +433,7 @@
   });
 
   content.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && editing) { event.preventDefault(); cancelEditing(); return; }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       if (!busy) form.requestSubmit();
@@ -515,7 +520,10 @@
   document.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
   messages.querySelectorAll("article.msg-user[data-message]").forEach(addEditButton);
   draftRestore();
-  toBottom(); // a conversation opens at its latest reply
+  // A conversation opens at its latest reply; after a versions switch (?at=), at that version.
+  var shownAt = /[?&]at=(\d+)/.exec(location.search);
+  var atArticle = shownAt && messages.querySelector('article.msg[data-message="' + shownAt[1] + '"]');
+  if (atArticle) atArticle.scrollIntoView({block: "center"}); else toBottom();
   content.focus({preventScroll: true});
   connect();
 })();

@@ -63,6 +63,11 @@ def test_editing_a_question_sends_it_again_as_a_new_version(
     page.locator(".msg-user .msg-edit").nth(1).click()
     assert page.input_value("#content") == "Second question"
     assert page.is_visible("#editing")
+    page.keyboard.press("Escape")  # changed my mind
+    assert not page.is_visible("#editing") and page.input_value("#content") == ""
+    assert page.locator(".msg.editing").count() == 0
+    page.locator(".msg-user .msg-edit").nth(1).click()
+    assert page.locator(".msg-user.editing").count() == 1
     fake_upstream.default = Behaviour(chunks=["Answer to the edit."])
     send(page, "Second question, edited")
     page.wait_for_selector(".msg-user .versions")
