@@ -56,7 +56,8 @@ class ReplyAdmin(admin.ModelAdmin):
     list_filter = ("usage_review", "status", "usage_source")
     search_fields = ("request_id", "route_name", "conversation__owner__username")
     list_select_related = ("conversation",)
-    exclude = ("content",)  # the text stays on the conversation's page
+    # The text stays on the conversation's page (a parent's name would show its first words).
+    exclude = ("content", "parent")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
         return super().get_queryset(request).filter(role=Message.Role.ASSISTANT)

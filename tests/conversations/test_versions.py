@@ -3,14 +3,17 @@ page and the model see one branch of it, and the old versions stay (and stay bil
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.apps import apps as django_apps
 from django.test import Client
 
 from apps.billing.models import LedgerEntry
-from apps.conversations.models import Message
+from apps.conversations.models import Conversation, Message
+from apps.conversations.selectors import conversation_prompt_history
 from tests.conftest import People, ws_connect, ws_frames_until
 from tests.fake_upstream import Behaviour, FakeUpstream
 
@@ -185,3 +188,32 @@ async def test_the_page_shows_one_version_at_a_time_and_links_to_the_others(
 
 async def _get(client: Client, url: str) -> Any:
     return await sync_to_async(client.get)(url)
+
+
+def test_the_migration_links_existing_messages_as_they_were_shown(people: People, fake_model: Any) -> None:
+    """Before versions a conversation was a list: each reply follows the question before it
+    (a regenerated one too), each question the reply before it."""
+    conversation = Conversation.objects.create(owner=people.student, classroom=people.classroom, title="old")
+    rows = [
+        ("user", "Q1"),
+        ("assistant", "A1 first"),
+        ("assistant", "A1 regenerated"),
+        ("user", "Q2"),
+        ("assistant", "A2"),
+    ]
+    made = [
+        Message.objects.create(conversation=conversation, role=role, content=content, status="complete")
+        for role, content in rows
+    ]
+    migration = importlib.import_module("apps.conversations.migrations.0006_message_parent")
+
+    migration.parents_fill(django_apps, None)
+
+    parents = [Message.objects.get(pk=message.pk).parent_id for message in made]
+    assert parents == [None, made[0].pk, made[0].pk, made[2].pk, made[3].pk]
+    assert [m["content"] for m in conversation_prompt_history(conversation=conversation)] == [
+        "Q1",
+        "A1 regenerated",
+        "Q2",
+        "A2",
+    ]

@@ -9,7 +9,8 @@ def parents_fill(apps, schema_editor):
     last_question = last_reply = None
     conversation_id = None
     changed = []
-    for message in Message.objects.order_by("conversation_id", "id").only("id", "conversation_id", "role"):
+    rows = Message.objects.order_by("conversation_id", "id").only("id", "conversation_id", "role")
+    for message in rows.iterator(chunk_size=2000):
         if message.conversation_id != conversation_id:
             conversation_id, last_question, last_reply = message.conversation_id, None, None
         if message.role == "user":
@@ -19,6 +20,9 @@ def parents_fill(apps, schema_editor):
             message.parent_id = last_question
             last_reply = message.pk
         changed.append(message)
+        if len(changed) >= 2000:
+            Message.objects.bulk_update(changed, ["parent"], batch_size=500)
+            changed = []
     Message.objects.bulk_update(changed, ["parent"], batch_size=500)
 
 
