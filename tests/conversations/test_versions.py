@@ -10,10 +10,12 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.apps import apps as django_apps
 from django.test import Client
+from django.urls import reverse
 
 from apps.billing.models import LedgerEntry
 from apps.conversations.models import Conversation, Message
 from apps.conversations.selectors import conversation_prompt_history
+from apps.conversations.services import turn_begin
 from tests.conftest import People, ws_connect, ws_frames_until
 from tests.fake_upstream import Behaviour, FakeUpstream
 
@@ -217,3 +219,35 @@ def test_the_migration_links_existing_messages_as_they_were_shown(people: People
         "Q2",
         "A2",
     ]
+
+
+def test_a_teacher_reads_one_version_at_a_time_too(people: People, fake_model: Any, client: Client) -> None:
+    first = turn_begin(
+        user=people.student,
+        conversation=None,
+        classroom=people.classroom,
+        model=fake_model,
+        content="Q?",
+        request_id="a",
+    )
+    Message.objects.filter(pk=first.reply.pk).update(content="Old answer.", status="complete")
+    again = turn_begin(
+        user=people.student,
+        conversation=first.conversation,
+        classroom=people.classroom,
+        model=fake_model,
+        content="",
+        request_id="b",
+        ask_again=True,
+    )
+    Message.objects.filter(pk=again.reply.pk).update(content="New answer.", status="complete")
+    people.classroom.teacher_can_read = True
+    people.classroom.save()
+    client.force_login(people.teacher)
+    url = reverse("teacher-read", args=[first.conversation.pk])
+
+    page = client.get(url).content.decode()
+    older = client.get(f"{url}?at={first.reply.pk}").content.decode()
+
+    assert "New answer." in page and "Old answer." not in page and "2/2" in page
+    assert "Old answer." in older and "New answer." not in older and "1/2" in older
