@@ -34,7 +34,7 @@ def offered(client: Client) -> tuple[list[str], str]:
     """The chat page's model menu: every option's value, and the selected one."""
     page = client.get(reverse("home")).content.decode()
     menu = page[page.index('<select id="model"') :]
-    options = re.findall(r'<option value="([^"]*)"( selected)?>', menu[: menu.index("</select>")])
+    options = re.findall(r'<option value="([^"]*)"( selected)?[ >]', menu[: menu.index("</select>")])
     return [value for value, _ in options], next((value for value, chosen in options if chosen), "")
 
 
