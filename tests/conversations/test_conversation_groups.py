@@ -64,7 +64,7 @@ def test_the_chat_page_shows_the_groups(people: People, demo_model: Any, client:
     _conversation(people, demo_model, "Old question", timezone.now() - timedelta(days=2))
     client.force_login(people.student)
 
-    page = client.get(reverse("home")).content.decode()
+    page = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
     assert 'data-group="today"' in page and 'data-group="week"' in page
     assert page.index("What is a token?") < page.index("Previous 7 days") < page.index("Old question")
