@@ -130,8 +130,27 @@ async def models_list(request: HttpRequest) -> HttpResponse:
         names = await off_the_loop(_models_for)(presented=_presented_key(request))
     except RequestRefused as error:
         return _refusal_response(error)
-    data = [{"id": name, "object": "model", "created": 0, "owned_by": name.split("/", 1)[0]} for name in names]
-    return JsonResponse({"object": "list", "data": data})
+    return JsonResponse({"object": "list", "data": [_model_object(name) for name in names]})
+
+
+def _model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": name.split("/", 1)[0]}
+
+
+@csrf_exempt
+@require_GET
+async def model_retrieve(request: HttpRequest, model: str) -> HttpResponse:
+    """GET /v1/models/{model} (the SDK's models.retrieve): one of this key's models, else
+    404 model_not_found, as for a chat request naming it."""
+    try:
+        names = await off_the_loop(_models_for)(presented=_presented_key(request))
+    except RequestRefused as error:
+        return _refusal_response(error)
+    if model not in names:
+        return _refusal_response(
+            RequestRefused(ErrorCode.MODEL_NOT_ALLOWED, _("That model is not available."), param="model")
+        )
+    return JsonResponse(_model_object(model))
 
 
 def _chat_request(body: bytes) -> tuple[ChatRequest, bool, bool]:

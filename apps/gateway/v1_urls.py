@@ -6,5 +6,7 @@ from . import api_views as views
 
 urlpatterns = [
     path("models", views.models_list, name="v1-models"),
+    # Model ids hold a slash (provider/model).
+    path("models/<path:model>", views.model_retrieve, name="v1-model"),
     path("chat/completions", views.chat_completions, name="v1-chat-completions"),
 ]

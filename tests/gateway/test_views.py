@@ -277,3 +277,16 @@ def test_sampling_parameters_response_format_and_max_completion_tokens_reach_the
     assert sent["temperature"] == 0.5 and sent["response_format"] == {"type": "json_object"}
     assert 33 in (sent.get("max_tokens"), sent.get("max_completion_tokens"))
     assert "user" not in sent
+
+
+def test_a_model_is_retrieved_by_its_id_and_an_unknown_one_is_not_found(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str
+) -> None:
+    client = client_for(live_asgi, key)
+    model = client.models.retrieve(MODEL)
+    assert model.id == MODEL and model.owned_by == "fakeai" and model.object == "model"
+    with pytest.raises(openai.NotFoundError) as error:
+        client.models.retrieve("nobody/nothing")
+    assert error.value.code == "model_not_found"
+    with pytest.raises(openai.AuthenticationError):
+        client_for(live_asgi, "wc-not-a-key").models.retrieve(MODEL)
