@@ -250,11 +250,8 @@ class LeanBackend(httpcore2.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class PublicOnlyBackend(httpcore2.AsyncNetworkBackend):
+class PublicOnlyBackend(LeanBackend):
     """Resolves, checks and connects to public addresses only."""
-
-    def __init__(self) -> None:
-        self._inner = LeanBackend()
 
     async def connect_tcp(
         self,
@@ -281,15 +278,12 @@ class PublicOnlyBackend(httpcore2.AsyncNetworkBackend):
             raise httpcore2.ConnectError(f"{BLOCKED_MARKER}: {host} resolves to a non-public address")
         # Connect to the address that was checked, not to the name (which could now answer
         # differently). TLS still verifies the certificate against the original host name.
-        return await self._inner.connect_tcp(
+        return await super().connect_tcp(
             str(public[0]), port, timeout=timeout, local_address=local_address, socket_options=socket_options
         )
 
-    async def connect_unix_socket(self, *args: object, **kwargs: object) -> httpcore2.AsyncNetworkStream:
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore2.AsyncNetworkStream:
         raise httpcore2.ConnectError(f"{BLOCKED_MARKER}: unix sockets")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
 
 
 # One pool per process (per event loop) and kind of URL, shared by every call: a turn reuses a
