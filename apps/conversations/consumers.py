@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -181,11 +182,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             edit=edit,
             message_id=message_id,  # type: ignore[arg-type]  # checked by ChatRequest
         )
-        if self.turn is not None and not self.turn.done() and not self.turn_ended:
-            raise RequestRefused(ErrorCode.BUSY, _("Wait for the current reply to finish, or stop it."))
-        self.stop = asyncio.Event()
-        self.turn_ended = False
-        self.turn = asyncio.create_task(self.run_turn(request, self.stop))
+        self.turn_begin(lambda stop: self.run_turn(request, stop))
 
     async def compare_send(self, frame: dict[str, Any]) -> None:
         """One question to 2-4 models at once; each lane its own reply (frames with "lane")."""
@@ -214,19 +211,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             for model in models
         ]
-        self.turn_begin(self.run_comparison(requests, self.stop_fresh()))
+        self.turn_begin(lambda stop: self.run_comparison(requests, stop))
 
-    def turn_begin(self, work: Any) -> None:
+    def turn_begin(self, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+        """Start a turn (a reply, or a comparison's lanes) with a fresh stop switch, unless
+        one is still running: one at a time per socket."""
         if self.turn is not None and not self.turn.done() and not self.turn_ended:
-            work.close()
             raise RequestRefused(ErrorCode.BUSY, _("Wait for the current reply to finish, or stop it."))
+        self.stop = asyncio.Event()
         self.turn_ended = False
-        self.turn = asyncio.create_task(work)
-
-    def stop_fresh(self) -> asyncio.Event:
-        if self.turn is None or self.turn.done() or self.turn_ended:
-            self.stop = asyncio.Event()
-        return self.stop
+        self.turn = asyncio.create_task(run(self.stop))
 
     async def run_comparison(self, requests: list[ChatRequest], stop: asyncio.Event) -> None:
         """The lanes' events as chat frames, each with its "lane", then compare.done."""
