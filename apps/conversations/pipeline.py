@@ -188,51 +188,15 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
     user = identify()
     conversation = None
     content = ""
-    if request.messages is not None:
-        history = request.messages  # the API's own conversation, checked when the request was built
-    elif request.conversation_id is not None:
-        try:
-            conversation = conversation_get_for_user(user=user, conversation_id=request.conversation_id)
-        except Http404:
-            raise RequestRefused(ErrorCode.NOT_FOUND, _("That conversation does not exist.")) from None
-        # A class's conversations go on only while the class is open and the student in it
-        # (checked on every turn: a socket or a key may outlive an archive or a removal).
-        if conversation.classroom_id is not None and not classroom_open_to_student(
-            classroom_id=conversation.classroom_id, student=user
-        ):
-            raise RequestRefused(
-                ErrorCode.CLASS_CLOSED,
-                _("This conversation's class is archived, or you are no longer in it. Start a new conversation."),
-            )
     parent_id: int | None = None  # the message the new question (or, regenerating, reply) follows
     if request.messages is not None:
-        pass
-    elif request.regenerate or request.edit:
-        if conversation is None:
-            raise RequestRefused(ErrorCode.BAD_REQUEST, _("Say which conversation."), param="conversation")
-        if request.edit and request.message_id is None:
-            raise RequestRefused(ErrorCode.BAD_REQUEST, _("Say which question to edit."), param="message")
-        # The branch down to the very message named (not on to its latest reply).
-        branch = _branch(conversation=conversation, at=request.message_id, descend=request.message_id is None)
-        if request.regenerate:
-            while branch and branch[-1].role != Message.Role.USER:  # a reply: its question
-                branch.pop()
-            if not branch:
-                raise RequestRefused(ErrorCode.BAD_REQUEST, _("There is no question to answer again."))
-            content, parent_id = branch[-1].content, branch[-1].id
-        else:
-            # Only a question of the student's own (the conversation is theirs): not a reply.
-            if not branch or branch[-1].id != request.message_id or branch[-1].role != Message.Role.USER:
-                raise RequestRefused(ErrorCode.NOT_FOUND, _("That question does not exist."), param="message")
-            content, parent_id = request.content.strip(), branch[-1].parent_id
-        history = prompt_history(branch=branch[:-1])
+        history = request.messages  # the API's own conversation, checked when the request was built
     else:
-        content = request.content.strip()
-        branch = _branch(conversation=conversation, at=request.message_id, descend=False) if conversation else []
-        history = prompt_history(branch=branch)
-        parent_id = branch[-1].id if branch else None
-    if request.messages is None and not content:
-        raise RequestRefused(ErrorCode.BAD_REQUEST, _("The message is empty."), param="content")
+        if request.conversation_id is not None:
+            conversation = _conversation_open(user=user, conversation_id=request.conversation_id)
+        content, history, parent_id = _asked(request=request, conversation=conversation)
+        if not content:
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("The message is empty."), param="content")
     if len(content) > settings.CHAT_MAX_CONTENT_CHARS:
         raise RequestRefused(
             ErrorCode.CONTENT_TOO_LONG,
@@ -312,6 +276,53 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
         prompt=prompt,
         question_id=rows.user_message.pk if rows and rows.user_message else None,
     )
+
+
+def _conversation_open(*, user: User, conversation_id: int) -> Conversation:
+    """The user's conversation, while it may go on. A class's conversations go on only while
+    the class is open and the student in it (checked on every turn: a socket or a key may
+    outlive an archive or a removal)."""
+    try:
+        conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+    except Http404:
+        raise RequestRefused(ErrorCode.NOT_FOUND, _("That conversation does not exist.")) from None
+    if conversation.classroom_id is not None and not classroom_open_to_student(
+        classroom_id=conversation.classroom_id, student=user
+    ):
+        raise RequestRefused(
+            ErrorCode.CLASS_CLOSED,
+            _("This conversation's class is archived, or you are no longer in it. Start a new conversation."),
+        )
+    return conversation
+
+
+def _asked(*, request: ChatRequest, conversation: Conversation | None) -> tuple[str, list[dict[str, Any]], int | None]:
+    """What a chat turn asks: the question, the history the model is shown before it (the
+    branch it follows) and the message it follows. A new question goes after the named
+    message (else the latest branch); regenerate answers a question again; edit puts new
+    text in place of a question."""
+    if not (request.regenerate or request.edit):
+        content = request.content.strip()
+        branch = _branch(conversation=conversation, at=request.message_id, descend=False) if conversation else []
+        return content, prompt_history(branch=branch), branch[-1].id if branch else None
+    if conversation is None:
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("Say which conversation."), param="conversation")
+    if request.edit and request.message_id is None:
+        raise RequestRefused(ErrorCode.BAD_REQUEST, _("Say which question to edit."), param="message")
+    # The branch down to the very message named (not on to its latest reply).
+    branch = _branch(conversation=conversation, at=request.message_id, descend=request.message_id is None)
+    if request.regenerate:
+        while branch and branch[-1].role != Message.Role.USER:  # a reply: its question
+            branch.pop()
+        if not branch:
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("There is no question to answer again."))
+        content, parent_id = branch[-1].content, branch[-1].id
+    else:
+        # Only a question of the student's own (the conversation is theirs): not a reply.
+        if not branch or branch[-1].id != request.message_id or branch[-1].role != Message.Role.USER:
+            raise RequestRefused(ErrorCode.NOT_FOUND, _("That question does not exist."), param="message")
+        content, parent_id = request.content.strip(), branch[-1].parent_id
+    return content, prompt_history(branch=branch[:-1]), parent_id
 
 
 def _branch(*, conversation: Conversation, at: int | None, descend: bool) -> list[BranchRow]:
