@@ -580,6 +580,7 @@ def ledger_correct(
         price_input_per_million=entry.price_input_per_million,
         price_output_per_million=entry.price_output_per_million,
         price_currency=entry.price_currency,
+        price_effective_from=entry.price_effective_from,
         cost=cost_billing / entry.exchange_rate,
         exchange_rate=entry.exchange_rate,
         billing_currency=entry.billing_currency,
