@@ -19,16 +19,29 @@
     toggle.title = dark ? toggle.dataset.labelLight : toggle.dataset.labelDark;
   }
 
+  // Until the account has it, the choice is marked unsaved: theme.js then prefers this
+  // browser's newer choice to the account's (a reload can come before the save), and the next
+  // page sends it again.
   function remember(theme) {
-    try { localStorage.setItem("webchat:theme", theme); } catch (error) { /* not cached */ }
+    try {
+      localStorage.setItem("webchat:theme", theme);
+      localStorage.setItem("webchat:theme-unsaved", "1");
+    } catch (error) { /* not cached */ }
     var url = root.dataset.themeSave;
     var token = document.querySelector("input[name=csrfmiddlewaretoken]");
     if (!url || !token) { return; }  // signed out: this browser only
     var body = new FormData();
     body.append("theme", theme);
     body.append("csrfmiddlewaretoken", token.value);
-    fetch(url, { method: "POST", body: body, credentials: "same-origin" }).catch(function () { /* kept locally */ });
+    fetch(url, { method: "POST", body: body, credentials: "same-origin" }).then(function (response) {
+      if (response.ok) {
+        try { localStorage.removeItem("webchat:theme-unsaved"); } catch (error) { /* fine */ }
+      }
+    }).catch(function () { /* kept locally, sent again from the next page */ });
   }
+  try {
+    if (localStorage.getItem("webchat:theme-unsaved") && root.dataset.themeSave) { remember(current); }
+  } catch (error) { /* storage off */ }
 
   new MutationObserver(function () {
     if (root.dataset.theme === current) { return; }

@@ -7,7 +7,10 @@
   var root = document.documentElement;
   var choice = root.dataset.themeChoice;
   try {
-    if (choice) {
+    if (choice && localStorage.getItem("webchat:theme-unsaved")) {
+      // This browser's choice is newer than the account's (its save had not landed yet).
+      choice = localStorage.getItem("webchat:theme") || choice;
+    } else if (choice) {
       // The account is the truth; localStorage is only the cache for pages without it.
       if (choice === "system") { localStorage.removeItem("webchat:theme"); } else { localStorage.setItem("webchat:theme", choice); }
     } else {
