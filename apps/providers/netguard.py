@@ -20,21 +20,18 @@ import asyncio
 import ipaddress
 import re
 import socket
-import ssl
-import time
 import zlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import httpcore2
 import httpx2
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
-from httpcore2._utils import is_socket_readable
 
+from apps.providers.netstream import AsyncioBackend
 from webchat.errors import ErrorCode
 
 # A marker in the connect error, so the client can tell "refused by policy" from "down".
@@ -178,79 +175,7 @@ def url_check_public(url: str) -> str:
     return parsed.url
 
 
-class _LeanStream(httpcore2.AsyncNetworkStream):
-    """A connection whose "is it still alive?" check is cheap. httpcore asks it of every idle
-    pooled connection each time a request starts or a response closes; through anyio that
-    builds a dict of socket attributes and a poll object per connection, per ask: a fifth of
-    a turn's CPU on the event loop with 50 connections kept alive. Here the socket is looked
-    up once, and an idle connection found alive is not asked again for READABLE_RECHECK
-    seconds (one the server closed in that moment fails its request, which is retried)."""
-
-    def __init__(self, inner: httpcore2.AsyncNetworkStream) -> None:
-        self._inner = inner
-        self._socket = inner.get_extra_info("socket")
-        self._alive_until = 0.0
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._alive_until = 0.0  # in use: check afresh once idle again
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore2.AsyncNetworkStream:
-        return _LeanStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        if info != "is_readable":
-            return self._inner.get_extra_info(info)
-        now = time.monotonic()
-        if now < self._alive_until:
-            return False
-        if is_socket_readable(self._socket):
-            return True
-        self._alive_until = now + READABLE_RECHECK
-        return False
-
-
-READABLE_RECHECK = 0.1
-
-
-class LeanBackend(httpcore2.AsyncNetworkBackend):
-    """httpcore's own backend, with connections whose liveness check is cheap (_LeanStream)."""
-
-    def __init__(self) -> None:
-        from httpcore2._backends.auto import AutoBackend
-
-        self._inner = AutoBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        return _LeanStream(
-            await self._inner.connect_tcp(
-                host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-            )
-        )
-
-    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore2.AsyncNetworkStream:
-        return _LeanStream(await self._inner.connect_unix_socket(*args, **kwargs))
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class PublicOnlyBackend(LeanBackend):
+class PublicOnlyBackend(AsyncioBackend):
     """Resolves, checks and connects to public addresses only."""
 
     async def connect_tcp(
@@ -269,8 +194,8 @@ class PublicOnlyBackend(LeanBackend):
             addresses: list[IPAddress] = [numeric]
         else:
             try:
-                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except OSError as exc:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except (OSError, UnicodeError) as exc:  # UnicodeError: an empty or over-long label
                 raise httpcore2.ConnectError(str(exc)) from None
             addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
         public = [a for a in addresses if address_is_public(a)]
@@ -293,8 +218,8 @@ POOL_LIMITS = httpx2.Limits(max_connections=200, max_keepalive_connections=100, 
 
 
 class PooledTransport(httpx2.AsyncHTTPTransport):
-    """The pool httpx builds, on our network backend: LeanBackend for the catalog's own
-    URLs, PublicOnlyBackend (every new connection, each redirect hop too, resolved and
+    """The pool httpx builds, on our network backend: asyncio's transports for the
+    catalog's own URLs, PublicOnlyBackend (every new connection, each redirect hop too, resolved and
     checked; kept-alive ones were) for URLs a user typed."""
 
     def __init__(self, *, public_only: bool, limits: httpx2.Limits = POOL_LIMITS) -> None:
@@ -304,7 +229,7 @@ class PooledTransport(httpx2.AsyncHTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=PublicOnlyBackend() if public_only else LeanBackend(),
+            network_backend=PublicOnlyBackend() if public_only else AsyncioBackend(),
         )
 
 

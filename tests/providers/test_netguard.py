@@ -249,39 +249,3 @@ async def test_redirect_to_a_disallowed_port_is_refused(
         await ws.disconnect()
     finally:
         outside.stop()
-
-
-def test_a_pooled_connection_the_server_closed_is_seen_as_such_once_the_recheck_time_is_over(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The cheap liveness check (_LeanStream): an idle connection found alive is not polled
-    again for READABLE_RECHECK seconds; after that, one the server closed reads as readable
-    (httpcore then drops it instead of sending a request on it). In use, it is checked afresh."""
-    import asyncio
-    import socket as socket_module
-
-    from apps.providers import netguard
-
-    ours, theirs = socket_module.socketpair()
-
-    class Inner:
-        def get_extra_info(self, info: str) -> object:
-            return ours if info == "socket" else None
-
-        async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-            return None
-
-    clock = [1000.0]
-    monkeypatch.setattr(netguard.time, "monotonic", lambda: clock[0])
-    stream = netguard._LeanStream(Inner())  # type: ignore[arg-type]
-    try:
-        assert stream.get_extra_info("is_readable") is False
-        theirs.close()  # the server hangs up
-        assert stream.get_extra_info("is_readable") is False  # within the recheck time: not polled
-        clock[0] += netguard.READABLE_RECHECK + 0.01
-        assert stream.get_extra_info("is_readable") is True
-        asyncio.run(stream.write(b"x"))  # a request on it resets the window
-        assert stream._alive_until == 0.0
-        assert stream.get_extra_info("socket") is ours
-    finally:
-        ours.close()

@@ -1,0 +1,283 @@
+"""The provider calls' network backend (apps/providers/netstream.py) against real servers on
+127.0.0.1: plain and TLS, keep-alive, a server that hangs up, stalls or sends a lot."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpcore2
+import httpx2
+import pytest
+import uvloop
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from apps.providers import netstream
+from apps.providers.netstream import AsyncioBackend
+
+Runs = Callable[[Coroutine[Any, Any, None]], None]
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run_on(request: pytest.FixtureRequest) -> Runs:
+    """Each test on asyncio's own loop and on uvloop (what uvicorn runs the site on)."""
+    factory = uvloop.new_event_loop if request.param == "uvloop" else asyncio.new_event_loop
+
+    def run(coroutine: Coroutine[Any, Any, None]) -> None:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(coroutine)
+
+    return run
+
+
+@asynccontextmanager
+async def serving(handler: Handler, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[int]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=ssl_context)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def request_head(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+def pool(**kwargs: object) -> httpcore2.AsyncConnectionPool:
+    return httpcore2.AsyncConnectionPool(network_backend=AsyncioBackend(), **kwargs)  # type: ignore[arg-type]
+
+
+def self_signed(tmp_path: Path, host: str = "localhost") -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh certificate for `host`, and a client context trusting it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+async def answer_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A keep-alive server: one 200 per request until the client hangs up."""
+    try:
+        while True:
+            await request_head(reader)
+            writer.write(OK)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+def test_keep_alive_reuses_the_connection(run_on: Runs) -> None:
+    connections = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        await answer_each(reader, writer)
+
+    async def run() -> None:
+        async with serving(handler) as port, pool() as http:
+            for _ in range(3):
+                response = await http.request("GET", f"http://127.0.0.1:{port}/")
+                assert (response.status, response.content) == (200, b"ok")
+
+    run_on(run())
+    assert len(connections) == 1
+
+
+def test_an_idle_connection_the_server_closed_is_not_reused(run_on: Runs) -> None:
+    """The server answers once and hangs up: the pool sees it (no request is sent on a dead
+    connection, no error) and opens a new one."""
+    connections = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        await request_head(reader)
+        writer.write(OK)
+        await writer.drain()
+        writer.close()
+
+    async def run() -> None:
+        async with serving(handler) as port, pool() as http:
+            first = await http.request("GET", f"http://127.0.0.1:{port}/")
+            await asyncio.sleep(0.05)  # the hang-up reaches the loop
+            second = await http.request("GET", f"http://127.0.0.1:{port}/")
+            assert first.status == second.status == 200
+
+    run_on(run())
+    assert len(connections) == 2
+
+
+def test_is_readable_means_data_or_a_hang_up(run_on: Runs) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.close()
+
+    async def run() -> None:
+        async with serving(handler) as port:
+            stream = await AsyncioBackend().connect_tcp("127.0.0.1", port)
+            assert stream.get_extra_info("is_readable") is False
+            assert stream.get_extra_info("server_addr")[1] == port
+            assert stream.get_extra_info("socket") is not None
+            await stream.write(b"x")
+            for _ in range(100):
+                if stream.get_extra_info("is_readable"):
+                    break
+                await asyncio.sleep(0.01)
+            assert stream.get_extra_info("is_readable") is True
+            assert await stream.read(100) == b""  # EOF, as httpcore expects it
+            await stream.aclose()
+
+    run_on(run())
+
+
+def test_a_stalled_body_times_out_as_a_read_timeout(run_on: Runs) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await request_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        await writer.drain()
+        await asyncio.sleep(5)
+        writer.close()
+
+    async def run() -> None:
+        timeout = httpx2.Timeout(0.3, connect=2)
+        async with serving(handler) as port, httpx2.AsyncClient(transport=_transport(), timeout=timeout) as http:
+            async with http.stream("GET", f"http://127.0.0.1:{port}/") as response:
+                pieces = []
+                with pytest.raises(httpx2.ReadTimeout):
+                    async for piece in response.aiter_raw():
+                        pieces.append(piece)
+                assert b"".join(pieces) == b"abc"
+
+    run_on(run())
+
+
+def test_a_connection_reset_mid_body_is_a_read_error(run_on: Runs) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await request_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+        await writer.drain()
+        writer.transport.abort()  # RST, not FIN
+
+    async def run() -> None:
+        async with serving(handler) as port, httpx2.AsyncClient(transport=_transport()) as http:
+            with pytest.raises((httpx2.ReadError, httpx2.RemoteProtocolError)):
+                await http.get(f"http://127.0.0.1:{port}/")
+
+    run_on(run())
+
+
+def test_nothing_listening_is_a_connect_error(run_on: Runs) -> None:
+    async def run() -> None:
+        server = await asyncio.start_server(answer_each, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(httpcore2.ConnectError):
+            await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=2)
+
+    run_on(run())
+
+
+def test_a_large_body_arrives_whole_through_a_slow_reader(run_on: Runs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the high-water mark the socket is not read until the reader catches up; nothing
+    is lost or reordered."""
+    monkeypatch.setattr(netstream, "READ_HIGH_WATER", 64 * 1024)
+    monkeypatch.setattr(netstream, "READ_LOW_WATER", 16 * 1024)
+    body = bytes(range(256)) * 16 * 1024  # 4 MiB
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await request_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        writer.close()
+
+    async def run() -> None:
+        async with serving(handler) as port, httpx2.AsyncClient(transport=_transport()) as http:
+            async with http.stream("GET", f"http://127.0.0.1:{port}/") as response:
+                received = bytearray()
+                async for piece in response.aiter_raw():
+                    received += piece
+                    await asyncio.sleep(0.001)
+                assert received == body
+
+    run_on(run())
+
+
+def test_tls_with_a_verified_certificate(run_on: Runs, tmp_path: Path) -> None:
+    server_context, client_context = self_signed(tmp_path)
+
+    async def run() -> None:
+        async with serving(answer_each, server_context) as port, pool(ssl_context=client_context) as http:
+            for _ in range(2):  # the second one on the kept-alive TLS connection
+                response = await http.request("GET", f"https://localhost:{port}/")
+                assert (response.status, response.content) == (200, b"ok")
+            (connection,) = http.connections
+            assert "HTTP/1.1, IDLE, Request Count: 2" in connection.info()
+
+    run_on(run())
+
+
+def test_tls_refuses_a_certificate_for_another_host(run_on: Runs, tmp_path: Path) -> None:
+    server_context, client_context = self_signed(tmp_path, host="elsewhere.example")
+
+    async def run() -> None:
+        async with serving(answer_each, server_context) as port, pool(ssl_context=client_context) as http:
+            with pytest.raises(httpcore2.ConnectError):
+                await http.request("GET", f"https://localhost:{port}/")
+
+    run_on(run())
+
+
+def test_a_tls_handshake_that_never_answers_times_out(run_on: Runs, tmp_path: Path) -> None:
+    _, client_context = self_signed(tmp_path)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    async def run() -> None:
+        async with serving(silent) as port, pool(ssl_context=client_context) as http:
+            with pytest.raises(httpcore2.ConnectTimeout):
+                await http.request(
+                    "GET", f"https://localhost:{port}/", extensions={"timeout": {"connect": 0.3, "read": 0.3}}
+                )
+
+    run_on(run())
+
+
+def _transport() -> httpx2.AsyncHTTPTransport:
+    from apps.providers.netguard import PooledTransport
+
+    return PooledTransport(public_only=False)
