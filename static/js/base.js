@@ -5,18 +5,32 @@
     select.addEventListener("change", function () { select.form.submit(); });
   });
 
-  // ---- Theme: the header's toggle flips data-theme on <html>; whichever toggle did it (the chat
-  // page binds its own in chat.js), the change is remembered here: in localStorage, and on the
-  // account (POST /accounts/theme/) so that another browser opens in the same theme.
+  // ---- Theme: the header's toggle goes round three choices. From "as this device"
+  // (prefers-color-scheme) it goes to the other theme, then to the device's theme kept
+  // whatever the device says, then back to following the device; so the first press always
+  // changes what you see. The choice is remembered in localStorage and on the account (POST
+  // /accounts/theme/), so another browser opens in the same theme.
   var root = document.documentElement;
   var toggle = document.querySelector("[data-theme-toggle]");
-  var current = root.dataset.theme;
+  var deviceDark = window.matchMedia("(prefers-color-scheme: dark)");
+  var ICONS = { system: "\u25D0", light: "\u2600", dark: "\u263E" };
+
+  function choice() { return root.dataset.themeChoice || "system"; }
 
   function showState() {
     if (!toggle) { return; }
-    var dark = root.dataset.theme === "dark";
-    toggle.setAttribute("aria-pressed", String(dark));
-    toggle.title = dark ? toggle.dataset.labelLight : toggle.dataset.labelDark;
+    var current = choice();
+    var label = toggle.dataset["label" + current.charAt(0).toUpperCase() + current.slice(1)];
+    toggle.title = label;
+    toggle.querySelector("[data-theme-label]").textContent = label;
+    toggle.querySelector("[data-theme-icon]").textContent = ICONS[current];
+  }
+
+  function apply(next) {
+    root.dataset.themeChoice = next;
+    var dark = next === "system" ? deviceDark.matches : next === "dark";
+    root.dataset.theme = dark ? "dark" : "light";
+    showState();
   }
 
   // Until the account has it, the choice is marked unsaved: theme.js then prefers this
@@ -40,20 +54,21 @@
     }).catch(function () { /* kept locally, sent again from the next page */ });
   }
   try {
-    if (localStorage.getItem("webchat:theme-unsaved") && root.dataset.themeSave) { remember(current); }
+    if (localStorage.getItem("webchat:theme-unsaved") && root.dataset.themeSave) { remember(choice()); }
   } catch (error) { /* storage off */ }
 
-  new MutationObserver(function () {
-    if (root.dataset.theme === current) { return; }
-    current = root.dataset.theme;
-    showState();
-    remember(current);
-  }).observe(root, { attributes: true, attributeFilter: ["data-theme"] });
+  // Following the device: when it switches (at dusk, say), so does the page.
+  deviceDark.addEventListener("change", function () { if (choice() === "system") { apply("system"); } });
 
   if (toggle) {
     showState();
     toggle.addEventListener("click", function () {
-      root.dataset.theme = root.dataset.theme === "dark" ? "light" : "dark";
+      var device = deviceDark.matches ? "dark" : "light";
+      var other = device === "dark" ? "light" : "dark";
+      var current = choice();
+      var next = current === "system" ? other : current === other ? device : "system";
+      apply(next);
+      remember(next);
     });
   }
 })();

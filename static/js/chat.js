@@ -470,7 +470,7 @@
     });
   }
 
-  // ---- Drawer, header menu, theme -------------------------------------------------------
+  // ---- Drawer, header menu -------------------------------------------------------------
   var layout = document.querySelector(".chat-layout");
   var drawerToggle = document.getElementById("drawer-toggle");
   var backdrop = document.getElementById("drawer-backdrop");
@@ -493,21 +493,6 @@
     topbar.classList.toggle("menu-open", open);
     menuToggle.setAttribute("aria-expanded", String(open));
   });
-
-  var themeToggle = document.getElementById("theme-toggle");
-  function showTheme() {
-    var dark = document.documentElement.dataset.theme === "dark";
-    themeToggle.setAttribute("aria-pressed", String(dark));
-    themeToggle.querySelector(".sr-only").textContent = labels.labelThemeDark;
-    themeToggle.title = dark ? labels.labelThemeLight : labels.labelThemeDark;
-  }
-  themeToggle.addEventListener("click", function () {
-    var dark = document.documentElement.dataset.theme !== "dark";
-    document.documentElement.dataset.theme = dark ? "dark" : "light";
-    try { localStorage.setItem("webchat:theme", dark ? "dark" : "light"); } catch (error) { /* not remembered */ }
-    showTheme();
-  });
-  showTheme();
 
   // ---- Undo a delete: offered for a few seconds; a reload does not offer it again -------
   var undo = document.getElementById("undo-delete");

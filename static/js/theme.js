@@ -1,7 +1,8 @@
 // Every page's colour theme, set before the page paints (loaded in <head>, no flash).
 // A signed-in person's choice comes from the account (base.html renders it as
 // data-theme-choice, so it follows them to another browser); otherwise the one remembered in
-// localStorage; "system" (or nothing) follows prefers-color-scheme. base.js binds the toggle.
+// localStorage; "system" (or nothing) follows prefers-color-scheme. The choice is left on
+// <html> as data-theme-choice; base.js binds the toggle.
 (function () {
   "use strict";
   var root = document.documentElement;
@@ -12,11 +13,12 @@
       choice = localStorage.getItem("webchat:theme") || choice;
     } else if (choice) {
       // The account is the truth; localStorage is only the cache for pages without it.
-      if (choice === "system") { localStorage.removeItem("webchat:theme"); } else { localStorage.setItem("webchat:theme", choice); }
+      localStorage.setItem("webchat:theme", choice);
     } else {
       choice = localStorage.getItem("webchat:theme") || "system";
     }
   } catch (error) { choice = choice || "system"; /* storage off */ }
   var dark = choice === "system" ? window.matchMedia("(prefers-color-scheme: dark)").matches : choice === "dark";
+  root.dataset.themeChoice = choice;
   root.dataset.theme = dark ? "dark" : "light";
 })();

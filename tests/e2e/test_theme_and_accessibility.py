@@ -60,7 +60,7 @@ def test_dark_picked_on_one_page_follows_to_other_pages_and_browsers(people: Peo
     assert theme_of(page) == "light"
     page.click("#theme-toggle")
     assert theme_of(page) == "dark"
-    assert page.get_attribute("#theme-toggle", "aria-pressed") == "true"
+    assert page.get_attribute("html", "data-theme-choice") == "dark"
     assert theme_saved(people.teacher, "dark")
 
     page.goto(f"/classes/{people.classroom.pk}/usage/")
@@ -86,10 +86,31 @@ def test_the_systems_dark_is_honoured_when_nothing_was_picked(people: People, pa
     log_in(dark, "xiaoming", PASSWORD)
     dark.goto("/api/")
     assert theme_of(dark) == "dark"
-    assert dark.get_attribute("#theme-toggle", "aria-pressed") == "true"
+    assert dark.get_attribute("#theme-toggle", "title") == "Theme: as this device"
     light = page_for("en-US", color_scheme="light")
     light.goto("/accounts/login/")  # signed out: the system's choice too
     assert theme_of(light) == "light"
+
+
+def test_the_toggle_goes_round_to_following_the_device_again(people: People, page_for: Any) -> None:
+    """Light device: as the device -> dark -> light (kept, whatever the device) -> as the
+    device again, each saved on the account; following the device, the page changes with it."""
+    page = page_for("zh-CN", color_scheme="light")
+    log_in(page, "xiaoming", PASSWORD)
+    page.goto("/usage/")
+    assert (theme_of(page), page.get_attribute("html", "data-theme-choice")) == ("light", "system")
+    for shown, chosen in [("dark", "dark"), ("light", "light"), ("light", "system")]:
+        page.click("#theme-toggle")
+        assert (theme_of(page), page.get_attribute("html", "data-theme-choice")) == (shown, chosen)
+        assert theme_saved(people.student, chosen)
+    assert page.get_attribute("#theme-toggle", "title") == "主题：跟随本设备"
+    page.emulate_media(color_scheme="dark")  # the device switches at dusk
+    deadline = time.monotonic() + 5
+    while theme_of(page) != "dark" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert theme_of(page) == "dark"
+    page.reload()
+    assert (theme_of(page), page.get_attribute("html", "data-theme-choice")) == ("dark", "system")
 
 
 @pytest.mark.parametrize(("size", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
