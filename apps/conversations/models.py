@@ -27,6 +27,9 @@ class Conversation(models.Model):
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     # Deleting hides a conversation from its owner; the messages and the ledger stay.
     deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
+    # The version its owner last chose with the versions switcher: the page opens on the
+    # branch through it. None (reset by every new turn): the branch of the latest message.
+    shown_message_id = models.BigIntegerField(_("version shown"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("conversation")

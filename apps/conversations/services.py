@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -64,7 +65,8 @@ def turn_begin(
         conversation = Conversation.objects.create(owner=user, classroom=classroom, title=title, model=model)
     else:
         conversation.model = model
-        conversation.save(update_fields=["model", "updated_at"])
+        conversation.shown_message_id = None  # a new turn is what the page opens on next
+        conversation.save(update_fields=["model", "shown_message_id", "updated_at"])
     if parent_id is LATEST:
         latest = conversation.messages.order_by("-id").first()
         if ask_again:
@@ -224,6 +226,20 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     conversation.title = title
     conversation.save(update_fields=["title", "updated_at"])
     return conversation
+
+
+def conversation_version_show(*, conversation: Conversation, message_id: int) -> bool:
+    """Remember the version its owner chose with the versions switcher: the conversation
+    opens on the branch through `message_id` until the next turn. False (nothing written)
+    when the message is not in this conversation. One query; `updated_at` is left alone (the
+    list's order is the last turn's, not the last look)."""
+    in_conversation = Message.objects.filter(pk=message_id, conversation_id=OuterRef("pk"))
+    chosen = Conversation.objects.filter(Exists(in_conversation), pk=conversation.pk).update(
+        shown_message_id=message_id
+    )
+    if chosen:
+        conversation.shown_message_id = message_id
+    return bool(chosen)
 
 
 def conversation_delete(*, conversation: Conversation) -> None:

@@ -31,7 +31,7 @@ from .selectors import (
     conversation_messages,
     conversations_of_student_for_teacher,
 )
-from .services import conversation_delete, conversation_rename, conversation_restore
+from .services import conversation_delete, conversation_rename, conversation_restore, conversation_version_show
 
 
 @require_GET
@@ -47,6 +47,11 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
     )
     selected = preferred.route_name if preferred and preferred in models else (models[0].route_name if models else "")
     search = request.GET.get("q", "")[:100]
+    # ?at=<message>: the branch through that version (the versions switcher's links), which
+    # is then where the conversation opens until the next turn.
+    at = _message_id(request)
+    if conversation and at is not None and not conversation_version_show(conversation=conversation, message_id=at):
+        at = None
     return render(
         request,
         "conversations/chat.html",
@@ -59,8 +64,7 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
             ),
             "search": search,
             "just_deleted": _just_deleted(request),
-            # ?at=<message>: the branch through that version (the versions switcher's links).
-            "chat_messages": conversation_messages(conversation=conversation, at=_message_id(request))
+            "chat_messages": conversation_messages(conversation=conversation, at=at or conversation.shown_message_id)
             if conversation
             else [],
             "models": models,

@@ -470,6 +470,44 @@
     });
   }
 
+  // ---- Versions: the switcher shows another version in place --------------------------
+  // The branch through it comes from the server (the page at ?at=, its messages only: the
+  // same rendering a reload shows), and the server remembers it as where this conversation
+  // opens. The version switched stays where it was on the screen. While a reply streams the
+  // links are plain links; if the fetch fails, so are they.
+  messages.addEventListener("click", function (event) {
+    var link = event.target.closest(".versions a[href]");
+    if (!link || busy || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+    var article = link.closest("article.msg");
+    var wanted = /[?&]at=(\d+)/.exec(link.getAttribute("href"));
+    if (!article || !wanted) return;
+    event.preventDefault();
+    var top = article.getBoundingClientRect().top;
+    var direction = link.classList.contains("version-prev") ? "prev" : "next";
+    fetch(link.href, { credentials: "same-origin" }).then(function (response) {
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      return response.text();
+    }).then(function (html) {
+      var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("messages");
+      if (!fresh) throw new Error("no messages in the page");
+      if (editing) { stopEditing(); draftRestore(); }
+      messages.replaceChildren.apply(messages, Array.prototype.map.call(fresh.childNodes, function (node) {
+        return document.importNode(node, true);
+      }));
+      messages.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
+      messages.querySelectorAll("article.msg-user[data-message]").forEach(addEditButton);
+      history.replaceState(null, "", link.href);
+      var shown = messages.querySelector('article.msg[data-message="' + wanted[1] + '"]');
+      if (!shown) return;
+      messages.scrollTop += shown.getBoundingClientRect().top - top;
+      atBottom = nearBottom();
+      jumpButton.hidden = atBottom;
+      // Keyboard users stay on the switcher they pressed (or its other arrow, at an end).
+      var again = shown.querySelector(".versions a.version-" + direction) || shown.querySelector(".versions a");
+      if (again) again.focus({ preventScroll: true });
+    }).catch(function () { location.href = link.href; });
+  });
+
   // ---- Drawer, header menu -------------------------------------------------------------
   var layout = document.querySelector(".chat-layout");
   var drawerToggle = document.getElementById("drawer-toggle");

@@ -188,6 +188,47 @@ async def test_the_page_shows_one_version_at_a_time_and_links_to_the_others(
     assert "1/2" in older and f'href="?at={again[-1]["message"]}"' in older
 
 
+async def test_the_version_chosen_is_where_the_conversation_opens_until_the_next_turn(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream, client: Client
+) -> None:
+    ws = await _connected(people.student)
+    first = await _frames(ws, fake_upstream, "Old answer.", type="chat.send", conversation=None, content="Q1?")
+    conversation, old_reply = first[0]["conversation"], first[-1]["message"]
+    await _frames(ws, fake_upstream, "New answer.", type="chat.regenerate", conversation=conversation)
+    await sync_to_async(client.force_login)(people.student)
+
+    await _get(client, f"/c/{conversation}/?at={old_reply}")
+    page = (await _get(client, f"/c/{conversation}/")).content.decode()
+    assert "Old answer." in page and "New answer." not in page and "1/2" in page
+
+    # A turn (here a third version) is what the page opens on next.
+    await _frames(ws, fake_upstream, "Newest answer.", type="chat.regenerate", conversation=conversation)
+    await ws.disconnect()
+    page = (await _get(client, f"/c/{conversation}/")).content.decode()
+    assert "Newest answer." in page and "3/3" in page
+
+
+async def test_a_version_from_elsewhere_is_not_remembered(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream, client: Client
+) -> None:
+    """?at= with a message of another conversation (another student's, or the same student's
+    other one) shows and remembers nothing of it."""
+    mine = await _connected(people.student)
+    first = await _frames(mine, fake_upstream, "Mine.", type="chat.send", conversation=None, content="Q?")
+    other = await _frames(mine, fake_upstream, "My other.", type="chat.send", conversation=None, content="Q2?")
+    await mine.disconnect()
+    theirs = await _connected(people.classmate)
+    their = await _frames(theirs, fake_upstream, "Theirs.", type="chat.send", conversation=None, content="Q3?")
+    await theirs.disconnect()
+    await sync_to_async(client.force_login)(people.student)
+
+    for foreign in (other[-1]["message"], their[-1]["message"]):
+        page = (await _get(client, f"/c/{first[0]['conversation']}/?at={foreign}")).content.decode()
+        assert "Mine." in page and "My other." not in page and "Theirs." not in page
+    saved = await Conversation.objects.aget(pk=first[0]["conversation"])
+    assert saved.shown_message_id is None
+
+
 async def _get(client: Client, url: str) -> Any:
     return await sync_to_async(client.get)(url)
 

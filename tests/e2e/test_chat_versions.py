@@ -42,10 +42,19 @@ def test_a_regenerated_reply_shows_one_version_at_a_time(
     page.wait_for_selector(".msg-assistant .versions")
     assert page.inner_html(".msg-assistant") == live
 
+    page.evaluate("window.notReloaded = true")
     page.click(".msg-assistant a.version-prev")
     page.wait_for_selector(".msg-assistant .version-count:text('1/2')")
     assert "The first answer." in page.inner_text(".msg-assistant .msg-body")
     assert page.locator(".msg-assistant").count() == 1
+    assert page.evaluate("window.notReloaded === true")  # switched in place
+    assert "?at=" in page.url
+    assert page.evaluate("document.activeElement.classList.contains('version-next')")  # focus stays on the switcher
+
+    # The choice is remembered: the conversation opens on it, until the next turn.
+    page.goto(page.url.split("?")[0])
+    page.wait_for_selector(".msg-assistant .version-count:text('1/2')")
+    assert "The first answer." in page.inner_text(".msg-assistant .msg-body")
 
 
 def test_editing_a_question_sends_it_again_as_a_new_version(
