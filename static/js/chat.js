@@ -297,7 +297,8 @@
     var parts = [];
     if (quota.token_limit !== null) parts.push(fill(meter.dataset.labelTokens, {used: quota.tokens_used, limit: quota.token_limit}));
     if (quota.cost_limit !== null) parts.push(fill(meter.dataset.labelCost, {used: quota.cost_used, limit: quota.cost_limit, currency: quota.currency}));
-    if (parts.length) document.getElementById("quota-text").textContent = parts.join(" · ");
+    if (!parts.length) parts.push(fill(meter.dataset.labelUnlimited, {used: quota.tokens_used}));
+    document.getElementById("quota-text").textContent = parts.join(" · ");
     document.getElementById("quota-fill").setAttribute("width", quota.percent_used);  // an SVG rect, 0..100
     meter.classList.toggle("full", quota.percent_used >= 100);
   }

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from apps.billing.services import quota_policy_set
 from apps.providers.models import ChatModel
@@ -122,16 +123,22 @@ def test_enter_while_a_reply_streams_keeps_the_text_and_sends_it_later(
     assert page.input_value("#content") == ""
 
 
-@pytest.mark.parametrize("refusal", ["content_too_long", "model_not_allowed", "quota_exceeded"])
+@pytest.mark.parametrize("refusal", ["content_too_long", "model_not_allowed", "quota_exceeded", "rate_limited"])
 def test_a_refused_message_comes_back_to_the_box(
     people: People, fake_model: ChatModel, demo_model: ChatModel, page_for: Any, refusal: str, settings: Any
 ) -> None:
     if refusal == "quota_exceeded":
         settings.CHAT_DEFAULT_MAX_TOKENS = 100
         quota_policy_set(classroom=people.classroom, period="week", student_token_limit=50)
+    if refusal == "rate_limited":
+        quota_policy_set(classroom=people.classroom, period="week", rpm=1)
     page = page_for("en-US")
     open_chat(page)
-    if refusal == "content_too_long":
+    if refusal == "rate_limited":
+        send(page, "the one question this minute allows")
+        page.wait_for_selector(".msg-assistant .msg-meta")
+        text = "a second question in the same minute"
+    elif refusal == "content_too_long":
         text = "x" * 8001
     elif refusal == "quota_exceeded":
         text = "a question over the quota"
@@ -140,15 +147,19 @@ def test_a_refused_message_comes_back_to_the_box(
         page.evaluate(
             "() => { const o = new Option('nowhere/none', 'nowhere/none', true, true); document.getElementById('model').add(o); }"
         )
+    sent_before = page.locator(".msg-user").count()
     send(page, text)
     page.wait_for_selector("#chat-error:not([hidden])")
     assert page.input_value("#content") == text
-    assert page.locator(".msg-user").count() == 0
+    assert page.locator(".msg-user").count() == sent_before
     assert page.is_visible("#send") and not page.is_visible("#stop")
+    if refusal == "rate_limited":
+        assert "minute" in page.inner_text("#chat-error") or "again" in page.inner_text("#chat-error")
+    screenshot(page, f"chat-refused-{refusal}")
     page.reload()
     page.wait_for_selector("#chat[data-connected=true]")
     assert page.input_value("#content") == text  # and the draft outlives a reload
-    assert page.locator(".msg-user").count() == 0
+    assert page.locator(".msg-user").count() == sent_before
 
 
 def test_a_draft_survives_a_reload_and_goes_when_sent(people: People, fake_model: ChatModel, page_for: Any) -> None:
@@ -333,3 +344,22 @@ def test_no_serious_accessibility_faults(
         if violation["impact"] in ("serious", "critical")
     ]
     assert serious == []
+
+
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_the_meter_counts_a_reply_at_once_with_no_limit_too(
+    people: People, fake_model: ChatModel, page_for: Any, locale: str
+) -> None:
+    """A class with no token or cost limit: the meter still counts what was used, live the
+    same as after a reload."""
+    quota_policy_set(classroom=people.classroom, period="week", rpm=5)
+    page = page_for(locale)
+    open_chat(page)
+    before = page.inner_text("#quota-text")
+    send(page, "q1")
+    page.wait_for_selector(".msg-assistant .msg-meta")
+    live = page.locator("#quota-text")
+    expect(live).not_to_have_text(before)
+    shown = live.inner_text()
+    page.reload()
+    assert page.inner_text("#quota-text") == shown
