@@ -194,6 +194,7 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/markdown-it", NODE_MODULES / "markdown-it" / "dist" / "browser"),
     ("vendor/dompurify", NODE_MODULES / "dompurify" / "dist"),
+    ("vendor/katex", NODE_MODULES / "katex" / "dist"),  # loaded only when a reply has math (static/js/math.js)
 ]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # `collectstatic` fills STATIC_ROOT (make does it); in DEBUG edits to static/ show at once.

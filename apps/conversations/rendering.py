@@ -3,10 +3,18 @@
 Model output is untrusted. Whatever it contains (<script>, event handlers, javascript:
 links, raw HTML), only the tags and attributes listed here survive, so the page can put the
 result in place as it is.
+
+Math (TeX between $$ $$, \\[ \\], \\( \\) or $ $) is taken out before Markdown can eat its
+backslashes and put back as <span class="math-inline|math-display">TeX, escaped</span>, which
+the page typesets with KaTeX (static/js/math.js). The chat page's live rendering finds math
+by the same rules (MATH_PATTERN, in chat.js too).
 """
 
 from __future__ import annotations
 
+import html
+import re
+import secrets
 import threading
 
 import markdown
@@ -100,12 +108,64 @@ def markdown_policy() -> dict[str, object]:
     }
 
 
+# Code is left alone (a fence, to its closing fence or the end; an inline code span); math is
+# $$display$$, \\[display\\], \\(inline\\), or $inline$ as pandoc reads it: the opening $ has
+# no space after it, the closing one no space before it and no digit after it, all on one
+# line ("$5 and $10" is money, not math). Inline math has no backtick in it (a code span
+# wins). The same pattern is in static/js/math.js.
+MATH_PATTERN = re.compile(
+    r"(?P<fence>^ {0,3}(?P<mark>`{3,}|~{3,})[^\n]*(?:\n[\s\S]*?(?:\n {0,3}(?P=mark)[ \t]*(?=\n|$(?![\s\S]))|$(?![\s\S]))|$(?![\s\S])))"
+    r"|(?P<code>(?P<ticks>`+)[\s\S]+?(?P=ticks))"
+    r"|(?P<dollar>\\\$)"
+    r"|\$\$(?P<display>[\s\S]+?)\$\$"
+    r"|\\\[(?P<display2>[\s\S]+?)\\\]"
+    r"|\\\((?P<inline2>[^\n`]+?)\\\)"
+    r"|(?<![\\$])\$(?P<inline>[^\s$`](?:[^$\n`]*?[^\s\\$`])?)\$(?!\d)",
+    re.MULTILINE,
+)
+# Longer TeX is shown as it is, not typeset (KaTeX's time grows with it).
+MATH_MAX_CHARS = 4000
+
+
+def _math_out(text: str) -> tuple[str, dict[str, tuple[str, bool]]]:
+    """The text with each math span replaced by a placeholder Markdown leaves alone, and the
+    placeholders' TeX (and whether it is display math)."""
+    nonce = secrets.token_hex(4)
+    found: dict[str, tuple[str, bool]] = {}
+
+    def swap(match: re.Match[str]) -> str:
+        if match["fence"] is not None or match["code"] is not None:
+            return match[0]
+        if match["dollar"] is not None:
+            return "$"  # \\$: a dollar sign, never math
+        tex = match["display"] or match["display2"] or match["inline2"] or match["inline"] or ""
+        if not tex.strip() or len(tex) > MATH_MAX_CHARS:
+            return match[0]
+        key = f"wcmath{nonce}x{len(found)}z"
+        found[key] = (tex.strip(), match["display"] is not None or match["display2"] is not None)
+        return key
+
+    return MATH_PATTERN.sub(swap, text), found
+
+
+def _math_in(html_text: str, found: dict[str, tuple[str, bool]]) -> str:
+    """Placeholders back as math spans. Written without a quote character, and the TeX with
+    its quotes escaped, so a placeholder that ended up inside an attribute (a link's URL or
+    title) stays text inside that attribute and cannot end it."""
+    for key, (tex, display) in found.items():
+        kind = "math-display" if display else "math-inline"
+        html_text = html_text.replace(key, f"<span class={kind}>{html.escape(tex)}</span>", 1)
+    return html_text
+
+
 def reply_html(text: str) -> str:
-    html = _renderer().reset().convert(text)
-    return nh3.clean(
-        html,
+    text, math = _math_out(text)
+    cleaned = nh3.clean(
+        _renderer().reset().convert(text),
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel=LINK_REL,
     )
+    # After sanitising: fixed tags and classes around escaped text.
+    return _math_in(cleaned, math) if math else cleaned

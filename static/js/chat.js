@@ -69,10 +69,20 @@
   function renderLive(reply) {
     reply.scheduled = false;
     if (!markdown || !purify) { reply.body.textContent = reply.text; return; }
-    var fragment = purify.sanitize(markdown.render(reply.text), purifyConfig);
+    // Math is taken out before Markdown (which would eat its backslashes) and put back after
+    // sanitising, as the server does (math.js).
+    var math = window.webchatMath ? window.webchatMath.takeOut(reply.text) : null;
+    var fragment = purify.sanitize(markdown.render(math ? math.text : reply.text), purifyConfig);
+    if (math) window.webchatMath.putBack(fragment, math);
+    var typeset = math && math.found.length ? window.webchatMath.harvest(reply.body) : null;
     reply.body.replaceChildren(fragment);
     addCodeTools(reply.body);
+    if (typeset) window.webchatMath.typeset(reply.body, typeset).then(followIfAtBottom);
     followIfAtBottom();
+  }
+
+  function typesetMath(root) {
+    if (window.webchatMath) window.webchatMath.typeset(root);
   }
 
   function scheduleRender(reply) {
@@ -242,6 +252,7 @@
     if (!fresh) return article;
     article.replaceWith(fresh);
     fresh.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
+    typesetMath(fresh);
     return fresh;
   }
 
@@ -497,6 +508,7 @@
       }));
       messages.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
       messages.querySelectorAll("article.msg-user[data-message]").forEach(addEditButton);
+      typesetMath(messages);
       history.replaceState(null, "", link.href);
       var shown = messages.querySelector('article.msg[data-message="' + wanted[1] + '"]');
       if (!shown) return;
@@ -542,6 +554,7 @@
 
   // ---- Start --------------------------------------------------------------------------
   document.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
+  typesetMath(messages);
   messages.querySelectorAll("article.msg-user[data-message]").forEach(addEditButton);
   draftRestore();
   // A conversation opens at its latest reply; after a versions switch (?at=), at that version.

@@ -94,6 +94,7 @@ if (form) {
       holder.innerHTML = frame.message_html;
       lane.body.replaceChildren(...holder.childNodes);
       lane.body.style.whiteSpace = "normal";
+      if (window.webchatMath) window.webchatMath.typeset(lane.body);
     } else if (frame.type === "chat.error") {
       lane.body.textContent = frame.message;
     }
