@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import calendar
 import time as time_module
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum
@@ -403,12 +404,23 @@ def user_daily_usage(*, user: User, start: datetime, end: datetime) -> list[Dail
     return days
 
 
-def user_daily_usage_by_model(*, user: User, start: datetime, end: datetime) -> list[ModelDayUsage]:
-    """Tokens and cost per day (in the site's time zone) and model in [start, end), from the
-    user's own ledger rows, corrections included: the /usage/ page's chart. One query."""
-    rows = (
-        LedgerEntry.objects.filter(user=user, created_at__gte=start, created_at__lt=end)
-        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+class ModelDayUsage(TypedDict):
+    """One model's use on one day (a usage chart's bar segment)."""
+
+    day: date  # in the site's time zone
+    model_id: int | None
+    provider: str  # the provider's slug
+    model: str  # the model's id at the provider
+    label: str  # the model's display name (its id when it has none)
+    tokens: int
+    cost: Decimal
+
+
+def _daily_usage_by_model(rows: QuerySet[LedgerEntry]) -> list[ModelDayUsage]:
+    """Tokens and cost per day (in the site's time zone) and model of these ledger rows,
+    corrections included; days without use have no rows (the chart fills them in). One query."""
+    grouped = (
+        rows.annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
         .values("day", "model_id", "provider_slug", "route_name", "model__name", "model__display_name")
         .annotate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost_billing"))
         .order_by("day", "model_id")
@@ -423,8 +435,13 @@ def user_daily_usage_by_model(*, user: User, start: datetime, end: datetime) -> 
             "tokens": (row["prompt"] or 0) + (row["completion"] or 0),
             "cost": row["cost"] or Decimal(0),
         }
-        for row in rows
+        for row in grouped
     ]
+
+
+def user_daily_usage_by_model(*, user: User, start: datetime, end: datetime) -> list[ModelDayUsage]:
+    """The /usage/ page's chart: the user's own ledger rows in [start, end)."""
+    return _daily_usage_by_model(LedgerEntry.objects.filter(user=user, created_at__gte=start, created_at__lt=end))
 
 
 @dataclass(frozen=True)
@@ -441,31 +458,44 @@ class UsageTotals:
         return self.prompt + self.completion
 
 
-def usage_totals(*, days: list[DailyUsage]) -> UsageTotals:
-    """The days added up (what the ledger holds for the whole span)."""
+def usage_totals(*, rows: Sequence[Mapping[str, Any]]) -> UsageTotals:
+    """Rows of usage added up: a user's days (what the ledger holds for the whole span), or
+    a class's students (the class's totals)."""
     return UsageTotals(
-        requests=sum(day["requests"] for day in days),
-        chat_requests=sum(day["chat_requests"] for day in days),
-        api_requests=sum(day["api_requests"] for day in days),
-        prompt=sum(day["prompt"] for day in days),
-        completion=sum(day["completion"] for day in days),
-        cost=sum((day["cost"] for day in days), Decimal(0)),
+        requests=sum(row["requests"] for row in rows),
+        chat_requests=sum(row["chat_requests"] for row in rows),
+        api_requests=sum(row["api_requests"] for row in rows),
+        prompt=sum(row["prompt"] for row in rows),
+        completion=sum(row["completion"] for row in rows),
+        cost=sum((row["cost"] for row in rows), Decimal(0)),
     )
 
 
-def _classroom_charges(*, classroom: Classroom, since: datetime, until: datetime | None) -> QuerySet[LedgerEntry]:
-    rows = LedgerEntry.objects.filter(classroom=classroom, kind=LedgerEntry.Kind.CHARGE, created_at__gte=since)
+# --- A class's usage dashboard (teachers): from the ledger too ------------------------
+#
+# Every figure of the page (chart, models, entry points, students, top users) is read
+# from the same ledger rows of the range, so they always agree and include the request
+# made a second ago. (The rollups, rebuilt by Celery every few minutes, lag behind and
+# are not split by entry point; they are kept for the balance check.) Each read is one
+# grouped query on the ledger's class/time index.
+
+_CHARGE = Q(kind=LedgerEntry.Kind.CHARGE)
+
+
+def _classroom_ledger(*, classroom: Classroom, since: datetime, until: datetime | None) -> QuerySet[LedgerEntry]:
+    """The class's ledger rows (charges and corrections) from `since` up to `until`."""
+    rows = LedgerEntry.objects.filter(classroom=classroom, created_at__gte=since)
     return rows if until is None else rows.filter(created_at__lt=until)
 
 
 def classroom_requests_by_entry_point(
     *, classroom: Classroom, since: datetime, until: datetime | None = None
 ) -> dict[str, int]:
-    """{"chat": n, "api": n}: the class's requests in the range by entry point. From the
-    ledger (one query on its class/time index): the rollups are not split by entry point."""
+    """{"chat": n, "api": n}: the class's requests in the range by entry point."""
     counts = {str(choice): 0 for choice in LedgerEntry.EntryPoint}
     for row in (
-        _classroom_charges(classroom=classroom, since=since, until=until)
+        _classroom_ledger(classroom=classroom, since=since, until=until)
+        .filter(_CHARGE)
         .values("entry_point")
         .annotate(requests=Count("id"))
         .order_by()
@@ -474,102 +504,61 @@ def classroom_requests_by_entry_point(
     return counts
 
 
-def _daily_rollups(*, classroom: Classroom, since: datetime, until: datetime | None) -> QuerySet[UsageRollup]:
-    """The class's daily rollups from `since` up to (not including) `until`."""
-    rollups = UsageRollup.objects.filter(
-        classroom=classroom, granularity=UsageRollup.Granularity.DAY, bucket_start__gte=since
-    )
-    return rollups if until is None else rollups.filter(bucket_start__lt=until)
-
-
 def classroom_usage_by_model(
     *, classroom: Classroom, since: datetime, until: datetime | None = None
 ) -> list[dict[str, object]]:
+    """Requests, tokens and cost per model in the range, most expensive first. Requests
+    count charges; tokens and cost include corrections (as everywhere on the page)."""
     return list(
-        _daily_rollups(classroom=classroom, since=since, until=until)
+        _classroom_ledger(classroom=classroom, since=since, until=until)
         .values("model__provider__slug", "model__name", "model__display_name")
         .annotate(
-            requests=Sum("requests"),
+            requests=Count("id", filter=_CHARGE),
             prompt=Sum("prompt_tokens"),
             completion=Sum("completion_tokens"),
             cost=Sum("cost_billing"),
         )
-        .order_by("-cost", "-requests")
+        .order_by("-cost", "-requests", "model__name")
     )
-
-
-class ModelDayUsage(TypedDict):
-    """One model's use on one day in a class (from the daily rollups)."""
-
-    day: date  # in the site's time zone
-    model_id: int | None
-    provider: str  # the provider's slug
-    model: str  # the model's id at the provider
-    label: str  # the model's display name (its id when it has none)
-    tokens: int
-    cost: Decimal
 
 
 def classroom_daily_usage_by_model(*, classroom: Classroom, since: datetime, until: datetime) -> list[ModelDayUsage]:
-    """Tokens and cost per day and model in [since, until), for the class's chart; days
-    without use have no rows (the chart fills them in). One query."""
-    rows = (
-        _daily_rollups(classroom=classroom, since=since, until=until)
-        .values("bucket_start", "model_id", "model__provider__slug", "model__name", "model__display_name")
-        .annotate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost_billing"))
-        .order_by("bucket_start", "model_id")
-    )
-    return [
-        {
-            "day": timezone.localdate(row["bucket_start"]),
-            "model_id": row["model_id"],
-            "provider": row["model__provider__slug"] or "",
-            "model": row["model__name"] or "",
-            "label": row["model__display_name"] or row["model__name"] or "",
-            "tokens": (row["prompt"] or 0) + (row["completion"] or 0),
-            "cost": row["cost"] or Decimal(0),
-        }
-        for row in rows
-    ]
+    """Tokens and cost per day and model in [since, until), for the class's chart."""
+    return _daily_usage_by_model(_classroom_ledger(classroom=classroom, since=since, until=until))
 
 
 def classroom_usage_by_student(
     *, classroom: Classroom, since: datetime, until: datetime | None = None
 ) -> list[dict[str, object]]:
-    """Every student of the class (those with no use too), most expensive first; requests
-    also split into chat and API."""
+    """Every student of the class (those with no use too), and anyone who used the class
+    in the range but has left it since (`left: True`), most expensive first; requests
+    also split into chat and API. The rows add up to the class's totals. Two queries."""
     usage = {
         row["user_id"]: row
-        for row in _daily_rollups(classroom=classroom, since=since, until=until)
+        for row in _classroom_ledger(classroom=classroom, since=since, until=until)
         .values("user_id")
         .annotate(
-            requests=Sum("requests"),
+            requests=Count("id", filter=_CHARGE),
+            chat_requests=Count("id", filter=_CHARGE & Q(entry_point=LedgerEntry.EntryPoint.CHAT)),
+            api_requests=Count("id", filter=_CHARGE & Q(entry_point=LedgerEntry.EntryPoint.API)),
             prompt=Sum("prompt_tokens"),
             completion=Sum("completion_tokens"),
             cost=Sum("cost_billing"),
         )
         .order_by()
     }
-    # Requests by entry point come from the ledger (the rollups are not split by it).
-    split: dict[int, dict[str, int]] = {}
-    for user_id, entry_point, requests in (
-        _classroom_charges(classroom=classroom, since=since, until=until)
-        .values("user_id", "entry_point")
-        .annotate(requests=Count("id"))
-        .values_list("user_id", "entry_point", "requests")
-        .order_by()
-    ):
-        split.setdefault(user_id, {})[entry_point] = requests
+    enrolled = set(classroom_students(classroom=classroom).values_list("pk", flat=True))
+    people = User.objects.filter(Q(pk__in=enrolled) | Q(pk__in=list(usage))).order_by("username")
     rows = []
-    for student in classroom_students(classroom=classroom).order_by("username"):
-        row = usage.get(student.pk, {})
-        by_entry = split.get(student.pk, {})
+    for person in people:
+        row = usage.get(person.pk, {})
         rows.append(
             {
-                "student": student,
+                "student": person,
+                "left": person.pk not in enrolled,
                 "requests": row.get("requests") or 0,
-                "chat_requests": by_entry.get(LedgerEntry.EntryPoint.CHAT, 0),
-                "api_requests": by_entry.get(LedgerEntry.EntryPoint.API, 0),
+                "chat_requests": row.get("chat_requests") or 0,
+                "api_requests": row.get("api_requests") or 0,
                 "prompt": row.get("prompt") or 0,
                 "completion": row.get("completion") or 0,
                 "cost": row.get("cost") or Decimal(0),

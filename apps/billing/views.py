@@ -31,7 +31,7 @@ from webchat.forms import form_add_service_errors
 
 from .charts import usage_chart
 from .forms import DEFAULT_RANGE_DAYS, MAX_RANGE_DAYS, DateRangeForm, QuotaPolicyForm, StudentOverrideForm
-from .models import JobRun, LedgerEntry, QuotaPolicy
+from .models import LedgerEntry, QuotaPolicy
 from .selectors import (
     classroom_daily_usage_by_model,
     classroom_period_dates,
@@ -145,7 +145,6 @@ def usage_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
         other_label=_("Other models"),
     )
     students = classroom_usage_by_student(classroom=classroom, since=start, until=end)
-    rollup = JobRun.objects.filter(name="rollup_usage").first()
     return render(
         request,
         "billing/usage.html",
@@ -155,12 +154,12 @@ def usage_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
             "chart": chart,
             "by_entry_point": classroom_requests_by_entry_point(classroom=classroom, since=start, until=end),
             "by_model": classroom_usage_by_model(classroom=classroom, since=start, until=end),
-            "top_users": [row for row in students if row["requests"]][:TOP_USERS],
+            "top_users": [row for row in students if row["requests"] or row["cost"]][:TOP_USERS],
             "students": students,
+            "totals": usage_totals(rows=students),
             "currency": site_billing_settings().billing_currency,
             "start": data["start"],
             "end": data["end"],
-            "rollup_at": rollup.last_success_at if rollup else None,
         },
     )
 
@@ -187,7 +186,7 @@ def my_usage(request: HttpRequest) -> HttpResponse:
             "classroom": classroom,
             "window": window,
             "last_day": window.end - timedelta(days=1),
-            "totals": usage_totals(days=days),
+            "totals": usage_totals(rows=days),
             "chart": usage_chart(
                 first=timezone.localdate(window.start),
                 last=timezone.localdate(window.end - timedelta(microseconds=1)),
