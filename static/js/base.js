@@ -1,9 +1,26 @@
-// Shared by every page: the language switcher submits itself, and the theme toggle.
+// Shared by every page: the language switcher submits itself, the header's menu (on narrow
+// screens the navigation folds behind ⋯), and the theme toggle.
 (function () {
   "use strict";
   document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
     select.addEventListener("change", function () { select.form.submit(); });
   });
+
+  var topbar = document.querySelector(".topbar");
+  var menuToggle = document.getElementById("menu-toggle");
+  function setMenu(open) {
+    topbar.classList.toggle("menu-open", open);
+    menuToggle.setAttribute("aria-expanded", String(open));
+  }
+  if (topbar && menuToggle) {
+    menuToggle.addEventListener("click", function () { setMenu(!topbar.classList.contains("menu-open")); });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && topbar.classList.contains("menu-open")) { setMenu(false); menuToggle.focus(); }
+    });
+    document.addEventListener("click", function (event) {
+      if (topbar.classList.contains("menu-open") && !topbar.contains(event.target)) setMenu(false);
+    });
+  }
 
   // ---- Theme: the header's toggle goes round three choices. From "as this device"
   // (prefers-color-scheme) it goes to the other theme, then to the device's theme kept
@@ -33,9 +50,8 @@
     showState();
   }
 
-  // Until the account has it, the choice is marked unsaved: theme.js then prefers this
-  // browser's newer choice to the account's (a reload can come before the save), and the next
-  // page sends it again.
+  // Until a page arrives with it from the account, the choice is marked unsaved: theme.js
+  // then prefers this browser's newer choice to the account's, and the page sends it again.
   function remember(theme) {
     try {
       localStorage.setItem("webchat:theme", theme);
@@ -47,11 +63,10 @@
     var body = new FormData();
     body.append("theme", theme);
     body.append("csrfmiddlewaretoken", token.value);
-    fetch(url, { method: "POST", body: body, credentials: "same-origin" }).then(function (response) {
-      if (response.ok) {
-        try { localStorage.removeItem("webchat:theme-unsaved"); } catch (error) { /* fine */ }
-      }
-    }).catch(function () { /* kept locally, sent again from the next page */ });
+    // Still marked unsaved when it lands: theme.js clears the mark once a page comes from the
+    // server with this choice (a reload can be answered before the save is).
+    fetch(url, { method: "POST", body: body, credentials: "same-origin" })
+      .catch(function () { /* kept locally, sent again from the next page */ });
   }
   try {
     if (localStorage.getItem("webchat:theme-unsaved") && root.dataset.themeSave) { remember(choice()); }

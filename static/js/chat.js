@@ -521,7 +521,7 @@
     }).catch(function () { location.href = link.href; });
   });
 
-  // ---- Drawer, header menu -------------------------------------------------------------
+  // ---- Drawer ----------------------------------------------------------------------------------------
   var layout = document.querySelector(".chat-layout");
   var drawerToggle = document.getElementById("drawer-toggle");
   var backdrop = document.getElementById("drawer-backdrop");
@@ -537,13 +537,6 @@
     if (event.key === "Escape" && layout.classList.contains("drawer-open")) { setDrawer(false); drawerToggle.focus(); }
   });
 
-  var menuToggle = document.getElementById("menu-toggle");
-  var topbar = document.querySelector(".topbar");
-  menuToggle.addEventListener("click", function () {
-    var open = !topbar.classList.contains("menu-open");
-    topbar.classList.toggle("menu-open", open);
-    menuToggle.setAttribute("aria-expanded", String(open));
-  });
 
   // ---- Undo a delete: offered for a few seconds; a reload does not offer it again -------
   var undo = document.getElementById("undo-delete");

@@ -27,7 +27,7 @@ function showError(message) {
 function tokenBox(token, index) {
   const box = document.createElement("span");
   box.className = `tok tok-c${index % 6}`;
-  box.textContent = token.text;
+  box.textContent = token.text.replace(/\n/g, "\u21b5");  // a newline is a token too: shown as ↵
   box.tabIndex = 0;
   box.dataset.id = token.id;
   let title = `id ${token.id}`;
@@ -56,7 +56,11 @@ function show(result) {
   setText("tok-price", price
     ? `(${price.input_per_million} / ${price.output_per_million} ${price.currency} / 1M, ${price.effective_from})`
     : `(${labels.labelNoPrice})`);
-  tokensBox.replaceChildren(...result.tokens.map(tokenBox));
+  // A line may break between tokens, never inside one; after a newline token, it does.
+  tokensBox.replaceChildren(...result.tokens.flatMap((token, index) => [
+    tokenBox(token, index),
+    document.createElement(token.text.includes("\n") ? "br" : "wbr"),
+  ]));
 }
 
 async function count() {

@@ -9,8 +9,11 @@
   var choice = root.dataset.themeChoice;
   try {
     if (choice && localStorage.getItem("webchat:theme-unsaved")) {
-      // This browser's choice is newer than the account's (its save had not landed yet).
-      choice = localStorage.getItem("webchat:theme") || choice;
+      // This browser's choice is newer than the account's until a page comes with it from the
+      // server (a reload can overtake the save; base.js sends it again meanwhile).
+      var local = localStorage.getItem("webchat:theme") || choice;
+      if (local === choice) { localStorage.removeItem("webchat:theme-unsaved"); }
+      choice = local;
     } else if (choice) {
       // The account is the truth; localStorage is only the cache for pages without it.
       localStorage.setItem("webchat:theme", choice);

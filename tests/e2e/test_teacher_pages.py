@@ -32,7 +32,7 @@ PAGES = {
     "models": ("/classes/{pk}/models/", "#class-models-form"),
     "usage": ("/classes/{pk}/usage/", "#usage-chart"),
     "roster": ("/classes/{pk}/roster/", "#roster"),
-    "quota": ("/classes/{pk}/quota/", "form"),
+    "quota": ("/classes/{pk}/quota/", "main form"),
 }
 
 
