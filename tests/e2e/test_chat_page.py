@@ -363,3 +363,30 @@ def test_the_meter_counts_a_reply_at_once_with_no_limit_too(
     shown = live.inner_text()
     page.reload()
     assert page.inner_text("#quota-text") == shown
+
+
+def test_every_control_in_a_message_can_be_tapped_on_a_touch_phone(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, page_for: Any
+) -> None:
+    """Copy, Edit, the versions switcher, the cost breakdown and Regenerate: 44 px or more
+    on a touch screen, and still no sideways scroll."""
+    fake_upstream.default = Behaviour(chunks=CODE_REPLY)
+    page = page_for("zh-CN", viewport=PHONE, is_mobile=True, has_touch=True)
+    open_chat(page)
+    send(page, "code please")
+    page.wait_for_selector(".msg-assistant .msg-meta")
+    page.click("#regenerate")
+    page.wait_for_selector(".msg-assistant .versions a")
+    for selector in [
+        ".msg-assistant button.copy",
+        ".msg-user .msg-edit",
+        ".msg-assistant .versions a",
+        ".msg-assistant .bill summary",
+        "#regenerate",
+        "#send",
+        "#quota-details",
+    ]:
+        box = page.locator(selector).first.bounding_box()
+        assert box is not None and box["height"] >= 44, (selector, box)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    screenshot(page, "chat-touch-targets-phone")
