@@ -71,7 +71,11 @@ def quota_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
             "tpm": site.default_tpm,
         }
     )
+    # Money is stored to 10 decimal places: shown as typed (2, not 2.0000000000).
+    initial = {k: _plain_decimal(v) if isinstance(v, Decimal) else v for k, v in initial.items()}
     form = QuotaPolicyForm(request.POST or None, initial=initial)
+    override_form = StudentOverrideForm(classroom=classroom)
+    override_form.fields["student"].empty_label = _("Choose a student")
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -89,13 +93,19 @@ def quota_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
         {
             "classroom": classroom,
             "form": form,
-            "override_form": StudentOverrideForm(classroom=classroom),
+            "override_form": override_form,
             "overrides": classroom.quota_overrides.select_related("student").order_by("student__username"),
             "site": site,
             "policy": policy,
         },
         status=status,
     )
+
+
+def _plain_decimal(value: Decimal) -> Decimal:
+    """The same amount without trailing zeros, never in exponent form (2E+1 is 20)."""
+    plain = value.normalize()
+    return plain.quantize(Decimal(1)) if plain == plain.to_integral() else plain
 
 
 @require_POST
