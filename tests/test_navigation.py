@@ -181,3 +181,10 @@ def test_every_link_someone_logged_out_sees_works(school: People) -> None:
     client = Client()
     opened = crawl(client, [reverse("login")] + nav_links(client))
     assert reverse("register") in opened
+
+
+def test_every_page_names_its_icon_and_favicon_ico_leads_to_it(client: Any) -> None:
+    page = client.get("/accounts/login/").content.decode()
+    assert 'rel="icon" href="/static/favicon.svg"' in page
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/favicon.svg"

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from apps.accounts.admin import own_password_change
 from webchat.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages that name no icon (the admin's).
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     # Before the admin's own URLs: the same page, and the account's chat sockets close after.
     path("admin/password_change/", own_password_change, name="admin-password-change"),
     path("admin/", admin.site.urls),
