@@ -130,7 +130,7 @@ def logged_in(user: User) -> Client:
 def nav_links(client: Client) -> list[str]:
     """The links in the navigation bar of the home page (the base template's <nav>)."""
     html = client.get(reverse("home") if "_auth_user_id" in client.session else reverse("login")).content.decode()
-    nav = html[html.index('<nav class="topnav">') : html.index("</nav>")]
+    nav = html[html.index('<nav class="topnav"') : html.index("</nav>")]
     return same_site_links(nav)
 
 
