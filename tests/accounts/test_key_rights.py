@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def nav(client: Client) -> str:
     html = client.get(reverse("home")).content.decode()
-    return html[html.index('<nav class="topnav">') : html.index("</nav>")]
+    return html[html.index('<nav class="topnav"') : html.index("</nav>")]
 
 
 def test_teachers_and_admins_may_students_only_when_a_class_allows(people: People) -> None:

@@ -430,7 +430,7 @@ def test_the_guide_speaks_chinese_by_default(people: People) -> None:
 @pytest.mark.django_db
 def test_the_navigation_links_the_guide_and_names_the_provider_keys_page_apart(people: People) -> None:
     page = logged_in(people.teacher).get(reverse("home")).content.decode()
-    nav = page[page.index('<nav class="topnav">') : page.index("</nav>")]
+    nav = page[page.index('<nav class="topnav"') : page.index("</nav>")]
     assert reverse("api-guide") in nav and "Provider keys" in nav
 
 
