@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -24,13 +24,17 @@ _CONTEXT_REPLY_STATUSES = (Message.Status.COMPLETE, Message.Status.STOPPED, Mess
 
 def conversation_list_for_user(*, user: User, search: str = "") -> QuerySet[Conversation]:
     """The user's conversations (not deleted), newest first; `search` matches the title or
-    any message."""
+    any message, of any version. Found by a message, a conversation carries `hit_id`: its
+    latest matching message, so the result can open on the branch that has it."""
     conversations = Conversation.objects.filter(owner=user, deleted_at__isnull=True).select_related("model__provider")
     search = search.strip()
     if search:
-        conversations = conversations.filter(
-            Q(title__icontains=search) | Q(messages__content__icontains=search)
-        ).distinct()
+        hits = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=search).order_by("-id")
+        conversations = (
+            conversations.filter(Q(title__icontains=search) | Q(messages__content__icontains=search))
+            .distinct()
+            .annotate(hit_id=Subquery(hits.values("id")[:1]))
+        )
     return conversations
 
 

@@ -208,6 +208,24 @@ async def test_the_version_chosen_is_where_the_conversation_opens_until_the_next
     assert "Newest answer." in page and "3/3" in page
 
 
+async def test_a_search_hit_in_an_older_version_opens_on_that_version(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream, client: Client
+) -> None:
+    ws = await _connected(people.student)
+    first = await _frames(
+        ws, fake_upstream, "Old answer about owls.", type="chat.send", conversation=None, content="Q?"
+    )
+    conversation, old_reply = first[0]["conversation"], first[-1]["message"]
+    await _frames(ws, fake_upstream, "New answer.", type="chat.regenerate", conversation=conversation)
+    await ws.disconnect()
+    await sync_to_async(client.force_login)(people.student)
+
+    listing = (await _get(client, "/?q=owls")).content.decode()
+    assert f'href="/c/{conversation}/?at={old_reply}"' in listing
+    page = (await _get(client, f"/c/{conversation}/?at={old_reply}")).content.decode()
+    assert "Old answer about owls." in page and "1/2" in page
+
+
 async def test_a_version_from_elsewhere_is_not_remembered(
     people: People, fake_model: Any, fake_upstream: FakeUpstream, client: Client
 ) -> None:
