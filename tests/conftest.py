@@ -85,6 +85,17 @@ def fresh_billing_caches() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def fresh_shared_cache() -> None:
+    """Each test starts with an empty Django cache. On the PostgreSQL pass it is Redis,
+    shared by every test of the run and outliving it: one test's open-socket slots and
+    throttle counters (keyed by user id, and ids repeat from test to test) refused the next
+    one's socket or request."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings: Any) -> None:
     # Real hashing costs ~0.2 s a user; the tests are about webchat, not PBKDF2.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
