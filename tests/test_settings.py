@@ -87,7 +87,7 @@ def test_production_with_a_real_secret_key_starts_with_the_defaults() -> None:
 def test_debug_starts_without_a_secret_and_redis_url_selects_redis_layer() -> None:
     result = start(DEBUG="True", REDIS_URL="redis://127.0.0.1:6379/0", TIME_ZONE="UTC", LANGUAGE_CODE="en")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "UTC", "en", "webchat.channel_layer.RedisChannelLayer"]
+    assert result.stdout.split() == ["True", "UTC", "en", "channels_redis.core.RedisChannelLayer"]
 
 
 def test_a_good_production_configuration_serves() -> None:

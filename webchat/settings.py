@@ -206,7 +206,7 @@ CHANNEL_LAYER_SOCKET_TIMEOUT = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "webchat.channel_layer.RedisChannelLayer",
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
             # Each socket waits on Redis with a 5 s blocking BZPOPMIN; redis-py's default
             # read timeout is the same 5 s, so under load the client gave up first and the
             # socket dropped mid-reply. A read may outlast the longest blocking call.
