@@ -14,6 +14,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+BENCH_SECRET = "bench-only-secret-key-not-for-production-0123456789"
+BENCH_MASTER_KEY = "YmVuY2gtb25seS1tYXN0ZXIta2V5LTMyLWJ5dGVzISE="
+
+
+def server_env(port: int, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark's webchat server: production's (DEBUG off) on this
+    host, throwaway secrets unless real ones are set, quiet logs; `extra` on top."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "DEBUG": "False",
+            "SECRET_KEY": env.get("SECRET_KEY", BENCH_SECRET),
+            "KEY_ENCRYPTION_KEYS": env.get("KEY_ENCRYPTION_KEYS", BENCH_MASTER_KEY),
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "INTERNAL_BASE_URL": f"http://127.0.0.1:{port}",
+            "LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
+    return env
+
 
 def django_up() -> str:
     if not os.environ.get("DATABASE_URL"):

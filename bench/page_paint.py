@@ -25,33 +25,19 @@ import signal
 import subprocess
 import time
 
-from _setup import ROOT, django_up, percentile
+from _setup import ROOT, django_up, percentile, server_env
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]  # fmt: skip
-BENCH_SECRET = "bench-only-secret-key-not-for-production-0123456789"
-BENCH_MASTER_KEY = "YmVuY2gtb25seS1tYXN0ZXIta2V5LTMyLWJ5dGVzISE="
 GOAL_FCP_MS = 1000
 GOAL_GZIP_KB = 250
 FCP = "(performance.getEntriesByType('paint').find(e => e.name === 'first-contentful-paint') || {}).startTime"
 
 
-def server_env(port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "DEBUG": "False",
-            "SECRET_KEY": env.get("SECRET_KEY", BENCH_SECRET),
-            "KEY_ENCRYPTION_KEYS": env.get("KEY_ENCRYPTION_KEYS", BENCH_MASTER_KEY),
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "INTERNAL_BASE_URL": f"http://127.0.0.1:{port}",
-            "LOG_LEVEL": "WARNING",
-            # Serve static/ as it is now (no collectstatic needed), with production's headers.
-            "WHITENOISE_USE_FINDERS": "True",
-        }
-    )
-    return env
+def page_server_env(port: int) -> dict[str, str]:
+    # Serve static/ as it is now (no collectstatic needed), with production's headers.
+    return server_env(port, WHITENOISE_USE_FINDERS="True")
 
 
 async def wait_for_port(port: int, timeout: float) -> None:
@@ -160,7 +146,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--port", type=int, default=8771)
     args = parser.parse_args()
-    os.environ.update({k: v for k, v in server_env(args.port).items() if k not in os.environ or k == "DEBUG"})
+    os.environ.update({k: v for k, v in page_server_env(args.port).items() if k not in os.environ or k == "DEBUG"})
     database = django_up()
     cookie = student_signed_in()
     from django.db import connections
@@ -171,7 +157,7 @@ def main() -> None:
         [str(ROOT / ".venv" / "bin" / "uvicorn"), "webchat.asgi:application", "--host", "127.0.0.1",
          "--port", str(args.port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
         cwd=ROOT,
-        env=server_env(args.port),
+        env=page_server_env(args.port),
     )  # fmt: skip
     try:
         asyncio.run(wait_for_port(args.port, timeout=120))

@@ -36,11 +36,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _setup import ROOT, django_up, percentile
+from _setup import ROOT, django_up, percentile, server_env
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-BENCH_SECRET = "bench-only-secret-key-not-for-production-0123456789"
-BENCH_MASTER_KEY = "YmVuY2gtb25seS1tYXN0ZXIta2V5LTMyLWJ5dGVzISE="
 
 
 def cpu_seconds(pid: int) -> float:
@@ -185,21 +183,6 @@ def database_prepare(*, streams: int, chunks: int, upstream_url: str) -> tuple[l
         cookies.append(client.cookies["sessionid"].value)
         keys.append(api_key_create(user=student, name="bench")[1])
     return cookies, keys
-
-
-def server_env(port: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "DEBUG": "False",
-            "SECRET_KEY": env.get("SECRET_KEY", BENCH_SECRET),
-            "KEY_ENCRYPTION_KEYS": env.get("KEY_ENCRYPTION_KEYS", BENCH_MASTER_KEY),
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "INTERNAL_BASE_URL": f"http://127.0.0.1:{port}",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    return env
 
 
 async def wait_for_port(port: int, timeout: float = 30.0) -> None:
