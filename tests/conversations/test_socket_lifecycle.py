@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -16,7 +17,9 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.sessions.models import Session
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 from websockets.asyncio.client import ClientConnection
@@ -27,7 +30,7 @@ from apps.accounts.models import Enrollment, User
 from apps.billing.models import LedgerEntry
 from apps.conversations import socket_slots
 from apps.conversations.models import Message
-from apps.conversations.socket_slots import socket_slots_forget
+from apps.conversations.socket_slots import socket_slot_take, socket_slots_forget
 from tests.conftest import ORIGIN, PASSWORD, LiveServer, People, ws_frames_until, ws_turn
 from tests.fake_upstream import FakeUpstream
 
@@ -350,17 +353,20 @@ async def test_a_sixth_socket_is_refused_with_4429_and_a_closed_one_frees_its_pl
 
 
 async def test_places_of_sockets_that_vanished_without_closing_expire(
-    people: People, fake_model: Any, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
 ) -> None:
-    # A one-second life instead of SLOT_TTL's, in real time: Redis expires keys by its own
-    # clock, which no time machine moves.
-    monkeypatch.setattr(socket_slots, "SLOT_TTL", 1)
     await sync_to_async(socket_slots_forget)(user_id=people.student.pk)
     client = await signed_in(people.student)
     # Five sockets as if their process died: their places are neither given back nor
     # refreshed (that happens every SLOT_REFRESH seconds, far beyond this test).
     vanished = [await open_socket(client) for _ in range(5)]
     assert (await close_code(await open_socket(client)))[0] == 4429
+    # The process died SLOT_TTL - 1 s after their last refresh: one second is left on each
+    # place, in real time (Redis expires keys by its own clock, which no time machine moves).
+    # Set here, after the five opened: a one-second SLOT_TTL while they open would let the
+    # first place expire before the sixth socket asks, on a busy machine.
+    for slot in range(settings.CHAT_MAX_SOCKETS_PER_USER):
+        assert await cache.atouch(socket_slots._slot_key(people.student.pk, slot), timeout=1)
 
     await asyncio.sleep(1.5)
 
@@ -368,6 +374,18 @@ async def test_places_of_sockets_that_vanished_without_closing_expire(
     assert await ws.receive_nothing(timeout=0.2)  # not closed: it took an expired place
     for socket in [*vanished, ws]:
         await socket.disconnect()
+
+
+def test_a_place_taken_lives_slot_ttl_seconds(people: People, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket_slots, "SLOT_TTL", 1)
+    socket_slots_forget(user_id=people.student.pk)
+    taken = [socket_slot_take(user_id=people.student.pk, channel_name=f"gone-{n}") for n in range(5)]
+    assert taken == [0, 1, 2, 3, 4]
+    assert socket_slot_take(user_id=people.student.pk, channel_name="sixth") is None
+
+    time.sleep(1.5)
+
+    assert socket_slot_take(user_id=people.student.pk, channel_name="sixth") == 0
 
 
 # --- What a browser sees, through a real server -----------------------------------------
