@@ -96,6 +96,19 @@ def fresh_shared_cache() -> None:
 
 
 @pytest.fixture(autouse=True)
+def fresh_channel_layer() -> Iterator[None]:
+    """Each test gets its own channel layer. The layer remembers the event loop that is
+    receiving on it and its Redis connections belong to that loop; every test runs its own
+    loop (and a live server a loop of its own), so a layer kept from an earlier test may hold
+    a read that loop left pending when it ended."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings: Any) -> None:
     # Real hashing costs ~0.2 s a user; the tests are about webchat, not PBKDF2.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
