@@ -43,7 +43,16 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process, its finished threads included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return cpu_seconds_of(Path(f"/proc/{pid}/stat"))
+
+
+def loop_cpu_seconds(pid: int) -> float:
+    """CPU of the server's main thread alone: the event loop (the rest is its thread pools)."""
+    return cpu_seconds_of(Path(f"/proc/{pid}/task/{pid}/stat"))
+
+
+def cpu_seconds_of(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
@@ -384,13 +393,14 @@ async def bench(
             await asyncio.sleep(1)
 
         # CPU per turn: one-chunk turns, every socket `rounds` times.
-        cpu0 = cpu_seconds(pid)
+        cpu0, loop0 = cpu_seconds(pid), loop_cpu_seconds(pid)
         for _ in range(args.rounds):
             streams = await asyncio.gather(*(chat.turn(short_model) for chat in chats))
             failed = [s.status for s in streams if s.status != "complete"]
             if failed:
                 raise SystemExit(f"turns failed: {failed[:5]}")
         per_turn = (cpu_seconds(pid) - cpu0) / (args.rounds * len(chats))
+        per_turn_loop = (loop_cpu_seconds(pid) - loop0) / (args.rounds * len(chats))
 
         # Burst of long streams: TTFT, gaps, CPU per chunk mid-stream.
         direct_burst = await asyncio.gather(
@@ -478,6 +488,10 @@ async def bench(
     print(
         f"webchat burst:   TTFT p50 {ms(percentile(ttfts(burst), 0.5))}, p99 {ms(percentile(ttfts(burst), 0.99))}; "
         f"gap p99 {ms(percentile(all_gaps(burst), 0.99))}"
+    )
+    print(
+        f"CPU per turn by thread: event loop {ms(per_turn_loop)}, thread pools (database, rendering) "
+        f"{ms(per_turn - per_turn_loop)}"
     )
     print(f"server RSS after warm-up: {rss_before:.1f} MB")
     if soak is not None:

@@ -12,24 +12,28 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, QuerySet
+from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.http import Http404
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+
+from webchat.plainsql import column, instances, table, when
 
 from .models import Classroom, Enrollment, User
 
 
 def classroom_for_student(*, user: User) -> Classroom | None:
     """The class a student's new conversations belong to: the one joined most recently."""
-    enrollment = (
-        user.enrollments.select_related("classroom")
-        .filter(classroom__archived=False)
-        .order_by("-joined_at", "-id")
-        .first()
+    # Every turn of a new conversation asks: plain SQL (webchat/plainsql.py).
+    joined = (
+        f"SELECT {table(Classroom)}.* FROM {table(Classroom)} JOIN {table(Enrollment)} "
+        f"ON {column(Enrollment, 'classroom')} = {column(Classroom, 'id')} "
+        f"WHERE {column(Enrollment, 'student')} = %s AND {column(Classroom, 'archived')} = %s "
+        f"ORDER BY {column(Enrollment, 'joined_at')} DESC, {column(Enrollment, 'id')} DESC LIMIT 1"
     )
-    return enrollment.classroom if enrollment else None
+    found = instances(Classroom, joined, [user.pk, False])
+    return found[0] if found else None
 
 
 def classroom_for_join_code(*, code: str) -> Classroom | None:
@@ -52,9 +56,18 @@ def join_link_qr_svg(*, url: str, title: str) -> str:
     )
 
 
-def classroom_open_to_student(*, classroom_id: int, student: User) -> bool:
-    """May `student` still chat in this class: it is not archived and they are enrolled."""
-    return Enrollment.objects.filter(classroom_id=classroom_id, student=student, classroom__archived=False).exists()
+def classroom_get_open_to_student(*, classroom_id: int, student: User) -> Classroom | None:
+    """The class, while `student` may still chat in it: it is not archived and they are
+    enrolled; else None."""
+    # Every turn of a class's conversation asks: plain SQL (webchat/plainsql.py).
+    enrolled = (
+        f"SELECT {table(Classroom)}.* FROM {table(Classroom)} JOIN {table(Enrollment)} "
+        f"ON {column(Enrollment, 'classroom')} = {column(Classroom, 'id')} "
+        f"WHERE {column(Classroom, 'id')} = %s AND {column(Enrollment, 'student')} = %s "
+        f"AND {column(Classroom, 'archived')} = %s"
+    )
+    found = instances(Classroom, enrolled, [classroom_id, student.pk, False])
+    return found[0] if found else None
 
 
 def session_user_get(*, session_key: str | None) -> User | None:
@@ -98,10 +111,16 @@ def session_signs_in(*, session_key: str | None, user_id: int, session_hash: str
         return user if user is not None and user.pk == user_id else None
     if not session_key or not session_hash:
         return None
-    alive = Session.objects.filter(session_key=session_key, expire_date__gt=timezone.now())
-    user = User.objects.filter(Exists(alive), pk=user_id, is_active=True).first()
-    if user is None:
+    # Every turn asks: plain SQL (webchat/plainsql.py).
+    signed_in = (
+        f"SELECT {table(User)}.* FROM {table(User)} WHERE {column(User, 'id')} = %s "
+        f"AND {column(User, 'is_active')} = %s AND EXISTS (SELECT 1 FROM {table(Session)} "
+        f"WHERE {column(Session, 'session_key')} = %s AND {column(Session, 'expire_date')} > %s)"
+    )
+    found = instances(User, signed_in, [user_id, True, session_key, when(timezone.now())])
+    if not found:
         return None
+    user = found[0]
     hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
     if not any(constant_time_compare(session_hash, known) for known in hashes):
         return None

@@ -37,7 +37,6 @@ from .pipeline import (
     comparison_run,
     completion_run,
 )
-from .rendering import reply_html
 from .selectors import versions_attach
 from .socket_slots import SLOT_REFRESH, socket_slot_free, socket_slot_keep, socket_slot_take
 
@@ -366,8 +365,6 @@ async def finished_frame(event: Finished, *, versioned: bool = False, edited: bo
         "model": outcome.usage.route_name,
         "first_chunk_ms": outcome.usage.first_chunk_ms,
         "cost": str(message.cost.normalize()) if message.cost is not None else None,
-        # Rendering takes CPU: off the event loop every socket of this process shares.
-        "html": await asyncio.to_thread(reply_html, message.content),
         "currency": message.currency,
         "quota": quota,
         "message_html": message_html,

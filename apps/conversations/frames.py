@@ -73,7 +73,6 @@ class DoneFrame(TypedDict, total=False):
     error: str
     cost: str | None
     currency: str
-    html: str  # the finished reply rendered from Markdown and sanitised on the server
     quota: QuotaFrame
     message_html: str  # the whole message as the page shows it after a reload (_message.html)
     question_html: str  # after an edit or a regenerate: the question, with its versions switcher

@@ -34,7 +34,7 @@ from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
-from apps.accounts.selectors import classroom_for_student, classroom_open_to_student
+from apps.accounts.selectors import classroom_for_student, classroom_get_open_to_student
 from apps.billing.selectors import QuotaStatus, quota_status
 from apps.billing.services import ReplyUsage, hold_take, usage_reconcile
 from apps.providers import client as providers
@@ -57,7 +57,7 @@ from .params import (
     model_clean,
     params_clean,
 )
-from .selectors import BranchRow, conversation_branch, conversation_get_for_user, prompt_history
+from .selectors import BranchRow, conversation_branch, conversation_get_for_turn, prompt_history
 from .services import TurnOutcome, request_settle, turn_begin, turn_finish
 
 logger = logging.getLogger(__name__)
@@ -283,16 +283,17 @@ def _conversation_open(*, user: User, conversation_id: int) -> Conversation:
     the class is open and the student in it (checked on every turn: a socket or a key may
     outlive an archive or a removal)."""
     try:
-        conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+        conversation = conversation_get_for_turn(user=user, conversation_id=conversation_id)
     except Http404:
         raise RequestRefused(ErrorCode.NOT_FOUND, _("That conversation does not exist.")) from None
-    if conversation.classroom_id is not None and not classroom_open_to_student(
-        classroom_id=conversation.classroom_id, student=user
-    ):
-        raise RequestRefused(
-            ErrorCode.CLASS_CLOSED,
-            _("This conversation's class is archived, or you are no longer in it. Start a new conversation."),
-        )
+    if conversation.classroom_id is not None:
+        classroom = classroom_get_open_to_student(classroom_id=conversation.classroom_id, student=user)
+        if classroom is None:
+            raise RequestRefused(
+                ErrorCode.CLASS_CLOSED,
+                _("This conversation's class is archived, or you are no longer in it. Start a new conversation."),
+            )
+        conversation.classroom = classroom  # read with the check: not read again
     return conversation
 
 

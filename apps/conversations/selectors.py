@@ -15,6 +15,8 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.billing.models import LedgerEntry
+from webchat.plainsql import column, instances, table
+from webchat.plainsql import rows as plain_rows
 
 from .models import Conversation, Message
 
@@ -84,6 +86,19 @@ def conversation_get_for_user(*, user: User, conversation_id: int) -> Conversati
     return conversation
 
 
+def conversation_get_for_turn(*, user: User, conversation_id: int) -> Conversation:
+    """conversation_get_for_user for a chat turn, which asks on every message: plain SQL
+    (webchat/plainsql.py), without the related rows the pages show."""
+    own = (
+        f"SELECT * FROM {table(Conversation)} WHERE {column(Conversation, 'id')} = %s "
+        f"AND {column(Conversation, 'owner')} = %s AND {column(Conversation, 'deleted_at')} IS NULL"
+    )
+    found = instances(Conversation, own, [conversation_id, user.pk])
+    if not found:
+        raise Http404("No such conversation.")
+    return found[0]
+
+
 class BranchRow(NamedTuple):
     """A message as the prompt needs it."""
 
@@ -123,13 +138,10 @@ def conversation_branch(*, conversation: Conversation, at: int | None = None, de
     """The branch the model is shown, first question first, ending at the latest message at
     or below `at` (default: the latest message), or at `at` itself when not `descend`. One
     query. Raises Http404 if `at` is not a message of this conversation."""
-    rows = {
-        row.id: row
-        for row in map(
-            BranchRow._make,
-            conversation.messages.order_by("id").values_list("id", "parent_id", "role", "content", "status"),
-        )
-    }
+    # Every turn reads it: plain SQL (webchat/plainsql.py).
+    fields = ", ".join(column(Message, name) for name in BranchRow._fields)
+    every = f"SELECT {fields} FROM {table(Message)} WHERE {column(Message, 'conversation')} = %s ORDER BY 1"
+    rows = {row.id: row for row in map(BranchRow._make, plain_rows(every, [conversation.pk]))}
     parents = {message_id: row.parent_id for message_id, row in rows.items()}
     leaf = branch_leaf(parents=parents, at=at) if descend or at is None else (at if at in parents else None)
     if leaf is None and at is not None:

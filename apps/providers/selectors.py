@@ -15,6 +15,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
+from webchat.plainsql import column, rows, table
 
 from .models import ChatModel, ClassModelAccess, Credential, ModelFallback, ModelPrice, Provider
 
@@ -185,8 +186,14 @@ def classroom_allowed_model_ids(*, classroom: Classroom | None) -> set[int] | No
     list set, or no class). One query."""
     if classroom is None:
         return None
-    ids = ClassModelAccess.objects.filter(classroom_id=classroom.pk).values_list("allowed_models", flat=True)
-    return {pk for pk in ids if pk is not None} or None  # a row with an empty list reads as one None
+    # Every turn asks: plain SQL (webchat/plainsql.py).
+    allowed = ClassModelAccess.allowed_models.through
+    listed = (
+        f"SELECT {column(allowed, 'chatmodel')} FROM {table(allowed)} JOIN {table(ClassModelAccess)} "
+        f"ON {column(allowed, 'classmodelaccess')} = {column(ClassModelAccess, 'id')} "
+        f"WHERE {column(ClassModelAccess, 'classroom')} = %s"
+    )
+    return {pk for (pk,) in rows(listed, [classroom.pk])} or None  # no row, or an empty list: every model
 
 
 def _in_allowlist(allowed_ids: set[int] | None, model: object) -> bool:
