@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth import HASH_SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import timezone
 
 from apps.accounts.selectors import session_signs_in
 from tests.conftest import People
@@ -51,3 +53,13 @@ def test_logout_and_deactivation_end_it(people: People, client: Client) -> None:
     assert session_signs_in(session_key=key, user_id=people.student.pk, session_hash=hash_) == people.student
     Session.objects.filter(session_key=key).delete()
     assert session_signs_in(session_key=key, user_id=people.student.pk, session_hash=hash_) is None
+
+
+def test_an_expired_session_signs_no_one_in_to_the_second(people: People, client: Client) -> None:
+    key, hash_ = _signed_in(client, people)
+    session = Session.objects.get(session_key=key)
+    for moved, signs_in in [(timedelta(seconds=-1), False), (timedelta(seconds=5), True)]:
+        session.expire_date = timezone.now() + moved
+        session.save(update_fields=["expire_date"])
+        user = session_signs_in(session_key=key, user_id=people.student.pk, session_hash=hash_)
+        assert (user == people.student) is signs_in
