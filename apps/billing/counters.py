@@ -78,6 +78,18 @@ def budgets_settle(
     return _execute(sql, [held_tokens, used_tokens, held_units, used_units, _when(period_start), *keys])
 
 
+def counter_read(*, scope_key: str, period_start: datetime) -> tuple[int, int, int, int] | None:
+    """A budget's (tokens used, tokens held, money used, money held) in units; None: no
+    row yet (nothing counted this period)."""
+    sql = (
+        f"SELECT tokens_used, tokens_held, cost_used_units, cost_held_units FROM {UsageCounter._meta.db_table} "
+        "WHERE scope_key = %s AND period_start = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [scope_key, _when(period_start)])
+        return cursor.fetchone()
+
+
 def hold_claim(*, request_id: str, settled_at: datetime, status: str = Hold.Status.SETTLED) -> Hold | None:
     """Mark an active hold settled (or `status`) and return it, in one statement (UPDATE ...
     RETURNING, SQLite 3.35+ and PostgreSQL). None when it was already settled, expired or

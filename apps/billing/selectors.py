@@ -18,6 +18,7 @@ from django.utils import timezone
 from apps.accounts.models import Classroom, User
 from apps.accounts.selectors import classroom_students
 
+from .counters import counter_read
 from .models import (
     MONEY_UNITS,
     BalanceCheck,
@@ -292,13 +293,16 @@ def quota_status(*, user: User, classroom: Classroom | None, now: datetime | Non
     limits = limits_for(user=user, classroom=classroom)
     start, reset_at = period_bounds(limits=limits, now=now)
     key = f"c{classroom.pk}:s{user.pk}" if classroom else f"u{user.pk}"
-    counter = UsageCounter.objects.filter(scope_key=key, period_start=start).first() if start else None
+    # After every turn: one plain statement (counters.py).
+    tokens_used, tokens_held, units_used, units_held = (
+        counter_read(scope_key=key, period_start=start) if start else None
+    ) or (0, 0, 0, 0)
     return QuotaStatus(
-        tokens_used=counter.tokens_used if counter else 0,
-        tokens_held=counter.tokens_held if counter else 0,
+        tokens_used=tokens_used,
+        tokens_held=tokens_held,
         token_limit=limits.student_tokens,
-        cost_used=money_from_units(counter.cost_used_units if counter else 0),
-        cost_held=money_from_units(counter.cost_held_units if counter else 0),
+        cost_used=money_from_units(units_used),
+        cost_held=money_from_units(units_held),
         cost_limit=money_from_units(limits.student_cost_units) if limits.student_cost_units is not None else None,
         currency=site_billing_settings().billing_currency,
         reset_at=reset_at if start else None,

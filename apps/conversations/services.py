@@ -22,6 +22,7 @@ from apps.billing.models import Hold, LedgerEntry
 from apps.billing.services import ReplyUsage, hold_release, hold_settle
 from apps.providers.models import ChatModel
 from webchat.errors import ErrorCode
+from webchat.plainsql import column, instances, table
 
 from .models import Conversation, Message
 
@@ -167,7 +168,8 @@ def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Mess
         total_ms=usage.total_ms,
         finished_at=timezone.now(),
     )
-    reply = Message.objects.select_related("conversation", "model__provider").get(pk=reply_id)
+    # The reply as written, for the page (every turn: plain SQL, webchat/plainsql.py).
+    (reply,) = instances(Message, f"SELECT * FROM {table(Message)} WHERE {column(Message, 'id')} = %s", [reply_id])
     reply.bill = entry  # the footer's cost breakdown, as conversation_messages attaches it
     if updated:
         Conversation.objects.filter(pk=reply.conversation_id).update(updated_at=timezone.now())
