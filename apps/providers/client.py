@@ -24,6 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 from openai import AsyncAPIResponse, AsyncOpenAI, AsyncStream
 
 # The header the SDK's own `with_streaming_response` sets to hand back the unread response.
+from openai._base_client import Platform, get_platform
 from openai._constants import RAW_RESPONSE_HEADER
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
@@ -510,15 +511,26 @@ async def _sdk_client(
 ) -> AsyncOpenAI:
     """An SDK client for one request, on this process's pooled HTTP client (cheap: no
     connection or SSL context of its own). Never close it: that would close the pool."""
+    global _platform
     bearer = await ernie_access_token(route, refresh=refresh_token) if route.exchanges_token else route.api_key
     timeout = timeout or httpx2.Timeout(settings.LLM_IDLE_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
-    return AsyncOpenAI(
+    client = AsyncOpenAI(
         api_key=bearer or NO_KEY_PLACEHOLDER,
         base_url=route.base_url,
         max_retries=0,
         timeout=timeout,
         http_client=http_client_shared(user_supplied_url=route.user_supplied_url),
     )
+    # A new client reads the platform (for its X-Stainless-OS header) on a thread before
+    # its first request, a thread hop on every turn; the platform is the process's, so it
+    # is read once.
+    if _platform is None:
+        _platform = await asyncio.to_thread(get_platform)
+    client._platform = _platform
+    return client
+
+
+_platform: Platform | None = None
 
 
 async def key_check(route: Route) -> str:
