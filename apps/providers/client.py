@@ -366,13 +366,13 @@ async def _call(
                 **extra,
             }
             try:
-                response = await _chat_completion_stream(await _sdk_client(route), body)
+                response = await _chat_completion_stream(route, body)
             except openai.AuthenticationError:
                 if not route.exchanges_token:
                     raise
                 # The access token may have expired early or been revoked: fetch a new one
                 # once and try again; a second 401 is the key's fault.
-                response = await _chat_completion_stream(await _sdk_client(route, refresh_token=True), body)
+                response = await _chat_completion_stream(route, body, refresh_token=True)
             try:
                 pending = b""
                 data: list[bytes] = []
@@ -490,56 +490,71 @@ async def ernie_access_token(route: Route, *, refresh: bool = False) -> str:
     return str(token)
 
 
-async def _chat_completion_stream(client: AsyncOpenAI, body: dict[str, Any]) -> AsyncAPIResponse[Any]:
+async def _chat_completion_stream(
+    route: Route, body: dict[str, Any], *, refresh_token: bool = False
+) -> AsyncAPIResponse[Any]:
     """POST /chat/completions through the SDK (its auth, headers and error classes), the
     response left unread for the caller to stream. The body goes as it is: it was checked
     when the request was built (params.py), so the SDK's typed transform of every request
     (some 0.6 ms of CPU) is skipped, as `with_streaming_response` would not."""
-    return await client.post(
+    return await _sdk_client(route).post(
         "/chat/completions",
         body=body,
         cast_to=ChatCompletion,
         stream=True,
         stream_cls=AsyncStream[ChatCompletionChunk],
-        options={"headers": {RAW_RESPONSE_HEADER: "stream"}},
+        options={"headers": {RAW_RESPONSE_HEADER: "stream", **await _authorization(route, refresh=refresh_token)}},
     )
 
 
 @sensitive_variables("bearer")
-async def _sdk_client(
-    route: Route, *, refresh_token: bool = False, timeout: httpx2.Timeout | None = None
-) -> AsyncOpenAI:
-    """An SDK client for one request, on this process's pooled HTTP client (cheap: no
-    connection or SSL context of its own). Never close it: that would close the pool."""
-    global _platform
-    bearer = await ernie_access_token(route, refresh=refresh_token) if route.exchanges_token else route.api_key
-    timeout = timeout or httpx2.Timeout(settings.LLM_IDLE_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
-    client = AsyncOpenAI(
-        api_key=bearer or NO_KEY_PLACEHOLDER,
-        base_url=route.base_url,
-        max_retries=0,
-        timeout=timeout,
-        http_client=http_client_shared(user_supplied_url=route.user_supplied_url),
+async def _authorization(route: Route, *, refresh: bool = False) -> dict[str, str]:
+    """The request's credentials, as a header for that request alone."""
+    bearer = await ernie_access_token(route, refresh=refresh) if route.exchanges_token else route.api_key
+    return {"Authorization": f"Bearer {bearer or NO_KEY_PLACEHOLDER}"}
+
+
+def _sdk_client(route: Route, *, checking: bool = False) -> AsyncOpenAI:
+    """The SDK client for a route's base URL, on this process's pooled HTTP client: made
+    once per pooled client, base URL and purpose (a turn, or `checking` a key), since making
+    one (parsing its URL, reading the platform for its headers on a worker thread) cost a
+    turn more CPU than sending the request. It holds no key: each request carries its own
+    (_authorization). Never close it: that would close the pool."""
+    http = http_client_shared(user_supplied_url=route.user_supplied_url)
+    key = (id(http), route.base_url, checking)
+    cached = _sdk_clients.get(key)
+    if cached is not None and cached[0] is http:
+        return cached[1]
+    if len(_sdk_clients) >= SDK_CLIENTS_MAX:
+        _sdk_clients.clear()  # base URLs typed by users could otherwise grow it without end
+    timeout = (
+        httpx2.Timeout(settings.CREDENTIAL_CHECK_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
+        if checking
+        else httpx2.Timeout(settings.LLM_IDLE_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
     )
-    # A new client reads the platform (for its X-Stainless-OS header) on a thread before
-    # its first request, a thread hop on every turn; the platform is the process's, so it
-    # is read once.
-    if _platform is None:
-        _platform = await asyncio.to_thread(get_platform)
-    client._platform = _platform
+    client = AsyncOpenAI(
+        api_key=NO_KEY_PLACEHOLDER, base_url=route.base_url, max_retries=0, timeout=timeout, http_client=http
+    )
+    # The SDK reads the platform (its X-Stainless-OS header) on a worker thread before a new
+    # client's first request; it is the process's, so it is read here, once.
+    client._platform = _PLATFORM
+    _sdk_clients[key] = (http, client)
     return client
 
 
-_platform: Platform | None = None
+SDK_CLIENTS_MAX = 256
+_sdk_clients: dict[tuple[int, str, bool], tuple[httpx2.AsyncClient, AsyncOpenAI]] = {}
+_PLATFORM: Platform = get_platform()  # reads /etc/os-release once, at start-up
 
 
 async def key_check(route: Route) -> str:
     """ "Test this key": list the models (free at every provider). Returns one of works,
     rejected, unreachable, rate_limited, error. Never includes the key."""
-    timeout = httpx2.Timeout(settings.CREDENTIAL_CHECK_TIMEOUT, connect=settings.LLM_CONNECT_TIMEOUT)
     try:
-        client = await _sdk_client(route, timeout=timeout)
-        await asyncio.wait_for(client.models.list(), timeout=settings.CREDENTIAL_CHECK_TIMEOUT)
+        client = _sdk_client(route, checking=True)
+        await asyncio.wait_for(
+            client.models.list(extra_headers=await _authorization(route)), timeout=settings.CREDENTIAL_CHECK_TIMEOUT
+        )
     except (openai.APIError, httpx2.HTTPError, TimeoutError, UpstreamError, ReplyRefused) as exc:
         code = upstream_error_from(exc).code
         return {

@@ -1,20 +1,35 @@
-"""The SDK client a turn gets: cheap to make, on the process's pooled HTTP client."""
+"""The SDK client a turn uses: made once per pooled HTTP client and base URL, holding no key."""
 
 from __future__ import annotations
 
 from openai._base_client import get_platform
 
-from apps.providers.client import Route, _sdk_client
+from apps.providers.client import NO_KEY_PLACEHOLDER, Route, _authorization, _sdk_client
 from apps.providers.netguard import http_client_shared
 
-ROUTE = Route(model_id=1, provider_slug="fakeai", model_name="fake-model", base_url="http://127.0.0.1:9/v1")
+ROUTE = Route(
+    model_id=1, provider_slug="fakeai", model_name="fake-model", base_url="http://127.0.0.1:9/v1", api_key="sk-one"
+)
 
 
-async def test_a_turns_client_knows_the_platform_read_once_so_its_request_needs_no_thread() -> None:
+async def test_one_client_per_base_url_made_once_and_it_holds_no_key() -> None:
+    other_key = Route(**{**ROUTE.__dict__, "api_key": "sk-two"})
+    other_site = Route(**{**ROUTE.__dict__, "base_url": "http://127.0.0.1:9/other/v1"})
+
+    client = _sdk_client(ROUTE)
+
+    assert _sdk_client(other_key) is client
+    assert _sdk_client(other_site) is not client and _sdk_client(ROUTE, checking=True) is not client
+    assert client.api_key == NO_KEY_PLACEHOLDER  # each request carries its own
+    assert await _authorization(ROUTE) == {"Authorization": "Bearer sk-one"}
+    assert await _authorization(other_key) == {"Authorization": "Bearer sk-two"}
+    assert client._client is http_client_shared(user_supplied_url=False)
+
+
+async def test_the_client_knows_the_platform_so_its_first_request_needs_no_thread() -> None:
     # A fresh AsyncOpenAI reads the platform on a worker thread before its first request
-    # (for its X-Stainless-OS header): on every turn, without this.
-    first, second = await _sdk_client(ROUTE), await _sdk_client(ROUTE)
+    # (for its X-Stainless-OS header).
+    client = _sdk_client(Route(**{**ROUTE.__dict__, "base_url": "http://127.0.0.1:9/third/v1"}))
 
-    assert first._platform is not None and second._platform is first._platform
-    assert first.default_headers["X-Stainless-OS"] == str(get_platform())
-    assert first._client is second._client is http_client_shared(user_supplied_url=False)
+    assert client._platform is not None
+    assert client.default_headers["X-Stainless-OS"] == str(get_platform())
