@@ -486,7 +486,8 @@ async def bench(
         f"{ms(percentile(ttfts(direct_burst), 0.99))}; gap p99 {ms(percentile(all_gaps(direct_burst), 0.99))}"
     )
     print(
-        f"webchat burst:   TTFT p50 {ms(percentile(ttfts(burst), 0.5))}, p99 {ms(percentile(ttfts(burst), 0.99))}; "
+        f"burst through {VIA_LABEL[args.via]}: TTFT p50 {ms(percentile(ttfts(burst), 0.5))}, "
+        f"p99 {ms(percentile(ttfts(burst), 0.99))}; "
         f"gap p99 {ms(percentile(all_gaps(burst), 0.99))}"
     )
     print(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 from datetime import timedelta
 
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import Classroom, Enrollment, User
 from apps.accounts.selectors import classroom_students
 from webchat.errors import ErrorCode, RequestRefused
+from webchat.plainsql import column, instances, table, when
 
 from .models import ApiKey, ClassApiAccess
 from .services import KEY_PREFIX, api_key_hash
@@ -31,17 +32,30 @@ def _refused() -> RequestRefused:
     )
 
 
-def _class_api_off() -> Exists:
-    """Is the API switched off for the key's user's class, as a subquery. The class is the one
-    accounts.selectors.classroom_for_student picks (the newest enrollment in a class that
-    is not archived); tests/gateway/test_pages.py holds the two to the same answer."""
+def _key_holder_sql() -> str:
+    """The user a key hash belongs to, with what decides whether the key may be used now:
+    the key (id, hash), `usable` (neither revoked nor expired), `class_api_off` (the user's
+    class switched the API off) and `use_unrecorded` (last_used_at older than
+    LAST_USED_PRECISION). Every /v1 request asks: plain SQL (webchat/plainsql.py). The
+    class is the one accounts.selectors.classroom_for_student picks (the newest enrollment
+    in a class that is not archived); tests/gateway/test_pages.py holds the two to the same
+    answer."""
     current_classroom = (
-        # Two levels out: this subquery sits in the Exists, which sits in the keys' query.
-        Enrollment.objects.filter(student=OuterRef(OuterRef("user_id")), classroom__archived=False)
-        .order_by("-joined_at", "-id")
-        .values("classroom_id")[:1]
+        f"SELECT {column(Enrollment, 'classroom')} FROM {table(Enrollment)} JOIN {table(Classroom)} "
+        f"ON {column(Enrollment, 'classroom')} = {column(Classroom, 'id')} "
+        f"WHERE {column(Enrollment, 'student')} = {column(ApiKey, 'user')} AND {column(Classroom, 'archived')} = %s "
+        f"ORDER BY {column(Enrollment, 'joined_at')} DESC, {column(Enrollment, 'id')} DESC LIMIT 1"
     )
-    return Exists(ClassApiAccess.objects.filter(classroom_id=Subquery(current_classroom), enabled=False))
+    return (
+        f"SELECT {table(User)}.*, {column(ApiKey, 'id')} AS key_id, {column(ApiKey, 'key_hash')} AS key_hash, "
+        f"({column(ApiKey, 'revoked_at')} IS NULL AND ({column(ApiKey, 'expires_at')} IS NULL "
+        f"OR {column(ApiKey, 'expires_at')} > %s)) AS usable, "
+        f"EXISTS (SELECT 1 FROM {table(ClassApiAccess)} WHERE {column(ClassApiAccess, 'enabled')} = %s "
+        f"AND {column(ClassApiAccess, 'classroom')} = ({current_classroom})) AS class_api_off, "
+        f"({column(ApiKey, 'last_used_at')} IS NULL OR {column(ApiKey, 'last_used_at')} <= %s) AS use_unrecorded "
+        f"FROM {table(ApiKey)} JOIN {table(User)} ON {column(User, 'id')} = {column(ApiKey, 'user')} "
+        f"WHERE {column(ApiKey, 'key_hash')} = %s"
+    )
 
 
 def api_key_user(*, presented: str | None) -> User:
@@ -53,22 +67,23 @@ def api_key_user(*, presented: str | None) -> User:
     if not presented or len(presented) > MAX_KEY_CHARS or not presented.startswith(KEY_PREFIX):
         raise _refused()
     digest = api_key_hash(key=presented)
-    key = ApiKey.objects.select_related("user").annotate(class_api_off=_class_api_off()).filter(key_hash=digest).first()
+    now = timezone.now()
+    found = instances(User, _key_holder_sql(), [when(now), False, False, when(now - LAST_USED_PRECISION), digest])
+    user = found[0] if found else None
     # The lookup is by hash (an index); comparing the hashes again in constant time keeps a
     # timing difference from telling anything even if the database compared them in a leaky way.
-    if key is None or not hmac.compare_digest(key.key_hash, digest):
+    if user is None or not hmac.compare_digest(user.key_hash, digest):
         raise _refused()
-    now = timezone.now()
-    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now) or not key.user.is_active:
+    if not user.usable or not user.is_active:
         raise _refused()
     # Only a valid key learns about its class: an unknown one is told nothing more.
-    if key.class_api_off:
+    if user.class_api_off:
         raise RequestRefused(
             ErrorCode.API_ACCESS_OFF, _("API access is switched off for your class. Ask your teacher.")
         )
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_PRECISION:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    return key.user
+    if user.use_unrecorded:
+        ApiKey.objects.filter(pk=user.key_id).update(last_used_at=now)
+    return user
 
 
 def api_keys_of_user(*, user: User) -> QuerySet[ApiKey]:

@@ -48,6 +48,25 @@ def test_an_expired_key_is_refused(people: Any) -> None:
         api_key_user(presented=key)
 
 
+def test_a_key_works_until_it_expires_and_records_its_use_at_most_once_a_minute(people: Any) -> None:
+    row, key = api_key_create(user=people.student, expires_at=timezone.now() + timedelta(seconds=30))
+
+    assert api_key_user(presented=key) == people.student
+    row.refresh_from_db()
+    first = row.last_used_at
+    assert first is not None
+    api_key_user(presented=key)
+    row.refresh_from_db()
+    assert row.last_used_at == first  # within the minute: not written again
+    ApiKey.objects.filter(pk=row.pk).update(last_used_at=first - timedelta(minutes=1, seconds=1))
+    api_key_user(presented=key)
+    row.refresh_from_db()
+    assert row.last_used_at > first
+    ApiKey.objects.filter(pk=row.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(RequestRefused):
+        api_key_user(presented=key)
+
+
 def test_the_key_of_a_deactivated_user_is_refused(people: Any) -> None:
     _, key = api_key_create(user=people.student)
     people.student.is_active = False
