@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.conf import settings
+from django.test import AsyncClient, Client
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from apps.billing.models import JobRun
 
@@ -64,21 +68,45 @@ def test_check_deploy_passes_with_production_settings() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_log_lines_are_json_with_the_request_id(client: Client, capsys: Any) -> None:
+@pytest.fixture
+def json_request_log() -> Iterator[io.StringIO]:
+    """What django.request logs, as the JSON lines the servers write."""
     from webchat.logs import JsonFormatter, RequestIdFilter
 
-    handler = logging.StreamHandler()
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
     logger = logging.getLogger("django.request")
     logger.addHandler(handler)
-    try:
-        response = client.get("/no-such-page/", HTTP_X_REQUEST_ID="req-abc.123")
-    finally:
-        logger.removeHandler(handler)
+    yield written
+    logger.removeHandler(handler)
+
+
+def test_log_lines_are_json_with_the_request_id(client: Client, json_request_log: io.StringIO) -> None:
+    response = client.get("/no-such-page/", HTTP_X_REQUEST_ID="req-abc.123")
+
     assert response.status_code == 404 and response["X-Request-ID"] == "req-abc.123"
-    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    line = json.loads(json_request_log.getvalue().strip().splitlines()[-1])
     assert line["request_id"] == "req-abc.123" and line["level"] == "WARNING" and "Not Found" in line["message"]
+
+
+async def test_an_asgi_request_keeps_its_id_to_its_log_line(
+    async_client: AsyncClient, json_request_log: io.StringIO
+) -> None:
+    response = await async_client.get("/no-such-page/", headers={"X-Request-ID": "req-async.456"})
+
+    assert response.status_code == 404 and response["X-Request-ID"] == "req-async.456"
+    line = json.loads(json_request_log.getvalue().strip().splitlines()[-1])
+    assert line["request_id"] == "req-async.456" and "Not Found" in line["message"]
+
+
+def test_every_middleware_runs_in_the_async_chain() -> None:
+    # One sync-only middleware makes Django run every request of an ASGI server (the /v1
+    # API's included) through a thread and back.
+    sync_only = [path for path in settings.MIDDLEWARE if not getattr(import_string(path), "async_capable", False)]
+
+    assert sync_only == []
 
 
 def test_a_malformed_request_id_is_replaced(client: Client) -> None:

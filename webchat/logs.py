@@ -15,7 +15,9 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -47,18 +49,39 @@ class JsonFormatter(logging.Formatter):
 
 
 class RequestIdMiddleware:
-    """Gives every HTTP request an id (the proxy's X-Request-ID when it is well formed)."""
+    """Gives every HTTP request an id (the proxy's X-Request-ID when it is well formed).
+    Sync and async: a sync-only middleware makes Django run every request of an ASGI
+    server through a thread and back, the /v1 API's included."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        # Not reset afterwards: Django logs the response (4xx/5xx) after the middleware
-        # returns, and that line belongs to this request too. Each request runs in its own
-        # context, so the value does not leak into the next one.
-        request_id_set(request_id)
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self._acall(request)
+        request_id = _request_id_begin(request)
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        request_id = _request_id_begin(request)
+        response = await self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+def _request_id_begin(request: HttpRequest) -> str:
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+    # Not reset afterwards: Django logs the response (4xx/5xx) after the middleware
+    # returns, and that line belongs to this request too. Each request runs in its own
+    # context, so the value does not leak into the next one.
+    request_id_set(request_id)
+    return request_id

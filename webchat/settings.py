@@ -91,7 +91,7 @@ MIDDLEWARE = [
     "webchat.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "webchat.csp.ContentSecurityPolicyMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "webchat.static_files.StaticFilesMiddleware",  # WhiteNoise, async too
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
