@@ -251,9 +251,17 @@
     var fresh = template.content.firstElementChild;
     if (!fresh) return article;
     article.replaceWith(fresh);
-    fresh.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
-    typesetMath(fresh);
+    decorate(fresh);
     return fresh;
+  }
+
+  function decorate(root) {
+    // What the server's messages get in the browser: code tools, Edit buttons under the
+    // questions inside `root`, typeset math. On page start, after a versions switch and on
+    // each message the server renders again.
+    root.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
+    root.querySelectorAll("article.msg-user[data-message]").forEach(addEditButton);
+    typesetMath(root);
   }
 
   function announce(text) {
@@ -506,9 +514,7 @@
       messages.replaceChildren.apply(messages, Array.prototype.map.call(fresh.childNodes, function (node) {
         return document.importNode(node, true);
       }));
-      messages.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
-      messages.querySelectorAll("article.msg-user[data-message]").forEach(addEditButton);
-      typesetMath(messages);
+      decorate(messages);
       history.replaceState(null, "", link.href);
       var shown = messages.querySelector('article.msg[data-message="' + wanted[1] + '"]');
       if (!shown) return;
@@ -546,9 +552,7 @@
   }
 
   // ---- Start --------------------------------------------------------------------------
-  document.querySelectorAll(".msg-body.rendered").forEach(addCodeTools);
-  typesetMath(messages);
-  messages.querySelectorAll("article.msg-user[data-message]").forEach(addEditButton);
+  decorate(messages);
   draftRestore();
   // A conversation opens at its latest reply; after a versions switch (?at=), at that version.
   var shownAt = /[?&]at=(\d+)/.exec(location.search);
