@@ -412,16 +412,28 @@ async def _sse(
             sent.append(text)
         return text
 
+    head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
+
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
-        head = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
         return out(_sse_data({**head, "choices": choices, **extra}))
+
+    # The hot path, a chunk of text: everything around the text encoded once per request
+    # (JSON encodes a dict as its parts in order, so the bytes are chunk()'s).
+    marker = "\x00"
+    around = json.dumps(
+        {**head, "choices": [{"index": 0, "delta": {"content": marker}, "finish_reason": None}]}, ensure_ascii=False
+    )
+    text_before, text_after = around.rsplit(json.dumps(marker), 1)  # the content comes last
+    text_before, text_after = "data: " + text_before, text_after + "\n\n"
 
     calls = False
     finished = False
     try:
         yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
         async for event in events:
-            if isinstance(event, Delta):
+            if type(event) is Delta and event.text and not event.tool_calls:
+                yield out(text_before + json.dumps(event.text, ensure_ascii=False) + text_after)
+            elif isinstance(event, Delta):
                 delta: dict[str, Any] = {"content": event.text} if event.text else {}
                 if event.tool_calls:
                     delta["tool_calls"] = event.tool_calls
