@@ -22,9 +22,9 @@ import openai
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 from openai import AsyncAPIResponse, AsyncOpenAI, AsyncStream
+from openai._base_client import Platform, get_platform  # what a client's headers name, read once
 
 # The header the SDK's own `with_streaming_response` sets to hand back the unread response.
-from openai._base_client import Platform, get_platform
 from openai._constants import RAW_RESPONSE_HEADER
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
