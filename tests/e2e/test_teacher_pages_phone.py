@@ -52,13 +52,21 @@ def no_sideways_scroll(page: Any, viewport: dict[str, int], name: str) -> None:
     assert width <= viewport["width"], f"{name} scrolls sideways: {width} px at {viewport['width']} px"
 
 
+def teacher_page(page_for: Any, locale: str, viewport: dict[str, int], path: str = "") -> Any:
+    """A browser page at `viewport` in `locale`, signed in as the class's teacher, at `path`."""
+    page = page_for(locale, viewport=viewport)
+    signed_in(page, "teacher_wang")
+    if path:
+        page.goto(path)
+    return page
+
+
 @pytest.mark.parametrize("locale", list(LOCALES))
 @pytest.mark.parametrize(("size", "viewport"), SIZES)
 def test_every_class_page_has_the_same_navigation_with_the_page_marked(
     in_use: People, page_for: Any, locale: str, size: str, viewport: dict[str, int]
 ) -> None:
-    page = page_for(locale, viewport=viewport)
-    signed_in(page, "teacher_wang")
+    page = teacher_page(page_for, locale, viewport)
     pk = in_use.classroom.pk
     addresses = [url.format(pk=pk) for url in CLASS_PAGES.values()]
     for name, url in CLASS_PAGES.items():
@@ -90,9 +98,7 @@ def test_every_class_page_has_the_same_navigation_with_the_page_marked(
 def test_the_class_settings_form_has_tick_boxes_beside_their_labels_and_stacked_fields(
     in_use: People, page_for: Any, locale: str, size: str, viewport: dict[str, int]
 ) -> None:
-    page = page_for(locale, viewport=viewport)
-    signed_in(page, "teacher_wang")
-    page.goto(f"/classes/{in_use.classroom.pk}/")
+    page = teacher_page(page_for, locale, viewport, f"/classes/{in_use.classroom.pk}/")
     rows = page.locator("#class-settings-form .check-row")
     assert rows.count() == 2
     for i in range(rows.count()):
@@ -129,9 +135,7 @@ def test_the_class_settings_form_has_tick_boxes_beside_their_labels_and_stacked_
 def test_the_models_page_has_tappable_rows_and_save_always_on_screen(
     in_use: People, page_for: Any, locale: str, size: str, viewport: dict[str, int]
 ) -> None:
-    page = page_for(locale, viewport=viewport)
-    signed_in(page, "teacher_wang")
-    page.goto(f"/classes/{in_use.classroom.pk}/models/")
+    page = teacher_page(page_for, locale, viewport, f"/classes/{in_use.classroom.pk}/models/")
     save = page.locator("#class-models-save button[type=submit]")
 
     def save_on_screen() -> None:
@@ -167,9 +171,7 @@ def test_the_models_page_has_tappable_rows_and_save_always_on_screen(
 
 @pytest.mark.parametrize("locale", list(LOCALES))
 def test_the_roster_buttons_keep_clear_of_the_import_card(in_use: People, page_for: Any, locale: str) -> None:
-    page = page_for(locale, viewport=PHONE)
-    signed_in(page, "teacher_wang")
-    page.goto(f"/classes/{in_use.classroom.pk}/roster/")
+    page = teacher_page(page_for, locale, PHONE, f"/classes/{in_use.classroom.pk}/roster/")
     button, card = box(page, ".roster-actions button"), box(page, "#roster-import")
     card_top = page.locator("#roster-import").evaluate("form => form.closest('.card').getBoundingClientRect().top")
     assert card_top - (button["y"] + button["height"]) >= 12, "the reset button touches the import card"
@@ -182,9 +184,7 @@ def test_the_roster_buttons_keep_clear_of_the_import_card(in_use: People, page_f
 def test_the_usage_page_agrees_with_itself_and_shows_every_column(
     in_use: People, page_for: Any, locale: str, size: str, viewport: dict[str, int]
 ) -> None:
-    page = page_for(locale, viewport=viewport)
-    signed_in(page, "teacher_wang")
-    page.goto(f"/classes/{in_use.classroom.pk}/usage/")
+    page = teacher_page(page_for, locale, viewport, f"/classes/{in_use.classroom.pk}/usage/")
     table = page.locator("#student-usage")
     xiaoming = table.locator("tbody tr", has_text="xiaoming")
     requests = int(xiaoming.locator("td.requests").inner_text().split()[-1])
@@ -217,9 +217,7 @@ def test_the_class_pages_in_the_dark_theme_on_a_phone(in_use: People, page_for: 
 
 
 def test_the_roster_tick_boxes_are_big_enough_to_tap(in_use: People, page_for: Any) -> None:
-    page = page_for("zh-CN", viewport=PHONE)
-    signed_in(page, "teacher_wang")
-    page.goto(f"/classes/{in_use.classroom.pk}/roster/")
+    page = teacher_page(page_for, "zh-CN", PHONE, f"/classes/{in_use.classroom.pk}/roster/")
     target = page.locator("#roster .pick-target").first
     found = target.bounding_box()
     assert found["width"] >= TOUCH and found["height"] >= TOUCH
