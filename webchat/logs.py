@@ -17,8 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
+
+from webchat.middleware import SyncAndAsync
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -48,29 +49,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-class RequestIdMiddleware:
-    """Gives every HTTP request an id (the proxy's X-Request-ID when it is well formed).
-    Sync and async: a sync-only middleware makes Django run every request of an ASGI
-    server through a thread and back, the /v1 API's included."""
-
-    sync_capable = True
-    async_capable = True
+class RequestIdMiddleware(SyncAndAsync):
+    """Gives every HTTP request an id (the proxy's X-Request-ID when it is well formed)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
+        self.mode_set(get_response)
 
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self._acall(request)
+    def call_sync(self, request: HttpRequest) -> HttpResponse:
         request_id = _request_id_begin(request)
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
 
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
+    async def call_async(self, request: HttpRequest) -> HttpResponse:
         request_id = _request_id_begin(request)
         response = await self.get_response(request)
         response["X-Request-ID"] = request_id

@@ -1,36 +1,30 @@
 """WhiteNoise, able to sit in an async middleware chain.
 
-WhiteNoise's middleware is sync only, and one sync middleware makes Django run every
-request of an ASGI server through a thread and back (the /v1 API's streamed replies
-included). Here a request that is not for a static file goes straight on; a static file is
-looked up in WhiteNoise's table in memory and opened on a worker thread.
+WhiteNoise's middleware is sync only (see webchat/middleware.py). Here a request that is
+not for a static file goes straight on; a static file is looked up in WhiteNoise's table in
+memory and opened on a worker thread.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from webchat.middleware import SyncAndAsync
 
-class StaticFilesMiddleware(WhiteNoiseMiddleware):
-    sync_capable = True
-    async_capable = True
 
+class StaticFilesMiddleware(SyncAndAsync, WhiteNoiseMiddleware):
     def __init__(self, get_response: Any = None, **kwargs: Any) -> None:
         super().__init__(get_response, **kwargs)
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
+        self.mode_set(get_response)
 
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self._acall(request)
-        return super().__call__(request)
+    def call_sync(self, request: HttpRequest) -> Any:
+        return WhiteNoiseMiddleware.__call__(self, request)
 
-    async def _acall(self, request: HttpRequest) -> Any:
+    async def call_async(self, request: HttpRequest) -> Any:
         if self.autorefresh:  # DEBUG: looks on disk
             static_file = await sync_to_async(self.find_file, thread_sensitive=False)(request.path_info)
         else:
