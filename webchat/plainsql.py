@@ -13,6 +13,7 @@ the ORM converts them. The hot-path writes of the quota counters do the same
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any, TypeVar
 
 from django.db import connection
@@ -21,10 +22,13 @@ from django.db.models import Model
 M = TypeVar("M", bound=Model)
 
 
+# Names are looked up once per process: the statements are written on every turn.
+@cache
 def table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+@cache
 def column(model: type[Model], field: str) -> str:
     """A field's column, qualified by its table (`field`: the field's name, or its attname)."""
     return f"{table(model)}.{connection.ops.quote_name(model._meta.get_field(field).column)}"
