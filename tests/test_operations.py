@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 from django.test import AsyncClient, Client
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from apps.billing.models import JobRun
+from apps.gateway.services import api_key_create
+from tests.conftest import PASSWORD, People
+from webchat.checks import django_middleware_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db
@@ -107,6 +111,48 @@ def test_every_middleware_runs_in_the_async_chain() -> None:
     sync_only = [path for path in settings.MIDDLEWARE if not getattr(import_string(path), "async_capable", False)]
 
     assert sync_only == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_async_view_makes_no_thread_trip_for_middleware(
+    async_client: AsyncClient, people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Django's MiddlewareMixin sends each hook to the request's thread in the async chain;
+    # ours run them in place (webchat/django_middleware.py), so a /v1 call goes to a thread
+    # only for its own database work.
+    key = (await sync_to_async(api_key_create)(user=people.student, name="t"))[1]
+    sent: list[str] = []
+    original = SyncToAsync.__init__
+
+    def recording(self: SyncToAsync, func: Any, *args: Any, **kwargs: Any) -> None:
+        sent.append(getattr(func, "__name__", type(func).__name__))
+        original(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__init__", recording)
+    response = await async_client.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+
+    assert response.status_code == 200 and response.json()["object"] == "list"
+    assert sent and [name for name in sent if name.startswith("process_")] == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_session_changed_in_the_async_chain_is_saved(async_client: AsyncClient, people: People) -> None:
+    # The session middleware saves a changed session on the request's thread, as before.
+    response = await async_client.post("/accounts/login/", {"username": people.student.username, "password": PASSWORD})
+    assert response.status_code == 302
+
+    assert (await async_client.get("/")).status_code == 200
+
+
+def test_deploy_checks_see_the_subclasses_of_djangos_middlewares(settings: Any) -> None:
+    # Django's deploy checks look for its middlewares by path; HSTS and the rest must still
+    # be checked with ours in MIDDLEWARE, and a missing one still reported.
+    settings.SECURE_HSTS_SECONDS = 0
+    assert "security.W004" in {message.id for message in django_middleware_checks()}
+
+    settings.MIDDLEWARE = [path for path in settings.MIDDLEWARE if not path.endswith(".SecurityMiddleware")]
+    found = {message.id for message in django_middleware_checks()}
+    assert "webchat.W001" in found and "security.W004" not in found
 
 
 def test_a_malformed_request_id_is_replaced(client: Client) -> None:

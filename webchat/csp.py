@@ -7,8 +7,10 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
+from webchat.django_middleware import HooksOnTheLoop
 
-class ContentSecurityPolicyMiddleware(CSPMiddleware):
+
+class ContentSecurityPolicyMiddleware(HooksOnTheLoop, CSPMiddleware):
     """django-csp's middleware, plus this host's websocket URL in connect-src.
 
     CSP level 3 browsers let `'self'` cover ws(s):// to the same host; level 2 ones (the

@@ -3,7 +3,9 @@
 A middleware that is sync only makes Django run every request of an ASGI server through a
 thread and back (the /v1 API's streamed replies included); Django's own MiddlewareMixin
 is async-capable but runs its hooks on a thread. A subclass of SyncAndAsync calls
-`mode_set(get_response)` when it is made and defines `call_sync` and `call_async`.
+`mode_set(get_response)` when it is made and defines `call_sync` and `call_async`. Django's
+own middlewares are used through webchat/django_middleware.py, which runs their hooks in
+place.
 """
 
 from __future__ import annotations

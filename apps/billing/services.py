@@ -29,6 +29,7 @@ from apps.accounts.selectors import classroom_has_student
 from apps.providers.models import ChatModel, ModelPrice
 from apps.providers.selectors import model_price_at
 from webchat.errors import ErrorCode, RequestRefused
+from webchat.plainsql import insert
 
 from . import counters
 from .models import (
@@ -315,7 +316,8 @@ def _hold_take(
             ),
             reset_at=reset_at,
         )
-    return Hold.objects.create(
+    # Every turn writes one: plain SQL (webchat/plainsql.py).
+    hold = Hold(
         request_id=request_id,
         user=user,
         classroom=classroom,
@@ -330,6 +332,7 @@ def _hold_take(
         entry_point=entry_point,
         created_at=now,
     )
+    return insert(hold)
 
 
 def _settle_counters(hold: Hold, *, used_tokens: int, used_units: int) -> None:
@@ -481,7 +484,8 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
         price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
     )
     _settle_counters(hold, used_tokens=prompt_tokens + completion_tokens, used_units=money_units(cost_billing))
-    return LedgerEntry.objects.create(
+    # Every turn writes one: plain SQL (webchat/plainsql.py).
+    entry = LedgerEntry(
         request_id=request_id,
         kind=LedgerEntry.Kind.CHARGE,
         user_id=hold.user_id,
@@ -511,6 +515,7 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
         started_at=hold.created_at,
         created_at=now,
     )
+    return insert(entry)
 
 
 @transaction.atomic

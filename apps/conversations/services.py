@@ -22,7 +22,7 @@ from apps.billing.models import Hold, LedgerEntry
 from apps.billing.services import ReplyUsage, hold_release, hold_settle
 from apps.providers.models import ChatModel
 from webchat.errors import ErrorCode
-from webchat.plainsql import column, instances, table
+from webchat.plainsql import column, insert, instances, table, update
 
 from .models import Conversation, Message
 
@@ -63,7 +63,7 @@ def turn_begin(
     """
     if conversation is None:
         title = " ".join(content.split())[:TITLE_CHARS]
-        conversation = Conversation.objects.create(owner=user, classroom=classroom, title=title, model=model)
+        conversation = insert(Conversation(owner=user, classroom=classroom, title=title, model=model))
     else:
         conversation.model = model
         conversation.shown_message_id = None  # a new turn is what the page opens on next
@@ -87,15 +87,17 @@ def turn_begin(
         user_message = None
         reply.parent_id = parent_id
     else:
-        user_message = Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.USER,
-            content=content,
-            request_id=request_id,
-            parent_id=parent_id,
+        user_message = insert(
+            Message(
+                conversation=conversation,
+                role=Message.Role.USER,
+                content=content,
+                request_id=request_id,
+                parent_id=parent_id,
+            )
         )
         reply.parent = user_message  # the reply points at its question: a second INSERT
-    reply.save(force_insert=True)
+    insert(reply)
     return TurnRows(conversation=conversation, user_message=user_message, reply=reply)
 
 
@@ -154,7 +156,10 @@ def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Mess
             "usage_review": entry.usage_review,
         }
     usage = outcome.usage
-    updated = Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+    # Every turn writes and shows it: plain SQL (webchat/plainsql.py).
+    written = update(
+        Message,
+        {"id": reply_id, "status": Message.Status.STREAMING},
         **billed,
         model_id=usage.model_id,
         content=outcome.content,
@@ -168,11 +173,12 @@ def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Mess
         total_ms=usage.total_ms,
         finished_at=timezone.now(),
     )
-    # The reply as written, for the page (every turn: plain SQL, webchat/plainsql.py).
-    (reply,) = instances(Message, f"SELECT * FROM {table(Message)} WHERE {column(Message, 'id')} = %s", [reply_id])
+    if written:
+        (reply,) = written
+        update(Conversation, {"id": reply.conversation_id}, updated_at=timezone.now())
+    else:  # finished already: as it was written then
+        (reply,) = instances(Message, f"SELECT * FROM {table(Message)} WHERE {column(Message, 'id')} = %s", [reply_id])
     reply.bill = entry  # the footer's cost breakdown, as conversation_messages attaches it
-    if updated:
-        Conversation.objects.filter(pk=reply.conversation_id).update(updated_at=timezone.now())
     return reply
 
 

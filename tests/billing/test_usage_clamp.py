@@ -16,6 +16,7 @@ from django.urls import reverse
 # Loading the ASGI app sets Django's logging up again, which drops pytest's log capture:
 # load it now, before any test captures logs.
 import webchat.asgi  # noqa: E402,F401,I001
+from apps.billing import services as billing_services
 from apps.billing.models import Hold, LedgerEntry, UsageCounter
 from apps.billing.services import (
     COMPLETION_BOUND_MARGIN,
@@ -141,10 +142,14 @@ async def test_when_settling_fails_anyway_the_reply_is_saved_and_the_hold_releas
 ) -> None:
     await sync_to_async(policy_set)(people.classroom, student_token_limit=100_000)
 
-    def broken(**kwargs: Any) -> Any:
-        raise RuntimeError("the ledger insert broke")
+    written = billing_services.insert
 
-    monkeypatch.setattr(LedgerEntry.objects, "create", broken)  # say, the ledger insert fails
+    def broken(instance: Any) -> Any:
+        if isinstance(instance, LedgerEntry):
+            raise RuntimeError("the ledger insert broke")
+        return written(instance)
+
+    monkeypatch.setattr(billing_services, "insert", broken)  # say, the ledger insert fails
     fake_upstream.default = Behaviour(chunks=TEXT)
     with caplog.at_level(logging.WARNING):
         frames = await turn(people.student)

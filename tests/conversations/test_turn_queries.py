@@ -18,7 +18,9 @@ from tests.conftest import People
 # question, then the reply (its own INSERT: it points at the question's id, which a
 # conversation's branches need; see Message.parent)
 PREPARE_QUERIES = 11
-FINISH_QUERIES = 11  # in one transaction: hold claim, counters, ledger row, reply, conversation; the budget after
+# in one transaction: hold claim, counters, ledger row, the reply (written and read back in
+# one statement), conversation; the budget after
+FINISH_QUERIES = 10
 
 
 def _prepare(people: People, conversation_id: int | None = None) -> PreparedTurn:
