@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
 from apps.accounts.selectors import classroom_students
+from webchat.plainsql import column, instances, table
 
 from .counters import counter_read
 from .models import (
@@ -129,25 +130,31 @@ def limits_for(*, user: User, classroom: Classroom | None, site: SiteBillingSett
 
 
 def _limits_read(*, user: User, classroom: Classroom | None, site: SiteBillingSettings) -> Limits:
-    policy = None
+    policy = override = None
     if classroom is not None:
-        # One query: the class policy with this student's override (if any) alongside.
-        overrides = StudentOverride.objects.filter(classroom=classroom, student=user)
-        policy = (
-            QuotaPolicy.objects.filter(classroom=classroom)
-            .annotate(
-                override_tokens=Subquery(overrides.values("token_limit")[:1]),
-                override_cost=Subquery(overrides.values("cost_limit")[:1]),
-            )
-            .first()
+        # Nearly every turn asks (a student's limits are kept only seconds): plain SQL
+        # (webchat/plainsql.py), the class policy and then this student's override.
+        policies = instances(
+            QuotaPolicy,
+            f"SELECT * FROM {table(QuotaPolicy)} WHERE {column(QuotaPolicy, 'classroom')} = %s",
+            [classroom.pk],
         )
+        policy = policies[0] if policies else None
+    if policy is not None:
+        overrides = instances(
+            StudentOverride,
+            f"SELECT * FROM {table(StudentOverride)} WHERE {column(StudentOverride, 'classroom')} = %s "
+            f"AND {column(StudentOverride, 'student')} = %s",
+            [policy.classroom_id, user.pk],
+        )
+        override = overrides[0] if overrides else None
     if policy is None:
         tokens, cost = site.default_student_token_limit, site.default_student_cost_limit
         rpm, tpm, period, term_start, term_end = site.default_rpm, site.default_tpm, site.default_period, None, None
         pool_tokens = pool_cost = None
     else:
-        tokens = policy.override_tokens if policy.override_tokens is not None else policy.student_token_limit
-        cost = policy.override_cost if policy.override_cost is not None else policy.student_cost_limit
+        tokens = override.token_limit if override and override.token_limit is not None else policy.student_token_limit
+        cost = override.cost_limit if override and override.cost_limit is not None else policy.student_cost_limit
         rpm, tpm, period = policy.rpm, policy.tpm, policy.period
         term_start, term_end = policy.term_start, policy.term_end
         pool_tokens, pool_cost = policy.class_token_pool, policy.class_cost_pool

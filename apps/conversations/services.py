@@ -67,7 +67,14 @@ def turn_begin(
     else:
         conversation.model = model
         conversation.shown_message_id = None  # a new turn is what the page opens on next
-        conversation.save(update_fields=["model", "shown_message_id", "updated_at"])
+        conversation.updated_at = timezone.now()
+        update(
+            Conversation,
+            {"id": conversation.pk},
+            model_id=model.pk,
+            shown_message_id=None,
+            updated_at=conversation.updated_at,
+        )
     if parent_id is LATEST:
         latest = conversation.messages.order_by("-id").first()
         if ask_again:
