@@ -8,8 +8,9 @@ models. The SQL is the same on SQLite and PostgreSQL; values go as parameters, n
 the text. `instances` converts each column as the ORM does (the backend's converters, then
 the field's) and builds the model with `Model.from_db`, as a queryset does, without a
 queryset's machinery; `insert` and `update` prepare values as `save()` and
-`QuerySet.update()` do (no signals: none are connected to these models). The hot-path writes of the quota counters do the same
-(apps/billing/counters.py).
+`QuerySet.update()` do. They send no signals, so they serve only models no receiver listens
+to (tests/test_plainsql.py checks). The hot-path writes of the quota counters are written out
+the same way (apps/billing/counters.py).
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ def insert(instance: M) -> M:
 
 
 def update(model: type[M], where: dict[str, Any], **values: Any) -> list[M]:
-    """`model.objects.filter(**where).update(**values)` for plain equalities (field names or
-    attnames), returning the rows as they were written."""
+    """`model.objects.filter(**where).update(**values)` for equalities to values (field names
+    or attnames; not None), returning the rows as they were written."""
     field = model._meta.get_field
     assignments = ", ".join(f"{connection.ops.quote_name(field(name).column)} = %s" for name in values)
     conditions = " AND ".join(f"{column(model, name)} = %s" for name in where)
