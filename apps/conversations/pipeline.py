@@ -544,7 +544,11 @@ async def _prepared_run(*, turn: PreparedTurn, started: float, stop: asyncio.Eve
         )
         # 4 call, 5 relay
         call = providers.stream(
-            routes=turn.routes, messages=turn.messages, max_tokens=turn.max_tokens, params=turn.params
+            routes=turn.routes,
+            messages=turn.messages,
+            max_tokens=turn.max_tokens,
+            params=turn.params,
+            request_id=turn.request_id,
         )
         try:
             while not switch.requested:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import traceback
+
+import pytest
 from openai._base_client import get_platform
 
 from apps.providers.client import NO_KEY_PLACEHOLDER, Route, _authorization, _sdk_client
+from apps.providers.models import ChatModel
 from apps.providers.netguard import http_client_shared
+from tests.conftest import People, ws_connect, ws_turn
+from tests.fake_upstream import FakeUpstream
 
 ROUTE = Route(
     model_id=1, provider_slug="fakeai", model_name="fake-model", base_url="http://127.0.0.1:9/v1", api_key="sk-one"
@@ -33,3 +41,31 @@ async def test_the_client_knows_the_platform_so_its_first_request_needs_no_threa
 
     assert client._platform is not None
     assert client.default_headers["X-Stainless-OS"] == str(get_platform())
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_turn_draws_no_system_randomness_on_the_event_loop(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK drew an idempotency key from os.urandom for every request (and sent it to no
+    # provider): a system call that lets go of the GIL, after which the event loop waited for
+    # the database threads. The request's own id is the key now.
+    loop_thread = threading.current_thread()
+    drawn: list[str] = []
+    system_random = os.urandom
+
+    def recording(size: int) -> bytes:
+        if threading.current_thread() is loop_thread:
+            drawn.append("".join(traceback.format_stack(limit=4)))
+        return system_random(size)
+
+    ws = await ws_connect(people.student)
+    try:
+        assert (await ws.connect())[0]
+        monkeypatch.setattr(os, "urandom", recording)
+        frames = await ws_turn(ws, model=fake_model.route_name, content="What is a token?")
+    finally:
+        await ws.disconnect()
+
+    assert frames[-1]["type"] == "chat.done" and drawn == []
+    assert "idempotency-key" not in {name.lower() for name in fake_upstream.chat_requests()[-1].headers}
