@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 from django.db.models import signals
+from django.utils import timezone
 
 from apps.billing.models import Hold, LedgerEntry
 from apps.conversations.models import Conversation, Message
 from apps.providers.models import ChatModel
 from tests.conftest import People
-from webchat.plainsql import column, insert, instances, table, update
+from webchat.plainsql import column, insert, instances, select, table, update
 
 pytestmark = pytest.mark.django_db
 
@@ -79,3 +80,12 @@ def test_update_writes_as_queryset_update_and_returns_the_rows(people: People, f
     # The condition holds no more: nothing written, nothing returned.
     assert update(Message, {"id": reply.pk, "status": Message.Status.STREAMING}, content="Again") == []
     assert Message.objects.get(pk=reply.pk).content == "Done."
+
+
+def test_select_reads_as_filter_does_with_none_as_is_null(people: People, fake_model: ChatModel) -> None:
+    kept = Conversation.objects.create(owner=people.student, title="Kept", model=fake_model)
+    Conversation.objects.create(owner=people.student, title="Deleted", model=fake_model, deleted_at=timezone.now())
+
+    found = select(Conversation, {"owner": people.student.pk, "deleted_at": None})
+    assert [_fields(c) for c in found] == [_fields(kept)]
+    assert select(Conversation, {"owner_id": people.student.pk, "title": "Nothing"}) == []

@@ -123,15 +123,33 @@ def insert(instance: M) -> M:
     return instance
 
 
+def _where(model: type[Model], where: dict[str, Any]) -> tuple[str, list[Any]]:
+    """`filter(**where)` for plain equalities (field names or attnames; None: IS NULL)."""
+    field = model._meta.get_field
+    conditions = " AND ".join(
+        f"{column(model, name)} IS NULL" if value is None else f"{column(model, name)} = %s"
+        for name, value in where.items()
+    )
+    params = [field(name).get_db_prep_save(value, connection) for name, value in where.items() if value is not None]
+    return conditions, params
+
+
+def select(model: type[M], where: dict[str, Any]) -> list[M]:
+    """`model.objects.filter(**where)`, every column, for plain equalities."""
+    conditions, params = _where(model, where)
+    return instances(model, f"SELECT * FROM {table(model)} WHERE {conditions}", params)
+
+
 def update(model: type[M], where: dict[str, Any], **values: Any) -> list[M]:
-    """`model.objects.filter(**where).update(**values)` for equalities to values (field names
-    or attnames; not None), returning the rows as they were written."""
+    """`model.objects.filter(**where).update(**values)` for plain equalities, returning the
+    rows as they were written."""
     field = model._meta.get_field
     assignments = ", ".join(f"{connection.ops.quote_name(field(name).column)} = %s" for name in values)
-    conditions = " AND ".join(f"{column(model, name)} = %s" for name in where)
+    conditions, where_params = _where(model, where)
     params = [field(name).get_db_prep_save(value, connection) for name, value in values.items()]
-    params += [field(name).get_db_prep_save(value, connection) for name, value in where.items()]
-    return instances(model, f"UPDATE {table(model)} SET {assignments} WHERE {conditions} RETURNING *", params)
+    return instances(
+        model, f"UPDATE {table(model)} SET {assignments} WHERE {conditions} RETURNING *", params + where_params
+    )
 
 
 def rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:

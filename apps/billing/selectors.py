@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
 from apps.accounts.selectors import classroom_students
-from webchat.plainsql import column, instances, table
+from webchat.plainsql import select
 
 from .counters import counter_read
 from .models import (
@@ -134,19 +134,10 @@ def _limits_read(*, user: User, classroom: Classroom | None, site: SiteBillingSe
     if classroom is not None:
         # Nearly every turn asks (a student's limits are kept only seconds): plain SQL
         # (webchat/plainsql.py), the class policy and then this student's override.
-        policies = instances(
-            QuotaPolicy,
-            f"SELECT * FROM {table(QuotaPolicy)} WHERE {column(QuotaPolicy, 'classroom')} = %s",
-            [classroom.pk],
-        )
+        policies = select(QuotaPolicy, {"classroom": classroom.pk})
         policy = policies[0] if policies else None
     if policy is not None:
-        overrides = instances(
-            StudentOverride,
-            f"SELECT * FROM {table(StudentOverride)} WHERE {column(StudentOverride, 'classroom')} = %s "
-            f"AND {column(StudentOverride, 'student')} = %s",
-            [policy.classroom_id, user.pk],
-        )
+        overrides = select(StudentOverride, {"classroom": policy.classroom_id, "student": user.pk})
         override = overrides[0] if overrides else None
     if policy is None:
         tokens, cost = site.default_student_token_limit, site.default_student_cost_limit

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.billing.models import LedgerEntry
-from webchat.plainsql import column, instances, table
+from webchat.plainsql import column, select, table
 from webchat.plainsql import rows as plain_rows
 
 from .models import Conversation, Message
@@ -89,11 +89,7 @@ def conversation_get_for_user(*, user: User, conversation_id: int) -> Conversati
 def conversation_get_for_turn(*, user: User, conversation_id: int) -> Conversation:
     """conversation_get_for_user for a chat turn, which asks on every message: plain SQL
     (webchat/plainsql.py), without the related rows the pages show."""
-    own = (
-        f"SELECT * FROM {table(Conversation)} WHERE {column(Conversation, 'id')} = %s "
-        f"AND {column(Conversation, 'owner')} = %s AND {column(Conversation, 'deleted_at')} IS NULL"
-    )
-    found = instances(Conversation, own, [conversation_id, user.pk])
+    found = select(Conversation, {"id": conversation_id, "owner": user.pk, "deleted_at": None})
     if not found:
         raise Http404("No such conversation.")
     return found[0]

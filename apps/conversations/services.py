@@ -22,7 +22,7 @@ from apps.billing.models import Hold, LedgerEntry
 from apps.billing.services import ReplyUsage, hold_release, hold_settle
 from apps.providers.models import ChatModel
 from webchat.errors import ErrorCode
-from webchat.plainsql import column, insert, instances, table, update
+from webchat.plainsql import insert, select, update
 
 from .models import Conversation, Message
 
@@ -184,7 +184,7 @@ def turn_finish(*, reply_id: int, request_id: str, outcome: TurnOutcome) -> Mess
         (reply,) = written
         update(Conversation, {"id": reply.conversation_id}, updated_at=timezone.now())
     else:  # finished already: as it was written then
-        (reply,) = instances(Message, f"SELECT * FROM {table(Message)} WHERE {column(Message, 'id')} = %s", [reply_id])
+        (reply,) = select(Message, {"id": reply_id})
     reply.bill = entry  # the footer's cost breakdown, as conversation_messages attaches it
     return reply
 
