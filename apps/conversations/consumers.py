@@ -59,19 +59,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.turn: asyncio.Task[None] | None = None
         self.turn_ended = True
         self.stop = asyncio.Event()
+        user = self.scope.get("user")
+        signed_in = user is not None and user.is_authenticated and user.is_active
+        if signed_in:
+            self.user: User = user
+            self.session_key: str | None = self.scope["session"].session_key
+            # The password hash this session signed in with: every turn checks it still holds.
+            self.session_hash: str = await off_the_loop(self.scope["session"].get)(HASH_SESSION_KEY, "")
+            self.slot = await off_the_loop(socket_slot_take)(user_id=user.pk, channel_name=self.channel_name)
+            if self.slot is not None:
+                # Accounts closes the user's sockets through this group (logout, deactivation,
+                # new password, removal from a class, archived class), from whichever process.
+                # Joined before the handshake completes: a logout the moment the page sees the
+                # socket open must reach it.
+                self.group = user_socket_group(user.pk)
+                await self.channel_layer.group_add(self.group, self.channel_name)
         # Accept, then close with a code: a handshake refused outright reaches the browser as
         # HTTP 403 and close code 1006, which the page cannot tell from a network fault.
         await self.accept()
         self.open = True
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not user.is_active:
+        if not signed_in:
             await self.close_with(CLOSE_SIGNED_OUT)
             return
-        self.user: User = user
-        self.session_key: str | None = self.scope["session"].session_key
-        # The password hash this session signed in with: every turn checks it still holds.
-        self.session_hash: str = await off_the_loop(self.scope["session"].get)(HASH_SESSION_KEY, "")
-        self.slot = await off_the_loop(socket_slot_take)(user_id=user.pk, channel_name=self.channel_name)
         if self.slot is None:
             with translation.override(self.language):
                 await self.send_error(
@@ -84,10 +93,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
             await self.close_with(CLOSE_TOO_MANY_SOCKETS)
             return
-        # Accounts closes the user's sockets through this group (logout, deactivation, new
-        # password, removal from a class, archived class), from whichever process.
-        self.group = user_socket_group(user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
         self.slot_keeper = asyncio.create_task(self.keep_slot())
 
     async def disconnect(self, code: int) -> None:

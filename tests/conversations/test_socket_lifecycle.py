@@ -98,6 +98,29 @@ async def test_logout_closes_that_sessions_socket_with_4401_and_the_other_browse
     await phone_ws.disconnect()
 
 
+async def test_a_logout_the_moment_the_socket_opens_still_closes_it(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The socket is in its user's group before the page sees it open, however slow the
+    channel layer (Redis on a busy machine) is to take the membership."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    group_add = layer.group_add
+
+    async def slow_group_add(group: str, channel: str) -> None:
+        await asyncio.sleep(0.3)
+        await group_add(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", slow_group_add)
+    client = await signed_in(people.student)
+    ws = await open_socket(client)
+
+    assert await post(client, "/accounts/logout/") == 302
+
+    assert (await close_code(ws))[0] == 4401
+
+
 async def test_admin_deactivating_a_student_closes_their_sockets(
     people: People, fake_model: Any, fake_upstream: FakeUpstream
 ) -> None:
