@@ -130,10 +130,11 @@ MATH_MAX_CHARS = 4000
 def _math_out(text: str) -> tuple[str, dict[str, tuple[str, bool]]]:
     """The text with each math span replaced by a placeholder Markdown leaves alone, and the
     placeholders' TeX (and whether it is display math)."""
-    nonce = secrets.token_hex(4)
     found: dict[str, tuple[str, bool]] = {}
+    nonce = ""  # drawn at the first math span: most replies have none
 
     def swap(match: re.Match[str]) -> str:
+        nonlocal nonce
         if match["fence"] is not None or match["code"] is not None:
             return match[0]
         if match["dollar"] is not None:
@@ -141,6 +142,7 @@ def _math_out(text: str) -> tuple[str, dict[str, tuple[str, bool]]]:
         tex = match["display"] or match["display2"] or match["inline2"] or match["inline"] or ""
         if not tex.strip() or len(tex) > MATH_MAX_CHARS:
             return match[0]
+        nonce = nonce or secrets.token_hex(4)
         key = f"wcmath{nonce}x{len(found)}z"
         found[key] = (tex.strip(), match["display"] is not None or match["display2"] is not None)
         return key
