@@ -2,18 +2,24 @@
 
 WhiteNoise's middleware is sync only (see webchat/middleware.py). Here a request that is
 not for a static file goes straight on; a static file is looked up in WhiteNoise's table in
-memory and opened on a worker thread.
+memory, opened on a worker thread and its first block read there too, and the rest (if
+any) is read a block at a time on a worker thread: an async iterator, as Django's ASGI
+handler wants (a file's sync iterator makes it warn and read the whole file into a list).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import IO, Any
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from webchat.middleware import SyncAndAsync
+
+# Most of the site's static files (CSS, JS, fonts) fit in one block: one thread trip.
+BLOCK_SIZE = 256 * 1024
 
 
 class StaticFilesMiddleware(SyncAndAsync, WhiteNoiseMiddleware):
@@ -29,6 +35,25 @@ class StaticFilesMiddleware(SyncAndAsync, WhiteNoiseMiddleware):
             static_file = await sync_to_async(self.find_file, thread_sensitive=False)(request.path_info)
         else:
             static_file = self.files.get(request.path_info)
-        if static_file is not None:
-            return await sync_to_async(self.serve, thread_sensitive=False)(static_file, request)
-        return await self.get_response(request)
+        if static_file is None:
+            return await self.get_response(request)
+        response, file, first = await sync_to_async(self._serve_opened, thread_sensitive=False)(static_file, request)
+        # The file's close is already among the response's closers (Django calls them).
+        response.streaming_content = _blocks(file, first)
+        return response
+
+    def _serve_opened(self, static_file: Any, request: HttpRequest) -> tuple[HttpResponseBase, IO[bytes] | None, bytes]:
+        """WhiteNoise's response, its file and the file's first block (no file: no body,
+        as for HEAD or 304)."""
+        response = self.serve(static_file, request)
+        file = response.file_to_stream
+        return response, file, (file.read(BLOCK_SIZE) if file is not None else b"")
+
+
+async def _blocks(file: IO[bytes] | None, first: bytes) -> AsyncIterator[bytes]:
+    block = first
+    while block:
+        yield block
+        if file is None or len(block) < BLOCK_SIZE:
+            return
+        block = await sync_to_async(file.read, thread_sensitive=False)(BLOCK_SIZE)
