@@ -105,6 +105,15 @@ class Message(models.Model):
         verbose_name_plural = _("messages")
         ordering = ["id"]
 
+    # Its place among its versions (selectors.versions_attach sets them); a message read on
+    # its own is shown as its only version. Defaults here, not left missing: a template
+    # looking up a missing attribute lists the instance's every name (`dir`) to tell.
+    version = 1
+    versions = 1
+    version_prev: int | None = None
+    version_next: int | None = None
+    bill: LedgerEntry | None = None  # its cost breakdown's ledger entry, where attached
+
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"
 
