@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -197,6 +198,11 @@ def database_prepare(*, streams: int, chunks: int, upstream_url: str) -> tuple[l
         cookies.append(client.cookies["sessionid"].value)
         keys.append(api_key_create(user=student, name="bench")[1])
     return cookies, keys
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 async def wait_for_port(port: int, timeout: float = 30.0) -> None:
@@ -463,8 +469,8 @@ async def bench(
             await asyncio.gather(*(loop(chat) for chat in chats))
             soak = (soak_start, rss_mb(pid), turns)
 
-    for socket in sockets:
-        await socket.close()
+    for chat_socket in sockets:
+        await chat_socket.close()
     if profiler is not None:
         profiler.send_signal(signal.SIGINT)
         profiler.wait(timeout=30)
@@ -537,6 +543,9 @@ def main() -> None:
         help="the litellm command of a throwaway venv (bench/litellm.sh makes one)",
     )
     args = parser.parse_args()
+    for port in (args.port, args.upstream_port):
+        if port_taken(port):  # else the bench would measure whatever already listens there
+            raise SystemExit(f"something already listens on port {port}: stop it, or pass --port / --upstream-port")
 
     if shutil.which("taskset"):
         os.sched_setaffinity(0, {1 % os.cpu_count()})  # the bench and upstream: the other core
