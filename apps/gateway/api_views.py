@@ -14,10 +14,11 @@ is not a chat conversation: its record is its ledger row (entry point `api`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -26,7 +27,6 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.selectors import classroom_for_student
 from apps.conversations.errors import upstream_message
@@ -108,6 +108,53 @@ def _upstream_response(finished: Finished) -> JsonResponse:
     return JsonResponse(_upstream_body(finished), status=status, json_dumps_params={"ensure_ascii": False})
 
 
+def _asked(request: HttpRequest) -> str:
+    return f"{request.method} {request.path}"[:300]
+
+
+def _only(method: str) -> Callable[[Callable[..., Awaitable[HttpResponse]]], Callable[..., Awaitable[HttpResponse]]]:
+    """Django's require_GET / require_POST, answering a wrong method as OpenAI does: 405
+    with an error body the SDK can show (Django's answer has none)."""
+
+    def decorate(view: Callable[..., Awaitable[HttpResponse]]) -> Callable[..., Awaitable[HttpResponse]]:
+        @functools.wraps(view)
+        async def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method != method:
+                response = JsonResponse(
+                    _error_body(
+                        message=_("Invalid method for URL (%(asked)s).") % {"asked": _asked(request)},
+                        error_type="invalid_request_error",
+                        code="method_not_allowed",
+                        param=None,
+                    ),
+                    status=405,
+                    json_dumps_params={"ensure_ascii": False},
+                )
+                response["Allow"] = method
+                return response
+            return await view(request, *args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
+@csrf_exempt
+async def unknown_url(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any other /v1 path (a library's default of /v1/responses or /v1/completions, say):
+    404 in OpenAI's error body, naming what this server offers, instead of an HTML page the
+    SDK would show as its error message."""
+    message = _(
+        "Invalid URL (%(asked)s). This server offers POST /v1/chat/completions, GET /v1/models and "
+        "GET /v1/models/{model}."
+    ) % {"asked": _asked(request)}
+    return JsonResponse(
+        _error_body(message=message, error_type="invalid_request_error", code="unknown_url", param=None),
+        status=404,
+        json_dumps_params={"ensure_ascii": False},
+    )
+
+
 def _presented_key(request: HttpRequest) -> str | None:
     scheme, _space, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
@@ -124,7 +171,7 @@ def _models_for(*, presented: str | None) -> list[str]:
 
 
 @csrf_exempt
-@require_GET
+@_only("GET")
 async def models_list(request: HttpRequest) -> HttpResponse:
     try:
         names = await off_the_loop(_models_for)(presented=_presented_key(request))
@@ -138,7 +185,7 @@ def _model_object(name: str) -> dict[str, Any]:
 
 
 @csrf_exempt
-@require_GET
+@_only("GET")
 async def model_retrieve(request: HttpRequest, model: str) -> HttpResponse:
     """GET /v1/models/{model} (the SDK's models.retrieve): one of this key's models, else
     404 model_not_found, as for a chat request naming it."""
@@ -240,7 +287,7 @@ class _Record:
 
 
 @csrf_exempt
-@require_POST
+@_only("POST")
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     presented = _presented_key(request)
     try:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
 from . import api_views as views
 
@@ -9,4 +9,6 @@ urlpatterns = [
     # Model ids hold a slash (provider/model).
     path("models/<path:model>", views.model_retrieve, name="v1-model"),
     path("chat/completions", views.chat_completions, name="v1-chat-completions"),
+    # Anything else under /v1: OpenAI's JSON 404, not the site's HTML page.
+    re_path(r"^(?P<path>.*)$", views.unknown_url, name="v1-unknown"),
 ]

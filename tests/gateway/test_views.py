@@ -290,3 +290,31 @@ def test_a_model_is_retrieved_by_its_id_and_an_unknown_one_is_not_found(
     assert error.value.code == "model_not_found"
     with pytest.raises(openai.AuthenticationError):
         client_for(live_asgi, "wc-not-a-key").models.retrieve(MODEL)
+
+
+def test_an_endpoint_this_server_does_not_offer_is_a_json_404_the_sdk_can_show(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str
+) -> None:
+    # Libraries default to these (pydantic-ai's "openai:" models, LlamaIndex's OpenAILike).
+    client = client_for(live_asgi, key)
+    with pytest.raises(openai.NotFoundError) as responses:
+        client.responses.create(model=MODEL, input="hi")
+    with pytest.raises(openai.NotFoundError) as completions:
+        client.completions.create(model=MODEL, prompt="hi")
+
+    for raised, path in ((responses.value, "/v1/responses"), (completions.value, "/v1/completions")):
+        assert raised.code == "unknown_url" and raised.type == "invalid_request_error"
+        assert f"POST {path}" in raised.message and "/v1/chat/completions" in raised.message
+        assert "<html" not in raised.message.lower()
+
+
+def test_a_wrong_method_is_a_json_405(live_asgi: LiveServer) -> None:
+    for method, path, allowed in (("GET", "/v1/chat/completions", "POST"), ("POST", "/v1/models", "GET")):
+        request = urllib.request.Request(
+            f"{live_asgi.url}{path}", method=method, data=b"{}" if method == "POST" else None
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        body = json.loads(refused.value.read())
+        assert refused.value.code == 405 and refused.value.headers["Allow"] == allowed
+        assert body["error"]["code"] == "method_not_allowed" and f"{method} {path}" in body["error"]["message"]
