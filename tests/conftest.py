@@ -261,8 +261,16 @@ def live_asgi(transactional_db: Any, settings: Any) -> Iterator[LiveServer]:
 
     port = _free_port()
     settings.INTERNAL_BASE_URL = f"http://127.0.0.1:{port}"
+    # A connection a test left open (a client socket it never closed) would hold the
+    # server's shutdown until the client is collected: after 2 s it is cut.
     config = uvicorn.Config(
-        application, host="127.0.0.1", port=port, lifespan="off", log_level="warning", ws="websockets-sansio"
+        application,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        ws="websockets-sansio",
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -428,6 +428,7 @@ async def test_a_browser_without_a_session_sees_close_code_4401_not_a_refused_ha
 
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(socket.recv(), timeout=5)
+    await socket.close()
 
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
