@@ -29,6 +29,8 @@ DOCUMENTED = {
     "invalid_api_key",
     "api_access_off",
     "idempotency_in_progress",
+    "unknown_url",
+    "method_not_allowed",
     "too_many_sockets",
     "upstream_rate_limited",
     "upstream_auth_failed",

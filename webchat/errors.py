@@ -33,6 +33,8 @@ class ErrorCode(StrEnum):
     INVALID_API_KEY = "invalid_api_key"  # the /v1 API: a missing, unknown, revoked or expired key
     IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"  # the /v1 API: a retry while the first runs
     API_ACCESS_OFF = "api_access_off"  # the /v1 API: a valid key, but its owner's class switched the API off
+    UNKNOWN_URL = "unknown_url"  # the /v1 API: a path it does not offer (/v1/responses, say)
+    METHOD_NOT_ALLOWED = "method_not_allowed"  # the /v1 API: GET /v1/chat/completions, say
     # The chat socket's own refusals.
     BUSY = "busy"
     NOT_RUNNING = "not_running"

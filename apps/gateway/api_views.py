@@ -60,6 +60,8 @@ _REFUSALS: dict[str, tuple[int, str, str | None]] = {
     ErrorCode.QUOTA_EXCEEDED: (429, "insufficient_quota", "insufficient_quota"),
     ErrorCode.RATE_LIMITED: (429, "requests", "rate_limit_exceeded"),
     ErrorCode.IDEMPOTENCY_IN_PROGRESS: (409, "invalid_request_error", None),
+    ErrorCode.UNKNOWN_URL: (404, "invalid_request_error", None),
+    ErrorCode.METHOD_NOT_ALLOWED: (405, "invalid_request_error", None),
 }
 # Upstream faults: the gateway between the caller and the provider failed (502), the provider
 # cannot take it now (503), or did not answer in time (504). The code is the stable upstream one.
@@ -120,15 +122,11 @@ def _only(method: str) -> Callable[[Callable[..., Awaitable[HttpResponse]]], Cal
         @functools.wraps(view)
         async def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method != method:
-                response = JsonResponse(
-                    _error_body(
-                        message=_("Invalid method for URL (%(asked)s).") % {"asked": _asked(request)},
-                        error_type="invalid_request_error",
-                        code="method_not_allowed",
-                        param=None,
-                    ),
-                    status=405,
-                    json_dumps_params={"ensure_ascii": False},
+                response = _refusal_response(
+                    RequestRefused(
+                        ErrorCode.METHOD_NOT_ALLOWED,
+                        _("Invalid method for URL (%(asked)s).") % {"asked": _asked(request)},
+                    )
                 )
                 response["Allow"] = method
                 return response
@@ -148,11 +146,7 @@ async def unknown_url(request: HttpRequest, path: str = "") -> HttpResponse:
         "Invalid URL (%(asked)s). This server offers POST /v1/chat/completions, GET /v1/models and "
         "GET /v1/models/{model}."
     ) % {"asked": _asked(request)}
-    return JsonResponse(
-        _error_body(message=message, error_type="invalid_request_error", code="unknown_url", param=None),
-        status=404,
-        json_dumps_params={"ensure_ascii": False},
-    )
+    return _refusal_response(RequestRefused(ErrorCode.UNKNOWN_URL, message))
 
 
 def _presented_key(request: HttpRequest) -> str | None:
