@@ -138,7 +138,7 @@ def _only(method: str) -> Callable[[Callable[..., Awaitable[HttpResponse]]], Cal
 
 
 @csrf_exempt
-async def unknown_url(request: HttpRequest, path: str = "") -> HttpResponse:
+async def unknown_url(request: HttpRequest) -> HttpResponse:
     """Any other /v1 path (a library's default of /v1/responses or /v1/completions, say):
     404 in OpenAI's error body, naming what this server offers, instead of an HTML page the
     SDK would show as its error message."""

@@ -10,5 +10,5 @@ urlpatterns = [
     path("models/<path:model>", views.model_retrieve, name="v1-model"),
     path("chat/completions", views.chat_completions, name="v1-chat-completions"),
     # Anything else under /v1: OpenAI's JSON 404, not the site's HTML page.
-    re_path(r"^(?P<path>.*)$", views.unknown_url, name="v1-unknown"),
+    re_path(r"", views.unknown_url, name="v1-unknown"),
 ]
