@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import tempfile
 import threading
@@ -47,6 +48,30 @@ def pytest_configure(config: Any) -> None:
 
 
 ORIGIN = b"http://127.0.0.1"
+
+
+def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
+    """`make test` runs the suite twice side by side, on SQLite and on PostgreSQL + Redis. The
+    browser tests drive the pages, which are the same on both, and are two thirds of a pass:
+    with E2E_SHARE=k/n a pass keeps the k-th of every n browser tests (in collection order,
+    the same in both passes), so each one runs once, in one pass or the other. Every other
+    test runs in both."""
+    share = os.environ.get("E2E_SHARE", "")
+    if not share:
+        return
+    k, n = (int(part) for part in share.split("/"))
+    kept: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    browser_tests = 0
+    for item in items:
+        if item.nodeid.startswith("tests/e2e/"):
+            (kept if browser_tests % n == k - 1 else deselected).append(item)
+            browser_tests += 1
+        else:
+            kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session", autouse=True)
