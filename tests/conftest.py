@@ -297,16 +297,54 @@ def live_asgi(transactional_db: Any, settings: Any) -> Iterator[LiveServer]:
         ws="websockets-sansio",
         timeout_graceful_shutdown=2,
     )
-    server = uvicorn.Server(config)
+    server = _PromptServer(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        threading.Event().wait(0.025)
+    if not server.ready.wait(timeout=5):
+        raise RuntimeError("the live server did not start")
     yield LiveServer(url=f"http://127.0.0.1:{port}", port=port)
-    server.should_exit = True
+    server.stop()
     thread.join(timeout=10)
+
+
+class _PromptServer(uvicorn.Server):
+    """uvicorn as the tests run it: it says when it listens, and stops when told rather than
+    at its next 0.1 s tick, without the fixed 0.1 s pause of its shutdown (about 0.2 s of
+    each of some 130 tests). Open connections are still asked to finish and, after
+    `timeout_graceful_shutdown`, cut; tasks still running then are cancelled."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        await self.on_tick(0)  # the Date header
+        self.ready.set()
+        await self._stopping.wait()
+
+    def stop(self) -> None:
+        self.should_exit = True
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        try:
+            async with asyncio.timeout(self.config.timeout_graceful_shutdown):
+                while self.server_state.connections or self.server_state.tasks:  # noqa: ASYNC110 (uvicorn keeps plain sets)
+                    await asyncio.sleep(0.005)
+        except TimeoutError:
+            for task in self.server_state.tasks:
+                task.cancel()
+        for server in self.servers:
+            await server.wait_closed()
 
 
 def session_cookie_for(user: User) -> str:
