@@ -37,7 +37,7 @@ MAX_TOKENS_CEILING = 1_000_000  # beyond any model's output; replies are cut at 
 STOP_MAX_SEQUENCES = 4
 STOP_MAX_CHARS = 100
 SCHEMA_MAX_CHARS = 16_000
-SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SCHEMA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: a trailing newline is no name
 RESPONSE_FORMAT_TYPES = ("text", "json_object", "json_schema")
 MAX_MESSAGES = 2048
 MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -111,13 +111,13 @@ def _response_format(name: str, value: object) -> dict[str, Any]:
     if (
         not set(spec) <= {"name", "schema", "strict", "description"}
         or not isinstance(spec.get("name"), str)
-        or not SCHEMA_NAME.match(spec["name"])
+        or not SCHEMA_NAME.fullmatch(spec["name"])
         or not isinstance(spec.get("schema"), dict)
         or not isinstance(spec.get("strict", False), bool)
         or not isinstance(spec.get("description", ""), str)
     ):
         raise refused
-    json_value_check(value)
+    json_value_check(value, param=name)
     if len(json.dumps(spec["schema"], ensure_ascii=False)) > SCHEMA_MAX_CHARS:
         raise refused
     return {"type": "json_schema", "json_schema": dict(spec)}
@@ -148,14 +148,14 @@ def _tools(name: str, value: object) -> list[dict[str, Any]]:
             or not isinstance(function, dict)
             or not set(function) <= {"name", "description", "parameters", "strict"}
             or not isinstance(function.get("name"), str)
-            or not TOOL_NAME.match(function["name"])
+            or not TOOL_NAME.fullmatch(function["name"])
             or not isinstance(function.get("description", ""), str)
             or not isinstance(function.get("parameters", {}), dict)
             or not isinstance(function.get("strict", False), bool | None)
         ):
             raise _tools_refused(name)
         cleaned.append({"type": "function", "function": dict(function)})
-    json_value_check(cleaned)
+    json_value_check(cleaned, param=name)
     if len(json.dumps(cleaned, ensure_ascii=False)) > TOOLS_MAX_CHARS:
         raise _tools_refused(name)
     return cleaned
@@ -172,7 +172,7 @@ def _tool_choice(name: str, value: object) -> str | dict[str, Any]:
         and isinstance(function, dict)
         and set(function) == {"name"}
         and isinstance(function["name"], str)
-        and TOOL_NAME.match(function["name"])
+        and TOOL_NAME.fullmatch(function["name"])
     ):
         return {"type": "function", "function": {"name": function["name"]}}
     raise RequestRefused(
@@ -305,7 +305,7 @@ def _tool_calls_clean(value: object, index: int) -> list[dict[str, Any]]:
             or not 1 <= len(call["id"]) <= MAX_TOOL_CALL_ID
             or not isinstance(function, dict)
             or not isinstance(function.get("name"), str)
-            or not TOOL_NAME.match(function["name"])
+            or not TOOL_NAME.fullmatch(function["name"])
             or not isinstance(function.get("arguments"), str)
         ):
             raise refused
@@ -347,7 +347,7 @@ def messages_clean(*, value: object, tools_allowed: bool) -> list[dict[str, Any]
             chars += len(out["content"])
         name = message.get("name")
         if name is not None:
-            if not isinstance(name, str) or not TOOL_NAME.match(name):
+            if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
                 raise _messages_refused(index, _("A message's name may hold letters, digits, _ and - (at most 64)."))
             out["name"] = name
         if role == "assistant" and message.get("tool_calls") is not None:
@@ -361,7 +361,7 @@ def messages_clean(*, value: object, tools_allowed: bool) -> list[dict[str, Any]
                 raise _messages_refused(index, _("A tool message needs the tool_call_id it answers."))
             out["tool_call_id"] = call_id
         cleaned.append(out)
-    json_value_check(cleaned)
+    json_value_check(cleaned, param="messages")
     if chars > settings.CHAT_MAX_PROMPT_CHARS:
         raise RequestRefused(
             ErrorCode.CONTENT_TOO_LONG,
@@ -376,23 +376,25 @@ def text_is_sendable(text: str) -> bool:
     return not _UNSENDABLE.search(text)
 
 
-def json_value_check(value: object) -> None:
+def json_value_check(value: object, *, param: str | None = None) -> None:
     """A parsed JSON value holds no unsendable text (in keys or strings), no NaN or infinity
     (Python's json reads them; JSON has no such numbers) and nests at most MAX_NESTING
     levels. Iterative: a value deep enough to matter would overflow a recursive walk (and
-    the provider call's own serialisation). Raises RequestRefused(bad_request)."""
+    the provider call's own serialisation). Raises RequestRefused(bad_request) naming `param`."""
     pending: list[tuple[object, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
         if isinstance(item, str):
             if not text_is_sendable(item):
-                raise RequestRefused(ErrorCode.BAD_REQUEST, UNSENDABLE_TEXT)
+                raise RequestRefused(ErrorCode.BAD_REQUEST, UNSENDABLE_TEXT, param=param)
         elif isinstance(item, float) and not math.isfinite(item):
-            raise RequestRefused(ErrorCode.BAD_REQUEST, _("Numbers must be finite (no NaN or Infinity)."))
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("Numbers must be finite (no NaN or Infinity)."), param=param)
         elif isinstance(item, (dict, list)):
             if depth > MAX_NESTING:
                 raise RequestRefused(
-                    ErrorCode.BAD_REQUEST, _("The request nests deeper than %(n)d levels.") % {"n": MAX_NESTING}
+                    ErrorCode.BAD_REQUEST,
+                    _("The request nests deeper than %(n)d levels.") % {"n": MAX_NESTING},
+                    param=param,
                 )
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             pending.extend((child, depth + 1) for child in children)

@@ -346,6 +346,7 @@ class _Reply:
     ended: CallEnded | None = None
     first_chunk_ms: int | None = None
     status: str = Message.Status.COMPLETE
+    called: bool = False  # the provider was asked (a turn stopped before it was costs nothing)
 
     @property
     def text(self) -> str:
@@ -360,8 +361,8 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, started: float) -> TurnOutcom
     """The usage to bill: the provider's report checked against our own count."""
     usage = reply.ended.usage if reply.ended else None
     estimated, review = False, ""
-    if usage is None and reply.status == Message.Status.FAILED:
-        # Nothing was produced: the provider bills nothing, and neither do we.
+    if usage is None and (reply.status == Message.Status.FAILED or not reply.called):
+        # Nothing was produced, or nothing asked: the provider bills nothing, and neither do we.
         prompt_tokens = completion_tokens = 0
         source = Message.UsageSource.COUNTED
     else:
@@ -467,12 +468,34 @@ async def completion_run(
     """
     started = time.monotonic()
     try:
-        turn = await off_the_loop(turn_prepare)(identify=identify, request=request)
+        [turn] = await _prepared(lambda: [turn_prepare(identify=identify, request=request)], started=started)
     except RequestRefused as error:
         yield Refused(error)
         return
     async for event in _prepared_run(turn=turn, started=started, stop=stop):
         yield event
+
+
+async def _prepared(prepare: Callable[[], list[PreparedTurn]], *, started: float) -> list[PreparedTurn]:
+    """Steps 1-3 on a database thread. A caller that goes away meanwhile (its task
+    cancelled) cannot stop the thread: its turns are prepared all the same, then closed at
+    once as stopped, unbilled (the provider was never asked), so no hold is left open."""
+    preparing = asyncio.ensure_future(off_the_loop(prepare)())
+    try:
+        return await asyncio.shield(preparing)
+    except asyncio.CancelledError:
+        await asyncio.shield(_abandoned(preparing, started=started))
+        raise
+
+
+async def _abandoned(preparing: asyncio.Future[list[PreparedTurn]], *, started: float) -> None:
+    try:
+        turns = await preparing
+    except RequestRefused:
+        return  # nothing was written
+    for turn in turns:
+        reply = _Reply(route=turn.route, status=Message.Status.STOPPED)
+        await off_the_loop(turn_close)(turn=turn, reply=reply, started=started)
 
 
 # --- comparisons: one question, several models at once ----------------------------------------
@@ -501,7 +524,7 @@ async def comparison_run(
     every lane; each is saved and billed for what arrived."""
     started = time.monotonic()
     try:
-        turns = await off_the_loop(comparison_prepare)(identify=identify, requests=requests)
+        turns = await _prepared(lambda: comparison_prepare(identify=identify, requests=requests), started=started)
     except RequestRefused as error:
         yield 0, Refused(error)
         return
@@ -552,7 +575,7 @@ async def _prepared_run(*, turn: PreparedTurn, started: float, stop: asyncio.Eve
         )
         try:
             while not switch.requested:
-                switch.waiting = True
+                reply.called = switch.waiting = True
                 try:
                     piece = await call.__anext__()
                 except StopAsyncIteration:

@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 
 from apps.accounts.selectors import classroom_for_student
 from apps.conversations.errors import upstream_message
@@ -105,9 +106,27 @@ def _upstream_body(finished: Finished) -> dict[str, Any]:
     return _error_body(message=message, error_type="api_error", code=code, param=None)
 
 
+# Upstream faults that the same request, sent again, meets again.
+_UPSTREAM_FINAL = {ErrorCode.UPSTREAM_REJECTED, ErrorCode.UPSTREAM_AUTH_FAILED, ErrorCode.UPSTREAM_BLOCKED}
+
+
+def _billed(finished: Finished) -> bool:
+    """Whether a request that failed upstream was billed: the provider was asked and
+    answered in part (what arrived is billed), or a usage report came."""
+    usage = finished.outcome.usage
+    return bool(usage.prompt_tokens or usage.completion_tokens)
+
+
 def _upstream_response(finished: Finished) -> JsonResponse:
-    status = _UPSTREAM_STATUS.get(finished.error.code if finished.error else "", 502)
-    return JsonResponse(_upstream_body(finished), status=status, json_dumps_params={"ensure_ascii": False})
+    code = finished.error.code if finished.error else ""
+    response = JsonResponse(
+        _upstream_body(finished), status=_UPSTREAM_STATUS.get(code, 502), json_dumps_params={"ensure_ascii": False}
+    )
+    if code in _UPSTREAM_FINAL or _billed(finished):
+        # The openai SDK retries a 5xx twice by itself: never one that cannot succeed, nor
+        # one already billed (each retry would be billed again). `x-should-retry` is its switch.
+        response["x-should-retry"] = "false"
+    return response
 
 
 def _asked(request: HttpRequest) -> str:
@@ -158,6 +177,7 @@ def _bad(message: Promise | str, param: str | None) -> RequestRefused:
     return RequestRefused(ErrorCode.BAD_REQUEST, message, param=param)
 
 
+@sensitive_variables("presented")
 def _models_for(*, presented: str | None) -> list[str]:
     user = api_key_user(presented=presented)
     classroom = classroom_for_student(user=user)
@@ -166,6 +186,7 @@ def _models_for(*, presented: str | None) -> list[str]:
 
 @csrf_exempt
 @_only("GET")
+@sensitive_variables("presented")
 async def models_list(request: HttpRequest) -> HttpResponse:
     try:
         names = await off_the_loop(_models_for)(presented=_presented_key(request))
@@ -180,6 +201,7 @@ def _model_object(name: str) -> dict[str, Any]:
 
 @csrf_exempt
 @_only("GET")
+@sensitive_variables("presented")
 async def model_retrieve(request: HttpRequest, model: str) -> HttpResponse:
     """GET /v1/models/{model} (the SDK's models.retrieve): one of this key's models, else
     404 model_not_found, as for a chat request naming it."""
@@ -198,26 +220,30 @@ def _chat_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
     """The ChatRequest, whether to stream, and whether usage was asked for in its own chunk."""
     try:
         payload = json.loads(body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
         raise _bad(_("The request body is not valid JSON."), None) from None
     if not isinstance(payload, dict):
         raise _bad(_("The request body must be a JSON object."), None)
     for name in ROUTING_PARAMS:
         if name in payload:
             raise _bad(_("Unsupported parameter: %(name)s.") % {"name": name}, name)
-    if payload.get("n") not in (None, 1):
+    n = payload.get("n")
+    if n is not None and (type(n) is not int or n != 1):  # True and 1.0 are not 1 here, as at OpenAI
         raise _bad(_("Only n=1 is supported."), "n")
     if payload.get("logprobs") or payload.get("top_logprobs") is not None:
         raise _bad(_("logprobs are not supported."), "logprobs")
-    stream = payload.get("stream") or False
+    stream = payload.get("stream")
+    if stream is None:
+        stream = False
     if not isinstance(stream, bool):
         raise _bad(_("'stream' must be true or false."), "stream")
-    options = payload.get("stream_options") or {}
-    if not isinstance(options, dict):
-        raise _bad(_("'stream_options' must be an object."), "stream_options")
-    max_tokens = payload.get("max_completion_tokens")
-    if max_tokens is None:
-        max_tokens = payload.get("max_tokens")
+    options = payload.get("stream_options")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool | None):
+        raise _bad(_("'stream_options' must be an object whose include_usage is true or false."), "stream_options")
+    max_tokens_param = "max_completion_tokens" if payload.get("max_completion_tokens") is not None else "max_tokens"
+    max_tokens = payload.get(max_tokens_param)
     params = {
         name: value
         for name, value in payload.items()
@@ -225,14 +251,19 @@ def _chat_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
     }
     if payload.get("messages") is None:
         raise _bad(_("'messages' must be a non-empty array."), "messages")
-    request = ChatRequest(
-        conversation_id=None,
-        model=payload.get("model"),  # type: ignore[arg-type]  # checked by ChatRequest
-        messages=payload["messages"],
-        entry_point="api",
-        max_tokens=max_tokens,
-        params=params,
-    )
+    try:
+        request = ChatRequest(
+            conversation_id=None,
+            model=payload.get("model"),  # type: ignore[arg-type]  # checked by ChatRequest
+            messages=payload["messages"],
+            entry_point="api",
+            max_tokens=max_tokens,
+            params=params,
+        )
+    except RequestRefused as error:
+        if error.param == "max_tokens":
+            error.param = max_tokens_param  # the field the caller sent
+        raise
     return request, stream, bool(options.get("include_usage"))
 
 
@@ -245,6 +276,7 @@ def _usage(finished: Finished) -> dict[str, int]:
     }
 
 
+@sensitive_variables("presented")
 def _claim(*, presented: str | None, key: str, request_hash: str) -> int | Recorded:
     """The key's owner, then the Idempotency-Key claimed for them (one trip to the database)."""
     return idempotent_claim(user=api_key_user(presented=presented), key=key, request_hash=request_hash)
@@ -282,6 +314,7 @@ class _Record:
 
 @csrf_exempt
 @_only("POST")
+@sensitive_variables("presented")  # the caller's key: never in an error report
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     presented = _presented_key(request)
     try:
@@ -335,6 +368,7 @@ def _stopped_response() -> JsonResponse:
     )
 
 
+@sensitive_variables("presented")
 async def _served(
     chat_request: ChatRequest, *, presented: str | None, stream: bool, usage_chunk: bool, record: _Record
 ) -> HttpResponse:
@@ -398,7 +432,10 @@ async def _served(
             },
             json_dumps_params={"ensure_ascii": False},
         )
-    await record.keep(response)
+    if finished.error is not None and not _billed(finished):
+        await record.forget()  # a fault that cost nothing (a provider busy or down): a retry may run afresh
+    else:
+        await record.keep(response)
     return response
 
 
@@ -469,6 +506,7 @@ async def _sse(
 
     calls = False
     finished = False
+    unbilled_fault = False
     try:
         yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
         async for event in events:
@@ -483,6 +521,7 @@ async def _sse(
             elif isinstance(event, Finished):
                 finished = True
                 if event.error is not None:
+                    unbilled_fault = not _billed(event)
                     yield out(_sse_data(_upstream_body(event)))
                     return
                 closing = [{"index": 0, "delta": {}, "finish_reason": _finish_reason(event, calls=calls)}]
@@ -495,7 +534,9 @@ async def _sse(
     finally:
         # A caller that went away: the pipeline saves and bills what arrived as stopped.
         await events.aclose()  # type: ignore[attr-defined]
-        if sent is not None:
+        if unbilled_fault:
+            await record.forget()  # as for a request not streamed
+        elif sent is not None:
             if not finished:
                 sent.append(_sse_data(json.loads(_stopped_response().content)))
             await record.keep("".join(sent), content_type="text/event-stream")

@@ -83,7 +83,7 @@ def tokenizer_count(request: HttpRequest) -> JsonResponse:
         return _error(ErrorCode.SIGNED_OUT, _("Log in to use the tokenizer."), 403)
     try:
         body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
         return _error(ErrorCode.BAD_REQUEST, _("The request body must be JSON."), 400)
     if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not isinstance(body.get("model"), str):
         return _error(ErrorCode.BAD_REQUEST, _('Send {"text": "...", "model": "provider/model"}.'), 400)

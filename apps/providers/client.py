@@ -221,7 +221,7 @@ def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None, list[dict[s
     never a crash here. Plain dicts from one JSON parse: no typed object per chunk."""
     try:
         chunk = json.loads(data)
-    except ValueError:  # not JSON, or not UTF-8
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
         raise _malformed("a data line is not JSON") from None
     if not isinstance(chunk, dict):
         raise _malformed("a chunk is not a JSON object")

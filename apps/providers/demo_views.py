@@ -52,7 +52,7 @@ def _demo_model_names() -> list[str]:
 def _parse(body: bytes) -> dict[str, Any] | JsonResponse:
     try:
         payload = json.loads(body or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
         return _error(400, "Request body is not valid JSON.")
     if not isinstance(payload, dict):
         return _error(400, "Request body must be a JSON object.")

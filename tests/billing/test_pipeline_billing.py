@@ -121,3 +121,40 @@ async def test_a_worker_that_died_mid_reply_is_settled_by_the_periodic_task(
     entry = await LedgerEntry.objects.aget(request_id=turn.request_id)
     assert entry.status == "interrupted" and entry.prompt_tokens > 0 and entry.completion_tokens == 0
     assert await sync_to_async(expire_holds)() == 0
+
+
+@pytest.mark.parametrize("entry_point", ["chat", "api"])
+async def test_a_caller_gone_while_the_turn_is_prepared_leaves_no_hold_and_pays_nothing(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, entry_point: str
+) -> None:
+    """The socket closed or the HTTP client left while the turn was being prepared on its
+    database thread, which cannot be stopped: the turn is prepared, then closed at once as
+    stopped. The hold is settled (not left to block the quota until it expires) and nothing
+    is billed, since the provider was never asked."""
+    import asyncio
+
+    from apps.conversations.pipeline import ChatRequest, completion_run
+
+    if entry_point == "chat":
+        request = ChatRequest(conversation_id=None, model="fakeai/fake-model", content="Hello")
+    else:
+        request = ChatRequest(
+            conversation_id=None,
+            model="fakeai/fake-model",
+            messages=[{"role": "user", "content": "Hello"}],
+            entry_point="api",
+        )
+    events = completion_run(identify=lambda: people.student, request=request)
+    first = asyncio.ensure_future(anext(events))
+    await asyncio.sleep(0)  # it now waits on the database thread
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+    assert [hold.status async for hold in Hold.objects.all()] == ["settled"]
+    entry = await LedgerEntry.objects.aget()
+    assert (entry.status, entry.prompt_tokens, entry.completion_tokens, entry.cost_billing) == ("stopped", 0, 0, 0)
+    assert not fake_upstream.chat_requests()
+    if entry_point == "chat":
+        reply = await Message.objects.aget(role=Message.Role.ASSISTANT)
+        assert (reply.status, reply.content) == (Message.Status.STOPPED, "")

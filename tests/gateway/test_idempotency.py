@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import httpx2 as httpx
 import openai
@@ -138,6 +139,27 @@ def test_a_stream_its_client_left_is_replayed_as_far_as_it_went_and_says_so(
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert "one" in replay.text and "idempotent_request_stopped" in replay.text and "[DONE]" not in replay.text
     assert LedgerEntry.objects.count() == 1 and len(fake_upstream.chat_requests()) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_provider_fault_that_cost_nothing_is_not_kept_so_its_retry_runs(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream, settings: Any, stream: bool
+) -> None:
+    """A provider busy (503) before it answered: nothing was billed, so the same
+    Idempotency-Key asks again once it is back, instead of replaying the 503 for a day."""
+    settings.LLM_MAX_ATTEMPTS = 1
+    fake_upstream.push(Behaviour(status=429, retry_after="0"))
+    body = {"model": MODEL, "messages": ASK, "stream": stream}
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "busy-then-back"}
+    first = httpx.post(live_asgi.url + "/v1/chat/completions", json=body, headers=headers, timeout=10)
+    assert "upstream_rate_limited" in first.text
+    assert not IdempotentRequest.objects.exists()
+    second = httpx.post(live_asgi.url + "/v1/chat/completions", json=body, headers=headers, timeout=10)
+    assert second.status_code == 200 and "Idempotent-Replayed" not in second.headers
+    assert "Hello" in second.text and "upstream_rate_limited" not in second.text
+    third = httpx.post(live_asgi.url + "/v1/chat/completions", json=body, headers=headers, timeout=10)
+    assert third.headers["Idempotent-Replayed"] == "true" and third.text == second.text
+    assert len(fake_upstream.chat_requests()) == 2
 
 
 def test_a_malformed_key_is_refused(live_asgi: LiveServer, fake_model: ChatModel, key: str) -> None:

@@ -143,6 +143,19 @@ def test_an_unknown_model_raises_not_found(live_asgi: LiveServer, fake_model: Ch
         ({"extra_body": {"extra_headers": {"X-Forwarded-For": "10.0.0.1"}}}, "extra_headers"),
         ({"extra_body": {"logprobs": True}}, "logprobs"),
         ({"extra_body": {"functions": []}}, "functions"),
+        # OpenAI's types, not Python's truthiness: true and 1.0 are not n=1, 0 is not false.
+        ({"extra_body": {"n": True}}, "n"),
+        ({"extra_body": {"n": 1.0}}, "n"),
+        ({"extra_body": {"stream": 0}}, "stream"),
+        ({"stream_options": {"include_usage": "yes"}}, "stream_options"),
+        # The field the caller sent is the one named.
+        ({"max_completion_tokens": 0}, "max_completion_tokens"),
+        ({"max_tokens": -5}, "max_tokens"),
+        # A name that ends in a newline is no name.
+        ({"tools": [{"type": "function", "function": {"name": "get_weather\n"}}]}, "tools"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x\n", "schema": {}}}}, "response_format"),
+        # Checks inside a value name the field that holds it (NaN too: below, by hand).
+        ({"messages": [{"role": "user", "content": "hi\u0000"}]}, "messages"),
     ],
 )
 def test_a_bad_parameter_raises_bad_request_naming_it(
@@ -190,15 +203,79 @@ def test_the_key_never_appears_in_responses_or_logs(
     assert key not in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("behaviour", "code", "completion_tokens"),
+    [
+        (Behaviour(status=400), "upstream_rejected", 0),  # the provider refuses this request, each time
+        (Behaviour(status=401), "upstream_auth_failed", 0),
+        (Behaviour(drop_after=2), "upstream_dropped", 3),  # broke off: "Hello, " billed, 3 tokens
+    ],
+)
 def test_an_upstream_fault_is_a_502_with_the_upstream_code_and_is_billed_once(
-    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+    live_asgi: LiveServer,
+    fake_model: ChatModel,
+    key: str,
+    fake_upstream: FakeUpstream,
+    behaviour: Behaviour,
+    code: str,
+    completion_tokens: int,
 ) -> None:
-    fake_upstream.push(Behaviour(status=400))
+    """The SDK retries a 5xx twice by itself. A fault the same request meets again, or one
+    already billed, says `x-should-retry: false`: one request upstream, one ledger row."""
+    for _ in range(3):
+        fake_upstream.push(behaviour)
+    client = openai.OpenAI(base_url=live_asgi.url + "/v1", api_key=key, max_retries=2)
     with pytest.raises(openai.InternalServerError) as error:
-        client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=ASK)
-    assert error.value.status_code == 502 and error.value.code == "upstream_rejected"
+        client.chat.completions.create(model=MODEL, messages=ASK)
+    assert error.value.status_code == 502 and error.value.code == code
+    assert error.value.response.headers["x-should-retry"] == "false"
+    assert len(fake_upstream.chat_requests()) == 1
     entry = LedgerEntry.objects.get()
-    assert entry.entry_point == "api" and entry.completion_tokens == 0
+    assert entry.entry_point == "api" and entry.completion_tokens == completion_tokens
+
+
+def test_a_provider_busy_before_answering_may_be_retried_and_costs_nothing(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream, settings: Any
+) -> None:
+    settings.LLM_MAX_ATTEMPTS = 1
+    fake_upstream.push(Behaviour(status=429, retry_after="0"))
+    client = openai.OpenAI(base_url=live_asgi.url + "/v1", api_key=key, max_retries=1)
+    completion = client.chat.completions.create(model=MODEL, messages=ASK)  # the SDK's retry gets the reply
+    assert completion.choices[0].message.content == "Hello, class!"
+    assert len(fake_upstream.chat_requests()) == 2
+    assert sorted(LedgerEntry.objects.values_list("completion_tokens", flat=True))[0] == 0
+
+
+def test_nan_in_a_tools_schema_is_refused_naming_tools(live_asgi: LiveServer, fake_model: ChatModel, key: str) -> None:
+    # Python's json reads NaN (JSON has no such number); the SDK will not send it, a script may.
+    body = (
+        '{"model": "%s", "messages": [{"role": "user", "content": "hi"}], '
+        '"tools": [{"type": "function", "function": {"name": "f", "parameters": {"x": NaN}}}]}' % MODEL
+    ).encode()
+    request = urllib.request.Request(
+        live_asgi.url + "/v1/chat/completions", data=body, method="POST", headers={"Authorization": f"Bearer {key}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=10)
+    assert error.value.code == 400 and json.loads(error.value.read())["error"]["param"] == "tools"
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/demo/v1/chat/completions"])
+def test_json_nested_past_the_parsers_depth_is_a_400_not_a_crash(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = urllib.request.Request(
+        live_asgi.url + path,
+        data=b"[" * 100_000,
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=10)
+    assert error.value.code == 400
+    assert error.value.headers["Content-Type"] == "application/json"
+    assert "error" in json.loads(error.value.read())
+    assert "Traceback" not in caplog.text
 
 
 def test_a_stream_cut_upstream_ends_in_an_error_event(
