@@ -493,6 +493,9 @@ async def _abandoned(preparing: asyncio.Future[list[PreparedTurn]], *, started: 
         turns = await preparing
     except RequestRefused:
         return  # nothing was written
+    except Exception:
+        logger.exception("preparing a turn its caller had left failed")
+        return
     for turn in turns:
         reply = _Reply(route=turn.route, status=Message.Status.STOPPED)
         await off_the_loop(turn_close)(turn=turn, reply=reply, started=started)
