@@ -4,6 +4,7 @@ websocket helpers. Test data is built through the services, not raw model writes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -335,7 +336,10 @@ class _PromptServer(uvicorn.Server):
         for server in self.servers:
             server.close()
         for connection in list(self.server_state.connections):
-            connection.shutdown()
+            with contextlib.suppress(Exception):
+                # uvicorn's websockets-sansio protocol raises InvalidState for a socket the
+                # browser is already closing (uvicorn's own tick usually let it finish first).
+                connection.shutdown()
         try:
             async with asyncio.timeout(self.config.timeout_graceful_shutdown):
                 while self.server_state.connections or self.server_state.tasks:  # noqa: ASYNC110 (uvicorn keeps plain sets)
