@@ -61,14 +61,14 @@ test-setup: $(VENV)/.requirements-test frontend assets
 # tests need them). The two passes run side by side (much of a pass waits on sockets and
 # timers, so two fit on two cores); the PostgreSQL pass's output follows the SQLite one's.
 # The browser tests (tests/e2e/) drive pages that are the same on both: each runs once,
-# half of them in each pass (E2E_SHARE, tests/conftest.py). `make test-production-stack`
-# and a plain `pytest` run all of them.
+# three in five in the SQLite pass and the rest in the slower PostgreSQL one (E2E_SHARE,
+# tests/conftest.py). `make test-production-stack` and a plain `pytest` run all of them.
 test: test-setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	@E2E_SHARE=2/2 $(PRODUCTION_STACK_PYTEST) > var/test-production-stack.log 2>&1 & stack=$$!; \
-	E2E_SHARE=1/2 $(BIN)/python -m pytest; embedded=$$?; \
+	@E2E_SHARE=4-5/5 $(PRODUCTION_STACK_PYTEST) > var/test-production-stack.log 2>&1 & stack=$$!; \
+	E2E_SHARE=1-3/5 $(BIN)/python -m pytest; embedded=$$?; \
 	wait $$stack; production=$$?; \
 	echo; echo "=== the same suite on PostgreSQL + Redis ==="; cat var/test-production-stack.log; \
 	exit $$(( embedded || production ))

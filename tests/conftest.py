@@ -54,19 +54,21 @@ ORIGIN = b"http://127.0.0.1"
 def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
     """`make test` runs the suite twice side by side, on SQLite and on PostgreSQL + Redis. The
     browser tests drive the pages, which are the same on both, and are two thirds of a pass:
-    with E2E_SHARE=k/n a pass keeps the k-th of every n browser tests (in collection order,
-    the same in both passes), so each one runs once, in one pass or the other. Every other
-    test runs in both."""
+    with E2E_SHARE=k/n a pass keeps the k-th of every n browser tests, with E2E_SHARE=i-j/n
+    the i-th to j-th (in collection order, the same in both passes), so each one runs once,
+    in one pass or the other. Every other test runs in both."""
     share = os.environ.get("E2E_SHARE", "")
     if not share:
         return
-    k, n = (int(part) for part in share.split("/"))
+    which, n = share.split("/")
+    first, _, last = which.partition("-")
+    keep = range(int(first) - 1, int(last or first))
     kept: list[pytest.Item] = []
     deselected: list[pytest.Item] = []
     browser_tests = 0
     for item in items:
         if item.nodeid.startswith("tests/e2e/"):
-            (kept if browser_tests % n == k - 1 else deselected).append(item)
+            (kept if browser_tests % int(n) in keep else deselected).append(item)
             browser_tests += 1
         else:
             kept.append(item)
