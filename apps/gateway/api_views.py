@@ -293,6 +293,7 @@ class _Record:
 
     def __init__(self, claim_id: int | None) -> None:
         self.claim_id = claim_id
+        self.started = False  # the pipeline's Started came: the provider is being asked
 
     async def keep(self, response: HttpResponse | str, *, status: int = 200, content_type: str = "") -> None:
         if self.claim_id is None:
@@ -347,8 +348,12 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return await _served(chat_request, presented=presented, stream=stream, usage_chunk=usage_chunk, record=record)
     except BaseException:
         # Cancelled (the client went away) or a bug: the pipeline saved and billed what it
-        # could; the claim records that the first request did not finish.
-        await record.keep(_stopped_response())
+        # could; the claim records that the first request did not finish. Gone before the
+        # provider was asked, it cost nothing: a retry may run afresh.
+        if record.started:
+            await record.keep(_stopped_response())
+        else:
+            await record.forget()
         raise
 
 
@@ -379,6 +384,7 @@ async def _served(
         await record.forget()  # nothing was written: a retry may run afresh
         return _refusal_response(first.error)
     assert isinstance(first, Started)  # the pipeline's first event is Refused or Started
+    record.started = True
     completion_id = f"chatcmpl-{first.request_id}"
     created = int(time.time())
     if stream:
