@@ -3,6 +3,7 @@ the API". Thin: services and selectors do the work."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 from django.contrib import messages
@@ -45,10 +46,21 @@ MODEL_PLACEHOLDER = "provider/model"
 @login_required
 def api_keys_page(request: HttpRequest) -> HttpResponse:
     """The user's keys, and a form for a new one. A new key is shown in the response to the
-    POST that made it, and nowhere else: not in the session, a URL or a later page."""
+    POST that made it, and nowhere else: not in the session, a URL or a later page. That
+    response is not a redirect, so each form carries a one-time token: the browser's
+    "reload" sends the same POST again, and makes no second key."""
     form = ApiKeyCreateForm(request.POST if request.method == "POST" else None)
     created: ApiKey | None = None
     full_key = ""
+    if request.method == "POST" and not _form_token_spend(request):
+        messages.info(
+            request,
+            _(
+                "That form had already been sent: the key it made was shown once, then. It is in the list below; "
+                "create another if you did not copy it."
+            ),
+        )
+        return redirect("api-keys")
     if request.method == "POST" and form.is_valid():
         days = form.cleaned_data["expires_in_days"]
         try:
@@ -74,11 +86,32 @@ def api_keys_page(request: HttpRequest) -> HttpResponse:
             "full_key": full_key,
             "api_enabled": class_api_enabled(classroom=classroom_for_student(user=request.user)),
             "max_keys": ACTIVE_KEYS_PER_USER,
+            "form_token": _form_token_issue(request),
         },
         status=400 if request.method == "POST" and created is None else 200,
     )
     response["Cache-Control"] = "no-store"
     return response
+
+
+FORM_TOKENS = "api_key_form_tokens"
+FORM_TOKENS_KEPT = 5  # forms open at once in a user's tabs
+
+
+def _form_token_issue(request: HttpRequest) -> str:
+    token = secrets.token_urlsafe(16)
+    request.session[FORM_TOKENS] = [*request.session.get(FORM_TOKENS, [])[-(FORM_TOKENS_KEPT - 1) :], token]
+    return token
+
+
+def _form_token_spend(request: HttpRequest) -> bool:
+    """Whether the posted form's token was issued to this session and not used yet (it is now)."""
+    tokens = request.session.get(FORM_TOKENS, [])
+    token = request.POST.get("form_token", "")
+    if token not in tokens:
+        return False
+    request.session[FORM_TOKENS] = [kept for kept in tokens if kept != token]
+    return True
 
 
 @require_POST

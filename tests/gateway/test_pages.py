@@ -42,8 +42,16 @@ def logged_in(user: User) -> Client:
     return client
 
 
+def form_token(client: Client) -> str:
+    """The one-time token of the key form, as the page hands it out."""
+    found = re.search(r'name="form_token" value="([^"]+)"', client.get(reverse("api-keys")).content.decode())
+    assert found
+    return found[1]
+
+
 def create_on_page(client: Client, **fields: str) -> tuple[Any, str]:
-    response = client.post(reverse("api-keys"), {"name": "laptop", "expires_in_days": "", **fields})
+    data = {"name": "laptop", "expires_in_days": "", "form_token": form_token(client), **fields}
+    response = client.post(reverse("api-keys"), data)
     found = KEY_PATTERN.findall(response.content.decode())
     return response, found[0] if found else ""
 
@@ -82,7 +90,7 @@ def test_the_full_key_never_appears_in_any_later_response_the_session_or_the_log
         client.get(reverse("api-guide")),
         client.get(reverse("home")),
         client.get(reverse("providers")),
-        client.post(reverse("api-keys"), {"name": ""}),  # a refused form
+        client.post(reverse("api-keys"), {"name": "", "form_token": form_token(client)}),  # a refused form
     ]
     teacher = logged_in(people.teacher)
     later.append(teacher.get(reverse("class-api", args=[people.classroom.pk])))
@@ -90,6 +98,36 @@ def test_the_full_key_never_appears_in_any_later_response_the_session_or_the_log
         assert key not in response.content.decode()
         assert key not in str(response.headers)
     assert key not in caplog.text
+
+
+@pytest.mark.django_db
+def test_reloading_the_page_that_showed_a_new_key_makes_no_second_key(people: People) -> None:
+    """The key is shown in the answer to the POST; the browser's reload sends that POST
+    again, with the form's token already spent: nothing is made, and the page says why."""
+    client = logged_in(people.student)
+    token = form_token(client)
+    first = client.post(reverse("api-keys"), {"name": "laptop", "form_token": token})
+    assert first.status_code == 200 and KEY_PATTERN.search(first.content.decode())
+    again = client.post(reverse("api-keys"), {"name": "laptop", "form_token": token}, follow=True)
+    assert again.redirect_chain == [(reverse("api-keys"), 302)]
+    page = again.content.decode()
+    assert "already been sent" in page and not KEY_PATTERN.search(page)
+    assert ApiKey.objects.filter(user=people.student).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_key_form_without_this_sessions_token_makes_nothing(people: People) -> None:
+    other = logged_in(people.classmate)
+    stolen = form_token(other)  # issued to another session
+    client = logged_in(people.student)
+    form_token(client)
+    for data in ({"name": "x"}, {"name": "x", "form_token": stolen}, {"name": "x", "form_token": "made-up"}):
+        assert client.post(reverse("api-keys"), data).status_code == 302
+    assert not ApiKey.objects.exists()
+    # A token is spent once, also by a form that was refused.
+    token = form_token(client)
+    assert client.post(reverse("api-keys"), {"name": "", "form_token": token}).status_code == 400
+    assert client.post(reverse("api-keys"), {"name": "ok", "form_token": token}).status_code == 302
 
 
 @pytest.mark.django_db
