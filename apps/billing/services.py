@@ -145,6 +145,37 @@ def _money_text(units: int) -> str:
     return f"{money_from_units(units):f}".rstrip("0").rstrip(".") or "0"
 
 
+MIN_USEFUL_REPLY_TOKENS = 16  # below this a smaller max_tokens is no advice worth giving
+
+
+def _room_left(
+    *,
+    budgets: list[counters.Budget],
+    rows: dict[str, UsageCounter],
+    prompt_tokens: int,
+    max_tokens: int,
+    units: int,
+    prompt_units: int,
+) -> tuple[int, bool]:
+    """Over every budget: the most tokens a reply to this question could be held for now
+    (negative: not even the question fits), and whether the question alone takes all that
+    is left of a budget that still has some (a shorter conversation would fit; an empty
+    budget is no such case)."""
+    room, too_long = max_tokens, False
+    for key, token_limit, cost_limit in budgets:
+        row = rows.get(key)
+        if token_limit is not None:
+            left = max(token_limit - (row.tokens_used + row.tokens_held if row else 0), 0)
+            room = min(room, left - prompt_tokens)
+            too_long |= 0 < left <= prompt_tokens
+        if cost_limit is not None:
+            left_units = max(cost_limit - (row.cost_used_units + row.cost_held_units if row else 0), 0)
+            # In tokens, at what a reply's tokens cost in this hold.
+            room = min(room, (left_units - prompt_units) * max_tokens // max(units - prompt_units, 1))
+            too_long |= 0 < left_units <= prompt_units
+    return room, too_long
+
+
 def _quota_refusal_message(
     *,
     budgets: list[counters.Budget],
@@ -155,11 +186,14 @@ def _quota_refusal_message(
     units: int,
     prompt_units: int,
     currency: str,
+    entry_point: str,
 ) -> str:
     """Why a hold did not fit, in the student's terms: the hold is the question plus the
     longest reply allowed, which is more than the meter's "used" suggests. Names the first
     budget without room (the student's own before the class pool), the tokens or money left
-    there, what running replies hold, when it resets and where to see the details."""
+    there, what running replies hold, when it resets, what would fit now (a new
+    conversation in the chat, a smaller max_tokens over the API) and where to see the
+    details."""
     rows = {
         row.scope_key: row
         for row in UsageCounter.objects.filter(
@@ -196,7 +230,6 @@ def _quota_refusal_message(
                     held_text = _(
                         "%(held)s of them are held by replies still being written; what those do not use comes back."
                     )
-            too_long = prompt_tokens >= left
             break
         if cost_limit is not None and used_units + held_units + units > cost_limit:
             values |= {
@@ -220,13 +253,28 @@ def _quota_refusal_message(
                         "%(held)s %(currency)s of it is held by replies still being written; "
                         "what those do not use comes back."
                     )
-            too_long = prompt_units >= max(cost_limit - used_units - held_units, 0)
             break
     else:  # the counters moved between the refused UPDATE and this read
-        reason, too_long = _("Your quota for this period is used up. It resets on %(when)s."), False
+        reason = _("Your quota for this period is used up. It resets on %(when)s.")
     parts = [str(reason) % values]
     if held_text:
         parts.append(str(held_text) % values)
+    room, too_long = _room_left(
+        budgets=budgets,
+        rows=rows,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        units=units,
+        prompt_units=prompt_units,
+    )
+    if entry_point == "api":
+        # The caller chooses max_tokens (the chat does not): say what would fit.
+        if MIN_USEFUL_REPLY_TOKENS <= room < max_tokens:
+            parts.append(str(_("A smaller max_tokens (up to %(room)s) fits now.")) % {"room": room})
+        elif too_long:
+            parts.append(str(_("These messages alone are longer than what is left.")))
+        parts.append(str(_("Details: your usage page on this site (%(url)s).")) % values)
+        return " ".join(parts)
     if too_long:
         parts.append(str(_("This conversation alone is longer than what is left: a new conversation starts smaller.")))
     parts.append(str(_("Details: %(url)s")) % values)
@@ -313,6 +361,7 @@ def _hold_take(
                     cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=0)[1]
                 ),
                 currency=currency,
+                entry_point=entry_point,
             ),
             reset_at=reset_at,
         )

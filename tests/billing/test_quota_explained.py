@@ -68,6 +68,55 @@ def test_a_conversation_longer_than_what_is_left_is_told_to_start_a_new_one(
     assert "you have 100 tokens left" in message and "a new conversation starts smaller" in message
 
 
+def test_a_used_up_quota_says_so_and_not_that_the_conversation_is_too_long(
+    people: People, fake_model: ChatModel
+) -> None:
+    policy_set(people.classroom, student_token_limit=1_000)
+    settle(take(people.student, people.classroom, fake_model, prompt=500, max_tokens=500), 500, 500)
+
+    message = refusal(people, fake_model, prompt=10, max_tokens=100)
+
+    assert "you have 0 tokens left" in message and "new conversation" not in message
+
+
+def test_an_api_refusal_says_which_max_tokens_fits_and_where_the_usage_page_is(
+    people: People, fake_model: ChatModel
+) -> None:
+    """Over the API the caller picks max_tokens: the refusal says what would fit, over every
+    budget (here the class pool is the tighter one), and never speaks of conversations."""
+    policy_set(people.classroom, student_token_limit=1_000, class_token_pool=900)
+    settle(take(people.student, people.classroom, fake_model, prompt=300, max_tokens=400), 300, 400)
+
+    message = refusal(people, fake_model, prompt=9, max_tokens=1024, entry_point="api")
+
+    assert "you have 300 tokens left" in message
+    assert "A smaller max_tokens (up to 191) fits now." in message
+    assert "conversation" not in message
+    assert message.endswith("Details: your usage page on this site (/usage/).")
+    take(people.student, people.classroom, fake_model, prompt=9, max_tokens=191, entry_point="api")  # it does
+
+
+def test_an_api_refusal_whose_messages_alone_are_too_long_says_so(people: People, fake_model: ChatModel) -> None:
+    policy_set(people.classroom, student_token_limit=1_000)
+    settle(take(people.student, people.classroom, fake_model, prompt=500, max_tokens=400), 500, 400)
+
+    message = refusal(people, fake_model, prompt=150, max_tokens=100, entry_point="api")
+
+    assert "These messages alone are longer than what is left." in message and "max_tokens (up to" not in message
+
+
+def test_an_api_refusal_under_a_money_limit_says_which_max_tokens_fits(people: People, fake_model: ChatModel) -> None:
+    # 100 in + 100 out at 2/8 CNY per million: 0.0002 for the question, 0.0008 for the reply.
+    policy_set(people.classroom, student_cost_limit=Decimal("0.0015"))
+    settle(take(people.student, people.classroom, fake_model), 100, 100)
+
+    message = refusal(people, fake_model, entry_point="api")
+
+    # 0.0005 left, 0.0002 of it for the question: 0.0003 buys 37 tokens at 8 per million.
+    assert "A smaller max_tokens (up to 37) fits now." in message
+    take(people.student, people.classroom, fake_model, max_tokens=37, entry_point="api")
+
+
 def test_a_money_limit_refusal_is_in_money(people: People, fake_model: ChatModel) -> None:
     # 100 in + 100 out at 2/8 CNY per million: 0.0002 for the question, 0.0008 for the reply.
     policy_set(people.classroom, student_cost_limit=Decimal("0.0015"))
