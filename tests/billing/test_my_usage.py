@@ -317,3 +317,13 @@ def test_class_usage_csv_has_each_rows_entry_point(client: Client, monthly: Peop
     )
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     assert [row["entry_point"] for row in rows] == ["chat", "api"]
+
+
+def test_the_usage_pages_bar_is_red_when_the_quota_is_used_up_as_on_the_chat(
+    people: People, fake_model: ChatModel, client: Client
+) -> None:
+    policy_set(people.classroom, period="month", student_token_limit=100)
+    charge(people.student, people.classroom, fake_model, MARCH_4, 40, 20)
+    assert 'class="meter-bar"' in page_for(client, people.student).content.decode()
+    charge(people.student, people.classroom, fake_model, MARCH_4, 30, 10)
+    assert 'class="meter-bar full"' in page_for(client, people.student).content.decode()

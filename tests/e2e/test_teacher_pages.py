@@ -145,6 +145,10 @@ def test_the_chat_meter_shows_what_is_left_and_refreshes_after_a_reply(
     page.wait_for_selector("#chat[data-connected=true]")
     assert page.inner_text("#quota-left") == "· 50000 tokens left"
     assert page.locator("#quota-held").is_hidden()  # nothing is being written
+    # On a phone the figures are whole, not cut short with an ellipsis: what is left, and when it resets.
+    text = page.locator("#quota-meter .meter-text")
+    assert text.evaluate("el => el.scrollWidth <= el.clientWidth && el.scrollHeight <= el.clientHeight")
+    assert "resets" in text.inner_text() and text.bounding_box()["width"] <= PHONE["width"]
     page.select_option("#model", "demo/demo-tutor")
     page.fill("#content", "What is a token?")
     page.keyboard.press("Enter")
