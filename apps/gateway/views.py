@@ -189,6 +189,6 @@ def api_guide(request: HttpRequest) -> HttpResponse:
             "model_name": example.route_name if example else MODEL_PLACEHOLDER,
             "key_placeholder": KEY_PLACEHOLDER,
             "api_enabled": class_api_enabled(classroom=classroom),
-            "demo_base_url": reverse("demo-models").removesuffix("/models"),
+            "demo_base_url": request.build_absolute_uri(reverse("demo-models")).removesuffix("/models"),
         },
     )

@@ -437,7 +437,9 @@ def test_the_guide_shows_the_base_url_the_models_and_the_key_prefixes_but_no_key
     assert f"{row.prefix}…" in page and revoked.prefix not in page
     assert key not in page and not KEY_PATTERN.search(page)
     assert "OPENAI_API_KEY=paste-your-key-here" in page and "MODEL_NAME=" in page
-    assert "/demo/v1" in page
+    assert "<code>http://testserver/demo/v1</code>" in page  # whole, as the base URL is
+    # How to get errors in English, since the SDK sends no Accept-Language (zh-hans is the default).
+    assert 'OpenAI(default_headers={"Accept-Language": "en"})' in page
 
 
 @pytest.mark.django_db
