@@ -20,6 +20,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webchat.forms import form_add_service_errors
+from webchat.spreadsheet import csv_row
 
 from .forms import ClassCreateForm, ClassSettingsForm, CoTeacherForm, JoinCodeForm, RegisterForm, RosterImportForm
 from .models import User
@@ -61,7 +62,7 @@ def _passwords_csv(rows: list[tuple[str, str, str]], filename: str) -> HttpRespo
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["username", "display_name", "password"])
-    writer.writerows(rows)
+    writer.writerows(csv_row(row) for row in rows)
     response = HttpResponse("\ufeff" + buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"

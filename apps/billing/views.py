@@ -28,6 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.models import Classroom
 from apps.accounts.selectors import classroom_for_student, classroom_get_for_teacher
 from webchat.forms import form_add_service_errors
+from webchat.spreadsheet import csv_row
 
 from .charts import usage_chart
 from .forms import DEFAULT_RANGE_DAYS, MAX_RANGE_DAYS, DateRangeForm, QuotaPolicyForm, StudentOverrideForm
@@ -274,32 +275,34 @@ def usage_csv(request: HttpRequest, classroom_id: int) -> HttpResponse:
         yield writer.writerow(CSV_HEADER)
         for entry in ledger_for_classroom(classroom=classroom, start=start, end=end).iterator(chunk_size=2000):
             yield writer.writerow(
-                [
-                    timezone.localtime(entry.created_at).isoformat(),
-                    entry.request_id,
-                    entry.kind,
-                    entry.user.username,
-                    entry.user.display_name,
-                    entry.provider_slug,
-                    entry.model.name,
-                    entry.credential_scope,
-                    entry.prompt_tokens,
-                    entry.completion_tokens,
-                    entry.total_tokens,
-                    entry.usage_source,
-                    int(entry.estimated),
-                    entry.status,
-                    _decimal_text(entry.price_input_per_million),
-                    _decimal_text(entry.price_output_per_million),
-                    entry.price_currency,
-                    _decimal_text(entry.cost),
-                    _decimal_text(entry.exchange_rate),
-                    entry.billing_currency,
-                    _decimal_text(entry.cost_billing),
-                    entry.first_chunk_ms,
-                    entry.total_ms,
-                    entry.entry_point,
-                ]
+                csv_row(
+                    [
+                        timezone.localtime(entry.created_at).isoformat(),
+                        entry.request_id,
+                        entry.kind,
+                        entry.user.username,
+                        entry.user.display_name,
+                        entry.provider_slug,
+                        entry.model.name,
+                        entry.credential_scope,
+                        entry.prompt_tokens,
+                        entry.completion_tokens,
+                        entry.total_tokens,
+                        entry.usage_source,
+                        int(entry.estimated),
+                        entry.status,
+                        _decimal_text(entry.price_input_per_million),
+                        _decimal_text(entry.price_output_per_million),
+                        entry.price_currency,
+                        _decimal_text(entry.cost),
+                        _decimal_text(entry.exchange_rate),
+                        entry.billing_currency,
+                        _decimal_text(entry.cost_billing),
+                        entry.first_chunk_ms,
+                        entry.total_ms,
+                        entry.entry_point,
+                    ]
+                )
             )
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")

@@ -145,6 +145,13 @@ def test_roster_import_generates_passwords_and_hands_them_back_once(people: Peop
     assert AuditEvent.objects.filter(action="import_roster").exists()
 
 
+def test_the_handed_back_passwords_file_writes_a_formula_in_a_name_as_text(people: People, teacher: Client) -> None:
+    text = "username,display name\nzhangsan,=1+1\nlisi,@SUM(A1)\n"
+    response = teacher.post(reverse("class-roster-import", args=[people.classroom.pk]), {"file": upload(text)})
+    assert [row["display_name"] for row in downloaded(response)] == ["'=1+1", "'@SUM(A1)"]
+    assert User.objects.get(username="zhangsan").display_name == "=1+1"  # stored as given
+
+
 def test_a_bad_row_is_reported_with_its_line_and_nothing_is_imported(people: People, teacher: Client) -> None:
     text = "username,display name\ngood1,Good\nbad user!,Bad\ngood1,Again\nteacher_chen,Nope\nweak,W,123\n"
     response = teacher.post(

