@@ -253,19 +253,26 @@ def roster_parse(*, text: str) -> list[RosterLine]:
     problems: list[tuple[int, str]] = []
     lines: list[RosterLine] = []
     seen: set[str] = set()
-    for number, row in enumerate(csv.reader(io.StringIO(text.lstrip("\ufeff"))), start=1):
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        cells = [cell.strip() for cell in row] + ["", ""]
-        if number == 1 and cells[0].lower() in ("username", "用户名"):
-            continue
-        username, display_name, password = cells[0], cells[1], cells[2]
-        if not USERNAME_PATTERN.match(username):
-            problems.append((number, str(_("“%(value)s” is not a valid username.") % {"value": username[:40]})))
-        elif username.lower() in seen:
-            problems.append((number, str(_("%(value)s appears twice.") % {"value": username})))
-        seen.add(username.lower())
-        lines.append(RosterLine(number, username, display_name[:150], password))
+    # Universal newlines: a file saved with old Mac line ends (a lone CR) reads as lines too.
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=None))
+    try:
+        for number, row in enumerate(reader, start=1):
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            cells = [cell.strip() for cell in row] + ["", ""]
+            if number == 1 and cells[0].lower() in ("username", "用户名"):
+                continue
+            username, display_name, password = cells[0], cells[1], cells[2]
+            if any("\x00" in cell for cell in cells):
+                problems.append((number, str(_("This line holds a NUL character, which cannot be stored."))))
+            elif not USERNAME_PATTERN.match(username):
+                problems.append((number, str(_("“%(value)s” is not a valid username.") % {"value": username[:40]})))
+            elif username.lower() in seen:
+                problems.append((number, str(_("%(value)s appears twice.") % {"value": username})))
+            seen.add(username.lower())
+            lines.append(RosterLine(number, username, display_name[:150], password))
+    except csv.Error as error:  # a field past the csv module's size limit, a stray quote
+        problems.append((reader.line_num, str(_("This line cannot be read as CSV (%(error)s).") % {"error": error})))
     if len(lines) > ROSTER_MAX_ROWS:
         problems.append((0, str(_("At most %(n)d students per import.") % {"n": ROSTER_MAX_ROWS})))
     if not lines and not problems:

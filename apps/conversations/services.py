@@ -7,6 +7,7 @@ reply has an id to stream under) and once when it ends. Nothing is written per c
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -62,7 +63,7 @@ def turn_begin(
     Side effects: a Conversation (when `conversation` is None), one or two Message rows.
     """
     if conversation is None:
-        title = " ".join(content.split())[:TITLE_CHARS]
+        title = title_clean(content)[:TITLE_CHARS]
         conversation = insert(Conversation(owner=user, classroom=classroom, title=title, model=model))
     else:
         conversation.model = model
@@ -234,8 +235,19 @@ def turns_expire_stale(*, now: datetime | None = None) -> int:
     return count
 
 
+# Characters a title never keeps: controls (NUL cannot even be stored in PostgreSQL),
+# unpaired surrogates, and the bidirectional overrides and isolates that make a title
+# read as something else ("report\u202egnp.exe" shows as "reportexe.png").
+_TITLE_DROPPED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def title_clean(text: str) -> str:
+    """A conversation's title from text a student typed: one line, without the characters above."""
+    return " ".join(_TITLE_DROPPED.sub("", text).split())
+
+
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
-    title = " ".join(title.split())[:200]
+    title = title_clean(title)[:200]
     if not title:
         raise ValidationError({"title": _("Give the conversation a title.")})
     conversation.title = title

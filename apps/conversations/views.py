@@ -46,7 +46,7 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
         conversation.model if conversation and conversation.model else classroom_default_model(classroom=classroom)
     )
     selected = preferred.route_name if preferred and preferred in models else (models[0].route_name if models else "")
-    search = request.GET.get("q", "")[:100]
+    search = request.GET.get("q", "").replace("\x00", "")[:100]  # a NUL matches nothing (and PostgreSQL refuses it)
     # ?at=<message>: the branch through that version (the versions switcher's links), which
     # is then where the conversation opens until the next turn.
     at = _message_id(request)

@@ -152,6 +152,30 @@ def test_the_handed_back_passwords_file_writes_a_formula_in_a_name_as_text(peopl
     assert User.objects.get(username="zhangsan").display_name == "=1+1"  # stored as given
 
 
+def test_a_roster_saved_with_old_mac_line_ends_imports(people: People, teacher: Client) -> None:
+    response = teacher.post(
+        reverse("class-roster-import", args=[people.classroom.pk]), {"file": upload("alice1,Alice\rbob1,Bob\r")}
+    )
+    assert [row["username"] for row in downloaded(response)] == ["alice1", "bob1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("good1,Good\nnul1,Ze\x00d\n", "Line 2"),  # PostgreSQL cannot store a NUL (it was a 500)
+        ("good1,Good\nbig1," + "x" * 140_000 + "\n", "Line 2"),  # past the csv module's field limit (a 500)
+    ],
+)
+def test_a_line_that_cannot_be_read_or_stored_is_reported_and_nothing_is_imported(
+    people: People, teacher: Client, text: str, line: str
+) -> None:
+    response = teacher.post(
+        reverse("class-roster-import", args=[people.classroom.pk]), {"file": upload(text)}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+    assert response.status_code == 400 and line in response.content.decode()
+    assert not User.objects.filter(username="good1").exists()
+
+
 def test_a_bad_row_is_reported_with_its_line_and_nothing_is_imported(people: People, teacher: Client) -> None:
     text = "username,display name\ngood1,Good\nbad user!,Bad\ngood1,Again\nteacher_chen,Nope\nweak,W,123\n"
     response = teacher.post(

@@ -109,6 +109,32 @@ def test_search_rename_and_delete(people: People, demo_model: ChatModel, client:
 
 
 @pytest.mark.django_db
+def test_titles_keep_no_control_or_direction_changing_characters_and_search_takes_a_nul(
+    people: People, demo_model: ChatModel, client: Client
+) -> None:
+    """A NUL cannot be stored in PostgreSQL (it was a 500 there); a right-to-left override
+    makes "report\u202egnp.exe" read as "reportexe.png" in the list. Titles drop both, typed
+    or taken from the first question; a search for one finds nothing instead of failing."""
+    rows = turn_begin(
+        user=people.student,
+        conversation=None,
+        classroom=people.classroom,
+        model=demo_model,
+        content="report\u202egnp.exe\u2066 please",
+        request_id="r1",
+    )
+    assert Conversation.objects.get(pk=rows.conversation.pk).title == "reportgnp.exe please"
+    client.force_login(people.student)
+    url = reverse("conversation-rename", args=[rows.conversation.pk])
+    assert client.post(url, {"title": "ab\x00cd\u202e\x07 x"}).status_code == 302
+    assert Conversation.objects.get(pk=rows.conversation.pk).title == "abcd x"
+    assert client.post(url, {"title": "\x00\u202e"}).status_code == 400
+    assert Conversation.objects.get(pk=rows.conversation.pk).title == "abcd x"
+    page = client.get(reverse("home"), {"q": "ab\x00cd"})
+    assert page.status_code == 200 and "abcd x" in page.content.decode()
+
+
+@pytest.mark.django_db
 def test_teacher_reads_only_when_the_class_allows_and_each_read_is_recorded(
     people: People, demo_model: ChatModel, client: Client
 ) -> None:
