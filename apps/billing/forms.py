@@ -4,6 +4,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -14,12 +15,19 @@ from .models import MONEY, Period
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
+# Dates a school's terms and reports fall in. Without a bound, a typed 9999-12-31 or
+# 0001-01-01 overflowed Python's date range when a day was added or taken off (a 500).
+SANE_DATES = [MinValueValidator(date(2000, 1, 1)), MaxValueValidator(date(2099, 12, 31))]
 
 
 class QuotaPolicyForm(forms.Form):
     period = forms.ChoiceField(label=_("Period"), choices=Period.choices)
-    term_start = forms.DateField(label=_("Term starts"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    term_end = forms.DateField(label=_("Term ends"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    term_start = forms.DateField(
+        label=_("Term starts"), required=False, widget=forms.DateInput(attrs={"type": "date"}), validators=SANE_DATES
+    )
+    term_end = forms.DateField(
+        label=_("Term ends"), required=False, widget=forms.DateInput(attrs={"type": "date"}), validators=SANE_DATES
+    )
     student_token_limit = forms.IntegerField(label=_("Tokens per student"), required=False, min_value=0)
     student_cost_limit = forms.DecimalField(label=_("Money per student"), required=False, min_value=0, **MONEY)
     class_token_pool = forms.IntegerField(label=_("Tokens for the whole class"), required=False, min_value=0)
@@ -39,8 +47,12 @@ class StudentOverrideForm(forms.Form):
 
 
 class DateRangeForm(forms.Form):
-    start = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}), validators=SANE_DATES
+    )
+    end = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}), validators=SANE_DATES
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

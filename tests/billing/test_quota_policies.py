@@ -129,3 +129,15 @@ def test_an_admin_adds_and_deletes_a_policy_through_the_service(people: People, 
     assert admin.post(reverse("admin:billing_quotapolicy_delete", args=[policy.pk]), {"post": "yes"}).status_code == 302
     assert not QuotaPolicy.objects.exists()
     assert limits_for(user=people.student, classroom=people.classroom).student_tokens == site_default
+
+
+def test_a_term_at_the_calendars_edge_is_refused_on_the_class_quota_page(people: People, client: Client) -> None:
+    """A reset computed a day past 9999-12-31 overflowed (a 500): terms are held to 2000-2099."""
+    client.force_login(people.teacher)
+    response = client.post(
+        reverse("class-quota", args=[people.classroom.pk]),
+        policy_form(period="term", term_start="9999-12-01", term_end="9999-12-31"),
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert response.status_code == 400 and "less than or equal to 2099-12-31" in response.content.decode()
+    assert not QuotaPolicy.objects.exists()

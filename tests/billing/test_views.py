@@ -116,6 +116,11 @@ def test_usage_dashboard_refuses_bad_ranges(people: People, teacher: Client) -> 
     assert teacher.get(url, {"start": "2026-03-05", "end": "2026-03-01"}).status_code == 400
     assert teacher.get(url, {"start": "nonsense"}).status_code == 400
     assert teacher.post(url).status_code == 405
+    # Past the calendar's edge when a day is added or taken off (these were 500s).
+    csv_url = reverse("class-usage-csv", args=[people.classroom.pk])
+    for query in ({"start": "9999-12-30", "end": "9999-12-31"}, {"end": "0001-01-05"}, {"start": "0001-01-01"}):
+        assert teacher.get(url, query).status_code == 400
+        assert teacher.get(csv_url, query).status_code == 400
 
 
 def test_csv_export_has_every_ledger_row_of_the_range(people: People, teacher: Client, spent: None) -> None:
