@@ -9,6 +9,7 @@ urlpatterns = [
     path("c/<int:conversation_id>/", views.chat, name="conversation"),
     path("compare/", views.compare_page, name="compare"),
     path("c/<int:conversation_id>/rename/", views.rename, name="conversation-rename"),
+    path("c/<int:conversation_id>/shown/", views.shown, name="conversation-shown"),
     path("c/<int:conversation_id>/delete/", views.delete, name="conversation-delete"),
     path("c/<int:conversation_id>/restore/", views.restore, name="conversation-restore"),
     path(

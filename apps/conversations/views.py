@@ -47,11 +47,10 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
     )
     selected = preferred.route_name if preferred and preferred in models else (models[0].route_name if models else "")
     search = request.GET.get("q", "").replace("\x00", "")[:100]  # a NUL matches nothing (and PostgreSQL refuses it)
-    # ?at=<message>: the branch through that version (the versions switcher's links), which
-    # is then where the conversation opens until the next turn.
-    at = _message_id(request)
-    if conversation and at is not None and not conversation_version_show(conversation=conversation, message_id=at):
-        at = None
+    # ?at=<message>: the branch through that version (the versions switcher's links, a search
+    # hit), for this page only: a GET changes nothing. The switcher then POSTs the choice
+    # (shown, below), which is where the conversation opens until the next turn.
+    at = _message_id(request.GET.get("at", ""))
     return render(
         request,
         "conversations/chat.html",
@@ -89,9 +88,20 @@ def _just_deleted(request: HttpRequest) -> Conversation | None:
         return None
 
 
-def _message_id(request: HttpRequest) -> int | None:
-    value = request.GET.get("at", "")
+def _message_id(value: str) -> int | None:
     return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+@require_POST
+@login_required
+def shown(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """The versions switcher's choice, remembered: the conversation opens on the branch
+    through `message` until its next turn. 400 for a message not in this conversation."""
+    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    message_id = _message_id(request.POST.get("message", ""))
+    if message_id is None or not conversation_version_show(conversation=conversation, message_id=message_id):
+        return HttpResponse(status=400)
+    return HttpResponse(status=204)
 
 
 @require_POST
@@ -158,7 +168,9 @@ def teacher_read(request: HttpRequest, conversation_id: int) -> HttpResponse:
         "conversations/teacher_read.html",
         {
             "conversation": conversation,
-            "chat_messages": conversation_messages(conversation=conversation, at=_message_id(request)),
+            "chat_messages": conversation_messages(
+                conversation=conversation, at=_message_id(request.GET.get("at", ""))
+            ),
         },
     )
 

@@ -492,9 +492,18 @@
 
   // ---- Versions: the switcher shows another version in place --------------------------
   // The branch through it comes from the server (the page at ?at=, its messages only: the
-  // same rendering a reload shows), and the server remembers it as where this conversation
-  // opens. The version switched stays where it was on the screen. While a reply streams the
-  // links are plain links; if the fetch fails, so are they.
+  // same rendering a reload shows), and a POST asks the server to remember it as where this
+  // conversation opens (a GET changes nothing). The version switched stays where it was on
+  // the screen. While a reply streams the links are plain links; if the fetch fails, so are they.
+  function remember(messageId) {
+    var token = document.querySelector("input[name=csrfmiddlewaretoken]");
+    var match = /\/c\/(\d+)\//.exec(location.pathname);
+    if (!token || !match) return;
+    var body = new URLSearchParams({message: messageId});
+    fetch("/c/" + match[1] + "/shown/", {
+      method: "POST", credentials: "same-origin", headers: {"X-CSRFToken": token.value}, body: body,
+    }).catch(function () {});  // only where it opens next time: nothing to tell the student
+  }
   messages.addEventListener("click", function (event) {
     var link = event.target.closest(".versions a[href]");
     if (!link || busy || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
@@ -516,6 +525,7 @@
       }));
       decorate(messages);
       history.replaceState(null, "", link.href);
+      remember(wanted[1]);
       var shown = messages.querySelector('article.msg[data-message="' + wanted[1] + '"]');
       if (!shown) return;
       messages.scrollTop += shown.getBoundingClientRect().top - top;

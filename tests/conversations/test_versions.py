@@ -197,7 +197,11 @@ async def test_the_version_chosen_is_where_the_conversation_opens_until_the_next
     await _frames(ws, fake_upstream, "New answer.", type="chat.regenerate", conversation=conversation)
     await sync_to_async(client.force_login)(people.student)
 
+    # Looking at a version (a GET, which any link can make) changes nothing...
     await _get(client, f"/c/{conversation}/?at={old_reply}")
+    assert (await Conversation.objects.aget(pk=conversation)).shown_message_id is None
+    # ...the switcher's POST remembers it.
+    assert (await _post(client, f"/c/{conversation}/shown/", {"message": old_reply})).status_code == 204
     page = (await _get(client, f"/c/{conversation}/")).content.decode()
     assert "Old answer." in page and "New answer." not in page and "1/2" in page
 
@@ -243,8 +247,20 @@ async def test_a_version_from_elsewhere_is_not_remembered(
     for foreign in (other[-1]["message"], their[-1]["message"]):
         page = (await _get(client, f"/c/{first[0]['conversation']}/?at={foreign}")).content.decode()
         assert "Mine." in page and "My other." not in page and "Theirs." not in page
+        shown = await _post(client, f"/c/{first[0]['conversation']}/shown/", {"message": foreign})
+        assert shown.status_code == 400
+    for bad in ("", "x", "-1", "9" * 20):
+        assert (await _post(client, f"/c/{first[0]['conversation']}/shown/", {"message": bad})).status_code == 400
     saved = await Conversation.objects.aget(pk=first[0]["conversation"])
     assert saved.shown_message_id is None
+    # Nor may anyone choose for another's conversation.
+    await sync_to_async(client.force_login)(people.classmate)
+    shown = await _post(client, f"/c/{first[0]['conversation']}/shown/", {"message": first[-1]["message"]})
+    assert shown.status_code == 404
+
+
+async def _post(client: Client, url: str, data: dict[str, Any]) -> Any:
+    return await sync_to_async(client.post)(url, data)
 
 
 async def _get(client: Client, url: str) -> Any:

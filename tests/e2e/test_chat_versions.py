@@ -43,7 +43,10 @@ def test_a_regenerated_reply_shows_one_version_at_a_time(
     assert page.inner_html(".msg-assistant") == live
 
     page.evaluate("window.notReloaded = true")
-    page.click(".msg-assistant a.version-prev")
+    # The switch is shown in place, then POSTed to be remembered (a GET changes nothing).
+    with page.expect_response(lambda response: response.url.endswith("/shown/")) as remembered:
+        page.click(".msg-assistant a.version-prev")
+    assert remembered.value.status == 204 and remembered.value.request.method == "POST"
     page.wait_for_selector(".msg-assistant .version-count:text('1/2')")
     assert "The first answer." in page.inner_text(".msg-assistant .msg-body")
     assert page.locator(".msg-assistant").count() == 1
