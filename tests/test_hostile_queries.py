@@ -32,6 +32,7 @@ HOSTILE = [
     {"end": "0001-01-01"},
     {"at": "9" * 30, "deleted": "9" * 30, "page": "9" * 30, "student": "9" * 30},
     {"at": "-1", "page": "-1", "deleted": "-5", "student": "-1"},
+    {"at": "²", "page": "²", "deleted": "²", "student": "²"},  # str.isdigit() says yes, int() says no
     {"q": "%" * 200 + "_" * 200, "page": "0"},
     {"q": "x" * 10_000},
     {"start": "2026-13-45", "end": "2026-02-30", "period": "forever"},

@@ -221,7 +221,9 @@ def roster_import_view(request: HttpRequest, classroom_id: int) -> HttpResponse:
 @login_required
 def roster_reset(request: HttpRequest, classroom_id: int) -> HttpResponse:
     classroom = classroom_get_for_teacher(user=request.user, classroom_id=classroom_id)
-    ids = [value for value in request.POST.getlist("student") if value.isdigit()]
+    ids = [
+        value for value in request.POST.getlist("student") if value.isascii() and value.isdigit() and len(value) < 19
+    ]
     students = list(classroom_students(classroom=classroom).filter(pk__in=ids))
     if not students:
         messages.error(request, _("Tick the students whose passwords to reset."))

@@ -80,7 +80,7 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
 def _just_deleted(request: HttpRequest) -> Conversation | None:
     """After a delete (?deleted=<id>): the conversation, while it can still be undone."""
     value = request.GET.get("deleted", "")
-    if not value.isdigit() or len(value) > 11:
+    if not (value.isascii() and value.isdigit()) or len(value) > 11:  # "²".isdigit(), and int() refuses it
         return None
     try:
         return conversation_get_deleted_for_user(user=request.user, conversation_id=int(value))
@@ -89,7 +89,7 @@ def _just_deleted(request: HttpRequest) -> Conversation | None:
 
 
 def _message_id(value: str) -> int | None:
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 12 else None  # not "²"
 
 
 @require_POST

@@ -197,6 +197,14 @@ def test_teacher_account_in_a_roster_is_refused(people: People, teacher: Client)
     assert people.other_teacher not in people.classroom.students.all()
 
 
+def test_a_password_reset_ignores_ticks_that_are_not_ids(people: People, teacher: Client) -> None:
+    response = teacher.post(
+        reverse("class-roster-reset", args=[people.classroom.pk]),
+        {"student": ["²", "9" * 30, "-1", "x", str(people.student.pk)]},  # "²".isdigit() is True; int() refuses it
+    )
+    assert [row["username"] for row in downloaded(response)] == ["xiaoming"]
+
+
 def test_bulk_password_reset_and_remove(people: People, teacher: Client, client: Client) -> None:
     response = teacher.post(
         reverse("class-roster-reset", args=[people.classroom.pk]),
