@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator
@@ -104,9 +105,11 @@ def _retry_after_seconds(response: httpx2.Response | None) -> float | None:
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
-        return None
+        return None  # an HTTP date, or nonsense: our own backoff
+    # "nan" parses, and a sleep of NaN seconds never ends.
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def upstream_error_from(exc: BaseException) -> UpstreamError:

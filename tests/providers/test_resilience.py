@@ -62,6 +62,20 @@ async def test_retry_after_is_capped(
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("retry_after", ["nan", "-inf", "Wed, 21 Oct 2015 07:28:00 GMT", "soon"])
+async def test_a_retry_after_that_is_no_number_of_seconds_falls_back_to_our_backoff(
+    people: People, class_key: Credential, fake_upstream: FakeUpstream, retry_after: str
+) -> None:
+    """A sleep of NaN seconds never ends: a provider (or a URL a teacher typed) sending
+    "Retry-After: nan" held the reply until the total timeout."""
+    fake_upstream.push(Behaviour(status=429, retry_after=retry_after))
+    started = time.monotonic()
+    frames = await turn(people.student)
+    assert frames[-1]["status"] == "complete"
+    assert len(fake_upstream.chat_requests()) == 2
+    assert time.monotonic() - started < 5
+
+
 async def test_rate_limit_that_never_clears_ends_in_a_labelled_failure(
     people: People, class_key: Credential, fake_upstream: FakeUpstream, settings: Any
 ) -> None:
