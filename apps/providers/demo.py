@@ -165,7 +165,8 @@ def demo_tool_call(*, messages: list[dict[str, Any]], tools: object, tool_choice
     if not messages or messages[-1].get("role") != "user":
         return None
     functions = [t.get("function") for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)]
-    wanted = tool_choice.get("function", {}).get("name") if isinstance(tool_choice, dict) else None
+    chosen = tool_choice.get("function") if isinstance(tool_choice, dict) else None
+    wanted = chosen.get("name") if isinstance(chosen, dict) else None
     function = next((f for f in functions if f.get("name") == wanted), None) or (functions[0] if functions else None)
     if function is None or not isinstance(function.get("name"), str):
         return None

@@ -64,6 +64,8 @@ def _parse(body: bytes) -> dict[str, Any] | JsonResponse:
             return _error(400, "Each message needs a 'role' and 'content'.")
     if not isinstance(payload.get("model"), str) or not payload["model"]:
         return _error(400, "'model' is required.")
+    if not isinstance(payload.get("stream_options") or {}, dict):
+        return _error(400, "'stream_options' must be an object.")
     return payload
 
 

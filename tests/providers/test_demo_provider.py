@@ -165,3 +165,41 @@ def test_the_demo_fills_a_json_schema_with_small_fitting_values() -> None:
     }
     looping = {"$ref": "#"}  # a schema that refers to itself ends, it does not recurse forever
     assert demo_value_for(looping) is None
+
+
+def _nested_schema(depth: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": {}}
+    inner = schema
+    for _ in range(depth):
+        inner["properties"]["a"] = {"type": "object", "properties": {}}
+        inner = inner["properties"]["a"]
+    return schema
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"function": "x"}},
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": "x"}}]},
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "array", "items": "x"}}}]},
+        {"tools": [{"type": "function", "function": {"name": "f", "parameters": _nested_schema(400)}}]},
+        {"tools": "x", "tool_choice": "required"},
+        {"response_format": {"type": "json_schema", "json_schema": {"schema": "x"}}},
+        {"response_format": {"type": "json_schema", "json_schema": {"schema": _nested_schema(400)}}},
+        {"stream": True, "stream_options": "x"},
+        {"max_tokens": float("inf")},
+        {"messages": [{"role": "tool", "content": 5}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
+    ],
+)
+def test_the_public_demo_endpoint_answers_odd_bodies_without_failing(demo_model: Any, extra: dict[str, Any]) -> None:
+    """/demo/v1 is open to anyone (rate-limited per address): a body of the wrong shapes gets
+    an answer or a 400, never a 500."""
+    from django.test import Client
+
+    body = {"model": "demo-tutor", "messages": [{"role": "user", "content": "hi"}], **extra}
+    response = Client(raise_request_exception=False).post(
+        "/demo/v1/chat/completions", data=json.dumps(body), content_type="application/json"
+    )
+    assert response.status_code in (200, 400), response.content[:300]
