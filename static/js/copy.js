@@ -31,6 +31,8 @@ function flash(button, text) {
   button.copyTimer = setTimeout(() => { button.textContent = label; }, 2000);
 }
 
+// The buttons come hidden: one tapped before this module ran would do nothing (and without
+// scripts there is no copying, only the text to select). Shown once they work.
 document.querySelectorAll("button[data-copy]").forEach((button) => {
   const target = document.getElementById(button.dataset.copy);
   if (!target) return;
@@ -40,4 +42,5 @@ document.querySelectorAll("button[data-copy]").forEach((button) => {
       () => { selectText(target); flash(button, button.dataset.labelFailed); },
     );
   });
+  button.hidden = false;
 });
