@@ -81,3 +81,8 @@ class RequestRefused(Exception):
         self.retry_after = retry_after
         self.reset_at = reset_at
         self.param = param
+
+
+# What json.loads raises on input that is no JSON value we can use: not JSON, not UTF-8
+# (UnicodeDecodeError is a ValueError), or brackets nested past the parser's depth.
+BAD_JSON = (ValueError, RecursionError)

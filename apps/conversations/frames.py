@@ -13,7 +13,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 from django.utils.translation import gettext_lazy as _
 
 from apps.billing.selectors import QuotaFigures, quota_figures
-from webchat.errors import ErrorCode, RequestRefused
+from webchat.errors import BAD_JSON, ErrorCode, RequestRefused
 
 from .params import json_value_check
 
@@ -29,7 +29,7 @@ def frame_parse(*, text: str | None) -> dict[str, Any]:
         raise RequestRefused(ErrorCode.BAD_REQUEST, _("Send JSON text frames of at most 64,000 characters."))
     try:
         frame = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
+    except BAD_JSON:
         raise RequestRefused(ErrorCode.BAD_REQUEST, _("The frame is not valid JSON.")) from None
     if not isinstance(frame, dict):
         raise RequestRefused(ErrorCode.BAD_REQUEST, _("The frame must be a JSON object."))

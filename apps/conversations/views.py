@@ -50,7 +50,7 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
     # ?at=<message>: the branch through that version (the versions switcher's links, a search
     # hit), for this page only: a GET changes nothing. The switcher then POSTs the choice
     # (shown, below), which is where the conversation opens until the next turn.
-    at = _message_id(request.GET.get("at", ""))
+    at = _id_from(request.GET.get("at", ""))
     return render(
         request,
         "conversations/chat.html",
@@ -79,17 +79,19 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
 
 def _just_deleted(request: HttpRequest) -> Conversation | None:
     """After a delete (?deleted=<id>): the conversation, while it can still be undone."""
-    value = request.GET.get("deleted", "")
-    if not (value.isascii() and value.isdigit()) or len(value) > 11:  # "²".isdigit(), and int() refuses it
+    conversation_id = _id_from(request.GET.get("deleted", ""))
+    if conversation_id is None:
         return None
     try:
-        return conversation_get_deleted_for_user(user=request.user, conversation_id=int(value))
+        return conversation_get_deleted_for_user(user=request.user, conversation_id=conversation_id)
     except Http404:
         return None
 
 
-def _message_id(value: str) -> int | None:
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 12 else None  # not "²"
+def _id_from(value: str) -> int | None:
+    """An id typed in a query string or form: ASCII digits only ("²".isdigit() is true, and
+    int() refuses it), and short of a bigint."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 12 else None
 
 
 @require_POST
@@ -98,7 +100,7 @@ def shown(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """The versions switcher's choice, remembered: the conversation opens on the branch
     through `message` until its next turn. 400 for a message not in this conversation."""
     conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
-    message_id = _message_id(request.POST.get("message", ""))
+    message_id = _id_from(request.POST.get("message", ""))
     if message_id is None or not conversation_version_show(conversation=conversation, message_id=message_id):
         return HttpResponse(status=400)
     return HttpResponse(status=204)
@@ -168,9 +170,7 @@ def teacher_read(request: HttpRequest, conversation_id: int) -> HttpResponse:
         "conversations/teacher_read.html",
         {
             "conversation": conversation,
-            "chat_messages": conversation_messages(
-                conversation=conversation, at=_message_id(request.GET.get("at", ""))
-            ),
+            "chat_messages": conversation_messages(conversation=conversation, at=_id_from(request.GET.get("at", ""))),
         },
     )
 

@@ -33,7 +33,7 @@ from apps.accounts.selectors import classroom_for_student
 from apps.conversations.errors import upstream_message
 from apps.conversations.pipeline import ChatRequest, Delta, Event, Finished, Refused, Started, completion_run
 from apps.providers.selectors import chat_models_offered_to
-from webchat.errors import ErrorCode, RequestRefused
+from webchat.errors import BAD_JSON, ErrorCode, RequestRefused
 from webchat.threads import off_the_loop
 
 from .idempotency import Recorded, body_hash, idempotent_claim, idempotent_forget, idempotent_record
@@ -220,7 +220,7 @@ def _chat_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
     """The ChatRequest, whether to stream, and whether usage was asked for in its own chunk."""
     try:
         payload = json.loads(body or b"null")
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+    except BAD_JSON:
         raise _bad(_("The request body is not valid JSON."), None) from None
     if not isinstance(payload, dict):
         raise _bad(_("The request body must be a JSON object."), None)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.accounts.selectors import classroom_for_student
 from apps.gateway.selectors import api_keys_active_of_user
 from apps.providers.selectors import chat_model_get_by_route_name, classroom_default_model
-from webchat.errors import ErrorCode
+from webchat.errors import BAD_JSON, ErrorCode
 from webchat.presenting import presentation_context
 
 from .code_examples import code_examples
@@ -83,7 +83,7 @@ def tokenizer_count(request: HttpRequest) -> JsonResponse:
         return _error(ErrorCode.SIGNED_OUT, _("Log in to use the tokenizer."), 403)
     try:
         body = json.loads(request.body or b"{}")
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+    except BAD_JSON:
         return _error(ErrorCode.BAD_REQUEST, _("The request body must be JSON."), 400)
     if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not isinstance(body.get("model"), str):
         return _error(ErrorCode.BAD_REQUEST, _('Send {"text": "...", "model": "provider/model"}.'), 400)

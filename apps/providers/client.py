@@ -29,7 +29,7 @@ from openai._base_client import Platform, get_platform  # what a client's header
 from openai._constants import RAW_RESPONSE_HEADER
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from webchat.errors import ErrorCode
+from webchat.errors import BAD_JSON, ErrorCode
 
 from .netguard import BLOCKED_MARKER, ReplyRefused, http_client_for, http_client_shared
 
@@ -224,7 +224,7 @@ def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None, list[dict[s
     never a crash here. Plain dicts from one JSON parse: no typed object per chunk."""
     try:
         chunk = json.loads(data)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+    except BAD_JSON:
         raise _malformed("a data line is not JSON") from None
     if not isinstance(chunk, dict):
         raise _malformed("a chunk is not a JSON object")

@@ -19,6 +19,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from webchat.errors import BAD_JSON
+
 from .demo import (
     DemoPrice,
     demo_caller_is_internal,
@@ -52,7 +54,7 @@ def _demo_model_names() -> list[str]:
 def _parse(body: bytes) -> dict[str, Any] | JsonResponse:
     try:
         payload = json.loads(body or b"null")
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+    except BAD_JSON:
         return _error(400, "Request body is not valid JSON.")
     if not isinstance(payload, dict):
         return _error(400, "Request body must be a JSON object.")
