@@ -154,6 +154,10 @@
   // ---- Drafts: one per conversation, until the server has taken the message ------------
   function draftKey() { return "webchat:draft:" + (conversation || "new"); }
   function draftSave() {
+    // While a question is being edited the box holds that question, not a draft: a save
+    // then (the typing timer of the message just sent, firing late) would bring it back
+    // as the draft when the edit is cancelled.
+    if (editing) return;
     try {
       if (content.value) localStorage.setItem(draftKey(), content.value); else localStorage.removeItem(draftKey());
     } catch (error) { /* storage full or off: the box still has it */ }
@@ -447,6 +451,7 @@
     bubble.article.classList.add("pending");
     pending = {text: content.value, article: bubble.article, regenerate: false, removed: removed};
     socket.send(JSON.stringify(frame));
+    clearTimeout(draftTimer); // what was typed is sent: no late save of it
     content.value = ""; // the draft stays stored until the server takes the message
     toBottom();
     setBusy(true);
