@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import json
 import os
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -359,6 +361,56 @@ def session_cookie_for(user: User) -> str:
     return client.cookies["sessionid"].value
 
 
+# Every socket a test opens through the ASGI application, closed when the test ends.
+_SOCKETS: list[WebsocketCommunicator] = []
+
+
+def socket_open(application: Any, path: str, headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
+    """A WebsocketCommunicator that is disconnected, as a browser's server would, when the
+    test ends (see pytest_runtest_call)."""
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    _SOCKETS.append(communicator)
+    return communicator
+
+
+async def _sockets_close() -> None:
+    """Tell each consumer still running that its socket went away, and let it finish. Left
+    open, it would be cancelled together with everything else on the test's event loop as
+    that closes; the Redis channel layer's receive, cancelled in that crowd, could go on
+    reading (a CI run hung for the 120 s timeout in that teardown)."""
+    while _SOCKETS:
+        communicator = _SOCKETS.pop()
+        if communicator.future.done():
+            continue
+        with contextlib.suppress(Exception):  # what the test checked is what counts
+            await communicator.disconnect(timeout=5)
+
+
+def _closing_sockets(test: Any) -> Any:
+    @functools.wraps(test)
+    async def closing(**kwargs: Any) -> Any:
+        try:
+            return await test(**kwargs)
+        finally:
+            await _sockets_close()
+
+    return closing
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    """An async test's open sockets are closed on its own event loop, before the loop ends."""
+    test = getattr(item, "obj", None)
+    if not inspect.iscoroutinefunction(test):
+        return (yield)
+    item.obj = _closing_sockets(test)  # type: ignore[attr-defined]
+    try:
+        return (yield)
+    finally:
+        item.obj = test  # type: ignore[attr-defined]
+        _SOCKETS.clear()
+
+
 async def ws_connect(user: User | None, *, origin: bytes = ORIGIN, language: str = "en") -> WebsocketCommunicator:
     """Open /ws/chat/ as `user` (None: no session) through the real ASGI application."""
     from webchat.asgi import application
@@ -367,7 +419,7 @@ async def ws_connect(user: User | None, *, origin: bytes = ORIGIN, language: str
     if user is not None:
         cookie = await sync_to_async(session_cookie_for)(user)
         headers[2] = (b"cookie", f"sessionid={cookie}; django_language={language}".encode())
-    return WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    return socket_open(application, "/ws/chat/", headers)
 
 
 async def ws_frames_until(

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 
-from tests.conftest import People, session_cookie_for
+from tests.conftest import People, session_cookie_for, socket_open
 from webchat.hosts import websocket_allowed_origins
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,10 +53,10 @@ def test_check_deploy_accepts_a_leading_dot_domain() -> None:
 
 async def socket_accepted(application: Any, people: People, origin: bytes) -> bool:
     cookie = await sync_to_async(session_cookie_for)(people.student)
-    communicator = WebsocketCommunicator(
+    communicator = socket_open(
         application,
         "/ws/chat/",
-        headers=[(b"origin", origin), (b"host", b"127.0.0.1"), (b"cookie", f"sessionid={cookie}".encode())],
+        [(b"origin", origin), (b"host", b"127.0.0.1"), (b"cookie", f"sessionid={cookie}".encode())],
     )
     accepted, _ = await communicator.connect()
     if accepted:

@@ -31,7 +31,7 @@ from apps.billing.models import LedgerEntry
 from apps.conversations import socket_slots
 from apps.conversations.models import Message
 from apps.conversations.socket_slots import socket_slot_take, socket_slots_forget
-from tests.conftest import ORIGIN, PASSWORD, LiveServer, People, ws_frames_until, ws_turn
+from tests.conftest import ORIGIN, PASSWORD, LiveServer, People, socket_open, ws_frames_until, ws_turn
 from tests.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,7 +50,7 @@ async def open_socket(client: Client) -> WebsocketCommunicator:
     from webchat.asgi import application
 
     cookie = f"sessionid={client.cookies['sessionid'].value}; django_language=en"
-    ws = WebsocketCommunicator(
+    ws = socket_open(
         application, "/ws/chat/", headers=[(b"origin", ORIGIN), (b"host", b"127.0.0.1"), (b"cookie", cookie.encode())]
     )
     accepted, _ = await ws.connect()
