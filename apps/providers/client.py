@@ -391,7 +391,9 @@ async def _call(
             try:
                 pending = b""
                 data: list[bytes] = []
-                async for raw in response.http_response.aiter_bytes():
+                # Raw bytes: the transport's caps already decoded any content encoding
+                # (netguard._CappedBody), so httpx's decoding layer would only pass them on.
+                async for raw in response.http_response.aiter_raw():
                     lines = (pending + raw).split(b"\n")
                     pending = lines.pop()
                     for line in lines:

@@ -31,7 +31,7 @@ import httpx2
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
-from apps.providers.netstream import AsyncioBackend
+from apps.providers.netstream import AsyncioBackend, ConnectionPool
 from webchat.errors import ErrorCode
 
 # A marker in the connect error, so the client can tell "refused by policy" from "down".
@@ -224,7 +224,7 @@ class PooledTransport(httpx2.AsyncHTTPTransport):
 
     def __init__(self, *, public_only: bool, limits: httpx2.Limits = POOL_LIMITS) -> None:
         super().__init__(trust_env=not public_only)
-        self._pool = httpcore2.AsyncConnectionPool(
+        self._pool = ConnectionPool(
             ssl_context=httpx2.create_ssl_context(trust_env=not public_only),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,

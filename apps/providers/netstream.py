@@ -7,16 +7,26 @@ student at once, that was about a third of relaying a chunk. Here a read is a fu
 protocol completes when bytes arrive, with one timer for its timeout; and whether an idle
 pooled connection is still usable is known without a system call, because the loop has
 already told the protocol if the server sent something or hung up.
+
+A streamed reply's body comes in HTTP/1.1 chunks, one per piece of text. h11 parses each
+through its general event machinery, two events and a timer per chunk; `ConnectionPool`'s
+connections read a chunked body here instead, in one pass over what arrived, and hand h11
+the end of the body so the connection is kept alive exactly as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
+import h11
 import httpcore2
+from h11._readers import ChunkedReader
+from h11._receivebuffer import ReceiveBuffer
+from httpcore2._async.http11 import AsyncHTTP11Connection
 
 # Bytes a connection may hold unread before the loop stops reading its socket (a stalled
 # reader does not buffer a fast server's whole reply in memory), and where it starts again.
@@ -92,11 +102,6 @@ class _Protocol(asyncio.Protocol):
         return first
 
 
-def _time_out(waiter: asyncio.Future[None], error: Exception) -> None:
-    if not waiter.done():
-        waiter.set_exception(error)
-
-
 class AsyncioStream(httpcore2.AsyncNetworkStream):
     """One connection (plain or TLS) as httpcore reads and writes it."""
 
@@ -104,25 +109,41 @@ class AsyncioStream(httpcore2.AsyncNetworkStream):
         self._transport = transport
         self._protocol = protocol
         self._loop = asyncio.get_running_loop()
+        # The read timeout: one timer per connection, moved on lazily, not one per read (a
+        # streamed reply waits for every chunk; each timer made and cancelled also stayed
+        # in the loop's heap until its time came).
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol
         if not protocol.pieces and not protocol.closed:
             waiter = protocol.waiter = self._loop.create_future()
-            timer = None
             if timeout is not None:
-                timer = self._loop.call_later(timeout, _time_out, waiter, httpcore2.ReadTimeout("read timed out"))
+                self._deadline = self._loop.time() + timeout
+                if self._timer is None:
+                    self._timer = self._loop.call_at(self._deadline, self._timed_out)
             try:
                 await waiter
             finally:
                 protocol.waiter = None
-                if timer is not None:
-                    timer.cancel()
         if protocol.pieces:
             return protocol.take(max_bytes)
         if protocol.error is not None:
             raise httpcore2.ReadError(str(protocol.error) or type(protocol.error).__name__)
         return b""  # the server closed the connection
+
+    def _timed_out(self) -> None:
+        """The timer came due: fail the waiting read if its own deadline has passed, else
+        wait on until it does (the read began later than the timer)."""
+        self._timer = None
+        waiter = self._protocol.waiter
+        if waiter is None or waiter.done():
+            return  # no read waiting: the next one sets the timer again
+        if self._loop.time() >= self._deadline:
+            waiter.set_exception(httpcore2.ReadTimeout("read timed out"))
+        else:
+            self._timer = self._loop.call_at(self._deadline, self._timed_out)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
@@ -142,11 +163,17 @@ class AsyncioStream(httpcore2.AsyncNetworkStream):
                 raise httpcore2.WriteError(str(protocol.error))
 
     async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._transport.close()
 
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore2.AsyncNetworkStream:
+        if self._timer is not None:  # the TLS stream that follows keeps its own
+            self._timer.cancel()
+            self._timer = None
         try:
             async with asyncio.timeout(timeout):
                 transport = await self._loop.start_tls(
@@ -226,3 +253,138 @@ class AsyncioBackend(httpcore2.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+# RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF, as h11 accepts it (at most 20 hex digits,
+# extensions ignored, trailing blanks tolerated). A line this long is no chunk header.
+_CHUNK_HEADER = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;[^\r\n]*)?[ \t]*")
+_CHUNK_LINE_MAX = 4096
+_TRAILER_MAX = 16 * 1024
+_INCOMPLETE = "peer closed connection without sending complete message body (incomplete chunked read)"
+
+
+class HTTP11Connection(AsyncHTTP11Connection):
+    """httpcore's HTTP/1.1 connection, reading chunked response bodies itself."""
+
+    async def _receive_response_body(self, request: httpcore2.Request) -> AsyncGenerator[bytes]:
+        state = self._h11_state
+        buffer = chunked_body_start(state)
+        if buffer is None:  # a length-delimited body, or an h11 whose insides have changed
+            async for piece in super()._receive_response_body(request):
+                yield piece
+            return
+        timeout = request.extensions.get("timeout", {}).get("read", None)
+        read = self._network_stream.read
+        size = self.READ_NUM_BYTES
+        # What h11 had already taken in with the headers is ours now.
+        data = bytes(buffer.maybe_extract_at_most(len(buffer)) or b"")
+        at = 0
+        while True:
+            end = data.find(b"\r\n", at)
+            while end < 0:
+                if len(data) - at > _CHUNK_LINE_MAX:
+                    raise httpcore2.RemoteProtocolError("illegal chunk header")
+                data = data[at:] + await _more(read, size, timeout)
+                at = 0
+                end = data.find(b"\r\n")
+            header = _CHUNK_HEADER.fullmatch(data, at, end)
+            if header is None:
+                raise httpcore2.RemoteProtocolError(f"illegal chunk header: {data[at : end + 2]!r}")
+            left = int(header[1], 16)
+            at = end + 2
+            if left == 0:
+                break
+            while True:
+                piece = data[at : at + left]
+                if piece:
+                    at += len(piece)
+                    left -= len(piece)
+                    yield piece
+                if not left:
+                    break
+                data, at = await _more(read, size, timeout), 0
+            while len(data) - at < 2:
+                data = data[at:] + await _more(read, size, timeout)
+                at = 0
+            if data[at : at + 2] != b"\r\n":
+                raise httpcore2.RemoteProtocolError(f"malformed chunk footer: {data[at : at + 2]!r}")
+            at += 2
+        # The trailer section (usually empty) ends at a blank line.
+        while not data.startswith(b"\r\n", at):
+            end = data.find(b"\r\n\r\n", at)
+            if end >= 0:
+                at = end + 2
+                break
+            if len(data) - at > _TRAILER_MAX:
+                raise httpcore2.RemoteProtocolError("chunked trailer too long")
+            data = data[at:] + await _more(read, size, timeout)
+            at = 0
+        # h11 reads the body's end (and anything after it) itself: the connection goes back
+        # to the pool, or is closed, on exactly its rules.
+        state.receive_data(b"0\r\n\r\n" + data[at + 2 :])
+        try:
+            event = state.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise httpcore2.RemoteProtocolError(str(exc)) from exc
+        if type(event) is not h11.EndOfMessage:
+            raise httpcore2.RemoteProtocolError("the chunked body did not end cleanly")
+
+
+def chunked_body_start(state: h11.Connection) -> ReceiveBuffer | None:
+    """h11's receive buffer, if h11 is about to read a chunked body from its start (and its
+    insides are still those of the pinned version): else None."""
+    reader, buffer = getattr(state, "_reader", None), getattr(state, "_receive_buffer", None)
+    if (
+        type(reader) is ChunkedReader
+        and isinstance(buffer, ReceiveBuffer)
+        and getattr(reader, "_bytes_in_chunk", None) == 0
+        and getattr(reader, "_bytes_to_discard", None) == b""
+        and getattr(reader, "_reading_trailer", None) is False
+    ):
+        return buffer
+    return None
+
+
+async def _more(read: Any, size: int, timeout: float | None) -> bytes:
+    data: bytes = await read(size, timeout=timeout)
+    if not data:
+        raise httpcore2.RemoteProtocolError(_INCOMPLETE)
+    return data
+
+
+class HTTPConnection(httpcore2.AsyncHTTPConnection):
+    """httpcore's connection to one origin, speaking HTTP/1.1 through HTTP11Connection."""
+
+    async def handle_async_request(self, request: httpcore2.Request) -> httpcore2.Response:
+        if not self.can_handle_request(request.url.origin):
+            raise RuntimeError(f"Attempted to send request to {request.url.origin} on connection to {self._origin}")
+        try:
+            async with self._request_lock:
+                if self._connection is None:
+                    stream = await self._connect(request)
+                    self._connection = HTTP11Connection(
+                        origin=self._origin, stream=stream, keepalive_expiry=self._keepalive_expiry
+                    )
+        except BaseException:
+            self._connect_failed = True
+            raise
+        return await self._connection.handle_async_request(request)
+
+
+class ConnectionPool(httpcore2.AsyncConnectionPool):
+    """httpcore's pool (HTTP/1.1 only, no proxy), of HTTPConnection."""
+
+    def create_connection(self, origin: httpcore2.Origin) -> httpcore2.AsyncConnectionInterface:
+        assert self._proxy is None and not self._http2, "HTTPConnection speaks HTTP/1.1 directly"
+        return HTTPConnection(
+            origin=origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+            http1=True,
+            http2=False,
+            retries=self._retries,
+            local_address=self._local_address,
+            uds=self._uds,
+            network_backend=self._network_backend,
+            socket_options=self._socket_options,
+        )

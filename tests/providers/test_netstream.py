@@ -1,5 +1,6 @@
 """The provider calls' network backend (apps/providers/netstream.py) against real servers on
-127.0.0.1: plain and TLS, keep-alive, a server that hangs up, stalls or sends a lot."""
+127.0.0.1: plain and TLS, keep-alive, a server that hangs up, stalls or sends a lot, and
+chunked bodies cut every way a network can cut them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import h11
 import httpcore2
 import httpx2
 import pytest
@@ -55,7 +57,7 @@ async def request_head(reader: asyncio.StreamReader) -> bytes:
 
 
 def pool(**kwargs: object) -> httpcore2.AsyncConnectionPool:
-    return httpcore2.AsyncConnectionPool(network_backend=AsyncioBackend(), **kwargs)  # type: ignore[arg-type]
+    return netstream.ConnectionPool(network_backend=AsyncioBackend(), **kwargs)  # type: ignore[arg-type]
 
 
 def self_signed(tmp_path: Path, host: str = "localhost") -> tuple[ssl.SSLContext, ssl.SSLContext]:
@@ -281,3 +283,155 @@ def _transport() -> httpx2.AsyncHTTPTransport:
     from apps.providers.netguard import PooledTransport
 
     return PooledTransport(public_only=False)
+
+
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/event-stream\r\n\r\n"
+
+
+def chunked(*pieces: bytes, trailer: bytes = b"") -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n" + trailer + b"\r\n"
+
+
+def serving_chunked(*writes: bytes, requests: int = 1, pause: float = 0.002) -> Handler:
+    """Answers each request with the head then `writes`, each a separate send."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for _ in range(requests):
+                await request_head(reader)
+                for data in writes:
+                    writer.write(data)
+                    await writer.drain()
+                    await asyncio.sleep(pause)
+            await reader.read()
+        finally:
+            writer.close()
+
+    return handler
+
+
+async def body_of(http: httpcore2.AsyncConnectionPool, port: int) -> list[bytes]:
+    async with http.stream("GET", f"http://127.0.0.1:{port}/") as response:
+        assert response.status == 200
+        return [bytes(piece) async for piece in response.aiter_stream()]
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        "head and body together",
+        "a send per chunk",
+        "a byte at a time",
+        "split inside the size line, the data and the CRLF",
+    ],
+)
+def test_a_chunked_body_arrives_whole_however_the_network_cuts_it(run_on: Runs, cut: str) -> None:
+    pieces = [b'data: {"a": 1}\n\n', b"x" * 3000, "中文 ✓".encode(), b"\r\n\r\n", b"0"]
+    body = chunked(*pieces)
+    writes = {
+        "head and body together": [CHUNKED_HEAD + body],
+        "a send per chunk": [CHUNKED_HEAD] + [chunked(p)[: -len(b"0\r\n\r\n")] for p in pieces] + [b"0\r\n\r\n"],
+        "a byte at a time": [CHUNKED_HEAD] + [body[i : i + 1] for i in range(0, 120)] + [body[120:]],
+        "split inside the size line, the data and the CRLF": [
+            CHUNKED_HEAD + body[:1],
+            body[1:5],
+            body[5:25],
+            body[25:26],
+        ]
+        + [body[26:]],
+    }[cut]
+
+    async def run() -> None:
+        async with serving(serving_chunked(*writes, pause=0.0005)) as port, pool() as http:
+            assert b"".join(await body_of(http, port)) == b"".join(pieces)
+
+    run_on(run())
+
+
+def test_chunk_extensions_upper_case_sizes_blanks_and_trailers_are_read_as_http_allows(run_on: Runs) -> None:
+    body = b"5;name=value\r\nhello\r\nA \r\n0123456789\r\n0;end\r\nX-Checksum: 1\r\nX-Other: 2\r\n\r\n"
+
+    async def run() -> None:
+        async with serving(serving_chunked(CHUNKED_HEAD, body, requests=2)) as port, pool() as http:
+            assert b"".join(await body_of(http, port)) == b"hello0123456789"
+            # The trailer was read to its end: the same connection serves the next request.
+            assert b"".join(await body_of(http, port)) == b"hello0123456789"
+            assert len(http.connections) == 1
+
+    run_on(run())
+
+
+def test_a_streamed_body_keeps_the_connection_alive_for_the_next_request(run_on: Runs) -> None:
+    connections = []
+    inner = serving_chunked(CHUNKED_HEAD, chunked(b"one", b"two"), requests=3)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        await inner(reader, writer)
+
+    async def run() -> None:
+        async with serving(handler) as port, pool() as http:
+            for _ in range(3):
+                assert await body_of(http, port) == [b"one", b"two"]
+
+    run_on(run())
+    assert len(connections) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"zz\r\nhello\r\n0\r\n\r\n", "illegal chunk header"),
+        (b"-5\r\nhello\r\n0\r\n\r\n", "illegal chunk header"),
+        (b"1" * 21 + b"\r\n", "illegal chunk header"),
+        (b"5\r\nhelloXY0\r\n\r\n", "malformed chunk footer"),
+        (b"9" * 5000, "illegal chunk header"),  # a size line with no end
+        (b"5\r\nhel", "incomplete chunked read"),  # the server hangs up mid-chunk
+        (b"5\r\nhello\r\n", "incomplete chunked read"),  # ... before the last chunk
+        (b"0\r\nX-Trailer: 1\r\n", "incomplete chunked read"),  # ... inside the trailer
+    ],
+)
+def test_a_broken_chunked_body_is_a_protocol_error_after_what_arrived_whole(
+    run_on: Runs, body: bytes, error: str
+) -> None:
+    async def run() -> None:
+        # A server that sends the head and `body`, then hangs up.
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await request_head(reader)
+            writer.write(CHUNKED_HEAD + body)
+            await writer.drain()
+            writer.close()
+
+        async with serving(handler) as port, pool() as http:
+            received = []
+            with pytest.raises(httpcore2.RemoteProtocolError, match=error):
+                async with http.stream("GET", f"http://127.0.0.1:{port}/") as response:
+                    async for piece in response.aiter_stream():
+                        received.append(bytes(piece))
+            assert b"".join(received) in (b"", b"hel", b"hello")
+            assert http.connections == []  # a broken connection is never reused
+
+    run_on(run())
+
+
+def test_a_length_delimited_body_is_still_read_by_h11(run_on: Runs) -> None:
+    async def run() -> None:
+        async with serving(answer_each) as port, pool() as http:
+            async with http.stream("GET", f"http://127.0.0.1:{port}/") as response:
+                assert [bytes(p) async for p in response.aiter_stream()] == [b"ok"]
+
+    run_on(run())
+
+
+def test_h11_is_still_what_the_chunked_reader_reads_after() -> None:
+    """The reader takes over from h11's own state. An h11 whose insides changed would quietly
+    fall back to h11's reader (correct, slower); this says so if that happens."""
+    state = h11.Connection(h11.CLIENT)
+    state.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    state.send(h11.EndOfMessage())
+    state.receive_data(CHUNKED_HEAD + b"5\r\nhel")
+    assert type(state.next_event()) is h11.Response
+    buffer = netstream.chunked_body_start(state)
+    assert buffer is not None and bytes(buffer) == b"5\r\nhel"
+    assert type(state.next_event()) is h11.Data  # h11 reading: no longer at the start
+    assert netstream.chunked_body_start(state) is None
