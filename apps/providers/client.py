@@ -223,7 +223,7 @@ def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None, list[dict[s
     "x"` or `content: 5` breaks the protocol: that is the provider's fault (upstream_dropped),
     never a crash here. Plain dicts from one JSON parse: no typed object per chunk."""
     try:
-        chunk = json.loads(data)
+        chunk = json.loads(data.decode())  # UTF-8, as SSE is: json's own guess costs more than the parse
     except BAD_JSON:
         raise _malformed("a data line is not JSON") from None
     if not isinstance(chunk, dict):
@@ -391,9 +391,9 @@ async def _call(
             try:
                 pending = b""
                 data: list[bytes] = []
-                # Raw bytes: the transport's caps already decoded any content encoding
-                # (netguard._CappedBody), so httpx's decoding layer would only pass them on.
-                async for raw in response.http_response.aiter_raw():
+                # The body as the transport's caps read it (netguard._CappedBody, which also
+                # decoded any content encoding): httpx's own iterators would only pass it on.
+                async for raw in response.http_response.stream:
                     lines = (pending + raw).split(b"\n")
                     pending = lines.pop()
                     for line in lines:
