@@ -17,6 +17,7 @@ the end of the body so the connection is kept alive exactly as before.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import ssl
 from collections.abc import AsyncGenerator, Iterable
@@ -119,7 +120,9 @@ class AsyncioStream(httpcore2.AsyncNetworkStream):
         protocol = self._protocol
         if not protocol.pieces and not protocol.closed:
             waiter = protocol.waiter = self._loop.create_future()
-            if timeout is not None:
+            if timeout is None:
+                self._deadline = math.inf  # this read waits as long as it takes
+            else:
                 self._deadline = self._loop.time() + timeout
                 if self._timer is None:
                     self._timer = self._loop.call_at(self._deadline, self._timed_out)
@@ -142,7 +145,7 @@ class AsyncioStream(httpcore2.AsyncNetworkStream):
             return  # no read waiting: the next one sets the timer again
         if self._loop.time() >= self._deadline:
             waiter.set_exception(httpcore2.ReadTimeout("read timed out"))
-        else:
+        elif self._deadline != math.inf:
             self._timer = self._loop.call_at(self._deadline, self._timed_out)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:

@@ -435,3 +435,34 @@ def test_h11_is_still_what_the_chunked_reader_reads_after() -> None:
     assert buffer is not None and bytes(buffer) == b"5\r\nhel"
     assert type(state.next_event()) is h11.Data  # h11 reading: no longer at the start
     assert netstream.chunked_body_start(state) is None
+
+
+def test_a_read_timeout_counts_from_the_read_that_waits(run_on: Runs) -> None:
+    """One timer per connection, moved on lazily: a read that waits longer than its timeout
+    fails, a later read gets its full time, and a read without a timeout waits as long as it
+    takes even when an earlier read's timer comes due meanwhile."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for pause in (0.05, 0.4, 0.25, 0.4):
+            await reader.readexactly(1)
+            await asyncio.sleep(pause)
+            writer.write(b"x")
+            await writer.drain()
+        await reader.read()
+        writer.close()
+
+    async def run() -> None:
+        async with serving(handler) as port:
+            stream = await AsyncioBackend().connect_tcp("127.0.0.1", port)
+            await stream.write(b"1")
+            assert await stream.read(10, timeout=0.3) == b"x"  # well within its time
+            await stream.write(b"2")
+            assert await stream.read(10) == b"x"  # no timeout: 0.4 s, past the first read's timer
+            await stream.write(b"3")
+            assert await stream.read(10, timeout=0.3) == b"x"  # 0.25 s: within its own time
+            await stream.write(b"4")
+            with pytest.raises(httpcore2.ReadTimeout):
+                await stream.read(10, timeout=0.1)  # the answer takes 0.4 s
+            await stream.aclose()
+
+    run_on(run())
