@@ -269,7 +269,15 @@ class _CappedBody(httpx2.AsyncByteStream):
         self._line = 0
 
     def _counted(self, piece: bytes) -> bytes:
-        self._total += len(piece)
+        size = len(piece)
+        if self._line + size <= self._line_cap and self._total + size <= self._total_cap:
+            # The usual piece: no line can have reached the cap, so only where the last
+            # line starts matters.
+            self._total += size
+            last_end = max(piece.rfind(b"\n"), piece.rfind(b"\r"))
+            self._line = self._line + size if last_end < 0 else size - last_end - 1
+            return piece
+        self._total += size
         # Lines end at \n or \r (SSE allows either). Lines inside a piece are shorter than the
         # piece (at most 64 KiB), so only the line running on from earlier pieces and the one
         # left open can pass the line cap.
