@@ -259,10 +259,11 @@ class AsyncioBackend(httpcore2.AsyncNetworkBackend):
 
 
 # RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF, as h11 accepts it (at most 20 hex digits,
-# extensions ignored, trailing blanks tolerated). A line this long is no chunk header.
+# extensions ignored, trailing blanks tolerated).
 _CHUNK_HEADER = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;[^\r\n]*)?[ \t]*")
-_CHUNK_LINE_MAX = 4096
-_TRAILER_MAX = 16 * 1024
+# A chunk-size line or a trailer section longer than h11's own bound on what it buffers: the
+# same bound however the bytes arrive.
+_LINE_MAX = AsyncHTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE
 _INCOMPLETE = "peer closed connection without sending complete message body (incomplete chunked read)"
 
 
@@ -284,12 +285,8 @@ class HTTP11Connection(AsyncHTTP11Connection):
         at = 0
         while True:
             end = data.find(b"\r\n", at)
-            while end < 0:
-                if len(data) - at > _CHUNK_LINE_MAX:
-                    raise httpcore2.RemoteProtocolError("illegal chunk header")
-                data = data[at:] + await _more(read, size, timeout)
-                at = 0
-                end = data.find(b"\r\n")
+            if end < 0 or end - at > _LINE_MAX:
+                data, at, end = await _line(data, at, read, size, timeout)
             header = _CHUNK_HEADER.fullmatch(data, at, end)
             if header is None:
                 raise httpcore2.RemoteProtocolError(f"illegal chunk header: {data[at : end + 2]!r}")
@@ -312,16 +309,18 @@ class HTTP11Connection(AsyncHTTP11Connection):
             if data[at : at + 2] != b"\r\n":
                 raise httpcore2.RemoteProtocolError(f"malformed chunk footer: {data[at : at + 2]!r}")
             at += 2
-        # The trailer section (usually empty) ends at a blank line.
-        while not data.startswith(b"\r\n", at):
-            end = data.find(b"\r\n\r\n", at)
-            if end >= 0:
-                at = end + 2
+        # The trailer section (usually empty): its lines, up to a blank one.
+        trailer = 0
+        while True:
+            end = data.find(b"\r\n", at)
+            if end < 0 or end - at > _LINE_MAX:
+                data, at, end = await _line(data, at, read, size, timeout)
+            if end == at:
                 break
-            if len(data) - at > _TRAILER_MAX:
-                raise httpcore2.RemoteProtocolError("chunked trailer too long")
-            data = data[at:] + await _more(read, size, timeout)
-            at = 0
+            trailer += end + 2 - at
+            if trailer > _LINE_MAX:
+                raise httpcore2.RemoteProtocolError("the chunked body's trailer is too long")
+            at = end + 2
         # h11 reads the body's end (and anything after it) itself: the connection goes back
         # to the pool, or is closed, on exactly its rules.
         state.receive_data(b"0\r\n\r\n" + data[at + 2 :])
@@ -346,6 +345,25 @@ def chunked_body_start(state: h11.Connection) -> ReceiveBuffer | None:
     ):
         return buffer
     return None
+
+
+async def _line(data: bytes, at: int, read: Any, size: int, timeout: float | None) -> tuple[bytes, int, int]:
+    """(data, at, end) with a whole line at data[at:end], its CRLF after: a line that
+    arrives in pieces is gathered in one buffer and each piece searched once (a server
+    sending a byte at a time costs linear time), and none is longer than _LINE_MAX."""
+    end = data.find(b"\r\n", at)
+    if end < 0:
+        pending = bytearray(data[at:])
+        while end < 0:
+            if len(pending) > _LINE_MAX:
+                break
+            searched = max(len(pending) - 1, 0)
+            pending += await _more(read, size, timeout)
+            end = pending.find(b"\r\n", searched)
+        data, at = bytes(pending), 0
+    if end < 0 or end - at > _LINE_MAX:
+        raise httpcore2.RemoteProtocolError("a line of the chunked body is too long")
+    return data, at, end
 
 
 async def _more(read: Any, size: int, timeout: float | None) -> bytes:

@@ -385,7 +385,8 @@ def test_a_streamed_body_keeps_the_connection_alive_for_the_next_request(run_on:
         (b"-5\r\nhello\r\n0\r\n\r\n", "illegal chunk header"),
         (b"1" * 21 + b"\r\n", "illegal chunk header"),
         (b"5\r\nhelloXY0\r\n\r\n", "malformed chunk footer"),
-        (b"9" * 5000, "illegal chunk header"),  # a size line with no end
+        (b"9" * (101 * 1024), "too long"),  # a size line with no end
+        (b"5\r\nhello\r\n0\r\n" + b"X: y\r\n" * 20000, "too long"),  # a trailer with no end
         (b"5\r\nhel", "incomplete chunked read"),  # the server hangs up mid-chunk
         (b"5\r\nhello\r\n", "incomplete chunked read"),  # ... before the last chunk
         (b"0\r\nX-Trailer: 1\r\n", "incomplete chunked read"),  # ... inside the trailer
@@ -464,5 +465,29 @@ def test_a_read_timeout_counts_from_the_read_that_waits(run_on: Runs) -> None:
             with pytest.raises(httpcore2.ReadTimeout):
                 await stream.read(10, timeout=0.1)  # the answer takes 0.4 s
             await stream.aclose()
+
+    run_on(run())
+
+
+@pytest.mark.parametrize("cut", ["one send", "3000-byte sends", "the trailer a byte at a time"])
+def test_long_extensions_and_trailers_are_read_alike_however_they_arrive(run_on: Runs, cut: str) -> None:
+    """A 10 KiB chunk extension and a 20 KiB trailer, within h11's own bound on a line: the
+    same answer however they arrive (a trailer trickling in a byte at a time is gathered, not
+    searched again from its start at each byte)."""
+    trailer = b"X-Long: " + b"b" * 20_000 + b"\r\n\r\n"
+    head = b"5;" + b"a" * 10_000 + b"\r\nhello\r\n0\r\n"
+    body = head + trailer
+    writes = {
+        "one send": [body],
+        "3000-byte sends": [body[i : i + 3000] for i in range(0, len(body), 3000)],
+        "the trailer a byte at a time": [head] + [trailer[i : i + 1] for i in range(len(trailer))],
+    }[cut]
+
+    async def run() -> None:
+        handler = serving_chunked(CHUNKED_HEAD, *writes, requests=2, pause=0)
+        async with serving(handler) as port, pool() as http:
+            for _ in range(2):
+                assert b"".join(await body_of(http, port)) == b"hello"
+            assert len(http.connections) == 1
 
     run_on(run())
