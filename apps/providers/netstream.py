@@ -123,9 +123,12 @@ class AsyncioStream(httpcore2.AsyncNetworkStream):
             if timeout is None:
                 self._deadline = math.inf  # this read waits as long as it takes
             else:
-                self._deadline = self._loop.time() + timeout
-                if self._timer is None:
-                    self._timer = self._loop.call_at(self._deadline, self._timed_out)
+                self._deadline = deadline = self._loop.time() + timeout
+                timer = self._timer
+                if timer is None or timer.when() > deadline:  # none yet, or set for a longer timeout
+                    if timer is not None:
+                        timer.cancel()
+                    self._timer = self._loop.call_at(deadline, self._timed_out)
             try:
                 await waiter
             finally:
@@ -143,10 +146,12 @@ class AsyncioStream(httpcore2.AsyncNetworkStream):
         waiter = self._protocol.waiter
         if waiter is None or waiter.done():
             return  # no read waiting: the next one sets the timer again
-        if self._loop.time() >= self._deadline:
+        now = self._loop.time()
+        if now >= self._deadline:
             waiter.set_exception(httpcore2.ReadTimeout("read timed out"))
         elif self._deadline != math.inf:
-            self._timer = self._loop.call_at(self._deadline, self._timed_out)
+            # uvloop may fire a timer up to a millisecond early: not again at once for that.
+            self._timer = self._loop.call_at(max(self._deadline, now + 0.001), self._timed_out)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
@@ -309,25 +314,11 @@ class HTTP11Connection(AsyncHTTP11Connection):
             if data[at : at + 2] != b"\r\n":
                 raise httpcore2.RemoteProtocolError(f"malformed chunk footer: {data[at : at + 2]!r}")
             at += 2
-        # The trailer section (usually empty): its lines, up to a blank one.
-        trailer = 0
-        while True:
-            end = data.find(b"\r\n", at)
-            if end < 0 or end - at > _LINE_MAX:
-                data, at, end = await _line(data, at, read, size, timeout)
-            if end == at:
-                break
-            trailer += end + 2 - at
-            if trailer > _LINE_MAX:
-                raise httpcore2.RemoteProtocolError("the chunked body's trailer is too long")
-            at = end + 2
-        # h11 reads the body's end (and anything after it) itself: the connection goes back
-        # to the pool, or is closed, on exactly its rules.
-        state.receive_data(b"0\r\n\r\n" + data[at + 2 :])
-        try:
-            event = state.next_event()
-        except h11.RemoteProtocolError as exc:
-            raise httpcore2.RemoteProtocolError(str(exc)) from exc
+        # The trailer section (usually empty) is h11's to read, on its rules (bare LF line
+        # ends, field syntax, its bound on size), as is anything after it: the connection
+        # goes back to the pool, or is closed, exactly as before.
+        state.receive_data(b"0\r\n" + data[at:])
+        event = await self._receive_event(timeout=timeout)
         if type(event) is not h11.EndOfMessage:
             raise httpcore2.RemoteProtocolError("the chunked body did not end cleanly")
 

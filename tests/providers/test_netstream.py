@@ -389,7 +389,8 @@ def test_a_streamed_body_keeps_the_connection_alive_for_the_next_request(run_on:
         (b"5\r\nhello\r\n0\r\n" + b"X: y\r\n" * 20000, "too long"),  # a trailer with no end
         (b"5\r\nhel", "incomplete chunked read"),  # the server hangs up mid-chunk
         (b"5\r\nhello\r\n", "incomplete chunked read"),  # ... before the last chunk
-        (b"0\r\nX-Trailer: 1\r\n", "incomplete chunked read"),  # ... inside the trailer
+        (b"0\r\nX-Trailer: 1\r\n", "unexpectedly closed"),  # ... inside the trailer (h11's words)
+        (b"5\r\nhello\r\n0\r\nnot a header field\r\n\r\n", "header"),  # a trailer h11 refuses
     ],
 )
 def test_a_broken_chunked_body_is_a_protocol_error_after_what_arrived_whole(
@@ -489,5 +490,45 @@ def test_long_extensions_and_trailers_are_read_alike_however_they_arrive(run_on:
             for _ in range(2):
                 assert b"".join(await body_of(http, port)) == b"hello"
             assert len(http.connections) == 1
+
+    run_on(run())
+
+
+def test_a_trailer_ended_by_bare_line_feeds_is_read_as_h11_reads_it(run_on: Runs) -> None:
+    """h11 reads the trailer section: a bare LF ends it (RFC 9112 allows a recipient that),
+    and the connection serves the next request."""
+    body = b"5\r\nhello\r\n0\r\nX-Checksum: 1\n\n"
+
+    async def run() -> None:
+        async with serving(serving_chunked(CHUNKED_HEAD + body, requests=2)) as port, pool() as http:
+            for _ in range(2):
+                async with asyncio.timeout(5):
+                    assert b"".join(await body_of(http, port)) == b"hello"
+            assert len(http.connections) == 1
+
+    run_on(run())
+
+
+def test_a_shorter_read_timeout_on_a_reused_connection_holds(run_on: Runs) -> None:
+    """The connection's one timer, set for a long timeout by an earlier request, is moved
+    earlier for a request with a shorter one."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await request_head(reader)
+        writer.write(OK)
+        await writer.drain()
+        await request_head(reader)  # the second request is never answered
+        await asyncio.sleep(5)
+        writer.close()
+
+    async def run() -> None:
+        async with serving(handler) as port, pool() as http:
+            first = await http.request("GET", f"http://127.0.0.1:{port}/", extensions={"timeout": {"read": 5}})
+            assert first.status == 200
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            with pytest.raises(httpcore2.ReadTimeout):
+                await http.request("GET", f"http://127.0.0.1:{port}/", extensions={"timeout": {"read": 0.3}})
+            assert loop.time() - began < 2
 
     run_on(run())
