@@ -102,12 +102,19 @@ async def answer_each(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         writer.close()
 
 
-def test_keep_alive_reuses_the_connection(run_on: Runs) -> None:
-    connections = []
+def counting(inner: Handler) -> tuple[Handler, list[asyncio.StreamWriter]]:
+    """`inner`, and the connections it has been given."""
+    connections: list[asyncio.StreamWriter] = []
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(writer)
-        await answer_each(reader, writer)
+        await inner(reader, writer)
+
+    return handler, connections
+
+
+def test_keep_alive_reuses_the_connection(run_on: Runs) -> None:
+    handler, connections = counting(answer_each)
 
     async def run() -> None:
         async with serving(handler) as port, pool() as http:
@@ -362,12 +369,7 @@ def test_chunk_extensions_upper_case_sizes_blanks_and_trailers_are_read_as_http_
 
 
 def test_a_streamed_body_keeps_the_connection_alive_for_the_next_request(run_on: Runs) -> None:
-    connections = []
-    inner = serving_chunked(CHUNKED_HEAD, chunked(b"one", b"two"), requests=3)
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-        await inner(reader, writer)
+    handler, connections = counting(serving_chunked(CHUNKED_HEAD, chunked(b"one", b"two"), requests=3))
 
     async def run() -> None:
         async with serving(handler) as port, pool() as http:
