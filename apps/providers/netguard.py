@@ -270,22 +270,17 @@ class _CappedBody(httpx2.AsyncByteStream):
 
     def _counted(self, piece: bytes) -> bytes:
         size = len(piece)
-        if self._line + size <= self._line_cap and self._total + size <= self._total_cap:
-            # The usual piece: no line can have reached the cap, so only where the last
-            # line starts matters.
-            self._total += size
-            last_end = max(piece.rfind(b"\n"), piece.rfind(b"\r"))
-            self._line = self._line + size if last_end < 0 else size - last_end - 1
-            return piece
         self._total += size
         # Lines end at \n or \r (SSE allows either). Lines inside a piece are shorter than the
         # piece (at most 64 KiB), so only the line running on from earlier pieces and the one
-        # left open can pass the line cap.
+        # left open can pass the line cap; the open one is counted on with the next piece.
+        run_on = self._line
+        last_end = max(piece.rfind(b"\n"), piece.rfind(b"\r"))
+        self._line = run_on + size if last_end < 0 else size - last_end - 1
+        if self._total <= self._total_cap and run_on + size <= self._line_cap:
+            return piece  # the usual piece: no line can have reached the cap
         ends = [at for at in (piece.find(b"\n"), piece.find(b"\r")) if at >= 0]
-        first_end, last_end = (min(ends), max(piece.rfind(b"\n"), piece.rfind(b"\r"))) if ends else (-1, -1)
-        longest = self._line + (first_end if ends else len(piece))
-        self._line = len(piece) - last_end - 1 if ends else self._line + len(piece)
-        if self._total > self._total_cap or longest > self._line_cap:
+        if self._total > self._total_cap or run_on + (min(ends) if ends else size) > self._line_cap:
             raise ReplyRefused(
                 ErrorCode.UPSTREAM_TOO_LARGE,
                 f"response body over {self._total_cap} bytes or a line over {self._line_cap} bytes",

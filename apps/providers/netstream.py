@@ -9,7 +9,7 @@ pooled connection is still usable is known without a system call, because the lo
 already told the protocol if the server sent something or hung up.
 
 A streamed reply's body comes in HTTP/1.1 chunks, one per piece of text. h11 parses each
-through its general event machinery, two events and a timer per chunk; `ConnectionPool`'s
+through its general event machinery, two events and two reads per chunk; `ConnectionPool`'s
 connections read a chunked body here instead, in one pass over what arrived, and hand h11
 the end of the body so the connection is kept alive exactly as before.
 """
@@ -266,10 +266,8 @@ class AsyncioBackend(httpcore2.AsyncNetworkBackend):
 # RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF, as h11 accepts it (at most 20 hex digits,
 # extensions ignored, trailing blanks tolerated).
 _CHUNK_HEADER = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;[^\r\n]*)?[ \t]*")
-# A chunk-size line or a trailer section longer than h11's own bound on what it buffers: the
-# same bound however the bytes arrive.
+# No chunk-size line longer than h11's own bound on what it buffers, however the bytes arrive.
 _LINE_MAX = AsyncHTTP11Connection.MAX_INCOMPLETE_EVENT_SIZE
-_INCOMPLETE = "peer closed connection without sending complete message body (incomplete chunked read)"
 
 
 class HTTP11Connection(AsyncHTTP11Connection):
@@ -291,7 +289,7 @@ class HTTP11Connection(AsyncHTTP11Connection):
         while True:
             end = data.find(b"\r\n", at)
             if end < 0 or end - at > _LINE_MAX:
-                data, at, end = await _line(data, at, read, size, timeout)
+                data, at, end = await _line(data, at, end, read, size, timeout)
             header = _CHUNK_HEADER.fullmatch(data, at, end)
             if header is None:
                 raise httpcore2.RemoteProtocolError(f"illegal chunk header: {data[at : end + 2]!r}")
@@ -338,11 +336,11 @@ def chunked_body_start(state: h11.Connection) -> ReceiveBuffer | None:
     return None
 
 
-async def _line(data: bytes, at: int, read: Any, size: int, timeout: float | None) -> tuple[bytes, int, int]:
-    """(data, at, end) with a whole line at data[at:end], its CRLF after: a line that
-    arrives in pieces is gathered in one buffer and each piece searched once (a server
-    sending a byte at a time costs linear time), and none is longer than _LINE_MAX."""
-    end = data.find(b"\r\n", at)
+async def _line(data: bytes, at: int, end: int, read: Any, size: int, timeout: float | None) -> tuple[bytes, int, int]:
+    """For a line at `at` whose end was not found (`end` < 0) or is too far: (data, at, end)
+    with the whole line at data[at:end], its CRLF after. A line that arrives in pieces is
+    gathered in one buffer and each piece searched once (a server sending a byte at a time
+    costs linear time); none is longer than _LINE_MAX."""
     if end < 0:
         pending = bytearray(data[at:])
         while end < 0:
@@ -360,7 +358,9 @@ async def _line(data: bytes, at: int, read: Any, size: int, timeout: float | Non
 async def _more(read: Any, size: int, timeout: float | None) -> bytes:
     data: bytes = await read(size, timeout=timeout)
     if not data:
-        raise httpcore2.RemoteProtocolError(_INCOMPLETE)
+        raise httpcore2.RemoteProtocolError(
+            "peer closed connection without sending complete message body (incomplete chunked read)"
+        )
     return data
 
 
