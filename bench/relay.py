@@ -410,6 +410,7 @@ async def bench(
 
         # CPU per turn: one-chunk turns, every socket `rounds` times.
         cpu0, loop0 = cpu_seconds(pid), loop_cpu_seconds(pid)
+        kernel0 = user_system_seconds_of(Path(f"/proc/{pid}/stat"))[1]
         for _ in range(args.rounds):
             streams = await asyncio.gather(*(chat.turn(short_model) for chat in chats))
             failed = [s.status for s in streams if s.status != "complete"]
@@ -417,6 +418,7 @@ async def bench(
                 raise SystemExit(f"turns failed: {failed[:5]}")
         per_turn = (cpu_seconds(pid) - cpu0) / (args.rounds * len(chats))
         per_turn_loop = (loop_cpu_seconds(pid) - loop0) / (args.rounds * len(chats))
+        per_turn_kernel = (user_system_seconds_of(Path(f"/proc/{pid}/stat"))[1] - kernel0) / (args.rounds * len(chats))
 
         # Burst of long streams: TTFT, gaps, CPU per chunk mid-stream.
         direct_burst = await asyncio.gather(
@@ -485,7 +487,7 @@ async def bench(
         f"| {VIA_LABEL[args.via]} | goal |"
     )
     print("| --- | --- | --- |")
-    print(f"| CPU per turn (everything but the chunks) | {ms(per_turn)} | <= 4 ms |")
+    print(f"| CPU per turn (everything but the chunks) | {ms(per_turn)} (kernel {ms(per_turn_kernel)}) | <= 4 ms |")
     print(
         f"| CPU per relayed chunk (mid-stream) | {per_chunk * 1e6:,.0f} us "
         f"(kernel {per_chunk_kernel * 1e6:,.0f} us) | <= 50 us |"
