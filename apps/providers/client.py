@@ -389,16 +389,31 @@ async def _call(
                 # once and try again; a second 401 is the key's fault.
                 response = await _chat_completion_stream(route, body, request_id=request_id, refresh_token=True)
             try:
-                pending = b""
+                # A line whose end has not arrived yet (a piece may end anywhere): gathered in
+                # one buffer, so a line trickled in many pieces costs time linear in its length.
+                # The transport's caps bound a line (netguard._CappedBody).
+                begun = bytearray()
+                cr = False  # the last piece ended with CR: a line's end, or CRLF's first half
                 data: list[bytes] = []
                 # The body as the transport's caps read it (netguard._CappedBody, which also
                 # decoded any content encoding): httpx's own iterators would only pass it on.
                 async for raw in response.http_response.stream:
-                    lines = (pending + raw).split(b"\n")
-                    pending = lines.pop()
+                    # SSE ends lines with LF, CRLF or CR alone: each becomes one LF.
+                    if cr and raw.startswith(b"\n"):
+                        raw = raw[1:]
+                    cr = raw.endswith(b"\r")
+                    if b"\r" in raw:
+                        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+                    if b"\n" not in raw:
+                        begun += raw
+                        continue
+                    if begun:
+                        begun += raw
+                        raw = bytes(begun)
+                        begun.clear()
+                    lines = raw.split(b"\n")
+                    begun += lines.pop()
                     for line in lines:
-                        if line.endswith(b"\r"):
-                            line = line[:-1]
                         if line.startswith(b"data:"):
                             data.append(line[6:] if line[5:6] == b" " else line[5:])
                             continue
@@ -536,6 +551,8 @@ async def _chat_completion_stream(
 async def _authorization(route: Route, *, refresh: bool = False) -> dict[str, str]:
     """The request's credentials, as a header for that request alone."""
     bearer = await ernie_access_token(route, refresh=refresh) if route.exchanges_token else route.api_key
+    if bearer and not bearer.isascii():  # a key saved before keys were held to ASCII
+        raise UpstreamError(ErrorCode.UPSTREAM_AUTH_FAILED, "the key has characters an HTTP header cannot carry")
     return {"Authorization": f"Bearer {bearer or NO_KEY_PLACEHOLDER}"}
 
 
@@ -563,6 +580,12 @@ def _sdk_client(route: Route, *, checking: bool = False) -> AsyncOpenAI:
     # The SDK reads the platform (its X-Stainless-OS header) on a worker thread before a new
     # client's first request; it is the process's, so it is read here, once.
     client._platform = _PLATFORM
+    # It also takes an organization, a project, an admin key and extra headers from this
+    # server's environment (OPENAI_ORG_ID, OPENAI_PROJECT_ID, OPENAI_ADMIN_KEY,
+    # OPENAI_CUSTOM_HEADERS): none of it is a provider's, and none of it goes to one, least
+    # of all to a server a student typed.
+    client.organization = client.project = client.admin_api_key = None
+    client._custom_headers = {}
     _sdk_clients[key] = (http, client)
     return client
 
@@ -589,4 +612,7 @@ async def key_check(route: Route) -> str:
             ErrorCode.UPSTREAM_TIMEOUT: "unreachable",
             ErrorCode.UPSTREAM_BLOCKED: "unreachable",
         }.get(code, "error")
+    except Exception as exc:  # a reply the SDK cannot read as a model list ("hello", [], deep JSON)
+        logger.warning("testing a key: %s reading the model list", type(exc).__name__)
+        return "error"
     return "works"

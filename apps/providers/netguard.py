@@ -22,6 +22,7 @@ import re
 import socket
 import zlib
 from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -116,12 +117,27 @@ def _numeric_host(host: str) -> IPAddress | None:
         return None
 
 
+# Names in user-typed URLs are looked up on threads of their own, under the connect timeout:
+# a name whose name server never answers holds one of these threads until the system's
+# resolver gives up, never one the database steps or the site's own providers need.
+USER_LOOKUP_THREADS = 4
+_user_lookups = ThreadPoolExecutor(max_workers=USER_LOOKUP_THREADS, thread_name_prefix="user-url-lookup")
+
+
+def _lookup(host: str, port: int) -> list[IPAddress]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+
 def _resolve(host: str, port: int) -> list[IPAddress]:
+    lookup = _user_lookups.submit(_lookup, host, port)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):  # UnicodeError: an empty or over-long label
+        return lookup.result(timeout=settings.LLM_CONNECT_TIMEOUT)
+    except TimeoutError:
+        lookup.cancel()
+        raise BlockedURL(_("The host name did not resolve in time. Check it and try again.")) from None
+    except (OSError, UnicodeError):  # UnicodeError: an empty or over-long label
         raise BlockedURL(_("The host name does not resolve.")) from None
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
 @dataclass(frozen=True)
@@ -190,14 +206,21 @@ class PublicOnlyBackend(AsyncioBackend):
         if not port_allowed(port):
             raise httpcore2.ConnectError(f"{BLOCKED_MARKER}: port {port} is not allowed")
         numeric = _numeric_host(host)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         if numeric is not None:
             addresses: list[IPAddress] = [numeric]
         else:
+            # The lookup and the connection share the connect timeout.
             try:
-                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                async with asyncio.timeout(timeout):
+                    addresses = await loop.run_in_executor(_user_lookups, _lookup, host, port)
+            except TimeoutError:
+                raise httpcore2.ConnectTimeout(f"looking up {host} timed out") from None
             except (OSError, UnicodeError) as exc:  # UnicodeError: an empty or over-long label
                 raise httpcore2.ConnectError(str(exc)) from None
-            addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+            if timeout is not None:
+                timeout = max(timeout - (loop.time() - started), 0.0)
         public = [a for a in addresses if address_is_public(a)]
         if not public or len(public) != len(addresses):
             raise httpcore2.ConnectError(f"{BLOCKED_MARKER}: {host} resolves to a non-public address")
@@ -320,7 +343,14 @@ async def _response_cap(response: httpx2.Response) -> None:
     before anyone reads its body."""
     reply_cap = settings.LLM_MAX_REPLY_BYTES
     line_cap = LINE_CAP_FACTOR * reply_cap + _LINE_MARGIN
-    streamed = response.headers.get("content-type", "").lower().startswith("text/event-stream")
+    # The stream's larger cap only for what is streamed to us piece by piece: a successful
+    # reply to a POST (a chat completion). Error bodies, redirects and GETs (the key check's
+    # model list) are read whole into memory, whatever type they say they are.
+    streamed = (
+        response.is_success
+        and response.request.method == "POST"
+        and response.headers.get("content-type", "").lower().startswith("text/event-stream")
+    )
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding:
         del response.headers["content-encoding"]  # decoded by _CappedBody, not again by httpx

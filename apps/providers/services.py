@@ -96,8 +96,11 @@ def _clean_key(value: str, label: str) -> str:
     value = (value or "").strip()
     if not value:
         raise ValidationError({label: _("Enter the key.")})
-    if len(value) > MAX_KEY_CHARS or any(ch.isspace() for ch in value):
-        raise ValidationError({label: _("That does not look like an API key (spaces, or far too long).")})
+    # A key goes in an HTTP header: printable ASCII only (anything else could not be sent).
+    if len(value) > MAX_KEY_CHARS or not value.isascii() or not value.isprintable() or " " in value:
+        raise ValidationError(
+            {label: _("That does not look like an API key (spaces or other characters than ASCII, or far too long).")}
+        )
     return value
 
 
