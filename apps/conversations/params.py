@@ -44,6 +44,9 @@ MESSAGE_ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_TOOLS = 128
 TOOLS_MAX_CHARS = 64_000
 TOOL_NAME = SCHEMA_NAME  # OpenAI's rule for function names: letters, digits, _ and -, at most 64
+# OpenAI's rule for a message's `name` (a speaker: "张三", "Dr.Smith", an agent's name in a
+# multi-agent framework): no whitespace and none of < | \ / >. Bounded here.
+MESSAGE_NAME = re.compile(r"[^\s<|\\/>]{1,256}")
 MAX_TOOL_CALL_ID = 200
 # Parameters only the OpenAI-compatible API takes: the chat page has no way to run a tool.
 API_ONLY_PARAMS = ("tools", "tool_choice", "parallel_tool_calls")
@@ -108,6 +111,7 @@ def _response_format(name: str, value: object) -> dict[str, Any]:
     spec = value.get("json_schema")
     if set(value) != {"type", "json_schema"} or not isinstance(spec, dict):
         raise refused
+    spec = _given(spec)
     if (
         not set(spec) <= {"name", "schema", "strict", "description"}
         or not isinstance(spec.get("name"), str)
@@ -135,12 +139,19 @@ def _tools_refused(name: str) -> RequestRefused:
     )
 
 
+def _given(fields: dict[str, Any]) -> dict[str, Any]:
+    """An object's fields without those set to null: null means "not given" in OpenAI's API,
+    nested as at the top."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
 def _tools(name: str, value: object) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_TOOLS:
         raise _tools_refused(name)
     cleaned = []
     for tool in value:
         function = tool.get("function") if isinstance(tool, dict) else None
+        function = _given(function) if isinstance(function, dict) else function
         if (
             not isinstance(tool, dict)
             or set(tool) != {"type", "function"}
@@ -151,7 +162,7 @@ def _tools(name: str, value: object) -> list[dict[str, Any]]:
             or not TOOL_NAME.fullmatch(function["name"])
             or not isinstance(function.get("description", ""), str)
             or not isinstance(function.get("parameters", {}), dict)
-            or not isinstance(function.get("strict", False), bool | None)
+            or not isinstance(function.get("strict", False), bool)
         ):
             raise _tools_refused(name)
         cleaned.append({"type": "function", "function": dict(function)})
@@ -207,15 +218,16 @@ PASSTHROUGH_PARAMS: dict[str, Callable[[str, object], Any]] = {
 
 def params_clean(*, params: object, tools_allowed: bool = False) -> dict[str, Any]:
     """The passthrough parameters, checked: a fresh dict of the known names with values
-    within bounds. A null value means "the default", as in OpenAI's API: it is left out.
+    within bounds. A null value means "the default", as in OpenAI's API: it is left out
+    (whatever the name; nested in response_format and tools too).
     Raises RequestRefused(bad_request) naming the first bad one."""
     if not isinstance(params, dict):
         raise RequestRefused(ErrorCode.BAD_REQUEST, _("'params' must be an object."), param="params")
     cleaned: dict[str, Any] = {}
     for name, value in params.items():
         check = PASSTHROUGH_PARAMS.get(name)
-        if value is None and check is not None:
-            continue
+        if value is None:
+            continue  # any parameter's null: not given
         if check is None or (name in API_ONLY_PARAMS and not tools_allowed):
             shown = name[:40] if text_is_sendable(name) else "?"
             raise RequestRefused(
@@ -347,8 +359,10 @@ def messages_clean(*, value: object, tools_allowed: bool) -> list[dict[str, Any]
             chars += len(out["content"])
         name = message.get("name")
         if name is not None:
-            if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
-                raise _messages_refused(index, _("A message's name may hold letters, digits, _ and - (at most 64)."))
+            if not isinstance(name, str) or not MESSAGE_NAME.fullmatch(name):
+                raise _messages_refused(
+                    index, _("A message's name may not hold spaces or any of < | \\ / > (at most 256 characters).")
+                )
             out["name"] = name
         if role == "assistant" and message.get("tool_calls") is not None:
             if not tools_allowed:

@@ -230,7 +230,7 @@ def _chat_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
     n = payload.get("n")
     if n is not None and (type(n) is not int or n != 1):  # True and 1.0 are not 1 here, as at OpenAI
         raise _bad(_("Only n=1 is supported."), "n")
-    if payload.get("logprobs") or payload.get("top_logprobs") is not None:
+    if payload.get("logprobs") or payload.get("top_logprobs"):  # false and 0 ask for none
         raise _bad(_("logprobs are not supported."), "logprobs")
     stream = payload.get("stream")
     if stream is None:

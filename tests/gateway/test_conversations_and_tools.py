@@ -121,6 +121,42 @@ def test_null_parameters_mean_the_defaults(
     assert "temperature" not in body and "seed" not in body and "user" not in body
 
 
+def test_nulls_inside_a_response_format_and_tools_mean_not_given_as_at_the_top(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    client_for(live_asgi, key).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        response_format={  # type: ignore[arg-type]
+            "type": "json_schema",
+            "json_schema": {"name": "p", "schema": {"type": "object"}, "strict": None, "description": None},
+        },
+        top_logprobs=0,
+        logprobs=False,
+        extra_body={"audio": None},
+    )
+    body = fake_upstream.chat_requests()[-1].body
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "p", "schema": {"type": "object"}},
+    }
+    assert "audio" not in body and "logprobs" not in body and "top_logprobs" not in body
+
+
+def test_a_message_name_follows_openais_rule_not_the_function_names_one(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    """A speaker's name (LangChain's HumanMessage(name=...), an agent's in a multi-agent
+    framework) may be any text without blanks or < | \\ / >, as OpenAI takes it."""
+    names = ["张三", "Dr.Smith", "agent@team-1"]
+    client_for(live_asgi, key).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": f"hi from {name}", "name": name} for name in names],  # type: ignore[misc]
+    )
+    sent = fake_upstream.chat_requests()[-1].body["messages"]
+    assert [message["name"] for message in sent] == names
+
+
 def test_tool_calls_stream_through_piece_by_piece(
     live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
 ) -> None:
@@ -258,6 +294,9 @@ def test_the_chat_page_cannot_send_tools() -> None:
         ([{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}], "messages[1]"),
         ([{"role": "user", "content": 5}], "messages[0]"),
         ([{"role": "user", "content": "a", "name": "no spaces allowed"}], "messages[0]"),
+        ([{"role": "user", "content": "a", "name": "<script>"}], "messages[0]"),
+        ([{"role": "user", "content": "a", "name": "a/b"}], "messages[0]"),
+        ([{"role": "user", "content": "a", "name": ""}], "messages[0]"),
         (
             [{"role": "assistant", "content": None, "tool_calls": [{"id": "c", "function": {"name": "f"}}]}],
             "messages[0]",
