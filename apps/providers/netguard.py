@@ -372,7 +372,10 @@ def http_client_for(
     Provider calls use `http_client_shared`; this is for one-off requests."""
     return httpx2.AsyncClient(
         transport=PooledTransport(public_only=user_supplied_url),
-        trust_env=not user_supplied_url,  # no proxy from the environment in front of the checks
+        # The environment's CA bundle (SSL_CERT_FILE) serves the site's own URLs. Its proxy
+        # variables serve neither kind: the transport is given, so httpx mounts none (a proxy
+        # would connect for a user-typed URL past the checks on every connection).
+        trust_env=not user_supplied_url,
         timeout=timeout,
         follow_redirects=follow_redirects,
         headers={"Accept-Encoding": ACCEPT_ENCODING},
