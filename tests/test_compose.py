@@ -45,6 +45,14 @@ def test_proxy_passes_websockets_and_serves_static_files() -> None:
     assert "alias /static/" in nginx and "X-Forwarded-Proto" in nginx and "X-Request-ID" in nginx
 
 
+def test_the_proxy_names_the_client_itself_so_no_client_can_pick_its_address() -> None:
+    """The web service takes the first X-Forwarded-For entry as the client's address (the
+    login lockout and the demo's limit count per address): nginx, the edge, writes it."""
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    forwarded = re.findall(r"proxy_set_header X-Forwarded-For (\S+);", nginx)
+    assert forwarded and set(forwarded) == {"$remote_addr"}
+
+
 def test_every_variable_the_compose_file_reads_is_documented() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))

@@ -26,7 +26,7 @@ def user_upsert(*, username: str, role: str, display_name: str = "", password: s
     Side effects: one User row created or updated. Returns (user, created).
     """
     user, created = User.objects.get_or_create(
-        username=username,
+        username=User.normalize_username(username),
         defaults={"role": role, "display_name": display_name},
     )
     changed: list[str] = []
@@ -181,7 +181,8 @@ def student_register(*, join_code: str, username: str, display_name: str, passwo
     classroom = classroom_for_join_code(code=join_code)
     if classroom is None:
         raise ValidationError({"join_code": _("That join code is not valid (or has expired). Ask your teacher.")})
-    username = username.strip()
+    # As the login form reads it (NFKC): "ｔｅａｃｈｅｒ" is "teacher", and taken.
+    username = User.normalize_username(username.strip())
     if not USERNAME_PATTERN.match(username):
         raise ValidationError({"username": _("Use letters, digits and . @ + - _ only.")})
     if User.objects.filter(username__iexact=username).exists():
@@ -262,7 +263,8 @@ def roster_parse(*, text: str) -> list[RosterLine]:
             cells = [cell.strip() for cell in row] + ["", ""]
             if number == 1 and cells[0].lower() in ("username", "用户名"):
                 continue
-            username, display_name, password = cells[0], cells[1], cells[2]
+            # The username as the login form will read it (NFKC: full-width letters are letters).
+            username, display_name, password = User.normalize_username(cells[0]), cells[1], cells[2]
             if any("\x00" in cell for cell in cells):
                 problems.append((number, str(_("This line holds a NUL character, which cannot be stored."))))
             elif not USERNAME_PATTERN.match(username):

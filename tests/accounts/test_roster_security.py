@@ -9,9 +9,10 @@ import io
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from apps.accounts.models import AuditEvent, Classroom, Enrollment, User
-from apps.accounts.services import classroom_create, enrollment_add, user_upsert
+from apps.accounts.services import classroom_create, enrollment_add, join_code_regenerate, user_upsert
 from tests.conftest import PASSWORD, People
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +44,8 @@ def downloaded(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
     }
 
 
-@pytest.mark.parametrize("named_as", ["xiaogang", "XiaoGang", "XIAOGANG"])
+# Full-width letters: the login form reads them as "xiaogang" (NFKC), so they name the same account.
+@pytest.mark.parametrize("named_as", ["xiaogang", "XiaoGang", "XIAOGANG", "ｘｉａｏｇａｎｇ"])
 def test_a_teacher_cannot_take_over_another_teachers_student_by_roster_import(
     people: People, client: Client, named_as: str
 ) -> None:
@@ -181,3 +183,38 @@ def test_sign_up_refuses_a_case_variant_of_an_existing_username(people: People, 
     )
     assert response.status_code == 400
     assert not User.objects.filter(username="XiaoMing").exists()
+
+
+@pytest.mark.parametrize("named_as", ["ｔｅａｃｈｅｒ＿ｗａｎｇ", "Ｔeacher_wang"])
+def test_signing_up_under_a_full_width_twin_of_a_username_is_refused_as_taken(
+    people: People, client: Client, named_as: str
+) -> None:
+    """The login form reads "ｔｅａｃｈｅｒ＿ｗａｎｇ" as "teacher_wang" (NFKC): an account by that
+    spelling would look like the teacher's in rosters and could never log in."""
+    from django.core.exceptions import ValidationError
+
+    from apps.accounts.services import student_register
+
+    before = User.objects.count()
+    with translation.override("en"), pytest.raises(ValidationError, match="taken"):
+        student_register(
+            join_code=join_code_regenerate(classroom=people.classroom),
+            username=named_as,
+            display_name="Ms Wang",
+            password=TAKEOVER,
+        )
+    assert User.objects.count() == before
+
+
+def test_a_full_width_username_is_stored_as_the_login_form_reads_it(people: People) -> None:
+    from apps.accounts.services import student_register
+
+    user = student_register(
+        join_code=join_code_regenerate(classroom=people.classroom),
+        username="ｌｉｌｅｉ２０２６",
+        display_name="",
+        password=TAKEOVER,
+    )
+    assert user.username == "lilei2026"
+    response = Client().post("/accounts/login/", {"username": "ｌｉｌｅｉ２０２６", "password": TAKEOVER})
+    assert response.status_code == 302
