@@ -614,9 +614,20 @@ async def _prepared_run(*, turn: PreparedTurn, started: float, stop: asyncio.Eve
         if reply.status != Message.Status.STOPPED and reply.error is not None:
             produced = reply.parts or reply.tool_parts
             reply.status = Message.Status.INTERRUPTED if produced else Message.Status.FAILED
-        # 6 settle, 7 persist
+        # 6 settle, 7 persist. Once begun, this runs to its end whatever happens to the
+        # caller: a caller that goes away now (its task cancelled while the step waits for a
+        # thread) still has its reply saved and billed, here and not twice.
         finished = True
-        yield await off_the_loop(turn_close)(turn=turn, reply=reply, started=started)
+        closing = asyncio.ensure_future(off_the_loop(turn_close)(turn=turn, reply=reply, started=started))
+        try:
+            closed = await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            try:
+                await asyncio.shield(closing)
+            except Exception:
+                logger.exception("finishing a turn its caller had left failed")
+            raise
+        yield closed
     finally:
         switch.close()
         if not finished:

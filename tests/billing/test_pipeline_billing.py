@@ -158,3 +158,51 @@ async def test_a_caller_gone_while_the_turn_is_prepared_leaves_no_hold_and_pays_
     if entry_point == "chat":
         reply = await Message.objects.aget(role=Message.Role.ASSISTANT)
         assert (reply.status, reply.content) == (Message.Status.STOPPED, "")
+
+
+@pytest.mark.parametrize("entry_point", ["chat", "api"])
+async def test_a_caller_gone_while_the_finished_turn_waits_for_a_thread_is_still_billed_once(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, entry_point: str
+) -> None:
+    """The reply has arrived and its settling waits for a free database thread (a busy
+    server) when the caller goes away (a client hanging up right after the last chunk): the
+    settling still runs, once. Left cancelled in the queue, the hold stayed active, blocking
+    the quota, and the reply went unbilled."""
+    import asyncio
+    import threading
+
+    from apps.conversations.pipeline import ChatRequest, Delta, completion_run
+
+    if entry_point == "chat":
+        request = ChatRequest(conversation_id=None, model="fakeai/fake-model", content="Hello")
+    else:
+        request = ChatRequest(
+            conversation_id=None,
+            model="fakeai/fake-model",
+            messages=[{"role": "user", "content": "Hello"}],
+            entry_point="api",
+        )
+    events = completion_run(identify=lambda: people.student, request=request)
+    texts = []
+    while "".join(texts) != "Hello, class!":
+        event = await anext(events)
+        if isinstance(event, Delta):
+            texts.append(event.text)
+    # Every thread of the loop's pool busy: the settling step will wait in its queue.
+    loop, release = asyncio.get_running_loop(), threading.Event()
+    busy = [loop.run_in_executor(None, release.wait) for _ in range(64)]
+    last = asyncio.ensure_future(anext(events))
+    await asyncio.sleep(0.3)  # the stream has ended; settling waits for a thread
+    last.cancel()
+    await asyncio.sleep(0.05)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await last
+    await asyncio.gather(*busy)
+
+    assert [hold.status async for hold in Hold.objects.all()] == ["settled"]
+    entry = await LedgerEntry.objects.aget()
+    assert entry.status == "complete" and entry.completion_tokens > 0
+    if entry_point == "chat":
+        reply = await Message.objects.aget(role=Message.Role.ASSISTANT)
+        assert (reply.status, reply.content) == (Message.Status.COMPLETE, "Hello, class!")
