@@ -228,7 +228,7 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
     question = [{"role": "user", "content": content}] if request.messages is None else []
     messages = instructions + history + question
     request_id = uuid.uuid4().hex
-    prompt = count_prompt_tokens(messages=messages, model_name=model.name)
+    prompt = count_prompt_tokens(messages=messages, model_name=model.name, besides=_read_besides(request.params))
     if prompt.tokens >= model.context_window:
         too_long = (
             _("The messages are longer than this model can read (%(window)d tokens).")
@@ -276,6 +276,12 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
         prompt=prompt,
         question_id=rows.user_message.pk if rows and rows.user_message else None,
     )
+
+
+def _read_besides(params: dict[str, Any]) -> dict[str, Any] | None:
+    """What the model reads besides the messages: the tools' definitions, the response
+    format's schema (counted into the prompt, and so into the hold)."""
+    return {name: params[name] for name in ("tools", "tool_choice", "response_format") if name in params} or None
 
 
 def _conversation_open(*, user: User, conversation_id: int) -> Conversation:
@@ -373,7 +379,7 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, started: float) -> TurnOutcom
         prompt = (
             turn.prompt
             if model_name == turn.route.model_name
-            else count_prompt_tokens(messages=turn.messages, model_name=model_name)
+            else count_prompt_tokens(messages=turn.messages, model_name=model_name, besides=_read_besides(turn.params))
         )
         produced = reply.text + "".join(reply.tool_parts)
         completion = count_text_tokens(text=produced, model_name=model_name)

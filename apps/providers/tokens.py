@@ -10,11 +10,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import json
 import os
 import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import tiktoken
 from django.conf import settings
@@ -97,8 +99,11 @@ def text_cut_to_tokens(*, text: str, model_name: str, max_tokens: int) -> tuple[
     return kept, len(encoding.encode(kept, disallowed_special=())), True
 
 
-def count_prompt_tokens(*, messages: list[dict[str, str]], model_name: str) -> TokenCount:
-    """Tokens a chat-completions prompt uses: each message's text plus its framing."""
+def count_prompt_tokens(*, messages: list[dict[str, Any]], model_name: str, besides: object = None) -> TokenCount:
+    """Tokens a chat-completions prompt uses: each message's text plus its framing, and
+    everything else the model reads: a message's tool calls (names and arguments) and
+    `besides` (the request's tool definitions and response format), as their JSON text.
+    The hold is sized from this: what the model reads is what the provider bills."""
     encoding_name, estimated = encoding_for_model(model_name)
     encoding = encoding_get(encoding_name)
     tokens = TOKENS_PER_REPLY_PRIMING
@@ -107,4 +112,8 @@ def count_prompt_tokens(*, messages: list[dict[str, str]], model_name: str) -> T
         for value in message.values():
             if isinstance(value, str):
                 tokens += len(encoding.encode(value, disallowed_special=()))
+            elif value is not None:
+                tokens += len(encoding.encode(json.dumps(value, ensure_ascii=False), disallowed_special=()))
+    if besides:
+        tokens += len(encoding.encode(json.dumps(besides, ensure_ascii=False), disallowed_special=()))
     return TokenCount(tokens=tokens, encoding=encoding_name, estimated=estimated)

@@ -208,6 +208,42 @@ def test_tool_calls_come_back_whole_without_streaming_and_the_result_goes_back(
     assert LedgerEntry.objects.count() == 2
 
 
+def test_tool_calls_and_tool_definitions_count_in_the_prompt_the_hold_is_taken_for(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    """What the model reads besides the messages' text (the tool calls' arguments, the tools'
+    definitions, a response format's schema) is billed by the provider as prompt: the hold
+    and the window check count it too, or a few kilobytes of arguments would pass a quota
+    and be billed as a handful of tokens."""
+    from apps.billing.models import Hold
+
+    tool = {**WEATHER_TOOL, "function": {**WEATHER_TOOL["function"], "description": "weather " * 2_000}}
+    messages = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": json.dumps({"city": "Beijing " * 3_000})},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
+    ]
+    client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=messages, tools=[tool], max_tokens=10)  # type: ignore[arg-type]
+    assert Hold.objects.get().prompt_tokens > 5_000  # 2,000 of the description, 3,000 of the arguments
+    ChatModel.objects.filter(pk=fake_model.pk).update(context_window=4_000)
+    from apps.providers.selectors import price_cache_forget
+
+    price_cache_forget()
+    with pytest.raises(openai.BadRequestError) as error:
+        client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=messages, tools=[tool])  # type: ignore[arg-type]
+    assert error.value.code == "context_length_exceeded"
+
+
 def test_a_reply_cut_at_max_tokens_says_length(
     live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
 ) -> None:
