@@ -154,6 +154,9 @@ class Finished:
     error: UpstreamError | None
     quota: QuotaStatus
     finish_reason: str | None = None
+    # (prompt, completion) tokens as the ledger billed them: the outcome's, bounded when
+    # settling (absurd reported counts). None: settling failed (the outcome is all there is).
+    billed: tuple[int, int] | None = None
 
 
 Event = Refused | Started | Delta | Finished
@@ -425,15 +428,21 @@ def turn_close(*, turn: PreparedTurn, reply: _Reply, started: float) -> Finished
     Counting tokens takes CPU: here, off the event loop every socket shares."""
     outcome = _outcome(turn=turn, reply=reply, started=started)
     message = None
+    billed: tuple[int, int] | None = None
     if turn.reply_id is None:
-        request_settle(request_id=turn.request_id, outcome=outcome)
+        entry = request_settle(request_id=turn.request_id, outcome=outcome)
+        billed = (entry.prompt_tokens, entry.completion_tokens) if entry is not None else None
     else:
         message = turn_finish(reply_id=turn.reply_id, request_id=turn.request_id, outcome=outcome)
+        if message.prompt_tokens is not None and message.completion_tokens is not None:
+            billed = (message.prompt_tokens, message.completion_tokens)
     for credential_id in reply.ended.rejected_credentials if reply.ended else ():
         credential_mark_failing(credential_id=credential_id, error=ErrorCode.UPSTREAM_AUTH_FAILED)
     quota = quota_status(user=turn.user, classroom=turn.classroom)
     finish_reason = reply.ended.finish_reason if reply.ended and reply.status == Message.Status.COMPLETE else None
-    return Finished(message=message, outcome=outcome, error=reply.error, quota=quota, finish_reason=finish_reason)
+    return Finished(
+        message=message, outcome=outcome, error=reply.error, quota=quota, finish_reason=finish_reason, billed=billed
+    )
 
 
 class _StopSwitch:

@@ -268,12 +268,12 @@ def _chat_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
 
 
 def _usage(finished: Finished) -> dict[str, int]:
-    usage = finished.outcome.usage
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-    }
+    """What was billed (settling bounds absurd counts), as the student's usage page shows it."""
+    prompt, completion = finished.billed or (
+        finished.outcome.usage.prompt_tokens,
+        finished.outcome.usage.completion_tokens,
+    )
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 @sensitive_variables("presented")

@@ -61,6 +61,30 @@ def test_a_streamed_reply_ends_with_usage(live_asgi: LiveServer, fake_model: Cha
     assert LedgerEntry.objects.get().entry_point == "api"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_usage_reported_is_what_was_billed_when_the_provider_claims_absurd_counts(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream, stream: bool
+) -> None:
+    """The provider's counts are bounded when settling; the client is told what the ledger
+    billed, as the usage page shows it, not the provider's claim."""
+    fake_upstream.default = Behaviour(usage=(10**13, 10**13))
+    client = client_for(live_asgi, key)
+    if stream:
+        chunks = list(
+            client.chat.completions.create(
+                model=MODEL, messages=ASK, max_tokens=50, stream=True, stream_options={"include_usage": True}
+            )
+        )
+        usage = chunks[-1].usage
+    else:
+        usage = client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=50).usage
+    entry = LedgerEntry.objects.get()
+    assert entry.usage_review == "clamped"
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens) == (entry.prompt_tokens, entry.completion_tokens)
+    assert usage.total_tokens == entry.prompt_tokens + entry.completion_tokens < 10**6
+
+
 def test_a_stream_without_include_usage_still_reports_usage_on_its_last_chunk(
     live_asgi: LiveServer, fake_model: ChatModel, key: str
 ) -> None:
