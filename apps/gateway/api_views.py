@@ -285,6 +285,10 @@ def _claim(*, presented: str | None, key: str, request_hash: str) -> int | Recor
 def _replayed(recorded: Recorded) -> HttpResponse:
     response = HttpResponse(recorded.body, status=recorded.status_code, content_type=recorded.content_type)
     response["Idempotent-Replayed"] = "true"
+    if recorded.status_code >= 400:
+        # Only faults that were billed (or a first request stopped half-way) are kept: the
+        # same answer would come again, so the SDK is told not to retry it by itself.
+        response["x-should-retry"] = "false"
     return response
 
 

@@ -189,3 +189,19 @@ def test_the_clean_up_is_a_scheduled_task() -> None:
     tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert "gateway.expire_idempotent_requests" in tasks
     assert "gateway.expire_idempotent_requests" in app.tasks
+
+
+def test_a_replayed_billed_fault_tells_the_sdk_not_to_retry_it(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    """A fault after the provider began answering was billed, and is kept: its replay is
+    the same answer, so the SDK (which retries a 5xx by itself) is told not to ask again."""
+    fake_upstream.push(Behaviour(drop_after=2))
+    body = {"model": MODEL, "messages": ASK}
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "dropped"}
+    first = httpx.post(live_asgi.url + "/v1/chat/completions", json=body, headers=headers, timeout=10)
+    assert first.status_code == 502 and first.headers["x-should-retry"] == "false"
+    replay = httpx.post(live_asgi.url + "/v1/chat/completions", json=body, headers=headers, timeout=10)
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.status_code == 502
+    assert replay.headers["x-should-retry"] == "false" and replay.text == first.text
+    assert LedgerEntry.objects.count() == 1 and len(fake_upstream.chat_requests()) == 1
