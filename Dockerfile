@@ -28,6 +28,8 @@ EXPOSE 8000
 # Several worker processes; they share sessions, the channel layer and quotas through
 # PostgreSQL and Redis. The proxy in front passes X-Forwarded-* and websockets. No per-message
 # deflate: a reply streams as many small frames, which it costs CPU to compress and barely shrinks.
+# Client frames up to 256 KiB (a chat frame holds at most 64,000 characters; uvicorn's own
+# default, 16 MiB, is held in memory before the app can refuse it).
 CMD ["uvicorn", "webchat.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "4", \
      "--proxy-headers", "--forwarded-allow-ips", "*", "--lifespan", "off", "--ws", "websockets-sansio", \
-     "--ws-per-message-deflate", "false", "--no-access-log"]
+     "--ws-per-message-deflate", "false", "--ws-max-size", "262144", "--no-access-log"]

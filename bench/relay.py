@@ -592,6 +592,8 @@ def main() -> None:
                     "websockets-sansio",
                     "--ws-per-message-deflate",
                     "false",
+                    "--ws-max-size",
+                    "262144",
                     "--no-access-log",
                     "--log-level",
                     "warning",

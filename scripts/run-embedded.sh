@@ -14,4 +14,4 @@ worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT INT TERM
 echo "webchat on http://${HOST}:${PORT}/  (Ctrl+C stops it; background jobs log to var/celery/worker.log)"
 .venv/bin/uvicorn webchat.asgi:application --host "$HOST" --port "$PORT" \
-    --lifespan off --ws websockets-sansio --ws-per-message-deflate false --no-access-log
+    --lifespan off --ws websockets-sansio --ws-per-message-deflate false --ws-max-size 262144 --no-access-log

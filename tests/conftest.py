@@ -300,6 +300,7 @@ def live_asgi(transactional_db: Any, settings: Any) -> Iterator[LiveServer]:
         lifespan="off",
         log_level="warning",
         ws="websockets-sansio",
+        ws_max_size=262144,  # as the Dockerfile and scripts/run-embedded.sh serve it
         timeout_graceful_shutdown=2,
     )
     server = _PromptServer(config)

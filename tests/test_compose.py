@@ -39,6 +39,17 @@ def test_app_services_run_what_the_tests_run() -> None:
     assert '"uvicorn", "webchat.asgi:application"' in dockerfile and '"--workers"' in dockerfile
 
 
+def test_both_servers_hold_client_frames_to_what_a_chat_frame_can_be() -> None:
+    """uvicorn's default takes frames of 16 MiB into memory before the app can refuse them:
+    ten sockets sending three each took a worker from 107 to 542 MB."""
+    from apps.conversations.frames import MAX_FRAME_CHARS
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    embedded = (ROOT / "scripts" / "run-embedded.sh").read_text()
+    assert '"--ws-max-size", "262144"' in dockerfile and "--ws-max-size 262144" in embedded
+    assert MAX_FRAME_CHARS * 4 <= 262144  # a frame at the limit, every character 4 bytes of UTF-8
+
+
 def test_proxy_passes_websockets_and_serves_static_files() -> None:
     nginx = (ROOT / "deploy" / "nginx.conf").read_text()
     assert "proxy_set_header Upgrade $http_upgrade" in nginx

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Coroutine
@@ -50,6 +51,18 @@ DELTA_FRAME_HEAD = '{"type": "chat.delta", "text": '
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    group: str | None = None
+    slot_keeper: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """However the socket ends, its place is given back: by a close, or by a fault the
+        server raised (a handshake the client reset, a send after the server had closed the
+        socket itself), after which Channels calls no `disconnect`."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.release()
+
     async def connect(self) -> None:
         self.language = _scope_language(self.scope)
         self.open = False
@@ -99,10 +112,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # The running turn (if any) goes on: the reply completes, is saved and billed, and
         # the student sees it after a reload. Only the frames stop.
         self.open = False
+        await self.release()
+
+    async def release(self) -> None:
+        """The socket's place and group given back (once, whichever comes first)."""
         if self.slot_keeper is not None:
             self.slot_keeper.cancel()
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        group, self.group = self.group, None
+        if group is not None:
+            await self.channel_layer.group_discard(group, self.channel_name)
             await off_the_loop(socket_slot_free)(user_id=self.user.pk, channel_name=self.channel_name, slot=self.slot)
 
     async def keep_slot(self) -> None:
@@ -121,7 +139,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def close_with(self, code: int) -> None:
         self.open = False  # nothing more is sent once the close is on its way
-        await self.close(code=code)
+        with contextlib.suppress(OSError, RuntimeError):  # gone already, or closed by the server
+            await self.close(code=code)
 
     async def sockets_close(self, message: SocketsClose) -> None:
         """From accounts (apps/accounts/sockets.py): this user's sign-in or class place ended."""
@@ -319,7 +338,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         ends the sending, not the turn: the reply still completes, is saved and billed."""
         try:
             await self.base_send({"type": "websocket.send", "text": text})
-        except OSError:  # what an ASGI server raises for a send after the client left (ASGI 2.4)
+        # OSError: what an ASGI server raises for a send after the client left (ASGI 2.4);
+        # RuntimeError: uvicorn's for a send after it closed the socket itself (a ping the
+        # client never answered).
+        except (OSError, RuntimeError):
             self.open = False
 
     async def send_error(

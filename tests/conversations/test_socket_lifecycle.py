@@ -472,3 +472,59 @@ async def test_logging_out_over_http_closes_the_browsers_socket(live_asgi: LiveS
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+async def _consumer_run(people: People, send: Any, *frames: dict[str, Any]) -> None:
+    """The chat consumer run straight under a server whose `send` is given: a signed-in
+    student's socket, the messages `frames` from the client, then whatever `send` raises."""
+    from django.contrib.auth import HASH_SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from apps.conversations.consumers import ChatConsumer
+
+    session = SessionStore()
+    session[HASH_SESSION_KEY] = people.student.get_session_auth_hash()
+    await sync_to_async(session.create)()
+    scope = {"type": "websocket", "path": "/ws/chat/", "headers": [], "user": people.student, "session": session}
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for frame in ({"type": "websocket.connect"}, *frames):
+        await incoming.put(frame)
+    await ChatConsumer.as_asgi()(scope, incoming.get, send)
+
+
+def _places_free(people: People) -> int:
+    taken = [socket_slot_take(user_id=people.student.pk, channel_name=f"probe-{n}") for n in range(10)]
+    socket_slots_forget(user_id=people.student.pk)
+    return sum(slot is not None for slot in taken)
+
+
+async def test_a_handshake_the_client_reset_gives_its_place_back(people: People) -> None:
+    """The client reset the connection before the server could accept it: the server's
+    send raises, Channels calls no `disconnect`, and the place came back only after 90 s."""
+    from uvicorn.protocols.utils import ClientDisconnected
+
+    async def send(message: dict[str, Any]) -> None:
+        raise ClientDisconnected()
+
+    with pytest.raises(OSError):
+        await _consumer_run(people, send)
+    assert await sync_to_async(_places_free)(people) == settings.CHAT_MAX_SOCKETS_PER_USER
+
+
+async def test_a_send_after_the_server_closed_the_socket_itself_ends_nothing_and_gives_the_place_back(
+    people: People,
+) -> None:
+    """uvicorn closes a socket whose client stopped answering pings, and raises RuntimeError
+    for a send after that: the frames stop, the consumer does not die, its place comes back."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.send":
+            raise RuntimeError("Unexpected ASGI message 'websocket.send', after sending 'websocket.close'.")
+        sent.append(message)
+
+    await _consumer_run(
+        people, send, {"type": "websocket.receive", "text": "not json"}, {"type": "websocket.disconnect", "code": 1006}
+    )
+    assert [message["type"] for message in sent] == ["websocket.accept"]
+    assert await sync_to_async(_places_free)(people) == settings.CHAT_MAX_SOCKETS_PER_USER
