@@ -123,6 +123,20 @@ async def test_a_worker_that_died_mid_reply_is_settled_by_the_periodic_task(
     assert await sync_to_async(expire_holds)() == 0
 
 
+def _hello(entry_point: str) -> Any:
+    """ "Hello" as the chat page asks it, or as an API request does."""
+    from apps.conversations.pipeline import ChatRequest
+
+    if entry_point == "chat":
+        return ChatRequest(conversation_id=None, model="fakeai/fake-model", content="Hello")
+    return ChatRequest(
+        conversation_id=None,
+        model="fakeai/fake-model",
+        messages=[{"role": "user", "content": "Hello"}],
+        entry_point="api",
+    )
+
+
 @pytest.mark.parametrize("entry_point", ["chat", "api"])
 async def test_a_caller_gone_while_the_turn_is_prepared_leaves_no_hold_and_pays_nothing(
     people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, entry_point: str
@@ -133,17 +147,9 @@ async def test_a_caller_gone_while_the_turn_is_prepared_leaves_no_hold_and_pays_
     is billed, since the provider was never asked."""
     import asyncio
 
-    from apps.conversations.pipeline import ChatRequest, completion_run
+    from apps.conversations.pipeline import completion_run
 
-    if entry_point == "chat":
-        request = ChatRequest(conversation_id=None, model="fakeai/fake-model", content="Hello")
-    else:
-        request = ChatRequest(
-            conversation_id=None,
-            model="fakeai/fake-model",
-            messages=[{"role": "user", "content": "Hello"}],
-            entry_point="api",
-        )
+    request = _hello(entry_point)
     events = completion_run(identify=lambda: people.student, request=request)
     first = asyncio.ensure_future(anext(events))
     await asyncio.sleep(0)  # it now waits on the database thread
@@ -171,17 +177,9 @@ async def test_a_caller_gone_while_the_finished_turn_waits_for_a_thread_is_still
     import asyncio
     import threading
 
-    from apps.conversations.pipeline import ChatRequest, Delta, completion_run
+    from apps.conversations.pipeline import Delta, completion_run
 
-    if entry_point == "chat":
-        request = ChatRequest(conversation_id=None, model="fakeai/fake-model", content="Hello")
-    else:
-        request = ChatRequest(
-            conversation_id=None,
-            model="fakeai/fake-model",
-            messages=[{"role": "user", "content": "Hello"}],
-            entry_point="api",
-        )
+    request = _hello(entry_point)
     events = completion_run(identify=lambda: people.student, request=request)
     texts = []
     while "".join(texts) != "Hello, class!":

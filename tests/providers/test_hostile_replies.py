@@ -43,6 +43,10 @@ def route_to(port: int, **extra: Any) -> Route:
     )
 
 
+def route_to_fake(upstream: FakeUpstream, **extra: Any) -> Route:
+    return Route(model_id=1, provider_slug="fakeai", model_name="fake-model", base_url=upstream.base_url, **extra)
+
+
 @asynccontextmanager
 async def answering(
     *writes: bytes, status: bytes = b"200 OK", content_type: bytes = b"text/event-stream", pause: float = 0.003
@@ -200,13 +204,7 @@ async def test_none_of_this_servers_openai_settings_reach_a_provider(
     monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "X-Gateway-Key: site-secret\nAuthorization: Bearer sk-site")
     providers._sdk_clients.clear()
     try:
-        route = Route(
-            model_id=1,
-            provider_slug="fakeai",
-            model_name="fake-model",
-            base_url=fake_upstream.base_url,
-            api_key="sk-own",
-        )
+        route = route_to_fake(fake_upstream, api_key="sk-own")
         _text, ended = await streamed(route)
         assert await key_check(route) == "works"
     finally:
@@ -236,14 +234,7 @@ def test_a_key_with_characters_no_header_can_carry_is_refused_when_entered() -> 
 
 
 async def test_a_stored_key_no_header_can_carry_is_a_rejected_key_not_a_crash(fake_upstream: FakeUpstream) -> None:
-    route = Route(
-        model_id=1,
-        provider_slug="fakeai",
-        model_name="fake-model",
-        base_url=fake_upstream.base_url,
-        api_key="sk-ключ",
-        credential_id=7,
-    )
+    route = route_to_fake(fake_upstream, api_key="sk-ключ", credential_id=7)
     _text, ended = await streamed(route)
     assert ended.error is not None and ended.error.code == "upstream_auth_failed"
     assert ended.rejected_credentials == (7,)
