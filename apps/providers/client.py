@@ -401,8 +401,9 @@ async def _call(
                     # SSE ends lines with LF, CRLF or CR alone: each becomes one LF.
                     if cr and raw.startswith(b"\n"):
                         raw = raw[1:]
-                    cr = raw.endswith(b"\r")
+                    cr = False
                     if b"\r" in raw:
+                        cr = raw.endswith(b"\r")
                         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
                     if b"\n" not in raw:
                         begun += raw
