@@ -64,6 +64,14 @@ def test_the_proxy_names_the_client_itself_so_no_client_can_pick_its_address() -
     assert forwarded and set(forwarded) == {"$remote_addr"}
 
 
+def test_the_proxy_passes_the_host_with_its_port() -> None:
+    """Served on another port (HTTP_PORT=8080), a browser's Origin is http://host:8080; nginx's
+    $host drops the port, and Django's CSRF check then refused every form, the login first."""
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    hosts = re.findall(r"proxy_set_header Host (\S+);", nginx)
+    assert hosts and set(hosts) == {"$http_host"}
+
+
 def test_every_variable_the_compose_file_reads_is_documented() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
