@@ -21,3 +21,18 @@ def form_add_service_errors(form: forms.BaseForm, exc: ValidationError) -> None:
         return
     for field, errors in exc.message_dict.items():
         form.add_error(field if field in form.fields else None, errors)
+
+
+class IdsMultipleChoiceField(forms.ModelMultipleChoiceField):
+    """ModelMultipleChoiceField whose values must look like ids before they reach the
+    database: Django asks `pk__in` with whatever was posted, and a 30-digit number overflows
+    SQLite's integer (a 500 where a wrong choice is a form error)."""
+
+    def _check_values(self, value):  # type: ignore[no-untyped-def]
+        for pk in value:
+            text = str(pk)
+            if not (text.isascii() and text.isdigit() and len(text) <= 18):
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": text[:40]}
+                )
+        return super()._check_values(value)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
 MAX_ROSTER_BYTES = 256 * 1024
@@ -36,7 +38,14 @@ class CoTeacherForm(forms.Form):
 
 class JoinCodeForm(forms.Form):
     expires_at = forms.DateTimeField(
-        label=_("Expires (optional)"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+        label=_("Expires (optional)"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        # A typed year 1 overflowed when it was made aware of the time zone (a 500).
+        validators=[
+            MinValueValidator(datetime(2000, 1, 1, tzinfo=UTC)),
+            MaxValueValidator(datetime(2099, 12, 31, tzinfo=UTC)),
+        ],
     )
 
 

@@ -48,6 +48,12 @@ class User(AbstractUser):
     def is_teacher(self) -> bool:
         return self.role == self.Role.TEACHER
 
+    @property
+    def may_teach(self) -> bool:
+        """Teacher pages and powers are open to this account: a teacher or an admin. Links
+        to classes stay on an account an admin makes a student, but give it nothing."""
+        return self.is_superuser or self.role in (self.Role.TEACHER, self.Role.ADMIN)
+
 
 class Classroom(models.Model):
     name = models.CharField(_("name"), max_length=150)

@@ -128,7 +128,10 @@ def session_signs_in(*, session_key: str | None, user_id: int, session_hash: str
 
 
 def classrooms_for_teacher(*, user: User) -> QuerySet[Classroom]:
-    """Classes a teacher teaches (all of them, for an admin)."""
+    """Classes a teacher teaches (all of them, for an admin; none for an account that is
+    no longer a teacher)."""
+    if not user.may_teach:
+        return Classroom.objects.none()
     classrooms = Classroom.objects.all() if user.is_superuser else Classroom.objects.filter(teachers=user)
     return classrooms.order_by("name").distinct()
 
@@ -174,6 +177,8 @@ def students_manageable_by(*, user: User) -> QuerySet[User]:
     students enrolled in a class they teach (every student, for an admin). A teacher's,
     staff or admin account never, even if someone enrolled it in a class."""
     students = User.objects.filter(role=User.Role.STUDENT, is_staff=False, is_superuser=False)
+    if not user.may_teach:
+        return students.none()
     if user.is_superuser:
         return students
     return students.filter(enrollments__classroom__teachers=user).distinct()

@@ -126,7 +126,7 @@ def classroom_archive(*, classroom: Classroom, archived: bool = True) -> Classro
 def _require_teacher_of(*, classroom: Classroom, actor: User) -> None:
     """The views reach a class only through classroom_get_for_teacher; services that touch
     other people's accounts check again, so no other caller can skip it."""
-    if not actor.is_superuser and not classroom.teachers.filter(pk=actor.pk).exists():
+    if not actor.may_teach or (not actor.is_superuser and not classroom.teachers.filter(pk=actor.pk).exists()):
         raise PermissionDenied
 
 
@@ -255,7 +255,8 @@ def roster_parse(*, text: str) -> list[RosterLine]:
     lines: list[RosterLine] = []
     seen: set[str] = set()
     # Universal newlines: a file saved with old Mac line ends (a lone CR) reads as lines too.
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=None))
+    # strict: a quote left open is an error, not a cell that swallows the lines after it.
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=None), strict=True)
     try:
         for number, row in enumerate(reader, start=1):
             if not row or not any(cell.strip() for cell in row):

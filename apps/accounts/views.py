@@ -53,7 +53,7 @@ from .services import (
 
 
 def _teacher_only(user: User) -> None:
-    if user.role == User.Role.STUDENT and not user.is_superuser:
+    if not user.may_teach:
         raise PermissionDenied
 
 

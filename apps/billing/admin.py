@@ -188,6 +188,8 @@ class QuotaPolicyAdminForm(forms.ModelForm):
                 term_end=data.get("term_end"),
                 student_token_limit=data.get("student_token_limit"),
                 student_cost_limit=data.get("student_cost_limit"),
+                class_token_pool=data.get("class_token_pool"),
+                class_cost_pool=data.get("class_cost_pool"),
                 rpm=data.get("rpm"),
                 tpm=data.get("tpm"),
             )

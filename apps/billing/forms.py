@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import Classroom, User
 from apps.accounts.selectors import classroom_students
 
-from .models import MONEY, Period
+from .models import MAX_MONEY_LIMIT, MAX_RPM, MAX_TOKEN_LIMIT, MONEY, Period
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
@@ -28,18 +28,28 @@ class QuotaPolicyForm(forms.Form):
     term_end = forms.DateField(
         label=_("Term ends"), required=False, widget=forms.DateInput(attrs={"type": "date"}), validators=SANE_DATES
     )
-    student_token_limit = forms.IntegerField(label=_("Tokens per student"), required=False, min_value=0)
-    student_cost_limit = forms.DecimalField(label=_("Money per student"), required=False, min_value=0, **MONEY)
-    class_token_pool = forms.IntegerField(label=_("Tokens for the whole class"), required=False, min_value=0)
-    class_cost_pool = forms.DecimalField(label=_("Money for the whole class"), required=False, min_value=0, **MONEY)
-    rpm = forms.IntegerField(label=_("Requests per minute per student"), required=False, min_value=1)
-    tpm = forms.IntegerField(label=_("Tokens per minute per student"), required=False, min_value=1)
+    student_token_limit = forms.IntegerField(
+        max_value=MAX_TOKEN_LIMIT, label=_("Tokens per student"), required=False, min_value=0
+    )
+    student_cost_limit = forms.DecimalField(
+        max_value=MAX_MONEY_LIMIT, label=_("Money per student"), required=False, min_value=0, **MONEY
+    )
+    class_token_pool = forms.IntegerField(
+        max_value=MAX_TOKEN_LIMIT, label=_("Tokens for the whole class"), required=False, min_value=0
+    )
+    class_cost_pool = forms.DecimalField(
+        max_value=MAX_MONEY_LIMIT, label=_("Money for the whole class"), required=False, min_value=0, **MONEY
+    )
+    rpm = forms.IntegerField(max_value=MAX_RPM, label=_("Requests per minute per student"), required=False, min_value=1)
+    tpm = forms.IntegerField(
+        max_value=MAX_TOKEN_LIMIT, label=_("Tokens per minute per student"), required=False, min_value=1
+    )
 
 
 class StudentOverrideForm(forms.Form):
     student = forms.ModelChoiceField(label=_("Student"), queryset=User.objects.none())
-    token_limit = forms.IntegerField(label=_("Tokens"), required=False, min_value=0)
-    cost_limit = forms.DecimalField(label=_("Money"), required=False, min_value=0, **MONEY)
+    token_limit = forms.IntegerField(max_value=MAX_TOKEN_LIMIT, label=_("Tokens"), required=False, min_value=0)
+    cost_limit = forms.DecimalField(max_value=MAX_MONEY_LIMIT, label=_("Money"), required=False, min_value=0, **MONEY)
 
     def __init__(self, *args: Any, classroom: Classroom, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -11,6 +11,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import overload
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -18,6 +19,16 @@ from apps.providers.models import ModelPrice
 
 MONEY_UNITS = Decimal(1_000_000_000)
 MONEY = {"max_digits": 20, "decimal_places": 10}
+# The largest limits a site, class or student may be given. Far above any school's budget,
+# and below what breaks: a money limit in units (x 10^9) must fit a 64-bit counter, and
+# SQLite keeps a decimal as a float, whose rounding must not add a digit that MONEY cannot
+# read back (9999999999.9999999999 was stored as 10^10 and failed every read of the row).
+MAX_MONEY_LIMIT = Decimal(100_000_000)
+MAX_TOKEN_LIMIT = 10**12
+MAX_RPM = 100_000
+MONEY_LIMIT = {**MONEY, "validators": [MaxValueValidator(MAX_MONEY_LIMIT)]}
+TOKEN_LIMIT = {"validators": [MaxValueValidator(MAX_TOKEN_LIMIT)]}
+RPM_LIMIT = {"validators": [MaxValueValidator(MAX_RPM)]}
 
 
 # The one conversion between amounts and units, both ways: holds, settles, limits, the
@@ -87,15 +98,23 @@ class SiteBillingSettings(models.Model):
     )
     default_period = models.CharField(_("default period"), max_length=8, choices=Period.choices, default=Period.MONTH)
     default_student_token_limit = models.PositiveBigIntegerField(
-        _("default tokens per student"), null=True, blank=True, default=200_000
+        _("default tokens per student"), null=True, blank=True, default=200_000, **TOKEN_LIMIT
     )
-    default_student_cost_limit = models.DecimalField(_("default money per student"), null=True, blank=True, **MONEY)
-    default_rpm = models.PositiveIntegerField(_("default requests per minute"), null=True, blank=True, default=10)
-    default_tpm = models.PositiveIntegerField(_("default tokens per minute"), null=True, blank=True, default=40_000)
-    max_student_token_limit = models.PositiveBigIntegerField(_("cap: tokens per student"), null=True, blank=True)
-    max_student_cost_limit = models.DecimalField(_("cap: money per student"), null=True, blank=True, **MONEY)
-    max_rpm = models.PositiveIntegerField(_("cap: requests per minute"), null=True, blank=True)
-    max_tpm = models.PositiveIntegerField(_("cap: tokens per minute"), null=True, blank=True)
+    default_student_cost_limit = models.DecimalField(
+        _("default money per student"), null=True, blank=True, **MONEY_LIMIT
+    )
+    default_rpm = models.PositiveIntegerField(
+        _("default requests per minute"), null=True, blank=True, default=10, **RPM_LIMIT
+    )
+    default_tpm = models.PositiveIntegerField(
+        _("default tokens per minute"), null=True, blank=True, default=40_000, **TOKEN_LIMIT
+    )
+    max_student_token_limit = models.PositiveBigIntegerField(
+        _("cap: tokens per student"), null=True, blank=True, **TOKEN_LIMIT
+    )
+    max_student_cost_limit = models.DecimalField(_("cap: money per student"), null=True, blank=True, **MONEY_LIMIT)
+    max_rpm = models.PositiveIntegerField(_("cap: requests per minute"), null=True, blank=True, **RPM_LIMIT)
+    max_tpm = models.PositiveIntegerField(_("cap: tokens per minute"), null=True, blank=True, **TOKEN_LIMIT)
 
     class Meta:
         verbose_name = _("site billing settings")
@@ -112,12 +131,14 @@ class QuotaPolicy(models.Model):
     period = models.CharField(_("period"), max_length=8, choices=Period.choices, default=Period.MONTH)
     term_start = models.DateField(_("term starts"), null=True, blank=True)
     term_end = models.DateField(_("term ends"), null=True, blank=True)
-    student_token_limit = models.PositiveBigIntegerField(_("tokens per student"), null=True, blank=True)
-    student_cost_limit = models.DecimalField(_("money per student"), null=True, blank=True, **MONEY)
-    class_token_pool = models.PositiveBigIntegerField(_("tokens for the whole class"), null=True, blank=True)
-    class_cost_pool = models.DecimalField(_("money for the whole class"), null=True, blank=True, **MONEY)
-    rpm = models.PositiveIntegerField(_("requests per minute per student"), null=True, blank=True)
-    tpm = models.PositiveIntegerField(_("tokens per minute per student"), null=True, blank=True)
+    student_token_limit = models.PositiveBigIntegerField(_("tokens per student"), null=True, blank=True, **TOKEN_LIMIT)
+    student_cost_limit = models.DecimalField(_("money per student"), null=True, blank=True, **MONEY_LIMIT)
+    class_token_pool = models.PositiveBigIntegerField(
+        _("tokens for the whole class"), null=True, blank=True, **TOKEN_LIMIT
+    )
+    class_cost_pool = models.DecimalField(_("money for the whole class"), null=True, blank=True, **MONEY_LIMIT)
+    rpm = models.PositiveIntegerField(_("requests per minute per student"), null=True, blank=True, **RPM_LIMIT)
+    tpm = models.PositiveIntegerField(_("tokens per minute per student"), null=True, blank=True, **TOKEN_LIMIT)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
@@ -131,8 +152,8 @@ class QuotaPolicy(models.Model):
 class StudentOverride(models.Model):
     classroom = models.ForeignKey("accounts.Classroom", on_delete=models.CASCADE, related_name="quota_overrides")
     student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota_overrides")
-    token_limit = models.PositiveBigIntegerField(_("tokens"), null=True, blank=True)
-    cost_limit = models.DecimalField(_("money"), null=True, blank=True, **MONEY)
+    token_limit = models.PositiveBigIntegerField(_("tokens"), null=True, blank=True, **TOKEN_LIMIT)
+    cost_limit = models.DecimalField(_("money"), null=True, blank=True, **MONEY_LIMIT)
 
     class Meta:
         verbose_name = _("student override")

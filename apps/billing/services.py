@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Trunc
 from django.urls import reverse
@@ -793,6 +793,20 @@ def _site_caps_errors(
     return errors
 
 
+def _bounds_errors(model: type[models.Model], values: dict[str, int | Decimal | None]) -> dict[str, str]:
+    """An error for each given limit outside what its field takes (the bounds on the
+    model fields: MAX_MONEY_LIMIT and the like), so a service refuses what a form would."""
+    errors: dict[str, str] = {}
+    for field, value in values.items():
+        if value is None:
+            continue
+        try:
+            model._meta.get_field(field).run_validators(value)
+        except ValidationError as exc:
+            errors[field] = exc.messages[0]
+    return errors
+
+
 def quota_policy_validate(
     *,
     period: str | None,
@@ -800,12 +814,14 @@ def quota_policy_validate(
     term_end: object = None,
     student_token_limit: int | None = None,
     student_cost_limit: Decimal | None = None,
+    class_token_pool: int | None = None,
+    class_cost_pool: Decimal | None = None,
     rpm: int | None = None,
     tpm: int | None = None,
 ) -> None:
-    """Raise ValidationError for a class quota the site's caps do not allow, or a term
-    without dates. The teachers' page and admin both save through quota_policy_set, which
-    runs this; admin's form runs it too, to show the errors on the form."""
+    """Raise ValidationError for a class quota out of bounds or that the site's caps do not
+    allow, or a term without dates. The teachers' page and admin both save through
+    quota_policy_set, which runs this; admin's form runs it too, to show the errors on the form."""
     errors = _site_caps_errors(
         site=site_billing_settings(),
         limits={
@@ -813,6 +829,17 @@ def quota_policy_validate(
             "student_cost_limit": ("student_cost", student_cost_limit),
             "rpm": ("rpm", rpm),
             "tpm": ("tpm", tpm),
+        },
+    )
+    errors |= _bounds_errors(
+        QuotaPolicy,
+        {
+            "student_token_limit": student_token_limit,
+            "student_cost_limit": student_cost_limit,
+            "class_token_pool": class_token_pool,
+            "class_cost_pool": class_cost_pool,
+            "rpm": rpm,
+            "tpm": tpm,
         },
     )
     if period == Period.TERM and (not term_start or not term_end or term_end < term_start):  # type: ignore[operator]
@@ -843,6 +870,8 @@ def quota_policy_set(
         term_end=term_end,
         student_token_limit=student_token_limit,
         student_cost_limit=student_cost_limit,
+        class_token_pool=class_token_pool,
+        class_cost_pool=class_cost_pool,
         rpm=rpm,
         tpm=tpm,
     )
@@ -891,6 +920,7 @@ def student_override_set(
             if value is not None
         },
     )
+    errors |= _bounds_errors(StudentOverride, {"token_limit": token_limit, "cost_limit": cost_limit})
     if errors:
         raise ValidationError(errors)
     limits_forget()

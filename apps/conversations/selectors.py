@@ -216,11 +216,20 @@ def versions_attach(*, message: Message, sibling_ids: list[int] | None = None) -
     return message
 
 
+def _readable_by_teacher(teacher: User) -> QuerySet[Conversation]:
+    """Conversations in the classes this account teaches that let teachers read them (none
+    once an admin has made the account a student)."""
+    if not teacher.may_teach:
+        return Conversation.objects.none()
+    return Conversation.objects.filter(classroom__teachers=teacher, classroom__teacher_can_read=True)
+
+
 def conversation_get_for_teacher(*, teacher: User, conversation_id: int) -> Conversation:
     """A student's conversation, for a teacher of its class when the class lets teachers
     read conversations; 404 otherwise."""
     conversation = (
-        Conversation.objects.filter(pk=conversation_id, classroom__teachers=teacher, classroom__teacher_can_read=True)
+        _readable_by_teacher(teacher)
+        .filter(pk=conversation_id)
         .select_related("owner", "classroom", "model__provider")
         .first()
     )
@@ -232,9 +241,7 @@ def conversation_get_for_teacher(*, teacher: User, conversation_id: int) -> Conv
 def conversations_of_student_for_teacher(
     *, teacher: User, classroom_id: int, student_id: int
 ) -> QuerySet[Conversation]:
-    return Conversation.objects.filter(
-        classroom_id=classroom_id, classroom__teachers=teacher, classroom__teacher_can_read=True, owner_id=student_id
-    ).order_by("-updated_at")
+    return _readable_by_teacher(teacher).filter(classroom_id=classroom_id, owner_id=student_id).order_by("-updated_at")
 
 
 def conversation_prompt_history(*, conversation: Conversation) -> list[dict[str, str]]:

@@ -9,6 +9,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
+from apps.accounts.selectors import classrooms_for_teacher
+from webchat.forms import IdsMultipleChoiceField
 
 from .models import ChatModel, Credential, Provider
 from .selectors import chat_models_enabled
@@ -47,14 +49,12 @@ class CredentialCreateForm(forms.Form):
             auth_style=Provider.AuthStyle.NONE
         )
         choices = [(Credential.Scope.USER, _("Me (personal key)"))]
-        if user.role != User.Role.STUDENT or user.is_superuser:
+        if user.may_teach:
             choices.append((Credential.Scope.CLASS, _("A class I teach (students never see the key)")))
         if user.is_superuser:
             choices.append((Credential.Scope.SITE, _("The whole site")))
         self.fields["scope"].choices = choices
-        self.fields["classroom"].queryset = (
-            Classroom.objects.all() if user.is_superuser else Classroom.objects.filter(teachers=user)
-        )
+        self.fields["classroom"].queryset = classrooms_for_teacher(user=user)
 
 
 class CredentialReplaceForm(forms.Form):
@@ -69,7 +69,7 @@ class CredentialReplaceForm(forms.Form):
 
 
 class ClassModelsForm(forms.Form):
-    allowed_models = forms.ModelMultipleChoiceField(
+    allowed_models = IdsMultipleChoiceField(
         label=_("Allowed models"),
         queryset=ChatModel.objects.none(),
         required=False,

@@ -123,8 +123,9 @@ def credential_for_request(*, provider: Provider, user: User, classroom: Classro
 
 def credentials_visible_to(*, user: User) -> QuerySet[Credential]:
     """Keys a user manages: their own, and (teachers) those attached to their classes."""
+    theirs = Q(owner=user) | Q(classroom__teachers=user) if user.may_teach else Q(owner=user)
     return (
-        Credential.objects.filter(Q(owner=user) | Q(classroom__teachers=user))
+        Credential.objects.filter(theirs)
         .distinct()
         .select_related("provider", "classroom", "owner")
         .order_by("provider__sort_order", "-created_at")

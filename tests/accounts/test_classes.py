@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.accounts.models import AuditEvent, Classroom, Enrollment, User
 from apps.accounts.services import join_code_regenerate
-from tests.conftest import People
+from tests.conftest import PASSWORD, People
 
 pytestmark = pytest.mark.django_db
 
@@ -239,3 +239,65 @@ def test_login_is_throttled_after_repeated_failures(people: People, client: Clie
     assert statuses == [200, 200, 200, 200, 429]  # the fifth wrong password locks the account out here
     locked = client.post(reverse("login"), {"username": "xiaoming", "password": "correct-horse-battery-42"})
     assert locked.status_code == 429
+
+
+def test_a_teacher_an_admin_makes_a_student_loses_every_power_over_their_old_classes(
+    people: People, teacher: Client
+) -> None:
+    """The account keeps its links to the classes (they come back if it is made a teacher
+    again) but they give it nothing: no page, no roster reset, no class key, no reading."""
+    from apps.conversations.models import Conversation
+    from apps.providers.models import Provider
+    from apps.providers.services import credential_create
+
+    people.classroom.teacher_can_read = True
+    people.classroom.save()
+    conversation = Conversation.objects.create(owner=people.student, classroom=people.classroom, title="t")
+    key = credential_create(  # the co-teacher's (a key one added stays theirs to revoke)
+        actor=people.co_teacher,
+        provider=Provider.objects.get(slug="deepseek"),
+        scope="class",
+        classroom=people.classroom,
+        api_key="sk-class-key-0001",
+    )
+    people.teacher.role = User.Role.STUDENT
+    people.teacher.save()
+    room = people.classroom.pk
+    for url in [
+        reverse("class-settings", args=[room]),
+        reverse("class-roster", args=[room]),
+        reverse("class-models", args=[room]),
+        reverse("teacher-read", args=[conversation.pk]),
+        reverse("teacher-student-conversations", args=[room, people.student.pk]),
+    ]:
+        assert teacher.get(url).status_code in (403, 404), url
+    reset = teacher.post(reverse("class-roster-reset", args=[room]), {"student": [people.student.pk]})
+    assert reset.status_code in (403, 404)
+    assert teacher.post(reverse("key-revoke", args=[key.pk])).status_code == 404
+    key.refresh_from_db()
+    assert key.revoked_at is None
+    people.student.refresh_from_db()
+    assert people.student.check_password(PASSWORD)  # the password was not reset
+
+
+def test_a_roster_with_a_quote_left_open_is_refused_with_its_line(people: People, teacher: Client) -> None:
+    text = 'username,display name\nnewstu40,"Name\nnewstu41,B\nnewstu42,C\n'
+    response = teacher.post(reverse("class-roster-import", args=[people.classroom.pk]), {"file": upload(text)})
+    assert response.status_code == 400
+    assert not User.objects.filter(username__startswith="newstu").exists()
+
+
+def test_hostile_numbers_and_dates_on_class_pages_are_400_and_change_nothing(people: People, teacher: Client) -> None:
+    room = people.classroom.pk
+    response = teacher.post(reverse("class-models", args=[room]), {"allowed_models": ["1" + "0" * 29]})
+    assert response.status_code == 400
+    code = people.classroom.join_code
+    response = teacher.post(
+        reverse("class-action", args=[room, "join-code"]),
+        {"expires_at": "0001-01-01T00:00"},
+        follow=True,
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert response.status_code == 200 and "That date is not valid." in response.content.decode()
+    people.classroom.refresh_from_db()
+    assert people.classroom.join_code == code and not people.classroom.join_code_expires_at

@@ -141,3 +141,70 @@ def test_a_term_at_the_calendars_edge_is_refused_on_the_class_quota_page(people:
     )
     assert response.status_code == 400 and "less than or equal to 2099-12-31" in response.content.decode()
     assert not QuotaPolicy.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"class_cost_pool": "9999999999.9999999999"},  # stored by SQLite as 10^10: every read of the row failed
+        {"student_cost_limit": "9999999999"},  # x 10^9 units: past a 64-bit counter, every turn failed
+        {"student_token_limit": str(2**63)},
+        {"class_token_pool": "1" + "0" * 30},
+        {"rpm": str(2**63)},
+        {"tpm": str(2**70)},
+    ],
+)
+def test_a_limit_past_what_the_counters_hold_is_refused_and_the_class_keeps_working(
+    people: People, client: Client, fields: dict[str, str]
+) -> None:
+    client.force_login(people.teacher)
+    url = reverse("class-quota", args=[people.classroom.pk])
+    response = client.post(url, policy_form(**fields), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 400 and "less than or equal to" in response.content.decode()
+    assert not QuotaPolicy.objects.exists()
+    assert client.get(url).status_code == 200
+    student = Client()
+    student.force_login(people.student)
+    assert student.get("/").status_code == 200
+
+
+def test_the_largest_limits_allowed_are_kept_as_given_and_a_turn_is_held_against_them(
+    people: People, client: Client
+) -> None:
+    client.force_login(people.teacher)
+    response = client.post(
+        reverse("class-quota", args=[people.classroom.pk]),
+        policy_form(
+            student_token_limit=str(10**12),
+            student_cost_limit="100000000",
+            class_token_pool=str(10**12),
+            class_cost_pool="99999999.9999999999",
+            rpm="100000",
+            tpm=str(10**12),
+        ),
+    )
+    assert response.status_code == 302
+    policy = QuotaPolicy.objects.get()
+    assert policy.student_cost_limit == Decimal("100000000") and policy.class_cost_pool <= Decimal("100000000")
+    take(people.student, people.classroom, ChatModel.objects.get(name="demo-tutor"))
+
+
+def test_the_services_refuse_limits_out_of_bounds_whoever_calls_them(people: People) -> None:
+    with pytest.raises(ValidationError) as refused:
+        quota_policy_set(classroom=people.classroom, period="month", class_cost_pool=Decimal("1e12"))
+    assert "class_cost_pool" in refused.value.message_dict
+    with pytest.raises(ValidationError) as refused:
+        student_override_set(
+            classroom=people.classroom, student=people.student, token_limit=2**63, cost_limit=Decimal("1e10")
+        )
+    assert set(refused.value.message_dict) == {"token_limit", "cost_limit"}
+    assert not QuotaPolicy.objects.exists() and not StudentOverride.objects.exists()
+
+
+def test_admin_refuses_limits_out_of_bounds_on_the_site_settings_and_a_class(people: People, admin: Client) -> None:
+    response = admin.post(
+        reverse("admin:billing_quotapolicy_add"),
+        {"classroom": people.classroom.pk, **policy_form(class_cost_pool="9999999999.9999999999")},
+    )
+    assert response.status_code == 200 and not QuotaPolicy.objects.exists()
+    assert "class_cost_pool" in response.context["adminform"].form.errors
