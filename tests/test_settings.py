@@ -172,3 +172,18 @@ def test_a_socket_waiting_on_redis_outlasts_the_channel_layers_blocking_read() -
         timeout=60,
     )
     assert result.stdout.split() == ["True", "redis://127.0.0.1:6399/0"], result.stderr
+
+
+def test_a_hold_expiry_shorter_than_a_call_may_run_refuses_to_start() -> None:
+    """A hold expired while its call still streams would be settled for its prompt alone."""
+    result = serve(
+        DEBUG="False",
+        SECRET_KEY="k" * 50,
+        KEY_ENCRYPTION_KEYS=MASTER,
+        LLM_TOTAL_TIMEOUT="180",
+        HOLD_EXPIRY_SECONDS="200",
+    )
+    assert result.returncode == 1 and "HOLD_EXPIRY_SECONDS" in result.stderr
+    assert (
+        serve(DEBUG="False", SECRET_KEY="k" * 50, KEY_ENCRYPTION_KEYS=MASTER, HOLD_EXPIRY_SECONDS="240").returncode == 0
+    )

@@ -286,6 +286,14 @@ ROLLUP_EVERY_SECONDS = env.int("ROLLUP_EVERY_SECONDS", default=300)
 # How often it sets the usage counters and rollups against the ledger.
 BALANCE_CHECK_EVERY_SECONDS = env.int("BALANCE_CHECK_EVERY_SECONDS", default=3600)
 HOLD_EXPIRY_SECONDS = env.int("HOLD_EXPIRY_SECONDS", default=int(LLM_TOTAL_TIMEOUT) + 120)
+# A call, every attempt and fallback route with it, ends within LLM_TOTAL_TIMEOUT
+# (providers.client.stream); a hold expired sooner would settle a turn still streaming,
+# for its prompt alone, and let an idempotent /v1 retry run it a second time.
+if HOLD_EXPIRY_SECONDS < LLM_TOTAL_TIMEOUT + 60:
+    _refuse(
+        f"HOLD_EXPIRY_SECONDS ({HOLD_EXPIRY_SECONDS}) must be at least LLM_TOTAL_TIMEOUT + 60 "
+        f"({int(LLM_TOTAL_TIMEOUT) + 60}): a hold would expire while its turn still runs."
+    )
 
 # The built-in demo model: pause between streamed chunks, in milliseconds.
 DEMO_STREAM_DELAY_MS = env.int("DEMO_STREAM_DELAY_MS", default=35)

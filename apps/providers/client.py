@@ -298,10 +298,13 @@ async def stream(
 
     Each route is tried LLM_MAX_ATTEMPTS times (backoff with jitter, Retry-After honoured),
     then the next route (failover), but only while no text has been yielded: after the
-    first text a fault ends the reply. Connect, first-chunk, idle and total timeouts and
-    the reply-size cap apply to every attempt. Cancelling the iteration ends the call.
+    first text a fault ends the reply. Connect, first-chunk and idle timeouts and the
+    reply-size cap apply to every attempt; LLM_TOTAL_TIMEOUT bounds the whole call, every
+    attempt, wait and route together (a hold expires only past it: HOLD_EXPIRY_SECONDS).
+    Cancelling the iteration ends the call.
     """
     attempts = max(settings.LLM_MAX_ATTEMPTS, 1)
+    deadline = asyncio.get_running_loop().time() + settings.LLM_TOTAL_TIMEOUT
     rejected: list[int] = []
     error: UpstreamError | None = None
     usage: Usage | None = None
@@ -313,7 +316,12 @@ async def stream(
             finish: str | None = None
             try:
                 async for piece in _call(
-                    route=route, messages=messages, max_tokens=max_tokens, params=params, request_id=request_id
+                    route=route,
+                    messages=messages,
+                    max_tokens=max_tokens,
+                    params=params,
+                    request_id=request_id,
+                    deadline=deadline,
                 ):
                     if type(piece) is str or type(piece) is ToolCallsDelta:
                         relayed = True
@@ -330,12 +338,16 @@ async def stream(
                 error = exc
                 if exc.code == ErrorCode.UPSTREAM_AUTH_FAILED and route.credential_id is not None:
                     rejected.append(route.credential_id)
-                if relayed or exc.code == ErrorCode.UPSTREAM_TOO_LARGE:
+                # After text, past the cap, or once the whole call's time is spent: no other
+                # attempt or route.
+                if relayed or exc.code == ErrorCode.UPSTREAM_TOO_LARGE or asyncio.get_running_loop().time() >= deadline:
                     yield CallEnded(route=route, usage=usage, error=exc, rejected_credentials=tuple(rejected))
                     return
                 if not exc.retryable or attempt == attempts - 1:
                     break  # this route is done: fail over to the next one, if any
                 delay = backoff_seconds(attempt, exc.retry_after)
+                if asyncio.get_running_loop().time() + delay >= deadline:
+                    break  # no time left to wait for another attempt here
                 logger.info("upstream %s on %s, retry %d in %.2fs", exc.code, route.route_name, attempt + 1, delay)
                 await asyncio.sleep(delay)
         logger.info(
@@ -354,6 +366,7 @@ async def _call(
     max_tokens: int | None,
     params: dict[str, Any] | None,
     request_id: str,
+    deadline: float,
 ) -> AsyncIterator[str | ToolCallsDelta | _Finish | Usage]:
     """One attempt on one route: yields text (str), tool call pieces, the finish reason and
     the reported Usage. Raises
@@ -367,7 +380,7 @@ async def _call(
     idle = settings.LLM_IDLE_TIMEOUT
     # Reschedule the idle deadline only when it has drifted by this much: not a timer per chunk.
     slack = idle / 20
-    total_deadline = loop.time() + settings.LLM_TOTAL_TIMEOUT
+    total_deadline = deadline
     cap = settings.LLM_MAX_REPLY_BYTES
     finished = received = False
     text_bytes = 0

@@ -144,6 +144,25 @@ async def test_first_chunk_timeout_is_retried_then_reported(
     assert time.monotonic() - started < 2
 
 
+async def test_the_total_timeout_bounds_the_whole_call_with_its_retries_and_routes(
+    people: People, class_key: Credential, fake_upstream: FakeUpstream, settings: Any
+) -> None:
+    """A model that "thinks" (empty chunks keep the idle timer alive, no text) until the total
+    timeout: a retry used to start a new total, so a turn could run three times as long as
+    its hold was sized for (HOLD_EXPIRY_SECONDS) and be expired mid-stream."""
+    settings.LLM_TOTAL_TIMEOUT = 1.0
+    settings.LLM_FIRST_CHUNK_TIMEOUT = settings.LLM_IDLE_TIMEOUT = 0.5
+    settings.LLM_MAX_ATTEMPTS = 3
+    fake_upstream.default = Behaviour(chunks=[""] * 40, delay=0.1)
+
+    started = time.monotonic()
+    frames = await turn(people.student)
+
+    assert frames[-1]["code"] == "upstream_timeout"
+    assert len(fake_upstream.chat_requests()) == 1
+    assert time.monotonic() - started < 1.8
+
+
 async def test_idle_gap_between_chunks_ends_the_reply_as_interrupted(
     people: People, class_key: Credential, fake_upstream: FakeUpstream, settings: Any
 ) -> None:
