@@ -4,7 +4,9 @@ Every request runs these (hold, then settle), so they skip the ORM's query build
 SQL is the same on SQLite and PostgreSQL. Each `*_add` is one conditional UPDATE whose
 affected-row count says whether the budget had room: that statement is the concurrency
 guarantee (PostgreSQL re-checks the WHERE clause on the row it locked; SQLite runs one
-writer at a time), so no SELECT ... FOR UPDATE is needed.
+writer at a time), so no SELECT ... FOR UPDATE is needed for the check itself. A statement
+that changes several budgets (a student's and the class pool's) takes their row locks in
+one order on PostgreSQL (`_counters_update`), or two requests of one student deadlock.
 """
 
 from __future__ import annotations
@@ -44,10 +46,40 @@ def rate_add(*, scope_key: str, window_start: datetime, tokens: int, rpm: int | 
     return _execute(sql, params)
 
 
+def _counters_update(
+    *,
+    assign: str,
+    params: list[object],
+    period_start: datetime,
+    keys: list[str],
+    condition: str = "",
+    more: list[object],
+) -> int:
+    """UPDATE the budget rows `keys` of a period: SET `assign`, where `condition` holds.
+    Rows changed. On PostgreSQL the rows are locked first, in scope-key order: a plain
+    multi-row UPDATE locks them in the order it finds them, which changes as rows are
+    rewritten, and two statements for one student (a take and a settle, from two tabs or
+    chat and /v1) that lock the student's row and the pool's in opposite orders deadlock.
+    (SQLite runs one writer at a time.)"""
+    table = UsageCounter._meta.db_table
+    marks = ", ".join(["%s"] * len(keys))
+    if connection.vendor == "postgresql":
+        sql = (
+            f"UPDATE {table} SET {assign} FROM (SELECT id FROM {table} WHERE period_start = %s "
+            f"AND scope_key IN ({marks}) ORDER BY scope_key FOR UPDATE) AS locked WHERE {table}.id = locked.id"
+        )
+    else:
+        sql = f"UPDATE {table} SET {assign} WHERE period_start = %s AND scope_key IN ({marks})"
+    if condition:
+        sql += f" AND ({condition})"
+    return _execute(sql, [*params, _when(period_start), *keys, *more])
+
+
 def budgets_add(*, period_start: datetime, budgets: list[Budget], tokens: int, units: int) -> int:
     """Hold `tokens` and `units` on every budget that has room, in one statement. Rows changed
     (fewer than len(budgets): some budget had no room, or its row does not exist yet)."""
-    clauses, params = [], [tokens, units, _when(period_start)]
+    clauses: list[str] = []
+    params: list[object] = []
     for scope_key, token_limit, cost_limit in budgets:
         clause = "(scope_key = %s"
         params.append(scope_key)
@@ -58,24 +90,28 @@ def budgets_add(*, period_start: datetime, budgets: list[Budget], tokens: int, u
             clause += " AND cost_used_units + cost_held_units + %s <= %s"
             params += [units, cost_limit]
         clauses.append(clause + ")")
-    sql = (
-        f"UPDATE {UsageCounter._meta.db_table} SET tokens_held = tokens_held + %s, "
-        f"cost_held_units = cost_held_units + %s WHERE period_start = %s AND ({' OR '.join(clauses)})"
+    return _counters_update(
+        assign="tokens_held = tokens_held + %s, cost_held_units = cost_held_units + %s",
+        params=[tokens, units],
+        period_start=period_start,
+        keys=[scope_key for scope_key, _tokens, _units in budgets],
+        condition=" OR ".join(clauses),
+        more=params,
     )
-    return _execute(sql, params)
 
 
 def budgets_settle(
     *, period_start: datetime, keys: list[str], held_tokens: int, held_units: int, used_tokens: int, used_units: int
 ) -> int:
     """Move a hold from held to used (used may exceed the hold: recorded, never dropped)."""
-    marks = ", ".join(["%s"] * len(keys))
-    sql = (
-        f"UPDATE {UsageCounter._meta.db_table} SET tokens_held = tokens_held - %s, tokens_used = tokens_used + %s, "
-        "cost_held_units = cost_held_units - %s, cost_used_units = cost_used_units + %s "
-        f"WHERE period_start = %s AND scope_key IN ({marks})"
+    return _counters_update(
+        assign="tokens_held = tokens_held - %s, tokens_used = tokens_used + %s, "
+        "cost_held_units = cost_held_units - %s, cost_used_units = cost_used_units + %s",
+        params=[held_tokens, used_tokens, held_units, used_units],
+        period_start=period_start,
+        keys=keys,
+        more=[],
     )
-    return _execute(sql, [held_tokens, used_tokens, held_units, used_units, _when(period_start), *keys])
 
 
 def counter_read(*, scope_key: str, period_start: datetime) -> tuple[int, int, int, int] | None:

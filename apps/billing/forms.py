@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import Classroom, User
 from apps.accounts.selectors import classroom_students
 
-from .models import MAX_MONEY_LIMIT, MAX_RPM, MAX_TOKEN_LIMIT, MONEY, Period
+from .models import MAX_MONEY_LIMIT, MAX_RPM, MAX_TOKEN_LIMIT, MAX_TPM, MONEY, Period
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
@@ -41,9 +41,7 @@ class QuotaPolicyForm(forms.Form):
         max_value=MAX_MONEY_LIMIT, label=_("Money for the whole class"), required=False, min_value=0, **MONEY
     )
     rpm = forms.IntegerField(max_value=MAX_RPM, label=_("Requests per minute per student"), required=False, min_value=1)
-    tpm = forms.IntegerField(
-        max_value=MAX_TOKEN_LIMIT, label=_("Tokens per minute per student"), required=False, min_value=1
-    )
+    tpm = forms.IntegerField(max_value=MAX_TPM, label=_("Tokens per minute per student"), required=False, min_value=1)
 
 
 class StudentOverrideForm(forms.Form):

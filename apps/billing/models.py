@@ -26,9 +26,11 @@ MONEY = {"max_digits": 20, "decimal_places": 10}
 MAX_MONEY_LIMIT = Decimal(100_000_000)
 MAX_TOKEN_LIMIT = 10**12
 MAX_RPM = 100_000
+MAX_TPM = 1_000_000_000  # a 32-bit column on PostgreSQL
 MONEY_LIMIT = {**MONEY, "validators": [MaxValueValidator(MAX_MONEY_LIMIT)]}
 TOKEN_LIMIT = {"validators": [MaxValueValidator(MAX_TOKEN_LIMIT)]}
 RPM_LIMIT = {"validators": [MaxValueValidator(MAX_RPM)]}
+TPM_LIMIT = {"validators": [MaxValueValidator(MAX_TPM)]}
 
 
 # The one conversion between amounts and units, both ways: holds, settles, limits, the
@@ -107,14 +109,14 @@ class SiteBillingSettings(models.Model):
         _("default requests per minute"), null=True, blank=True, default=10, **RPM_LIMIT
     )
     default_tpm = models.PositiveIntegerField(
-        _("default tokens per minute"), null=True, blank=True, default=40_000, **TOKEN_LIMIT
+        _("default tokens per minute"), null=True, blank=True, default=40_000, **TPM_LIMIT
     )
     max_student_token_limit = models.PositiveBigIntegerField(
         _("cap: tokens per student"), null=True, blank=True, **TOKEN_LIMIT
     )
     max_student_cost_limit = models.DecimalField(_("cap: money per student"), null=True, blank=True, **MONEY_LIMIT)
     max_rpm = models.PositiveIntegerField(_("cap: requests per minute"), null=True, blank=True, **RPM_LIMIT)
-    max_tpm = models.PositiveIntegerField(_("cap: tokens per minute"), null=True, blank=True, **TOKEN_LIMIT)
+    max_tpm = models.PositiveIntegerField(_("cap: tokens per minute"), null=True, blank=True, **TPM_LIMIT)
 
     class Meta:
         verbose_name = _("site billing settings")
@@ -138,7 +140,7 @@ class QuotaPolicy(models.Model):
     )
     class_cost_pool = models.DecimalField(_("money for the whole class"), null=True, blank=True, **MONEY_LIMIT)
     rpm = models.PositiveIntegerField(_("requests per minute per student"), null=True, blank=True, **RPM_LIMIT)
-    tpm = models.PositiveIntegerField(_("tokens per minute per student"), null=True, blank=True, **TOKEN_LIMIT)
+    tpm = models.PositiveIntegerField(_("tokens per minute per student"), null=True, blank=True, **TPM_LIMIT)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:

@@ -73,8 +73,11 @@ def cost_of(
     return cost, cost * rate
 
 
-class _CountersMissing(Exception):
-    """A budget's counter row for this period does not exist yet (its first request)."""
+class _CountersUnseen(Exception):
+    """A budget's counter row for this period does not exist yet (its first request), or
+    (`keys` empty) exists but was created after the hold's statement began, which then did
+    not see it: on PostgreSQL an UPDATE sees the rows committed before it started, so the
+    first requests of a period, at the same moment, found their budgets "full"."""
 
     def __init__(self, keys: set[str], period_start: datetime) -> None:
         super().__init__(keys)
@@ -82,17 +85,20 @@ class _CountersMissing(Exception):
         self.period_start = period_start
 
 
-def _budgets_add(*, budgets: list[counters.Budget], period_start: datetime, tokens: int, units: int) -> bool:
+def _budgets_add(
+    *, budgets: list[counters.Budget], period_start: datetime, tokens: int, units: int, again: bool
+) -> bool:
     """Add a hold to all the budgets' counters at once, only where each has room. False when
-    some budget has no room; the caller's transaction then rolls back the rest."""
+    some budget has no room; the caller's transaction then rolls back the rest. `again`:
+    this is the hold's second attempt, whose statement began after the rows existed."""
     if counters.budgets_add(period_start=period_start, budgets=budgets, tokens=tokens, units=units) == len(budgets):
         return True
     keys = {key for key, _limit, _cost in budgets}
     existing = set(
         UsageCounter.objects.filter(scope_key__in=keys, period_start=period_start).values_list("scope_key", flat=True)
     )
-    if existing != keys:
-        raise _CountersMissing(keys - existing, period_start)
+    if existing != keys or not again:
+        raise _CountersUnseen(keys - existing, period_start)
     return False
 
 
@@ -104,7 +110,7 @@ def _rate_counter_create(*, scope_key: str, window_start: datetime) -> None:
         pass  # created by a concurrent request: fine
 
 
-def _counters_create(missing: _CountersMissing) -> None:
+def _counters_create(missing: _CountersUnseen) -> None:
     for key in missing.keys:
         try:
             with transaction.atomic():
@@ -128,8 +134,11 @@ def _rate_take(*, user: User, limits: Limits, tokens: int, now: datetime) -> Non
         return
     key, window = f"u{user.pk}", now.replace(second=0, microsecond=0)
     taken = counters.rate_add(scope_key=key, window_start=window, tokens=tokens, rpm=limits.rpm, tpm=limits.tpm)
-    if not taken and not RateCounter.objects.filter(scope_key=key, window_start=window).exists():
-        _rate_counter_create(scope_key=key, window_start=window)  # the minute's first request
+    if not taken:
+        if not RateCounter.objects.filter(scope_key=key, window_start=window).exists():
+            _rate_counter_create(scope_key=key, window_start=window)  # the minute's first request
+        # Once more, also when the row exists: a concurrent request may have created it
+        # after the first statement began (PostgreSQL's UPDATE did not see it).
         taken = counters.rate_add(scope_key=key, window_start=window, tokens=tokens, rpm=limits.rpm, tpm=limits.tpm)
     if not taken:
         retry_after = max(60 - now.second, 1)
@@ -310,10 +319,10 @@ def hold_take(
         "now": now or timezone.now(),
     }
     try:
-        return _hold_take(**arguments)
-    except _CountersMissing as missing:
-        _counters_create(missing)  # outside the rolled-back attempt, then once more
-        return _hold_take(**arguments)
+        return _hold_take(**arguments, again=False)
+    except _CountersUnseen as unseen:
+        _counters_create(unseen)  # outside the rolled-back attempt, then once more
+        return _hold_take(**arguments, again=True)
 
 
 @transaction.atomic
@@ -327,6 +336,7 @@ def _hold_take(
     max_tokens: int,
     entry_point: str,
     now: datetime,
+    again: bool,
 ) -> Hold:
     site = site_billing_settings()
     limits = limits_for(user=user, classroom=classroom, site=site)
@@ -347,7 +357,7 @@ def _hold_take(
     # The one statement that decides: it adds the hold to every budget that has room for
     # it; unless all of them had, the transaction (and so the whole hold) is rolled back.
     keys = [scope_key for scope_key, _limit, _cost in budgets]
-    if not _budgets_add(budgets=budgets, period_start=start, tokens=tokens, units=units):
+    if not _budgets_add(budgets=budgets, period_start=start, tokens=tokens, units=units, again=again):
         raise RequestRefused(
             ErrorCode.QUOTA_EXCEEDED,
             _quota_refusal_message(

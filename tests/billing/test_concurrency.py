@@ -98,3 +98,26 @@ def test_fifty_parallel_requests_never_pass_the_money_limit(people: People, fake
     assert outcome["error"] == 0 and outcome["ok"] >= 5
     spent = LedgerEntry.objects.filter(user=people.student).aggregate(c=Sum("cost_billing"))["c"]
     assert spent <= Decimal("0.005")
+
+
+def test_parallel_requests_of_one_student_against_a_class_pool_never_deadlock(
+    people: People, fake_model: ChatModel
+) -> None:
+    """Each take and settle changes two rows, the student's and the pool's. On PostgreSQL a
+    multi-row UPDATE locked them in the order it found them, which changes as rows are
+    rewritten: two requests locked them in opposite orders and one died in a deadlock
+    (a take refused with internal_error, or a settle released unbilled). The first round
+    also starts the period: its counter rows are created by the racing requests, and an
+    UPDATE that began before a row was committed did not see it (the budget looked full)."""
+    policy_set(
+        people.classroom,
+        student_token_limit=10**9,
+        class_token_pool=10**10,
+        student_cost_limit=Decimal(1000),
+        class_cost_pool=Decimal(10000),
+    )
+    for _round in range(3):
+        outcome = race(people, fake_model, prompt=50, max_tokens=150, used=(50, 150))
+        assert outcome == {"ok": PARALLEL, "refused": 0, "error": 0}
+    counters = UsageCounter.objects.filter(scope_key__startswith=f"c{people.classroom.pk}:")
+    assert {(c.tokens_used, c.tokens_held) for c in counters} == {(3 * PARALLEL * 200, 0)}

@@ -180,7 +180,7 @@ def test_the_largest_limits_allowed_are_kept_as_given_and_a_turn_is_held_against
             class_token_pool=str(10**12),
             class_cost_pool="99999999.9999999999",
             rpm="100000",
-            tpm=str(10**12),
+            tpm=str(10**9),
         ),
     )
     assert response.status_code == 302
