@@ -537,7 +537,10 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
     price = model_price_at(model_id=model_id, when=hold.created_at)
     hold_price = price if model_id == hold.model_id else model_price_at(model_id=hold.model_id, when=hold.created_at)
     rate = hold.exchange_rate
-    if price is not None and hold_price is not None and price.currency != hold_price.currency:
+    # The hold's rate converts the held model's currency (the billing currency itself when
+    # it had no price): a fallback priced in another currency needs its own.
+    held_currency = hold_price.currency if hold_price is not None else hold.billing_currency
+    if price is not None and price.currency != held_currency:
         rate = exchange_rate_at(from_currency=price.currency, to_currency=hold.billing_currency, when=hold.created_at)
     cost, cost_billing = cost_of(
         price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens

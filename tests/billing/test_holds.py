@@ -174,6 +174,33 @@ def test_usd_priced_model_is_billed_in_cny_at_the_admins_rate(people: People, fa
     )
 
 
+def test_a_fallback_priced_in_another_currency_than_the_unpriced_held_model_is_converted(
+    people: People, fake_model: ChatModel
+) -> None:
+    """The held model had no price (its rate: the billing currency's own, 1); the fallback
+    that answered costs USD. It was billed at 1, seven times under."""
+    policy_set(people.classroom)
+    fallback = ChatModel.objects.create(
+        provider=fake_model.provider, name="usd-model", display_name="USD", context_window=16000, max_output_tokens=2048
+    )
+    ModelPrice.objects.create(
+        model=fallback,
+        input_per_million=Decimal("10"),
+        output_per_million=Decimal("30"),
+        currency="USD",
+        effective_from=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+    ModelPrice.objects.filter(model=fake_model).delete()
+    ExchangeRate.objects.create(
+        from_currency="USD", to_currency="CNY", rate=Decimal("7.2"), effective_from=datetime(2024, 1, 1, tzinfo=UTC)
+    )
+    price_cache_forget()
+    request_id = take(people.student, people.classroom, fake_model, prompt=1000, max_tokens=1000)
+    entry = settle(request_id, 1000, 1000, model=fallback)
+    assert (entry.cost, entry.price_currency, entry.exchange_rate) == (Decimal("0.04"), "USD", Decimal("7.2"))
+    assert (entry.cost_billing, entry.billing_currency) == (Decimal("0.288"), "CNY")
+
+
 def test_stale_holds_are_settled_for_the_counted_prompt_once(people: People, fake_model: ChatModel) -> None:
     with time_machine.travel(timezone.now() - timedelta(hours=1)):
         request_id = take(people.student, people.classroom, fake_model, prompt=300, max_tokens=700)
