@@ -146,32 +146,34 @@ def rollup_rebuild_postgresql(*, start: datetime, until: datetime, tz: str) -> d
     rollup, ledger = UsageRollup._meta.db_table, LedgerEntry._meta.db_table
     columns = "granularity, bucket_start, user_id, classroom_id, model_id, requests, prompt_tokens, completion_tokens, cost_billing"
     written = {}
-    with connection.cursor() as cursor:
-        with transaction.atomic():
-            cursor.execute(
-                f"DELETE FROM {rollup} WHERE granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s",
-                [start, until],
-            )
-            cursor.execute(
-                f"INSERT INTO {rollup} ({columns}) "
-                f"SELECT 'hour', date_trunc('hour', created_at AT TIME ZONE %s) AT TIME ZONE %s, user_id, classroom_id, "
-                f"model_id, count(*) FILTER (WHERE kind = 'charge'), sum(prompt_tokens), sum(completion_tokens), "
-                f"sum(cost_billing) FROM {ledger} WHERE created_at >= %s AND created_at < %s GROUP BY 2, 3, 4, 5",
-                [tz, tz, start, until],
-            )
-            written["hour"] = cursor.rowcount
-        with transaction.atomic():
-            cursor.execute(
-                f"DELETE FROM {rollup} WHERE granularity = 'day' AND bucket_start >= %s AND bucket_start < %s",
-                [start, until],
-            )
-            cursor.execute(
-                f"INSERT INTO {rollup} ({columns}) "
-                f"SELECT 'day', date_trunc('day', bucket_start AT TIME ZONE %s) AT TIME ZONE %s, user_id, classroom_id, "
-                f"model_id, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cost_billing) "
-                f"FROM {rollup} WHERE granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s "
-                f"GROUP BY 2, 3, 4, 5",
-                [tz, tz, start, until],
-            )
-            written["day"] = cursor.rowcount
+    # One rebuild at a time, both granularities in one transaction: two at once (beat and a
+    # manual rollup_usage, a redelivered task) each deleted only the rows committed when
+    # its DELETE began, so both inserts stayed and the buckets counted twice.
+    with connection.cursor() as cursor, transaction.atomic():
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('webchat.usage_rollup'))")
+        cursor.execute(
+            f"DELETE FROM {rollup} WHERE granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s",
+            [start, until],
+        )
+        cursor.execute(
+            f"INSERT INTO {rollup} ({columns}) "
+            f"SELECT 'hour', date_trunc('hour', created_at AT TIME ZONE %s) AT TIME ZONE %s, user_id, classroom_id, "
+            f"model_id, count(*) FILTER (WHERE kind = 'charge'), sum(prompt_tokens), sum(completion_tokens), "
+            f"sum(cost_billing) FROM {ledger} WHERE created_at >= %s AND created_at < %s GROUP BY 2, 3, 4, 5",
+            [tz, tz, start, until],
+        )
+        written["hour"] = cursor.rowcount
+        cursor.execute(
+            f"DELETE FROM {rollup} WHERE granularity = 'day' AND bucket_start >= %s AND bucket_start < %s",
+            [start, until],
+        )
+        cursor.execute(
+            f"INSERT INTO {rollup} ({columns}) "
+            f"SELECT 'day', date_trunc('day', bucket_start AT TIME ZONE %s) AT TIME ZONE %s, user_id, classroom_id, "
+            f"model_id, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cost_billing) "
+            f"FROM {rollup} WHERE granularity = 'hour' AND bucket_start >= %s AND bucket_start < %s "
+            f"GROUP BY 2, 3, 4, 5",
+            [tz, tz, start, until],
+        )
+        written["day"] = cursor.rowcount
     return written

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -97,6 +98,35 @@ def test_running_a_rollup_twice_gives_the_same_rows(ledger: None) -> None:
     first = snapshot()
     usage_rollup(**window)
     assert snapshot() == first and first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_rollups_at_once_give_the_same_rows_as_one(ledger: None) -> None:
+    """Beat and a manual rollup_usage (or a redelivered task) at the same moment: on
+    PostgreSQL each deleted only the rows committed when its DELETE began, and both inserts
+    stayed (the buckets counted twice, days four times)."""
+    window = {"since": datetime(2026, 3, 1, tzinfo=UTC), "until": datetime(2026, 3, 5, tzinfo=UTC)}
+    usage_rollup(**window)
+    alone = snapshot()
+    for _round in range(4):
+        barrier = threading.Barrier(2)
+        failures: list[BaseException] = []
+
+        def rebuild(barrier: threading.Barrier = barrier, failures: list[BaseException] = failures) -> None:
+            try:
+                barrier.wait(timeout=10)
+                usage_rollup(**window)
+            except BaseException as exc:  # noqa: BLE001 - asserted on below
+                failures.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=rebuild) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not failures and snapshot() == alone
 
 
 @pytest.mark.django_db
