@@ -618,8 +618,11 @@ def holds_expire(*, now: datetime | None = None) -> int:
                 total_ms=None,
             ),
         )
-        Hold.objects.filter(pk=hold.pk).update(status=Hold.Status.EXPIRED)
-        settled += 1
+        # Labelled expired only if this call's settle claimed it (its settled_at is `now`):
+        # the turn may have settled itself a moment before, and stays settled.
+        settled += Hold.objects.filter(pk=hold.pk, status=Hold.Status.SETTLED, settled_at=now).update(
+            status=Hold.Status.EXPIRED
+        )
     return settled
 
 
