@@ -7,7 +7,7 @@ msgid exactly; tests/test_error_pages.py checks they still exist upstream."""
 
 from __future__ import annotations
 
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext_lazy
 
 # django-axes 8: axes/models.py and axes/admin.py ("Username", "Yes", "No" are Django's).
 AXES_MSGIDS = (
@@ -50,4 +50,15 @@ DJANGO_ADMIN_MSGIDS = (
     gettext_noop("Error:"),
     gettext_noop("Forgotten your login credentials?"),
     gettext_noop("In case you’ve forgotten, you are:"),
+)
+
+# Django 5.2's MinimumLengthValidator error: its zh_Hans catalog has only the older
+# "%(min_length)d" wording, so a too-short password (sign-up, a roster's password column, a
+# reset) was refused in English on the Chinese pages. Lazy: marked, never evaluated.
+DJANGO_AUTH_PLURAL_MSGIDS = (
+    ngettext_lazy(
+        "This password is too short. It must contain at least %d character.",
+        "This password is too short. It must contain at least %d characters.",
+        "min_length",
+    ),
 )

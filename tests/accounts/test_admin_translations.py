@@ -46,3 +46,16 @@ def test_admin_index_names_the_axes_app_by_our_name(people: People, client: Clie
     page = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Login attempts" in page and ">Axes<" not in page
     assert reverse("admin:axes_accessattempt_changelist") in page
+
+
+def test_a_too_short_password_is_refused_in_chinese_too() -> None:
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    catalog = (
+        Path(django.__file__).parent / "contrib" / "auth" / "locale" / "en" / "LC_MESSAGES" / "django.po"
+    ).read_text()
+    assert 'msgid "This password is too short. It must contain at least %d character."' in catalog
+    with translation.override("zh-hans"), pytest.raises(ValidationError) as refused:
+        validate_password("q9")
+    assert refused.value.messages[0] == "密码太短，至少要有 8 个字符。"
