@@ -236,3 +236,28 @@ def test_quota_status_for_the_meter(people: People, fake_model: ChatModel) -> No
     assert (status.tokens_used, status.tokens_left, status.token_limit) == (250, 750, 1_000)
     assert status.cost_used == Decimal("0.0014") and status.currency == "CNY"
     assert status.percent_used == 25 and status.reset_at is not None
+
+
+def test_a_turn_across_midnight_counts_in_the_day_it_was_recorded_everywhere(
+    people: People, fake_model: ChatModel
+) -> None:
+    """Held at 23:59:50 (Beijing), settled at 00:00:10: the meter counted it in the old day
+    and the usage pages, rollups and balance check (by the ledger row's time) in the new."""
+    from apps.billing.selectors import usage_totals, usage_window_for_user, user_daily_usage
+    from apps.billing.services import ledger_balance_check
+
+    policy_set(people.classroom, period="day", student_token_limit=10_000)
+    before_midnight = datetime(2026, 3, 10, 15, 59, 50, tzinfo=UTC)  # 23:59:50 in Shanghai
+    with time_machine.travel(before_midnight, tick=False):
+        request_id = take(people.student, people.classroom, fake_model, prompt=100, max_tokens=500)
+    with time_machine.travel(before_midnight + timedelta(seconds=20), tick=False):
+        entry = settle(request_id, 100, 400)
+        meter = quota_status(user=people.student, classroom=people.classroom)
+        window = usage_window_for_user(user=people.student, classroom=people.classroom)
+        page = usage_totals(rows=user_daily_usage(user=people.student, start=window.start, end=window.end))
+        assert meter.tokens_used == page.tokens == 500 and meter.tokens_held == 0
+        assert ledger_balance_check().difference_count == 0
+    with time_machine.travel(before_midnight + timedelta(seconds=5), tick=False):
+        yesterday = quota_status(user=people.student, classroom=people.classroom)
+        assert (yesterday.tokens_used, yesterday.tokens_held) == (0, 0)
+    assert entry.started_at == before_midnight
