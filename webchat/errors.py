@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     CLASS_CLOSED = "class_closed"
     MODEL_NOT_ALLOWED = "model_not_allowed"
     NO_CREDENTIAL = "no_credential"
+    MODEL_UNPRICED = "model_unpriced"  # its price's currency has no exchange rate in force
     QUOTA_EXCEEDED = "quota_exceeded"  # with reset_at
     RATE_LIMITED = "rate_limited"  # with retry_after
     SIGNED_OUT = "signed_out"

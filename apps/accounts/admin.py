@@ -114,6 +114,18 @@ class ClassroomAdmin(admin.ModelAdmin):
         if change and "archived" in form.changed_data and obj.archived:
             user_sockets_close(user_ids=obj.enrollments.values_list("student_id", flat=True), code=CLOSE_ACCESS_CHANGED)
 
+    def get_deleted_objects(self, objs, request):  # type: ignore[no-untyped-def]
+        """A class with students is archived, not deleted: deleting it took its quota and
+        model list away and left its students chatting, in their old conversations, on the
+        site's defaults. Django's confirmation page lists these as what blocks the delete."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        with_students = [
+            str(_("%(class)s has students: archive it instead, or take them out first.") % {"class": classroom})
+            for classroom in objs
+            if classroom.enrollments.exists()
+        ]
+        return deleted, counts, perms_needed, [*protected, *with_students]
+
     def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool) -> None:
         super().save_formset(request, form, formset, change)
         removed = [

@@ -11,11 +11,11 @@ from decimal import ROUND_CEILING, Decimal
 from typing import overload
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from apps.providers.models import ModelPrice
+from apps.providers.models import SANE_MOMENTS, ModelPrice
 
 MONEY_UNITS = Decimal(1_000_000_000)
 MONEY = {"max_digits": 20, "decimal_places": 10}
@@ -27,10 +27,11 @@ MAX_MONEY_LIMIT = Decimal(100_000_000)
 MAX_TOKEN_LIMIT = 10**12
 MAX_RPM = 100_000
 MAX_TPM = 1_000_000_000  # a 32-bit column on PostgreSQL
-MONEY_LIMIT = {**MONEY, "validators": [MaxValueValidator(MAX_MONEY_LIMIT)]}
+MONEY_LIMIT = {**MONEY, "validators": [MinValueValidator(0), MaxValueValidator(MAX_MONEY_LIMIT)]}
 TOKEN_LIMIT = {"validators": [MaxValueValidator(MAX_TOKEN_LIMIT)]}
 RPM_LIMIT = {"validators": [MaxValueValidator(MAX_RPM)]}
 TPM_LIMIT = {"validators": [MaxValueValidator(MAX_TPM)]}
+MAX_EXCHANGE_RATE = Decimal(1_000_000)
 
 
 # The one conversion between amounts and units, both ways: holds, settles, limits, the
@@ -73,8 +74,15 @@ class ExchangeRate(models.Model):
 
     from_currency = models.CharField(_("from"), max_length=3, choices=Currency.choices)
     to_currency = models.CharField(_("to"), max_length=3, choices=Currency.choices)
-    rate = models.DecimalField(_("rate"), max_digits=18, decimal_places=8)
-    effective_from = models.DateTimeField(_("effective from"))
+    # Bounded: SQLite keeps a decimal as a float, and 9999999999.99999999 was stored as a
+    # number the column could not read back (every page listing rates failed).
+    rate = models.DecimalField(
+        _("rate"),
+        max_digits=18,
+        decimal_places=8,
+        validators=[MinValueValidator(Decimal("0.00000001")), MaxValueValidator(MAX_EXCHANGE_RATE)],
+    )
+    effective_from = models.DateTimeField(_("effective from"), validators=SANE_MOMENTS)
 
     class Meta:
         verbose_name = _("exchange rate")
@@ -84,7 +92,11 @@ class ExchangeRate(models.Model):
             models.UniqueConstraint(
                 fields=["from_currency", "to_currency", "effective_from"], name="rate_unique_start"
             ),
-            models.CheckConstraint(condition=models.Q(rate__gt=0), name="rate_positive"),
+            models.CheckConstraint(
+                condition=models.Q(rate__gt=0),
+                name="rate_positive",
+                violation_error_message=_("A rate is more than zero."),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -35,6 +35,7 @@ from . import counters
 from .models import (
     MILLION,
     BalanceCheck,
+    ExchangeRate,
     Hold,
     JobRun,
     LedgerEntry,
@@ -347,7 +348,19 @@ def _hold_take(
         )
     price = model_price_at(model_id=model.pk, when=now)
     currency = site.billing_currency
-    rate = exchange_rate_at(from_currency=price.currency if price else currency, to_currency=currency, when=now)
+    try:
+        rate = exchange_rate_at(from_currency=price.currency if price else currency, to_currency=currency, when=now)
+    except ExchangeRate.DoesNotExist as missing:
+        logger.error("%s cannot be billed: %s", model, missing)
+        raise RequestRefused(
+            ErrorCode.MODEL_UNPRICED,
+            str(
+                _(
+                    "This model is priced in %(currency)s, and the site has no exchange rate for it yet. Tell your teacher."
+                )
+                % {"currency": price.currency if price else currency}
+            ),
+        ) from None
     tokens = prompt_tokens + max_tokens
     _cost, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
     units = money_units(cost_billing)

@@ -58,7 +58,9 @@ class Message(models.Model):
     UsageSource = LedgerEntry.UsageSource
     UsageReview = LedgerEntry.UsageReview
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name=_("conversation")
+    )
     # The message this one follows: a reply's question; a question's reply before it (None:
     # the conversation's first question). A conversation is a tree: a regenerated reply is a
     # second child of its question, an edited question a second child of the reply before

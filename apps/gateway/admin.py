@@ -23,6 +23,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # a key is created where it can be shown once (the command, the keys page)
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # ?key_hash__startswith=5b listed the key only when the prefix matched: the hash
+        # could be read a character at a time.
+        return not lookup.startswith("key_hash") and super().lookup_allowed(lookup, value, request)
+
     @admin.action(description=_("Revoke the selected keys"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         for key in queryset:

@@ -58,6 +58,7 @@ _REFUSALS: dict[str, tuple[int, str, str | None]] = {
     ErrorCode.CLASS_CLOSED: (403, "permission_denied", None),
     ErrorCode.API_ACCESS_OFF: (403, "permission_denied", None),
     ErrorCode.NO_CREDENTIAL: (503, "api_error", None),
+    ErrorCode.MODEL_UNPRICED: (503, "api_error", None),
     ErrorCode.QUOTA_EXCEEDED: (429, "insufficient_quota", "insufficient_quota"),
     ErrorCode.RATE_LIMITED: (429, "requests", "rate_limit_exceeded"),
     ErrorCode.IDEMPOTENCY_IN_PROGRESS: (409, "invalid_request_error", None),

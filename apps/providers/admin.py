@@ -153,6 +153,12 @@ class CredentialAdminForm(forms.ModelForm):
         scope = data.get("scope") or self.instance.scope
         if self.instance.pk is None and not data.get("api_key"):
             self.add_error("api_key", _("Enter the key."))
+        # The service refuses these too, but admin's save step cannot return a form error
+        # (it said "added successfully" of a key it had not saved).
+        if scope == Credential.Scope.CLASS and not (data.get("classroom") or self.instance.classroom_id):
+            self.add_error("classroom", _("Choose the class this key is for."))
+        if self.instance.pk is not None and self.instance.status == Credential.Status.REVOKED and data.get("api_key"):
+            self.add_error("api_key", _("A revoked key cannot be replaced; add a new one."))
         # The service's own checks, run here so a mistake comes back as a form error.
         if provider is not None and scope:
             for check in (
@@ -221,6 +227,10 @@ class CredentialAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         return super().changeform_view(request, object_id, form_url, extra_context)
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        # A filter on the sealed key (?sealed__startswith=) would read it out a byte at a time.
+        return not lookup.startswith("sealed") and super().lookup_allowed(lookup, value, request)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Credential | None = None) -> tuple[str, ...]:
         # A key is bound to its provider and scope: those never change after it is sealed.
         return self.readonly_fields + (("provider", "scope") if obj is not None else ())
@@ -270,7 +280,12 @@ class CredentialAdmin(admin.ModelAdmin):
     def test_keys(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:
         for credential in queryset.select_related("provider"):
             result = credential_test(credential=credential)
-            messages.info(request, f"{credential}: {result.value if result is not None else 'cannot open'}")
+            said = (
+                result.label
+                if result is not None
+                else _("This key cannot be opened; the site's master key may have changed. Tell the admin.")
+            )
+            messages.info(request, f"{credential}: {said}")
 
     @admin.action(description=_("Revoke the selected keys"))
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[Credential]) -> None:

@@ -1,9 +1,23 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
+
+# The moments a price or rate may start at. A year-1 date overflowed when Django made it naive
+# for the uniqueness check (a 500 in admin).
+SANE_MOMENTS = [
+    MinValueValidator(datetime(2000, 1, 1, tzinfo=UTC)),
+    MaxValueValidator(datetime(2099, 12, 31, tzinfo=UTC)),
+]
+# A price per million tokens: never negative (a charge would become a credit, in the
+# append-only ledger), and far above any model's.
+PRICE_BOUNDS = [MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(1_000_000))]
 
 
 class Provider(models.Model):
@@ -104,10 +118,14 @@ class ModelPrice(models.Model):
         USD = "USD", _("US dollar (USD)")
 
     model = models.ForeignKey(ChatModel, on_delete=models.CASCADE, related_name="prices", verbose_name=_("model"))
-    input_per_million = models.DecimalField(_("input price per million tokens"), max_digits=12, decimal_places=6)
-    output_per_million = models.DecimalField(_("output price per million tokens"), max_digits=12, decimal_places=6)
+    input_per_million = models.DecimalField(
+        _("input price per million tokens"), max_digits=12, decimal_places=6, validators=PRICE_BOUNDS
+    )
+    output_per_million = models.DecimalField(
+        _("output price per million tokens"), max_digits=12, decimal_places=6, validators=PRICE_BOUNDS
+    )
     currency = models.CharField(_("currency"), max_length=3, choices=Currency.choices, default=Currency.CNY)
-    effective_from = models.DateTimeField(_("effective from"))
+    effective_from = models.DateTimeField(_("effective from"), validators=SANE_MOMENTS)
 
     class Meta:
         verbose_name = _("price")

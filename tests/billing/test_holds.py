@@ -261,3 +261,15 @@ def test_a_turn_across_midnight_counts_in_the_day_it_was_recorded_everywhere(
         yesterday = quota_status(user=people.student, classroom=people.classroom)
         assert (yesterday.tokens_used, yesterday.tokens_held) == (0, 0)
     assert entry.started_at == before_midnight
+
+
+def test_a_model_priced_in_a_currency_without_a_rate_is_refused_clearly(people: People, fake_model: ChatModel) -> None:
+    """An admin deleted the only USD rate: every turn on a USD model was an internal error."""
+    policy_set(people.classroom)
+    ModelPrice.objects.filter(model=fake_model).update(currency="USD")
+    ExchangeRate.objects.all().delete()
+    price_cache_forget()
+    with pytest.raises(RequestRefused) as refused:
+        take(people.student, people.classroom, fake_model)
+    assert refused.value.code == "model_unpriced" and "USD" in str(refused.value.message)
+    assert not Hold.objects.exists()

@@ -55,6 +55,6 @@ def test_the_admin_action_records_what_the_keys_page_records(
         {"action": "test_keys", "_selected_action": [credential.pk]},
         follow=True,
     ).content.decode()
-    assert f"{credential.masked}: rejected" in page and KEY not in page
+    assert f"{credential.masked}: 被拒绝" in page and KEY not in page  # the result's label, in the admin's language
     row = Credential.objects.get(pk=credential.pk)
     assert (row.status, row.last_check_result) == ("failing", "rejected")
