@@ -114,6 +114,8 @@ def usage_chart(*, first: date, last: date, rows: list[ModelDayUsage], other_lab
     day_tokens = {day: sum(max(t, 0) for t, _c in values.values()) for day, values in by_day.items()}
     day_cost = {day: sum((c for _t, c in values.values()), Decimal(0)) for day, values in by_day.items()}
     token_top = nice_ceiling(max(day_tokens.values(), default=0))
+    if token_top % 2:  # the middle gridline is labelled too: a whole number of tokens (5 -> 10)
+        token_top *= 2
     cost_top = nice_ceiling(float(max(day_cost.values(), default=Decimal(0))))
     every = max(1, math.ceil(len(days) / MAX_DAY_LABELS))
 

@@ -38,6 +38,14 @@ _FACTS: dict[str, dict[str, Text]] = {
             "No key is needed. With the openai SDK, any non-empty `api_key` works against `/demo/v1`.",
             "不需要密钥。用 openai SDK 调用 `/demo/v1` 时，`api_key` 填任意非空字符串即可。",
         ),
+        "links": (
+            "- [Use the API](/api/): this site's address, your keys and the lesson's code, filled in.\n"
+            "- [Count tokens](/learn/tokenizer/): how a text is split into the tokens you are billed for.\n"
+            "- The openai SDK for Python: https://github.com/openai/openai-python",
+            "- [使用 API](/api/)：本站的接口地址、你的密钥和课上的代码，都已替你填好。\n"
+            "- [数 token](/learn/tokenizer/)：一段文字怎样被切成计费用的 token。\n"
+            "- Python 版 openai SDK：https://github.com/openai/openai-python",
+        ),
     },
     "openai": {
         "free": ("Paid: pay as you go; no standing free allowance.", "付费：按量计费，没有长期免费额度。"),

@@ -68,10 +68,18 @@ def encoding_get(name: str) -> tiktoken.Encoding:
     return tiktoken.get_encoding(name)
 
 
+# The built-in demo model reports usage counted with this encoding (demo_views.py): for it
+# the count is the provider's own, not an estimate.
+COUNTS_ITSELF = {"demo-tutor": "o200k_base"}
+
+
 def encoding_for_model(model_name: str) -> tuple[str, bool]:
-    """(encoding name, estimated). OpenAI models map exactly; other vendors' models have no
-    public tiktoken encoding, so the closest one (o200k_base) gives an estimate."""
+    """(encoding name, estimated). OpenAI models map exactly, and the demo model counts with
+    o200k_base; other vendors' models have no public tiktoken encoding, so the closest one
+    (o200k_base) gives an estimate."""
     bare = model_name.rsplit("/", 1)[-1]
+    if bare in COUNTS_ITSELF:
+        return COUNTS_ITSELF[bare], False
     try:
         name = tiktoken.encoding_name_for_model(bare)
     except KeyError:

@@ -126,3 +126,11 @@ def test_a_range_without_use_still_draws_its_days(people: People) -> None:
     ).content.decode()
 
     assert page.count('class="uchart-day"') == 31 and "No usage in this range." in page
+
+
+@pytest.mark.parametrize(("tokens", "ticks"), [(0, [2, 1, 0]), (4, [10, 5, 0]), (20, [20, 10, 0]), (24, [50, 25, 0])])
+def test_the_token_axis_is_labelled_in_whole_tokens(tokens: int, ticks: list[int]) -> None:
+    """An empty chart's axis read 1 / 0.5000 / 0 tokens."""
+    rows = [row(2, 1, tokens)] if tokens else []
+    chart = usage_chart(first=date(2026, 3, 1), last=date(2026, 3, 3), rows=rows, other_label="Other")
+    assert chart["token_ticks"] == ticks and all(isinstance(tick, int) for tick in chart["token_ticks"])

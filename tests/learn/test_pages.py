@@ -53,6 +53,8 @@ def test_every_catalog_provider_page_renders_its_sections_in_order(student: Clie
     assert response.status_code == 200
     html = response.content.decode()
     assert re.findall(r'data-section="([a-z_]+)"', html) == ORDER
+    for section in re.findall(r"<section .*?</section>", html, flags=re.S):  # none is a bare heading
+        assert re.sub(r"<h2>.*?</h2>|<[^>]+>|\s", "", section, flags=re.S), section[:120]
     assert f'<html lang="{language}"' in html
     provider = Provider.objects.get(slug=slug)
     for model in ChatModel.objects.filter(provider=provider, enabled=True):
@@ -192,3 +194,12 @@ def test_an_admin_edits_a_section_in_admin_and_the_page_shows_it(people: People,
     assert "随累计充值金额提高" in page  # the shipped text, to start from
     html = student.get(reverse("learn-provider", args=["moonshot"]), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "每分钟 <strong>3</strong> 次请求。" in html and "data-edited" in html
+
+
+def test_the_demo_models_count_is_exact_another_vendors_an_estimate() -> None:
+    """The demo reports usage counted with o200k_base: for it the tokenizer page's count is
+    the provider's own. (It said "estimate".)"""
+    from apps.providers.tokens import encoding_for_model
+
+    assert encoding_for_model("demo/demo-tutor") == ("o200k_base", False)
+    assert encoding_for_model("deepseek/deepseek-chat") == ("o200k_base", True)
