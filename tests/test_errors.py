@@ -20,6 +20,7 @@ DOCUMENTED = {
     "class_closed",
     "model_not_allowed",
     "no_credential",
+    "model_unpriced",
     "quota_exceeded",
     "rate_limited",
     "busy",
