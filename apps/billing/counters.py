@@ -114,23 +114,6 @@ def budgets_settle(
     )
 
 
-def budgets_record(*, period_start: datetime, keys: list[str], used_tokens: int, used_units: int) -> None:
-    """Add usage to the budgets of a period with no hold in it (a request recorded after its
-    hold's period ended), creating their rows; in scope-key order, like the other updates."""
-    table = UsageCounter._meta.db_table
-    rows = ", ".join(["(%s, %s, %s, 0, %s, 0)"] * len(keys))
-    params: list[object] = []
-    for key in sorted(keys):
-        params += [key, _when(period_start), used_tokens, used_units]
-    _execute(
-        f"INSERT INTO {table} (scope_key, period_start, tokens_used, tokens_held, cost_used_units, cost_held_units) "
-        f"VALUES {rows} ON CONFLICT (scope_key, period_start) DO UPDATE SET "
-        f"tokens_used = {table}.tokens_used + excluded.tokens_used, "
-        f"cost_used_units = {table}.cost_used_units + excluded.cost_used_units",
-        params,
-    )
-
-
 def counter_read(*, scope_key: str, period_start: datetime) -> tuple[int, int, int, int] | None:
     """A budget's (tokens used, tokens held, money used, money held) in units; None: no
     row yet (nothing counted this period)."""

@@ -642,34 +642,18 @@ def ledger_balance(*, now: datetime) -> BalanceReport:
 
 def _counter_differences(*, counters: list[UsageCounter], since: datetime) -> list[BalanceDifference]:
     tallies = {(counter.scope_key, counter.period_start): _Tally() for counter in counters}
-    latest = {counter.scope_key: counter.period_start for counter in counters}
     differences: list[BalanceDifference] = []
     charges = LedgerEntry.objects.filter(request_id=OuterRef("request_id"), kind=LedgerEntry.Kind.CHARGE)
-    # A hold counts in its own period while it is open; its charge counts in the period it
-    # was recorded in (services._settle_counters), which for a turn across a period's start
-    # is the next one: holds taken before `since` but settled after it are read too.
     holds = (
-        Hold.objects.filter(Q(created_at__gte=since) | Q(settled_at__gte=since))
+        Hold.objects.filter(created_at__gte=since)
         .annotate(
             charged_tokens=Subquery(charges.values(total=F("prompt_tokens") + F("completion_tokens"))[:1]),
             charged_cost=Subquery(charges.values("cost_billing")[:1]),
-            charged_at=Subquery(charges.values("created_at")[:1]),
         )
-        .values_list(
-            "request_id",
-            "status",
-            "tokens",
-            "cost_units",
-            "counter_keys",
-            "charged_tokens",
-            "charged_cost",
-            "charged_at",
-        )
+        .values_list("request_id", "status", "tokens", "cost_units", "counter_keys", "charged_tokens", "charged_cost")
         .order_by()
     )
-    for request_id, status, tokens, units, keys, charged_tokens, charged_cost, charged_at in holds.iterator(
-        chunk_size=5000
-    ):
+    for request_id, status, tokens, units, keys, charged_tokens, charged_cost in holds.iterator(chunk_size=5000):
         if status in (Hold.Status.SETTLED, Hold.Status.EXPIRED) and charged_tokens is None:
             differences.append(
                 {
@@ -681,12 +665,7 @@ def _counter_differences(*, counters: list[UsageCounter], since: datetime) -> li
                 }
             )
         for key, start in keys:
-            if status == Hold.Status.ACTIVE:
-                tally = tallies.get((key, datetime.fromisoformat(start)))
-            elif charged_at is not None and key in latest and charged_at >= latest[key]:
-                tally = tallies[(key, latest[key])]
-            else:
-                tally = None
+            tally = tallies.get((key, datetime.fromisoformat(start)))
             if tally is None:
                 continue  # a budget's earlier period
             if status == Hold.Status.ACTIVE:

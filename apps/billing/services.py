@@ -407,40 +407,17 @@ def _hold_take(
     return insert(hold)
 
 
-def _settle_counters(hold: Hold, *, used_tokens: int, used_units: int, now: datetime) -> None:
-    """Release a hold from its counters (all in one period), adding what was really used to
-    the period the request is recorded in (its ledger row's time, `now`): a turn that began
-    before midnight and ended after it counts in the new day, on the meter as on the usage
-    pages, the rollups and the balance check."""
-    if not hold.counter_keys:
-        return
-    held_start = datetime.fromisoformat(hold.counter_keys[0][1])
-    keys = [key for key, _start in hold.counter_keys]
-    recorded_start = held_start
-    if used_tokens or used_units:
-        # Only .pk is read (the limits are cached per student and class).
-        classroom = Classroom(pk=hold.classroom_id) if hold.classroom_id else None
-        limits = limits_for(user=User(pk=hold.user_id), classroom=classroom)
-        recorded_start = period_bounds(limits=limits, now=now)[0] or held_start
-    if recorded_start == held_start:
+def _settle_counters(hold: Hold, *, used_tokens: int, used_units: int) -> None:
+    """Release a hold from its counters (all in one period), adding what was really used."""
+    if hold.counter_keys:
         counters.budgets_settle(
-            period_start=held_start,
-            keys=keys,
+            period_start=datetime.fromisoformat(hold.counter_keys[0][1]),
+            keys=[key for key, _start in hold.counter_keys],
             held_tokens=hold.tokens,
             held_units=hold.cost_units,
             used_tokens=used_tokens,
             used_units=used_units,
         )
-        return
-    counters.budgets_settle(
-        period_start=held_start,
-        keys=keys,
-        held_tokens=hold.tokens,
-        held_units=hold.cost_units,
-        used_tokens=0,
-        used_units=0,
-    )
-    counters.budgets_record(period_start=recorded_start, keys=keys, used_tokens=used_tokens, used_units=used_units)
 
 
 # Bounds on the usage one request can plausibly have had, from what its hold knows: our count
@@ -581,7 +558,7 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
     cost, cost_billing = cost_of(
         price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
     )
-    _settle_counters(hold, used_tokens=prompt_tokens + completion_tokens, used_units=money_units(cost_billing), now=now)
+    _settle_counters(hold, used_tokens=prompt_tokens + completion_tokens, used_units=money_units(cost_billing))
     # Every turn writes one: plain SQL (webchat/plainsql.py).
     entry = LedgerEntry(
         request_id=request_id,
@@ -625,7 +602,7 @@ def hold_release(*, request_id: str, now: datetime | None = None) -> Hold | None
     when the hold was already settled, expired or released."""
     hold = counters.hold_claim(request_id=request_id, settled_at=now or timezone.now(), status=Hold.Status.RELEASED)
     if hold is not None:
-        _settle_counters(hold, used_tokens=0, used_units=0, now=hold.settled_at)
+        _settle_counters(hold, used_tokens=0, used_units=0)
     return hold
 
 
