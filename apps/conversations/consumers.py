@@ -313,9 +313,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 started["question"] = event.question_id
             await self.relay({**started, "lane": lane} if lane is not None else started)  # type: ignore[arg-type]
         elif type(event) is Finished:
-            if lane is None:
-                self.turn_ended = True  # the next chat.send may come as soon as this frame is out
             frame = await finished_frame(event, versioned=versioned, edited=edited)
+            if lane is None:
+                # Ended once its frame is built (the reply's HTML renders on a thread): a stop
+                # while it renders is nothing to refuse, and the next chat.send may come as
+                # soon as this frame is out (no await between here and the send).
+                self.turn_ended = True
             await self.relay({**frame, "lane": lane} if lane is not None else frame)  # type: ignore[arg-type]
         elif type(event) is Refused:
             self.turn_ended = True

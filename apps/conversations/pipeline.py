@@ -529,8 +529,26 @@ def comparison_prepare(*, identify: Identify, requests: list[ChatRequest]) -> li
     user = identify()
     if not classroom_compares(classroom=classroom_for_student(user=user)):
         raise RequestRefused(ErrorCode.COMPARE_OFF, _("Your teacher has switched comparing models off for your class."))
+    turns: list[PreparedTurn] = []
     with transaction.atomic():
-        return [turn_prepare(identify=lambda: user, request=request) for request in requests]
+        for request in requests:
+            try:
+                turns.append(turn_prepare(identify=lambda: user, request=request))
+            except RequestRefused as refused:
+                if refused.code != ErrorCode.QUOTA_EXCEEDED or not turns:
+                    raise
+                # The first lanes' holds, taken in this same (rolled back) transaction, are
+                # not "replies still being written": say what the comparison as a whole needs.
+                raise RequestRefused(
+                    ErrorCode.QUOTA_EXCEEDED,
+                    _(
+                        "Together these %(n)d replies could use more than your quota has left. "
+                        "Compare fewer models, or ask for shorter replies."
+                    )
+                    % {"n": len(requests)},
+                    reset_at=refused.reset_at,
+                ) from None
+    return turns
 
 
 async def comparison_run(

@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
+from apps.accounts.models import Classroom
 from apps.billing.models import Hold, LedgerEntry
 from apps.conversations.models import Conversation, Message
 from apps.providers.models import ChatModel, ClassModelAccess, ModelPrice
@@ -81,9 +82,14 @@ async def test_the_whole_comparison_is_refused_when_the_quota_cannot_hold_every_
 ) -> None:
     # Room for one reply of at most 100 tokens plus its question, not for two.
     await sync_to_async(policy_set)(people.classroom, student_token_limit=150)
+    await Classroom.objects.filter(pk=people.classroom.pk).aupdate(max_reply_tokens=100)
     ws = await connected(people.student)
     frames = await compare(ws, content="hi")
     assert [f["type"] for f in frames] == ["chat.error"] and frames[0]["code"] == "quota_exceeded"
+    # Not the single reply's message, which counted the first lane's hold (taken in the same
+    # rolled-back transaction) as a reply "still being written".
+    assert "Together these 2 replies" in frames[0]["message"] and "being written" not in frames[0]["message"]
+    assert frames[0]["reset_at"]
     assert not await Message.objects.aexists() and not await Hold.objects.aexists()
     assert not fake_upstream.chat_requests()
     await ws.disconnect()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -93,6 +94,33 @@ async def test_stop_cancels_upstream_and_keeps_the_partial_reply(
     fake_upstream.default = Behaviour(chunks=["ok"])
     again = await ws_turn(ws, model="fakeai/fake-model", content="Short?")
     assert again[-1]["status"] == "complete"
+    await ws.disconnect()
+
+
+async def test_a_stop_while_the_finished_reply_renders_is_not_refused_before_its_done_frame(
+    people: People, fake_model, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The student pressed Stop as the reply ended. The turn counted as ended before its
+    chat.done was built (the HTML renders on a thread): the stop got chat.error not_running
+    first, and the page took that error for the turn's end and dropped the real chat.done."""
+    import time
+
+    from apps.conversations import consumers
+
+    rendered = consumers._message_html
+
+    def slow_render(message: Message, language: str) -> str:
+        time.sleep(0.5)  # a busy server: the render waits for a core
+        return rendered(message, language)
+
+    monkeypatch.setattr(consumers, "_message_html", slow_render)
+    ws = await connected(people.student)
+    await ws.send_json_to({"type": "chat.send", "conversation": None, "model": "fakeai/fake-model", "content": "hi"})
+    await ws_frames_until(ws, {"chat.started"})
+    await asyncio.sleep(0.3)  # the reply has ended; its chat.done is being rendered
+    await ws.send_json_to({"type": "chat.stop"})
+    frames = await ws_frames_until(ws, {"chat.done", "chat.error"})
+    assert frames[-1]["type"] == "chat.done" and frames[-1]["status"] == "complete"
     await ws.disconnect()
 
 
