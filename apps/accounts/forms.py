@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
+
+from webchat.bounds import SANE_MOMENTS
 
 MAX_ROSTER_BYTES = 256 * 1024
 
@@ -41,11 +41,7 @@ class JoinCodeForm(forms.Form):
         label=_("Expires (optional)"),
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-        # A typed year 1 overflowed when it was made aware of the time zone (a 500).
-        validators=[
-            MinValueValidator(datetime(2000, 1, 1, tzinfo=UTC)),
-            MaxValueValidator(datetime(2099, 12, 31, tzinfo=UTC)),
-        ],
+        validators=SANE_MOMENTS,
     )
 
 

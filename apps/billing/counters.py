@@ -11,6 +11,7 @@ one order on PostgreSQL (`_counters_update`), or two requests of one student dea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -53,7 +54,7 @@ def _counters_update(
     period_start: datetime,
     keys: list[str],
     condition: str = "",
-    more: list[object],
+    more: Sequence[object] = (),
 ) -> int:
     """UPDATE the budget rows `keys` of a period: SET `assign`, where `condition` holds.
     Rows changed. On PostgreSQL the rows are locked first, in scope-key order: a plain
@@ -110,7 +111,6 @@ def budgets_settle(
         params=[held_tokens, used_tokens, held_units, used_units],
         period_start=period_start,
         keys=keys,
-        more=[],
     )
 
 

@@ -15,7 +15,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from apps.providers.models import SANE_MOMENTS, ModelPrice
+from apps.providers.models import ModelPrice
+from webchat.bounds import SANE_MOMENTS
 
 MONEY_UNITS = Decimal(1_000_000_000)
 MONEY = {"max_digits": 20, "decimal_places": 10}

@@ -304,7 +304,8 @@ async def stream(
     Cancelling the iteration ends the call.
     """
     attempts = max(settings.LLM_MAX_ATTEMPTS, 1)
-    deadline = asyncio.get_running_loop().time() + settings.LLM_TOTAL_TIMEOUT
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.LLM_TOTAL_TIMEOUT
     rejected: list[int] = []
     error: UpstreamError | None = None
     usage: Usage | None = None
@@ -340,13 +341,13 @@ async def stream(
                     rejected.append(route.credential_id)
                 # After text, past the cap, or once the whole call's time is spent: no other
                 # attempt or route.
-                if relayed or exc.code == ErrorCode.UPSTREAM_TOO_LARGE or asyncio.get_running_loop().time() >= deadline:
+                if relayed or exc.code == ErrorCode.UPSTREAM_TOO_LARGE or loop.time() >= deadline:
                     yield CallEnded(route=route, usage=usage, error=exc, rejected_credentials=tuple(rejected))
                     return
                 if not exc.retryable or attempt == attempts - 1:
                     break  # this route is done: fail over to the next one, if any
                 delay = backoff_seconds(attempt, exc.retry_after)
-                if asyncio.get_running_loop().time() + delay >= deadline:
+                if loop.time() + delay >= deadline:
                     break  # no time left to wait for another attempt here
                 logger.info("upstream %s on %s, retry %d in %.2fs", exc.code, route.route_name, attempt + 1, delay)
                 await asyncio.sleep(delay)
@@ -380,12 +381,11 @@ async def _call(
     idle = settings.LLM_IDLE_TIMEOUT
     # Reschedule the idle deadline only when it has drifted by this much: not a timer per chunk.
     slack = idle / 20
-    total_deadline = deadline
     cap = settings.LLM_MAX_REPLY_BYTES
     finished = received = False
     text_bytes = 0
     try:
-        async with asyncio.timeout_at(min(loop.time() + settings.LLM_FIRST_CHUNK_TIMEOUT, total_deadline)) as budget:
+        async with asyncio.timeout_at(min(loop.time() + settings.LLM_FIRST_CHUNK_TIMEOUT, deadline)) as budget:
             body = {
                 "model": route.model_name,
                 "messages": messages,
@@ -440,9 +440,9 @@ async def _call(
                         text, finish, usage, tool_calls = _chunk_read(payload)
                         if not received:
                             received = True
-                            budget.reschedule(min(loop.time() + idle, total_deadline))
+                            budget.reschedule(min(loop.time() + idle, deadline))
                         elif budget.when() - loop.time() < idle - slack:
-                            budget.reschedule(min(loop.time() + idle, total_deadline))
+                            budget.reschedule(min(loop.time() + idle, deadline))
                         if finish:
                             finished = True
                             yield _Finish(finish)

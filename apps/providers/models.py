@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -9,12 +8,8 @@ from django.db import models
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-# The moments a price or rate may start at. A year-1 date overflowed when Django made it naive
-# for the uniqueness check (a 500 in admin).
-SANE_MOMENTS = [
-    MinValueValidator(datetime(2000, 1, 1, tzinfo=UTC)),
-    MaxValueValidator(datetime(2099, 12, 31, tzinfo=UTC)),
-]
+from webchat.bounds import SANE_MOMENTS
+
 # A price per million tokens: never negative (a charge would become a credit, in the
 # append-only ledger), and far above any model's.
 PRICE_BOUNDS = [MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(1_000_000))]

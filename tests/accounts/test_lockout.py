@@ -109,33 +109,19 @@ def test_the_admin_action_clears_lockouts(people: People) -> None:
     assert User.objects.get(pk=people.student.pk).check_password(PASSWORD)
 
 
+def login_posted_from(origin: str, *, host: str, username: str) -> int:
+    """A browser's login: the form fetched from `host`, then posted with its CSRF token from
+    a page at `origin`. The response's status."""
+    client = Client(enforce_csrf_checks=True, HTTP_HOST=host)
+    client.get(reverse("login"))
+    form = {"username": username, "password": PASSWORD, "csrfmiddlewaretoken": client.cookies["csrftoken"].value}
+    return client.post(reverse("login"), form, HTTP_ORIGIN=origin).status_code
+
+
 @pytest.mark.parametrize("host", ["localhost:8080", "localhost"])
 def test_a_login_form_posted_from_the_sites_own_origin_passes_the_csrf_check(people: People, host: str) -> None:
     """What a browser sends on the compose stack served on HTTP_PORT=8080 (nginx passes the
     Host header with its port, deploy/nginx.conf) and on port 80."""
-    client = Client(enforce_csrf_checks=True, HTTP_HOST=host)
-    origin = f"http://{host}"
-    client.get(reverse("login"))
-    response = client.post(
-        reverse("login"),
-        {
-            "username": people.student.username,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
-        },
-        HTTP_ORIGIN=origin,
-    )
-    assert response.status_code == 302
+    assert login_posted_from(f"http://{host}", host=host, username=people.student.username) == 302
     # The same form from a page on another port of that host is refused.
-    other = Client(enforce_csrf_checks=True, HTTP_HOST=host)
-    other.get(reverse("login"))
-    refused = other.post(
-        reverse("login"),
-        {
-            "username": people.student.username,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": other.cookies["csrftoken"].value,
-        },
-        HTTP_ORIGIN="http://localhost:9999",
-    )
-    assert refused.status_code == 403
+    assert login_posted_from("http://localhost:9999", host=host, username=people.student.username) == 403
