@@ -234,6 +234,15 @@ def params_clean(*, params: object, tools_allowed: bool = False) -> dict[str, An
                 ErrorCode.BAD_REQUEST, _("Unsupported parameter: %(name)s.") % {"name": shown}, param=shown
             )
         cleaned[name] = check(name, value)
+    for name in ("tool_choice", "parallel_tool_calls"):
+        if name in cleaned and "tools" not in cleaned:
+            # As OpenAI answers it: a provider would refuse it, and its 400 reaches the
+            # caller only as an upstream fault naming no parameter.
+            raise RequestRefused(
+                ErrorCode.BAD_REQUEST,
+                _("'%(name)s' is only allowed when 'tools' are specified.") % {"name": name},
+                param=name,
+            )
     return cleaned
 
 

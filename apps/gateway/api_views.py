@@ -393,8 +393,17 @@ async def _served(
     completion_id = f"chatcmpl-{first.request_id}"
     created = int(time.time())
     if stream:
+        # The response starts with the reply: a fault before its first piece (a provider
+        # busy, down or refusing, after the retries and fallbacks) is answered with its
+        # status, as OpenAI does and as the request not streamed is, so the SDK raises the
+        # same exception class (and retries what may be retried). After it, an error event.
+        following = await anext(events)
+        if isinstance(following, Finished) and following.error is not None:
+            await events.aclose()
+            return await _failed(following, record=record)
         response = StreamingHttpResponse(
             _sse(
+                following,
                 events,
                 completion_id=completion_id,
                 created=created,
@@ -419,34 +428,40 @@ async def _served(
             finished = event
     assert finished is not None
     if finished.error is not None:
-        response = _upstream_response(finished)
-    else:
-        text = "".join(parts)
-        message: dict[str, Any] = {"role": "assistant", "content": (text or None) if calls else text, "refusal": None}
-        if calls:
-            message["tool_calls"] = calls.whole()
-        response = JsonResponse(
-            {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": finished.outcome.usage.route_name or chat_request.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": message,
-                        "logprobs": None,
-                        "finish_reason": _finish_reason(finished, calls=bool(calls)),
-                    }
-                ],
-                "usage": _usage(finished),
-            },
-            json_dumps_params={"ensure_ascii": False},
-        )
-    if finished.error is not None and not _billed(finished):
-        await record.forget()  # a fault that cost nothing (a provider busy or down): a retry may run afresh
-    else:
+        return await _failed(finished, record=record)
+    text = "".join(parts)
+    message: dict[str, Any] = {"role": "assistant", "content": (text or None) if calls else text, "refusal": None}
+    if calls:
+        message["tool_calls"] = calls.whole()
+    response = JsonResponse(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": finished.outcome.usage.route_name or chat_request.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": _finish_reason(finished, calls=bool(calls)),
+                }
+            ],
+            "usage": _usage(finished),
+        },
+        json_dumps_params={"ensure_ascii": False},
+    )
+    await record.keep(response)
+    return response
+
+
+async def _failed(finished: Finished, *, record: _Record) -> JsonResponse:
+    """A request the provider failed before its reply began (or, not streamed, at all)."""
+    response = _upstream_response(finished)
+    if _billed(finished):
         await record.keep(response)
+    else:
+        await record.forget()  # a fault that cost nothing (a provider busy or down): a retry may run afresh
     return response
 
 
@@ -485,15 +500,28 @@ def _sse_data(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
+async def _then(first: Event, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    yield first
+    async for event in events:
+        yield event
+
+
 async def _sse(
-    events: AsyncIterator[Event], *, completion_id: str, created: int, model: str, usage_chunk: bool, record: _Record
+    first: Event,
+    events: AsyncIterator[Event],
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    usage_chunk: bool,
+    record: _Record,
 ) -> AsyncIterator[str]:
-    """OpenAI's chunk stream: a role chunk, a chunk per delta (text or tool call pieces), a
-    closing chunk with the finish reason, usage (in a chunk of its own when
-    stream_options.include_usage asked for it, else on the closing chunk), then [DONE]. A
-    fault after the start is an error event. With an Idempotency-Key, the whole stream is
-    kept for retries; a stream its client left is kept as far as it went, with an error
-    event saying it was stopped."""
+    """OpenAI's chunk stream, from the reply's first event on: a role chunk, a chunk per
+    delta (text or tool call pieces), a closing chunk with the finish reason, usage (in a
+    chunk of its own when stream_options.include_usage asked for it, else on the closing
+    chunk), then [DONE]. A fault after the reply began is an error event. With an
+    Idempotency-Key, the whole stream is kept for retries; a stream its client left is kept
+    as far as it went, with an error event saying it was stopped."""
     sent: list[str] | None = [] if record.claim_id is not None else None
 
     def out(text: str) -> str:
@@ -520,7 +548,7 @@ async def _sse(
     unbilled_fault = False
     try:
         yield chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-        async for event in events:
+        async for event in _then(first, events):
             if type(event) is Delta and event.text and not event.tool_calls:
                 yield out(text_before + json.dumps(event.text, ensure_ascii=False) + text_after)
             elif isinstance(event, Delta):

@@ -178,6 +178,10 @@ def test_an_unknown_model_raises_not_found(live_asgi: LiveServer, fake_model: Ch
         # A name that ends in a newline is no name.
         ({"tools": [{"type": "function", "function": {"name": "get_weather\n"}}]}, "tools"),
         ({"response_format": {"type": "json_schema", "json_schema": {"name": "x\n", "schema": {}}}}, "response_format"),
+        # As OpenAI refuses them: a tool choice with no tools to choose from.
+        ({"tool_choice": "auto"}, "tool_choice"),
+        ({"tool_choice": "none"}, "tool_choice"),
+        ({"parallel_tool_calls": True}, "parallel_tool_calls"),
         # Checks inside a value name the field that holds it (NaN too: below, by hand).
         ({"messages": [{"role": "user", "content": "hi\u0000"}]}, "messages"),
     ],
@@ -258,14 +262,53 @@ def test_an_upstream_fault_is_a_502_with_the_upstream_code_and_is_billed_once(
     assert entry.entry_point == "api" and entry.completion_tokens == completion_tokens
 
 
+@pytest.mark.parametrize(
+    ("behaviour", "status", "code"),
+    [
+        (Behaviour(status=400), 502, "upstream_rejected"),
+        (Behaviour(status=401), 502, "upstream_auth_failed"),
+        (Behaviour(status=500), 502, "upstream_error"),
+        (Behaviour(status=429, retry_after="0"), 503, "upstream_rate_limited"),
+    ],
+)
+def test_a_stream_the_provider_fails_before_its_first_piece_is_answered_with_the_faults_status(
+    live_asgi: LiveServer,
+    fake_model: ChatModel,
+    key: str,
+    fake_upstream: FakeUpstream,
+    settings: Any,
+    behaviour: Behaviour,
+    status: int,
+    code: str,
+) -> None:
+    """As OpenAI answers a stream that cannot begin, and as the same request not streamed is
+    answered: the SDK raises the exception class of the status (not a bare APIError from an
+    event in a 200 stream), and retries by itself what may be retried."""
+    settings.LLM_MAX_ATTEMPTS = 1
+    fake_upstream.push(behaviour)
+    client = openai.OpenAI(base_url=live_asgi.url + "/v1", api_key=key, max_retries=0)
+    with pytest.raises(openai.InternalServerError) as error:
+        client.chat.completions.create(model=MODEL, messages=ASK, stream=True)
+    assert error.value.status_code == status and error.value.code == code
+    assert error.value.response.headers["Content-Type"] == "application/json"
+    entry = LedgerEntry.objects.get()
+    assert (entry.entry_point, entry.prompt_tokens, entry.completion_tokens) == ("api", 0, 0)
+    assert entry.status == "failed"
+
+
+@pytest.mark.parametrize("stream", [False, True])
 def test_a_provider_busy_before_answering_may_be_retried_and_costs_nothing(
-    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream, settings: Any
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream, settings: Any, stream: bool
 ) -> None:
     settings.LLM_MAX_ATTEMPTS = 1
     fake_upstream.push(Behaviour(status=429, retry_after="0"))
     client = openai.OpenAI(base_url=live_asgi.url + "/v1", api_key=key, max_retries=1)
-    completion = client.chat.completions.create(model=MODEL, messages=ASK)  # the SDK's retry gets the reply
-    assert completion.choices[0].message.content == "Hello, class!"
+    if stream:  # the SDK's retry gets the reply
+        chunks = client.chat.completions.create(model=MODEL, messages=ASK, stream=True)
+        reply = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    else:
+        reply = client.chat.completions.create(model=MODEL, messages=ASK).choices[0].message.content
+    assert reply == "Hello, class!"
     assert len(fake_upstream.chat_requests()) == 2
     assert sorted(LedgerEntry.objects.values_list("completion_tokens", flat=True))[0] == 0
 
