@@ -58,20 +58,24 @@ test-setup: $(VENV)/.requirements-test frontend assets
 # other one way only, never another app's views or consumers). Then the whole suite twice: on the embedded default
 # (SQLite, in-memory layer, file broker) and on real PostgreSQL and Redis servers that
 # scripts/services.sh installs and starts on 127.0.0.1 (the concurrency and multi-process
-# tests need them). The two passes run side by side (much of a pass waits on sockets and
-# timers, so two fit on two cores); the PostgreSQL pass's output follows the SQLite one's.
-# The browser tests (tests/e2e/) drive pages that are the same on both: each runs once,
-# three in five in the SQLite pass and the rest in the slower PostgreSQL one (E2E_SHARE,
-# tests/conftest.py). `make test-production-stack` and a plain `pytest` run all of them.
+# tests need them). The browser tests (tests/e2e/) drive pages that are the same on both and
+# run once, on SQLite, in a run of their own. The three runs go side by side: much of each
+# waits on sockets, timers and the browser, and two runs left a fifth of both cores idle.
+# The SQLite run's output comes as it runs, the other two's after it. Tests marked
+# backend_free (their own subprocesses or sockets, no database: tests/conftest.py) run in
+# the SQLite run only.
+# `make test-production-stack` and a plain `pytest` run every test.
 test: test-setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
-	@E2E_SHARE=4-5/5 $(PRODUCTION_STACK_PYTEST) > var/test-production-stack.log 2>&1 & stack=$$!; \
-	E2E_SHARE=1-3/5 $(BIN)/python -m pytest; embedded=$$?; \
-	wait $$stack; production=$$?; \
+	@SAME_ON_EVERY_BACKEND=once $(PRODUCTION_STACK_PYTEST) --ignore=tests/e2e > var/test-production-stack.log 2>&1 & stack=$$!; \
+	$(BIN)/python -m pytest -p no:cacheprovider tests/e2e > var/test-browser.log 2>&1 & browser=$$!; \
+	$(BIN)/python -m pytest --ignore=tests/e2e; embedded=$$?; \
+	wait $$browser; browsed=$$?; wait $$stack; production=$$?; \
+	echo; echo "=== the browser tests (SQLite) ==="; cat var/test-browser.log; \
 	echo; echo "=== the same suite on PostgreSQL + Redis ==="; cat var/test-production-stack.log; \
-	exit $$(( embedded || production ))
+	exit $$(( embedded || browsed || production ))
 
 PRODUCTION_STACK_PYTEST = DATABASE_URL=$$(FAST=1 bash scripts/services.sh postgres) \
 	REDIS_URL=$$(bash scripts/services.sh redis) $(BIN)/python -m pytest -p no:cacheprovider

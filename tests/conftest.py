@@ -54,28 +54,15 @@ ORIGIN = b"http://127.0.0.1"
 
 
 def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
-    """`make test` runs the suite twice side by side, on SQLite and on PostgreSQL + Redis. The
-    browser tests drive the pages, which are the same on both, and are two thirds of a pass:
-    with E2E_SHARE=k/n a pass keeps the k-th of every n browser tests, with E2E_SHARE=i-j/n
-    the i-th to j-th (in collection order, the same in both passes), so each one runs once,
-    in one pass or the other. Every other test runs in both."""
-    share = os.environ.get("E2E_SHARE", "")
-    if not share:
+    """`make test` runs the suite on SQLite and again on PostgreSQL + Redis. With
+    SAME_ON_EVERY_BACKEND=once (the PostgreSQL run), the tests marked backend_free, which
+    start their own subprocesses or sockets and touch none of the run's backends, are left
+    to the SQLite run: the same test twice would test the same thing twice."""
+    if os.environ.get("SAME_ON_EVERY_BACKEND") != "once":
         return
-    which, n = share.split("/")
-    first, _, last = which.partition("-")
-    keep = range(int(first) - 1, int(last or first))
-    kept: list[pytest.Item] = []
-    deselected: list[pytest.Item] = []
-    browser_tests = 0
-    for item in items:
-        if item.nodeid.startswith("tests/e2e/"):
-            (kept if browser_tests % int(n) in keep else deselected).append(item)
-            browser_tests += 1
-        else:
-            kept.append(item)
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
+    kept = [item for item in items if item.get_closest_marker("backend_free") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("backend_free")])
         items[:] = kept
 
 

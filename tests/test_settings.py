@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Each test starts Django in a subprocess with an environment of its own.
+pytestmark = pytest.mark.backend_free
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -26,6 +26,9 @@ from cryptography.x509.oid import NameOID
 from apps.providers import netstream
 from apps.providers.netstream import AsyncioBackend
 
+# The HTTP/1.1 transport over sockets of its own: no database, cache or channel layer.
+pytestmark = pytest.mark.backend_free
+
 Runs = Callable[[Coroutine[Any, Any, None]], None]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
@@ -447,7 +450,7 @@ def test_a_read_timeout_counts_from_the_read_that_waits(run_on: Runs) -> None:
     takes even when an earlier read's timer comes due meanwhile."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for pause in (0.05, 0.4, 0.25, 0.4):
+        for pause in (0.05, 0.8, 0.25, 0.5):
             await reader.readexactly(1)
             await asyncio.sleep(pause)
             writer.write(b"x")
@@ -455,18 +458,20 @@ def test_a_read_timeout_counts_from_the_read_that_waits(run_on: Runs) -> None:
         await reader.read()
         writer.close()
 
+    # Margins of 0.3 s or more either way: `make test` runs three suites on two cores.
     async def run() -> None:
         async with serving(handler) as port:
             stream = await AsyncioBackend().connect_tcp("127.0.0.1", port)
             await stream.write(b"1")
-            assert await stream.read(10, timeout=0.3) == b"x"  # well within its time
+            assert await stream.read(10, timeout=0.6) == b"x"  # well within its time
             await stream.write(b"2")
-            assert await stream.read(10) == b"x"  # no timeout: 0.4 s, past the first read's timer
+            assert await stream.read(10) == b"x"  # no timeout: 0.8 s, past the first read's timer
             await stream.write(b"3")
-            assert await stream.read(10, timeout=0.3) == b"x"  # 0.25 s: within its own time
+            # 0.25 s: within its own time (counted from the read before, 1.05 s would not be)
+            assert await stream.read(10, timeout=0.6) == b"x"
             await stream.write(b"4")
             with pytest.raises(httpcore2.ReadTimeout):
-                await stream.read(10, timeout=0.1)  # the answer takes 0.4 s
+                await stream.read(10, timeout=0.1)  # the answer takes 0.5 s
             await stream.aclose()
 
     run_on(run())
