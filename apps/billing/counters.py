@@ -16,6 +16,8 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
+from webchat import plainsql
+
 from .models import Hold, RateCounter, UsageCounter
 
 Budget = tuple[str, int | None, int | None]  # scope key, token limit, money limit (units)
@@ -130,12 +132,10 @@ def hold_claim(*, request_id: str, settled_at: datetime, status: str = Hold.Stat
     """Mark an active hold settled (or `status`) and return it, in one statement (UPDATE ...
     RETURNING, SQLite 3.35+ and PostgreSQL). None when it was already settled, expired or
     released: only the first settle (or expiry, or release) gets to write."""
-    sql = (
-        f"UPDATE {Hold._meta.db_table} SET status = %s, settled_at = %s "
-        f"WHERE request_id = %s AND status = %s RETURNING *"
+    claimed = plainsql.update(
+        Hold, {"request_id": request_id, "status": Hold.Status.ACTIVE}, status=status, settled_at=settled_at
     )
-    rows = list(Hold.objects.raw(sql, [status, _when(settled_at), request_id, Hold.Status.ACTIVE]))
-    return rows[0] if rows else None
+    return claimed[0] if claimed else None
 
 
 def rollup_rebuild_postgresql(*, start: datetime, until: datetime, tz: str) -> dict[str, int]:
