@@ -225,8 +225,11 @@ def fake_model(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
 
 
 @pytest.fixture
-def keyed_model(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
-    """A provider that needs a bearer key, served by the fake upstream."""
+def keyed_model(db: Any, fake_upstream: FakeUpstream, settings: Any) -> ChatModel:
+    """A provider that needs a bearer key, served by the fake upstream. Teachers' and
+    students' keys reach only public addresses or the networks an admin allowed: the fake
+    upstream's 127.0.0.1 is allowed, as a school lists its own model server's network."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
     entry = _fake_provider_entry(fake_upstream.base_url)
     entry.update(
         {

@@ -191,6 +191,19 @@ def url_check_public(url: str) -> str:
     return parsed.url
 
 
+def url_names_internal_host(url: str) -> bool:
+    """Whether a URL plainly names an address that is not public (a numeric one, or
+    localhost), without a DNS lookup: a name is judged when a connection resolves it."""
+    try:
+        host = url_parse(url).host
+    except BlockedURL:
+        return False
+    numeric = _numeric_host(host)
+    if numeric is not None:
+        return not address_is_public(numeric)
+    return host.rstrip(".").lower() == "localhost" or host.rstrip(".").lower().endswith(".localhost")
+
+
 class PublicOnlyBackend(AsyncioBackend):
     """Resolves, checks and connects to public addresses only."""
 

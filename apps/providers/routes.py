@@ -45,8 +45,10 @@ def _route(
         credential_scope=credential.scope if credential else ("site" if material else "none"),
         auth_style=provider.auth_style,
         token_url=provider.token_url,
-        # Only a URL a teacher or student typed is held to public addresses.
-        user_supplied_url=bool(credential and credential.base_url and credential.scope != Credential.Scope.SITE),
+        # A teacher's or student's key is held to public addresses, whether its URL was
+        # typed or is the provider's own (the custom provider's is Ollama on loopback):
+        # only an admin's site key may reach the school's network.
+        user_supplied_url=bool(credential and credential.scope != Credential.Scope.SITE),
     )
 
 

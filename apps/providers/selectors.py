@@ -122,8 +122,12 @@ def credential_for_request(*, provider: Provider, user: User, classroom: Classro
 
 
 def credentials_visible_to(*, user: User) -> QuerySet[Credential]:
-    """Keys a user manages: their own, and (teachers) those attached to their classes."""
-    theirs = Q(owner=user) | Q(classroom__teachers=user) if user.may_teach else Q(owner=user)
+    """Keys a user manages: their own personal keys, and (teachers) the keys of the classes
+    they teach now. A class key goes with the class, not with whoever added it: a teacher
+    taken off the class (or made a student) no longer sees, tests, replaces or revokes it."""
+    theirs = Q(scope=Credential.Scope.USER, owner=user)
+    if user.may_teach:
+        theirs |= Q(scope=Credential.Scope.CLASS, classroom__teachers=user)
     return (
         Credential.objects.filter(theirs)
         .distinct()

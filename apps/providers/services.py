@@ -21,7 +21,7 @@ from apps.accounts.selectors import user_may_manage_keys
 from .catalog import DEMO, catalog_apply
 from .client import key_check
 from .models import ChatModel, ClassModelAccess, Credential, ModelPrice, Provider
-from .netguard import BlockedURL, url_check_public, url_parse
+from .netguard import BlockedURL, url_check_public, url_names_internal_host, url_parse
 from .sealing import current_kek_id, seal, unseal
 
 logger = logging.getLogger(__name__)
@@ -107,9 +107,19 @@ def _clean_key(value: str, label: str) -> str:
 def base_url_clean(*, provider: Provider, base_url: str, scope: str) -> str:
     base_url = (base_url or "").strip().rstrip("/")
     if not base_url:
-        if provider.base_url:
-            return ""
-        raise ValidationError({"base_url": _("This provider needs a base URL.")})
+        if not provider.base_url:
+            raise ValidationError({"base_url": _("This provider needs a base URL.")})
+        if scope != Credential.Scope.SITE and url_names_internal_host(provider.base_url):
+            # Every call with the key would be refused (routes.py): say so now.
+            raise ValidationError(
+                {
+                    "base_url": _(
+                        "This provider's own address is on the school's network, which only a site key "
+                        "an admin adds may reach. Enter the address of your model server."
+                    )
+                }
+            )
+        return ""
     try:
         if scope == Credential.Scope.SITE:
             # Admins may point anywhere, a model server on localhost included; still a

@@ -117,6 +117,14 @@ def test_an_admin_can_allow_a_school_network(settings: Any) -> None:
         url_check_public("http://10.21.0.5/v1")
 
 
+@pytest.fixture
+def keyed_model(keyed_model: ChatModel, settings: Any) -> ChatModel:
+    """The keyed provider with no network allowed for teachers' and students' keys (the
+    default): its server's 127.0.0.1 is internal here."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    return keyed_model
+
+
 @pytest.mark.django_db
 def test_teacher_cannot_save_a_key_for_an_internal_url(people: People, keyed_model: ChatModel) -> None:
     with pytest.raises(ValidationError) as error:
@@ -177,6 +185,46 @@ async def test_name_resolving_to_loopback_is_refused_when_connecting(
     assert fake_upstream.chat_requests() == []
     reply = await Message.objects.aget(pk=frames[0]["message"])
     assert (reply.status, reply.error_code) == ("failed", "upstream_blocked")
+    await ws.disconnect()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scope", ["class", "user"])
+def test_a_teachers_or_students_key_cannot_use_a_providers_own_internal_address(
+    people: People, keyed_model: ChatModel, scope: str
+) -> None:
+    """The custom provider ships with Ollama's address on loopback: a key without a URL of
+    its own would send a student's chosen key and body there, with no admin's say."""
+    with pytest.raises(ValidationError) as error:
+        credential_create(
+            actor=people.teacher,
+            provider=keyed_model.provider,  # its own URL: the fake upstream on 127.0.0.1
+            scope=scope,
+            classroom=people.classroom if scope == "class" else None,
+            api_key="student-chosen-token",
+        )
+    assert list(error.value.message_dict) == ["base_url"]
+    assert "only a site key" in error.value.message_dict["base_url"][0]
+    assert not Credential.objects.exists()
+    site = credential_create(actor=people.admin, provider=keyed_model.provider, scope="site", api_key="ollama")
+    assert site.base_url == ""
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_class_key_on_a_providers_internal_address_is_refused_when_connecting(
+    people: People, keyed_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """A key saved before that check, or before an admin closed the network again."""
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(_typed_url_key)(people, keyed_model, "")
+    ws = await ws_connect(people.student)
+    await ws.connect()
+
+    frames = await ws_turn(ws, model="keyedai/keyed-model", content="hello")
+
+    assert frames[-1]["type"] == "chat.error" and frames[-1]["code"] == "upstream_blocked"
+    assert fake_upstream.chat_requests() == []
     await ws.disconnect()
 
 

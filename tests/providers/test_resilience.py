@@ -234,7 +234,8 @@ async def test_unknown_parameters_are_refused(
 
 
 @pytest.fixture
-def ernie(db: Any, fake_upstream: FakeUpstream) -> ChatModel:
+def ernie(db: Any, fake_upstream: FakeUpstream, settings: Any) -> ChatModel:
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # class keys reach the fake (keyed_model)
     provider = Provider.objects.get(slug="ernie") if Provider.objects.filter(slug="ernie").exists() else None
     if provider is None:
         provider = Provider.objects.create(

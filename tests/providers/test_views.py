@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from apps.accounts.models import User
 from apps.providers.models import ChatModel, Credential, Provider
 from apps.providers.services import credential_create
 from tests.conftest import People
@@ -129,6 +130,37 @@ def test_co_teacher_manages_the_class_key(people: People, client: Client) -> Non
     client.force_login(people.co_teacher)
     assert client.post(reverse("key-revoke", args=[credential.pk])).status_code == 302
     assert Credential.objects.get(pk=credential.pk).status == "revoked"
+
+
+@pytest.mark.parametrize("leaves", ["taken off the class", "made a student"])
+def test_a_teacher_who_no_longer_teaches_the_class_loses_the_class_key_they_added(
+    people: People, client: Client, leaves: str
+) -> None:
+    """A class key goes with the class: whoever added it cannot, once they no longer teach
+    it, read it, revoke it, or point the class's chats at a server of their own."""
+    credential = credential_create(
+        actor=people.co_teacher,
+        provider=Provider.objects.get(slug="deepseek"),
+        scope="class",
+        classroom=people.classroom,
+        api_key=KEY,
+        label="Shared 7A key",
+    )
+    if leaves == "taken off the class":
+        people.classroom.teachers.remove(people.co_teacher)
+    else:
+        User.objects.filter(pk=people.co_teacher.pk).update(role=User.Role.STUDENT)
+    client.force_login(people.co_teacher)
+    assert "Shared 7A key" not in client.get(reverse("keys")).content.decode()
+    for name in ("key-test", "key-replace", "key-revoke"):
+        response = client.post(
+            reverse(name, args=[credential.pk]), {"api_key": "sk-attacker-0000", "base_url": "https://1.1.1.2/v1"}
+        )
+        assert response.status_code == 404, name
+    row = Credential.objects.get(pk=credential.pk)
+    assert (row.status, row.base_url, row.last4) == ("active", "", KEY[-4:])
+    client.force_login(people.teacher)  # the class's teacher still manages it
+    assert "Shared 7A key" in client.get(reverse("keys")).content.decode()
 
 
 def test_students_cannot_manage_keys_unless_the_class_allows(people: People, client: Client) -> None:
