@@ -55,7 +55,7 @@ test-setup: $(VENV)/.requirements-test frontend assets
 	bash scripts/test-services.sh
 
 # First lint and format (ruff), and the import contracts (pyproject.toml: apps import each
-# other one way only, never another app's views or consumers). Then the whole suite twice: on the embedded default
+# other one way only, never another app's views or consumers). Then the suite on the embedded default
 # (SQLite, in-memory layer, file broker) and on real PostgreSQL and Redis servers that
 # scripts/services.sh installs and starts on 127.0.0.1 (the concurrency and multi-process
 # tests need them). The browser tests (tests/e2e/) drive pages that are the same on both and

@@ -201,7 +201,10 @@ def url_names_internal_host(url: str) -> bool:
     numeric = _numeric_host(host)
     if numeric is not None:
         return not address_is_public(numeric)
-    return host.rstrip(".").lower() == "localhost" or host.rstrip(".").lower().endswith(".localhost")
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return not all(address_is_public(ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1"))
+    return False
 
 
 class PublicOnlyBackend(AsyncioBackend):

@@ -15,9 +15,11 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.accounts.models import Classroom, User
+from apps.accounts.selectors import classrooms_for_teacher
 from webchat.plainsql import column, rows, table
 
 from .models import ChatModel, ClassModelAccess, Credential, ModelFallback, ModelPrice, Provider
+from .netguard import url_names_internal_host
 
 
 def chat_models_enabled() -> QuerySet[ChatModel]:
@@ -112,8 +114,23 @@ def _credentials_for(*, user: User, classroom: Classroom | None) -> QuerySet[Cre
     return Credential.objects.filter(scopes, status=Credential.Status.ACTIVE).select_related("provider")
 
 
+def _reachable(credential: Credential) -> bool:
+    """Whether calls with the key may reach its URL. A teacher's or student's key is held to
+    public addresses (routes.py): one without a URL of its own, on a provider whose own URL
+    is internal (saved before the key form refused that), would only ever be refused."""
+    return (
+        credential.scope == Credential.Scope.SITE
+        or bool(credential.base_url)
+        or not url_names_internal_host(credential.provider.base_url)
+    )
+
+
 def _preferred(credentials: Iterable[Credential]) -> Credential | None:
-    return min(credentials, key=lambda c: (_SCOPE_ORDER[c.scope], -c.created_at.timestamp(), -c.pk), default=None)
+    return min(
+        (c for c in credentials if _reachable(c)),
+        key=lambda c: (_SCOPE_ORDER[c.scope], -c.created_at.timestamp(), -c.pk),
+        default=None,
+    )
 
 
 def credential_for_request(*, provider: Provider, user: User, classroom: Classroom | None) -> Credential | None:
@@ -125,9 +142,9 @@ def credentials_visible_to(*, user: User) -> QuerySet[Credential]:
     """Keys a user manages: their own personal keys, and (teachers) the keys of the classes
     they teach now. A class key goes with the class, not with whoever added it: a teacher
     taken off the class (or made a student) no longer sees, tests, replaces or revokes it."""
-    theirs = Q(scope=Credential.Scope.USER, owner=user)
-    if user.may_teach:
-        theirs |= Q(scope=Credential.Scope.CLASS, classroom__teachers=user)
+    theirs = Q(scope=Credential.Scope.USER, owner=user) | Q(
+        scope=Credential.Scope.CLASS, classroom__in=classrooms_for_teacher(user=user)
+    )
     return (
         Credential.objects.filter(theirs)
         .distinct()

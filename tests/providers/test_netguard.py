@@ -13,6 +13,8 @@ from django.utils import translation
 from apps.conversations.models import Message
 from apps.providers.models import ChatModel, Credential
 from apps.providers.netguard import BlockedURL, url_check_public
+from apps.providers.routes import key_check_route
+from apps.providers.selectors import providers_with_status
 from apps.providers.services import KeyMaterial, _seal_into, credential_create
 from tests.conftest import People, ws_connect, ws_turn
 from tests.fake_upstream import Behaviour, FakeUpstream
@@ -212,21 +214,47 @@ def test_a_teachers_or_students_key_cannot_use_a_providers_own_internal_address(
     assert site.base_url == ""
 
 
+@pytest.mark.django_db
+def test_every_teachers_or_students_key_is_held_to_public_addresses_an_admins_is_not(
+    people: People, keyed_model: ChatModel, settings: Any
+) -> None:
+    """Whether its URL was typed or is its provider's own: the connection-time check decides
+    for a name that resolves somewhere internal (which the key form cannot know)."""
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]  # so the form takes the keys at all
+    class_key = credential_create(
+        actor=people.teacher, provider=keyed_model.provider, scope="class", classroom=people.classroom, api_key="k-1"
+    )
+    site_key = credential_create(actor=people.admin, provider=keyed_model.provider, scope="site", api_key="k-2")
+    assert class_key.base_url == site_key.base_url == ""
+    assert key_check_route(credential=class_key).user_supplied_url is True
+    assert key_check_route(credential=site_key).user_supplied_url is False
+
+
 @pytest.mark.django_db(transaction=True)
-async def test_a_class_key_on_a_providers_internal_address_is_refused_when_connecting(
+async def test_a_key_saved_before_on_a_providers_internal_address_is_not_offered(
     people: People, keyed_model: ChatModel, fake_upstream: FakeUpstream
 ) -> None:
-    """A key saved before that check, or before an admin closed the network again."""
+    """A key without a URL of its own, saved before the form refused it (or before an admin
+    closed the network again), would only ever be refused: it is passed over, and a site
+    key, if there is one, is used instead."""
     from asgiref.sync import sync_to_async
 
     await sync_to_async(_typed_url_key)(people, keyed_model, "")
+    status = await sync_to_async(providers_with_status)(user=people.student, classroom=people.classroom)
+    assert dict((provider.slug, source) for provider, source in status)["keyedai"] == ""
     ws = await ws_connect(people.student)
     await ws.connect()
-
     frames = await ws_turn(ws, model="keyedai/keyed-model", content="hello")
-
-    assert frames[-1]["type"] == "chat.error" and frames[-1]["code"] == "upstream_blocked"
+    assert frames[-1]["type"] == "chat.error" and frames[-1]["code"] == "no_credential"
     assert fake_upstream.chat_requests() == []
+
+    await sync_to_async(credential_create)(
+        actor=people.admin, provider=keyed_model.provider, scope="site", api_key="ollama"
+    )
+    frames = await ws_turn(ws, model="keyedai/keyed-model", content="hello")
+    assert frames[-1]["type"] == "chat.done"
+    [request] = fake_upstream.chat_requests()
+    assert {k.lower(): v for k, v in request.headers.items()}["authorization"] == "Bearer ollama"
     await ws.disconnect()
 
 

@@ -163,6 +163,25 @@ def test_a_teacher_who_no_longer_teaches_the_class_loses_the_class_key_they_adde
     assert "Shared 7A key" in client.get(reverse("keys")).content.decode()
 
 
+def test_an_admin_manages_the_class_key_they_add_to_a_class_they_do_not_teach(people: People, client: Client) -> None:
+    client.force_login(people.admin)
+    response = client.post(
+        reverse("keys"),
+        {
+            "provider": Provider.objects.get(slug="deepseek").pk,
+            "scope": "class",
+            "classroom": people.other_classroom.pk,
+            "api_key": KEY,
+            "label": "Key for 8B",
+        },
+    )
+    assert response.status_code == 302
+    assert "Key for 8B" in client.get(reverse("keys")).content.decode()
+    credential = Credential.objects.get()
+    assert client.post(reverse("key-revoke", args=[credential.pk])).status_code == 302
+    assert Credential.objects.get().status == "revoked"
+
+
 def test_students_cannot_manage_keys_unless_the_class_allows(people: People, client: Client) -> None:
     client.force_login(people.student)
     assert client.get(reverse("keys")).status_code == 403
