@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 import webchat.asgi  # noqa: F401  (loads the ASGI app before any test captures logs)
-from apps.billing.models import LedgerEntry, Period
+from apps.billing.models import Hold, LedgerEntry, Period
 from apps.billing.services import quota_policy_set
 from apps.gateway.idempotency import idempotent_requests_expire
 from apps.gateway.models import IdempotentRequest
@@ -139,6 +139,31 @@ def test_a_stream_its_client_left_is_replayed_as_far_as_it_went_and_says_so(
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert "one" in replay.text and "idempotent_request_stopped" in replay.text and "[DONE]" not in replay.text
     assert LedgerEntry.objects.count() == 1 and len(fake_upstream.chat_requests()) == 1
+
+
+def test_a_stream_its_client_left_before_the_first_piece_is_stopped_billed_once_and_replayed_as_stopped(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    """The streamed response begins with the reply's first piece: a client that gives up
+    waiting for it leaves a request the provider was already asked."""
+    # First a request that loads what a process loads once (the tokenizer's tables): then
+    # the client below surely leaves after the provider was asked.
+    client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=ASK)
+    fake_upstream.push(Behaviour(headers_delay=1.0))
+    body = {"model": MODEL, "messages": ASK, "stream": True}
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "gave-up"}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(live_asgi.url + "/v1/chat/completions", json=body, headers=headers, timeout=0.4)
+    deadline = timezone.now() + timedelta(seconds=10)
+    while not IdempotentRequest.objects.filter(finished_at__isnull=False).exists() and timezone.now() < deadline:
+        pass
+    entry = LedgerEntry.objects.get(status="stopped")
+    assert (entry.entry_point, entry.completion_tokens) == ("api", 0)
+    assert not Hold.objects.filter(status=Hold.Status.ACTIVE).exists()
+    replay = httpx.post(live_asgi.url + "/v1/chat/completions", json=body, headers=headers, timeout=10)
+    assert replay.status_code == 409 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["error"]["code"] == "idempotent_request_stopped"
+    assert LedgerEntry.objects.count() == 2 and len(fake_upstream.chat_requests()) == 2
 
 
 @pytest.mark.parametrize("stream", [False, True])
