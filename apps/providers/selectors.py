@@ -114,20 +114,17 @@ def _credentials_for(*, user: User, classroom: Classroom | None) -> QuerySet[Cre
     return Credential.objects.filter(scopes, status=Credential.Status.ACTIVE).select_related("provider")
 
 
-def _reachable(credential: Credential) -> bool:
-    """Whether calls with the key may reach its URL. A teacher's or student's key is held to
-    public addresses (routes.py): one without a URL of its own, on a provider whose own URL
-    is internal (saved before the key form refused that), would only ever be refused."""
-    return (
-        credential.scope == Credential.Scope.SITE
-        or bool(credential.base_url)
-        or not url_names_internal_host(credential.provider.base_url)
-    )
+def key_reaches_its_url(*, provider: Provider, base_url: str, scope: str) -> bool:
+    """Whether calls with a key may reach where it points. A teacher's or student's key is
+    held to public addresses (routes.py): one without a URL of its own, on a provider whose
+    own URL is internal, would only ever be refused (the key form refuses it; one saved
+    before that is passed over)."""
+    return scope == Credential.Scope.SITE or bool(base_url) or not url_names_internal_host(provider.base_url)
 
 
 def _preferred(credentials: Iterable[Credential]) -> Credential | None:
     return min(
-        (c for c in credentials if _reachable(c)),
+        (c for c in credentials if key_reaches_its_url(provider=c.provider, base_url=c.base_url, scope=c.scope)),
         key=lambda c: (_SCOPE_ORDER[c.scope], -c.created_at.timestamp(), -c.pk),
         default=None,
     )

@@ -21,8 +21,9 @@ from apps.accounts.selectors import user_may_manage_keys
 from .catalog import DEMO, catalog_apply
 from .client import key_check
 from .models import ChatModel, ClassModelAccess, Credential, ModelPrice, Provider
-from .netguard import BlockedURL, url_check_public, url_names_internal_host, url_parse
+from .netguard import BlockedURL, url_check_public, url_parse
 from .sealing import current_kek_id, seal, unseal
+from .selectors import key_reaches_its_url
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,7 @@ def base_url_clean(*, provider: Provider, base_url: str, scope: str) -> str:
     if not base_url:
         if not provider.base_url:
             raise ValidationError({"base_url": _("This provider needs a base URL.")})
-        if scope != Credential.Scope.SITE and url_names_internal_host(provider.base_url):
-            # Every call with the key would be refused (routes.py): say so now.
+        if not key_reaches_its_url(provider=provider, base_url="", scope=scope):
             raise ValidationError(
                 {
                     "base_url": _(
