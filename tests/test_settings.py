@@ -95,6 +95,24 @@ def test_debug_starts_without_a_secret_and_redis_url_selects_redis_layer() -> No
     assert result.stdout.split() == ["True", "UTC", "en", "channels_redis.core.RedisChannelLayer"]
 
 
+CELERY_TRANSPORT = (
+    "from webchat.celery import app; "
+    "print(type(app.connection_for_write().transport).__module__, app.conf.broker_url.split(':')[0])"
+)
+
+
+def test_without_redis_the_worker_uses_the_broker_that_writes_whole_messages(tmp_path: Path) -> None:
+    result = start(_code=CELERY_TRANSPORT, DEBUG="True", CELERY_DATA_DIR=str(tmp_path), CELERY_BROKER_URL="")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["webchat.filebroker", "filesystem"]
+
+
+def test_with_redis_the_worker_uses_kombus_redis_transport(tmp_path: Path) -> None:
+    result = start(_code=CELERY_TRANSPORT, DEBUG="True", REDIS_URL="redis://127.0.0.1:6399/0", CELERY_BROKER_URL="")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["kombu.transport.redis", "redis"]
+
+
 def test_a_good_production_configuration_serves() -> None:
     result = serve(DEBUG="False", SECRET_KEY="k" * 50, KEY_ENCRYPTION_KEYS=MASTER)
     assert result.returncode == 0, result.stderr

@@ -244,6 +244,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(CELERY_DATA_DIR / "control"),
         "store_processed": False,
     }
+    # kombu's filesystem transport, writing each message whole before the worker can see it.
+    CELERY_BROKER_TRANSPORT = "webchat.filebroker:Transport"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or (REDIS_URL or None)
 CELERY_TASK_IGNORE_RESULT = not CELERY_RESULT_BACKEND
 CELERY_TASK_SERIALIZER = "json"
