@@ -90,3 +90,27 @@ async def test_a_range_a_head_and_a_not_modified_are_answered_as_whitenoise_does
     assert ranged["status"] == 206 and ranged["body"] == data[10:100]
     assert head["status"] == 200 and head["body"] == b"" and int(head["headers"][b"Content-Length"]) == len(data)
     assert again["status"] == 304 and again["body"] == b""
+
+
+def test_the_static_files_are_read_once_per_process_for_the_same_settings() -> None:
+    first = static_files.StaticFilesMiddleware(lambda request: None)
+    second = static_files.StaticFilesMiddleware(lambda request: None)
+
+    assert "/static/css/app.css" in first.files
+    assert second.files.keys() == first.files.keys()
+    assert all(second.files[url] is first.files[url] for url in first.files)
+    assert second.files is not first.files
+
+
+def test_other_settings_get_a_table_of_their_own(settings: Any) -> None:
+    before = static_files.StaticFilesMiddleware(lambda request: None)
+    settings.WHITENOISE_MAX_AGE = 1234
+
+    after = static_files.StaticFilesMiddleware(lambda request: None)
+
+    def cache_control(middleware: static_files.StaticFilesMiddleware) -> str:
+        response = middleware.files["/static/css/app.css"].get_response("GET", {})
+        return dict(response.headers)["Cache-Control"]
+
+    assert "max-age=1234" in cache_control(after)
+    assert "max-age=1234" not in cache_control(before)

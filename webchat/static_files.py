@@ -9,10 +9,12 @@ handler wants (a file's sync iterator makes it warn and read the whole file into
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import IO, Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -21,11 +23,43 @@ from webchat.middleware import SyncAndAsync
 # Most of the site's static files (CSS, JS, fonts) fit in one block: one thread trip.
 BLOCK_SIZE = 256 * 1024
 
+# WhiteNoise reads every static file's size and headers, and looks for its compressed
+# copies, when its middleware is made. A server makes it once; the test client makes it for
+# each client (an eighth of the page tests' CPU). So the table is made once per process
+# for the settings it is made with.
+_TABLES: dict[tuple[object, ...], dict[str, Any]] = {}
+
+
+def _settings_key() -> tuple[object, ...]:
+    names = [name for name in dir(settings) if name.startswith(("WHITENOISE_", "STATIC"))]
+    return (
+        settings.DEBUG,
+        settings.FORCE_SCRIPT_NAME,
+        repr(settings.STORAGES),
+        *((n, repr(getattr(settings, n))) for n in sorted(names)),
+    )
+
 
 class StaticFilesMiddleware(SyncAndAsync, WhiteNoiseMiddleware):
     def __init__(self, get_response: Any = None, **kwargs: Any) -> None:
         super().__init__(get_response, **kwargs)
         self.mode_set(get_response)
+
+    def update_files_dictionary(self, root: str, prefix: str) -> None:
+        self._add_table(("root", root, prefix), partial(super().update_files_dictionary, root, prefix))
+
+    def add_files_from_finders(self) -> None:
+        self._add_table(("finders", self.static_prefix), super().add_files_from_finders)
+
+    def _add_table(self, what: tuple[object, ...], make: Callable[[], None]) -> None:
+        key = (*what, _settings_key())
+        table = _TABLES.get(key)
+        if table is None:
+            kept, self.files = self.files, {}
+            make()
+            table, self.files = self.files, kept
+            _TABLES[key] = table
+        self.files.update(table)
 
     def call_sync(self, request: HttpRequest) -> Any:
         return WhiteNoiseMiddleware.__call__(self, request)
