@@ -17,9 +17,11 @@ decompressed stream in memory.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import re
 import socket
+import ssl
 import zlib
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -256,15 +258,24 @@ class PublicOnlyBackend(AsyncioBackend):
 POOL_LIMITS = httpx2.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=30.0)
 
 
+@functools.cache
+def _ssl_context(*, trust_env: bool) -> ssl.SSLContext:
+    """The certificate store, loaded once per process (some 20 ms of CPU each time) and
+    shared by every pool: an SSL context is safe to share between threads and loops."""
+    return httpx2.create_ssl_context(trust_env=trust_env)
+
+
 class PooledTransport(httpx2.AsyncHTTPTransport):
     """The pool httpx builds, on our network backend: asyncio's transports for the
     catalog's own URLs, PublicOnlyBackend (every new connection, each redirect hop too, resolved and
     checked; kept-alive ones were) for URLs a user typed."""
 
     def __init__(self, *, public_only: bool, limits: httpx2.Limits = POOL_LIMITS) -> None:
-        super().__init__(trust_env=not public_only)
+        ssl_context = _ssl_context(trust_env=not public_only)
+        # httpx's own pool is replaced below; given the context, it builds none of its own.
+        super().__init__(verify=ssl_context, trust_env=not public_only)
         self._pool = ConnectionPool(
-            ssl_context=httpx2.create_ssl_context(trust_env=not public_only),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
