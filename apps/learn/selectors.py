@@ -3,6 +3,7 @@ the tokenizer offers."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -93,6 +94,11 @@ class Section:
     edited: bool
 
 
+# A guide's HTML, by its Markdown: the same few texts are shown on every visit, and turning
+# one into HTML (highlighted code included) takes milliseconds. An admin's edit is a new text.
+_guide_html = functools.lru_cache(maxsize=512)(reply_html)
+
+
 def provider_guide_sections(*, provider: Provider, language: str) -> list[Section]:
     """The page's sections in the template's order. One query for the admins' texts."""
     edited = {
@@ -109,7 +115,7 @@ def provider_guide_sections(*, provider: Provider, language: str) -> list[Sectio
                 key=section.value,
                 title=str(section.label),
                 partial=_DRAWN.get(section, ""),
-                html=reply_html(markdown) if markdown.strip() else "",
+                html=_guide_html(markdown) if markdown.strip() else "",
                 edited=section.value in edited,
             )
         )
