@@ -95,19 +95,19 @@ def flush_keeps_content_types_and_permissions(django_db_setup: Any) -> Iterator[
     post_migrate to make the content types and permissions again: some 30 ms of CPU (75 ms
     on PostgreSQL) after each of several hundred tests. They are the same rows every time (no
     test makes or removes one), so those two tables are left as they are and the signal is
-    not sent; the rest is emptied with the statements `flush` uses."""
-    from django.core.management.color import no_style
-    from django.db import connections
+    not sent. The rest is emptied with DELETE in one transaction (foreign keys are checked at
+    its end): on PostgreSQL `flush`'s TRUNCATE of some 40 tables took 150 ms, DELETE 5 ms."""
+    from django.db import connections, transaction
     from django.test import TransactionTestCase
 
     def _fixture_teardown(self: TransactionTestCase) -> None:
         for name in self._databases_names(include_mirrors=False):
             connection = connections[name]
             tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
-            statements = connection.ops.sql_flush(
-                no_style(), [table for table in tables if table not in KEPT_BY_FLUSH], reset_sequences=False
-            )
-            connection.ops.execute_sql_flush(statements)
+            with transaction.atomic(using=name), connection.cursor() as cursor:
+                for table in tables:
+                    if table not in KEPT_BY_FLUSH:
+                        cursor.execute(f"DELETE FROM {connection.ops.quote_name(table)}")
 
     patch = pytest.MonkeyPatch()
     patch.setattr(TransactionTestCase, "_fixture_teardown", _fixture_teardown)
