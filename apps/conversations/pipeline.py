@@ -289,8 +289,9 @@ def _read_besides(params: dict[str, Any]) -> dict[str, Any] | None:
 
 def _conversation_open(*, user: User, conversation_id: int) -> Conversation:
     """The user's conversation, while it may go on. A class's conversations go on only while
-    the class is open and the student in it (checked on every turn: a socket or a key may
-    outlive an archive or a removal)."""
+    the class is open and the student in it, and one begun in no class only while the
+    student is still in none (checked on every turn: a socket or a key may outlive an
+    archive, a removal or a join)."""
     try:
         conversation = conversation_get_for_turn(user=user, conversation_id=conversation_id)
     except Http404:
@@ -303,6 +304,13 @@ def _conversation_open(*, user: User, conversation_id: int) -> Conversation:
                 _("This conversation's class is archived, or you are no longer in it. Start a new conversation."),
             )
         conversation.classroom = classroom  # read with the check: not read again
+    elif classroom_for_student(user=user) is not None:
+        # Begun while the student was in no class (before joining, or after a removal): going
+        # on with it would escape the class's models, quota and instructions.
+        raise RequestRefused(
+            ErrorCode.CLASS_CLOSED,
+            _("This conversation began before you joined your class. Start a new conversation."),
+        )
     return conversation
 
 

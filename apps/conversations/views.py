@@ -40,7 +40,13 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
     conversation = (
         conversation_get_for_user(user=request.user, conversation_id=conversation_id) if conversation_id else None
     )
-    classroom = conversation.classroom if conversation else classroom_for_student(user=request.user)
+    # A conversation begun in no class goes on only while the student is in none: else the
+    # page shows the class's models and meter, whose rules a new conversation follows.
+    classroom = (
+        conversation.classroom
+        if conversation and conversation.classroom_id
+        else classroom_for_student(user=request.user)
+    )
     models = chat_models_offered_to(user=request.user, classroom=classroom)
     preferred = (
         conversation.model if conversation and conversation.model else classroom_default_model(classroom=classroom)

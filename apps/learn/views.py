@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -83,6 +84,9 @@ def tokenizer_count(request: HttpRequest) -> JsonResponse:
         return _error(ErrorCode.SIGNED_OUT, _("Log in to use the tokenizer."), 403)
     try:
         body = json.loads(request.body or b"{}")
+    except RequestDataTooBig:  # over DATA_UPLOAD_MAX_MEMORY_SIZE: Django would answer with its HTML page
+        message = _("The text is too long: the tokenizer takes at most %(max)s characters.") % {"max": TEXT_MAX_CHARS}
+        return _error(ErrorCode.CONTENT_TOO_LONG, message, 400, max_chars=TEXT_MAX_CHARS)
     except BAD_JSON:
         return _error(ErrorCode.BAD_REQUEST, _("The request body must be JSON."), 400)
     if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not isinstance(body.get("model"), str):

@@ -15,6 +15,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -103,7 +104,10 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     limited = await sync_to_async(_limited)(request)
     if limited is not None:
         return limited
-    parsed = _parse(request.body)
+    try:
+        parsed = _parse(request.body)
+    except RequestDataTooBig:
+        return _error(400, "The request body is too large.")
     if isinstance(parsed, JsonResponse):
         return parsed
     model_name: str = parsed["model"]

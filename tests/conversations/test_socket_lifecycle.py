@@ -27,6 +27,7 @@ from websockets.asyncio.client import connect as ws_client_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from apps.accounts.models import Enrollment, User
+from apps.accounts.services import enrollment_add
 from apps.billing.models import LedgerEntry
 from apps.conversations import socket_slots
 from apps.conversations.models import Message
@@ -245,6 +246,37 @@ async def test_archiving_the_class_closes_its_students_sockets_and_its_conversat
     assert await other_ws.receive_nothing(timeout=0.2)
     await again.disconnect()
     await other_ws.disconnect()
+
+
+async def test_a_conversation_begun_in_no_class_takes_no_more_turns_once_the_student_is_in_one(
+    people: People, fake_model: Any, fake_upstream: FakeUpstream
+) -> None:
+    """Else it would escape the class's models, quota and instructions (and its usage)."""
+    teacher = await signed_in(people.teacher)
+    assert await post(teacher, f"/classes/{people.classroom.pk}/roster/{people.student.pk}/remove/") == 302
+    student = await signed_in(people.student)
+    ws = await open_socket(student)
+    conversation = (await ws_turn(ws, model=MODEL, content="in no class"))[0]["conversation"]
+    assert (await ws_turn(ws, model=MODEL, content="still none", conversation=conversation))[-1]["type"] == "chat.done"
+    await ws.disconnect()
+
+    await sync_to_async(enrollment_add)(classroom=people.classroom, student=people.student)
+    fake_upstream.reset()
+    messages, ledger = await Message.objects.acount(), await LedgerEntry.objects.acount()
+
+    again = await open_socket(student)
+    error = (await ws_turn(again, model=MODEL, content="in the class now", conversation=conversation))[-1]
+    assert (error["type"], error["code"]) == ("chat.error", "class_closed")
+    assert await served_nothing(fake_upstream, messages=messages, ledger=ledger)
+    # A new conversation is the class's, and so is its bill.
+    done = await ws_turn(again, model=MODEL, content="a new one")
+    assert done[-1]["type"] == "chat.done"
+    entry = await LedgerEntry.objects.alatest("id")
+    assert entry.classroom_id == people.classroom.pk
+    await again.disconnect()
+    # Its page shows the class's meter, whose rules a new conversation follows.
+    page = await sync_to_async(student.get)(f"/c/{conversation}/")
+    assert page.context["classroom"] == people.classroom
 
 
 async def _classroom_admin_form(people: People, *, archived: bool, remove: User | None) -> dict[str, Any]:

@@ -38,6 +38,20 @@ def student_client(people: People, catalog: None) -> Client:
     return client
 
 
+def test_a_body_over_the_sites_upload_limit_is_refused_in_json_as_too_long(
+    student_client: Client, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not Django's HTML error page (and an ERROR in the log) for a script's JSON call."""
+    text = "a" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+
+    response = post(student_client, {"text": text, "model": "openai/gpt-4o-mini"})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "content_too_long"
+    assert response.json()["error"]["max_chars"] == TEXT_MAX_CHARS
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+
 @pytest.mark.parametrize("sample", SAMPLES)
 @pytest.mark.parametrize(
     ("model", "encoding", "exact"),

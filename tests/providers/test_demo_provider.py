@@ -71,6 +71,10 @@ def test_demo_rejects_bad_requests_like_a_provider(live_asgi: LiveServer, demo_m
     )
     assert missing.status_code == 404
     assert client.get("/demo/v1/chat/completions").status_code == 405
+    huge = json.dumps({"model": "demo-tutor", "messages": [{"role": "user", "content": "x" * 3_000_000}]})
+    too_large = client.post("/demo/v1/chat/completions", huge, content_type="application/json")
+    assert too_large.status_code == 400
+    assert too_large.json()["error"]["message"] == "The request body is too large."
 
 
 def test_demo_lists_its_models(sdk: OpenAI) -> None:
