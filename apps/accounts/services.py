@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from axes.utils import reset as axes_reset
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -25,10 +26,14 @@ def user_upsert(*, username: str, role: str, display_name: str = "", password: s
 
     Side effects: one User row created or updated. Returns (user, created).
     """
-    user, created = User.objects.get_or_create(
-        username=User.normalize_username(username),
-        defaults={"role": role, "display_name": display_name},
-    )
+    # A new user is written whole in one INSERT.
+    admin = role == User.Role.ADMIN
+    defaults: dict[str, object] = {"role": role, "display_name": display_name, "is_staff": admin, "is_superuser": admin}
+    if password is not None:
+        defaults["password"] = make_password(password)
+    user, created = User.objects.get_or_create(username=User.normalize_username(username), defaults=defaults)
+    if created:
+        return user, created
     changed: list[str] = []
     if role == User.Role.ADMIN and not (user.is_staff and user.is_superuser):
         user.is_staff = user.is_superuser = True
