@@ -16,6 +16,10 @@ from .models import AuditEvent, Classroom, Enrollment, User
 from .services import lockout_clear
 from .sockets import CLOSE_ACCESS_CHANGED, CLOSE_SIGNED_OUT, user_sockets_close
 
+# The site's name in the admin's header and tab titles, not Django's.
+admin.site.site_header = _("webchat administration")
+admin.site.site_title = _("webchat admin")
+
 
 class PasswordSetForm(AdminPasswordChangeForm):
     """Django admin's "change password" form. A password an admin sets ends a login

@@ -48,6 +48,15 @@ def test_admin_index_names_the_axes_app_by_our_name(people: People, client: Clie
     assert reverse("admin:axes_accessattempt_changelist") in page
 
 
+@pytest.mark.django_db
+def test_the_admin_is_headed_with_the_sites_name_in_either_language(people: People, client: Client) -> None:
+    client.force_login(people.admin)
+    english = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    chinese = client.get(reverse("admin:index"), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "webchat administration" in english and "Django administration" not in english
+    assert "webchat 管理后台" in chinese and "Django 管理" not in chinese
+
+
 def test_a_too_short_password_is_refused_in_chinese_too() -> None:
     from django.contrib.auth.password_validation import validate_password
     from django.core.exceptions import ValidationError
