@@ -23,18 +23,21 @@ from kombu.utils.json import dumps
 
 class Channel(filesystem.Channel):
     def _put(self, queue: str, payload: dict, **kwargs: object) -> None:
+        data = str_to_bytes(dumps(payload))  # a payload that cannot be encoded leaves no file
         # kombu's own name: the time first, so the worker takes messages in order.
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
         partial = os.path.join(self.data_folder_out, f"writing-{name}.part")
         try:
             with open(partial, "wb") as file:
-                file.write(str_to_bytes(dumps(payload)))
+                file.write(data)
             os.replace(partial, final)
-        except OSError as exc:
+        except BaseException as exc:  # an interrupt too: no half-written file is left behind
             with contextlib.suppress(OSError):
                 os.remove(partial)
-            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+            if isinstance(exc, OSError):
+                raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+            raise
 
 
 class Transport(filesystem.Transport):

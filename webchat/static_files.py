@@ -36,6 +36,7 @@ def _settings_key() -> tuple[object, ...]:
         settings.DEBUG,
         settings.FORCE_SCRIPT_NAME,
         repr(settings.STORAGES),
+        repr(settings.INSTALLED_APPS),  # the apps' static folders are among the finders'
         *((n, repr(getattr(settings, n))) for n in sorted(names)),
     )
 

@@ -30,7 +30,7 @@ def user_upsert(*, username: str, role: str, display_name: str = "", password: s
     admin = role == User.Role.ADMIN
     defaults: dict[str, object] = {"role": role, "display_name": display_name, "is_staff": admin, "is_superuser": admin}
     if password is not None:
-        defaults["password"] = make_password(password)
+        defaults["password"] = lambda: make_password(password)  # hashed only if created
     user, created = User.objects.get_or_create(username=User.normalize_username(username), defaults=defaults)
     if created:
         return user, created

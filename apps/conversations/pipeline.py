@@ -305,11 +305,12 @@ def _conversation_open(*, user: User, conversation_id: int) -> Conversation:
             )
         conversation.classroom = classroom  # read with the check: not read again
     elif classroom_for_student(user=user) is not None:
-        # Begun while the student was in no class (before joining, or after a removal): going
-        # on with it would escape the class's models, quota and instructions.
+        # Begun while the student was in no class (before joining, after a removal, or its
+        # class deleted): going on with it would escape the class's models, quota and
+        # instructions.
         raise RequestRefused(
             ErrorCode.CLASS_CLOSED,
-            _("This conversation began before you joined your class. Start a new conversation."),
+            _("This conversation is not part of your class. Start a new conversation."),
         )
     return conversation
 
