@@ -20,6 +20,18 @@ pytestmark = pytest.mark.django_db
 KEY = "sk-visible-nowhere-QRST"
 
 
+def deepseek_class_key(actor: User, classroom: Any, **more: Any) -> Credential:
+    """A DeepSeek key added to a class by `actor`."""
+    return credential_create(
+        actor=actor,
+        provider=Provider.objects.get(slug="deepseek"),
+        scope="class",
+        classroom=classroom,
+        api_key=KEY,
+        **more,
+    )
+
+
 def test_catalog_ships_every_provider_in_the_lessons(db: Any) -> None:
     slugs = set(Provider.objects.values_list("slug", flat=True))
     assert {"openai", "openrouter", "deepseek", "moonshot", "glm", "qwen", "ernie", "custom", "demo"} <= slugs
@@ -50,13 +62,7 @@ def test_providers_command_lists_in_both_languages_with_usability(people: People
 
 
 def test_providers_page_shows_which_are_usable(people: People, client: Client) -> None:
-    credential_create(
-        actor=people.teacher,
-        provider=Provider.objects.get(slug="deepseek"),
-        scope="class",
-        classroom=people.classroom,
-        api_key=KEY,
-    )
+    deepseek_class_key(people.teacher, people.classroom)
     client.force_login(people.student)
     page = client.get(reverse("providers"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert 'data-provider="deepseek" data-usable="yes"' in page
@@ -106,13 +112,7 @@ def test_bad_key_form_is_400_and_saves_nothing(people: People, client: Client) -
 
 
 def test_another_teachers_key_is_404(people: People, client: Client) -> None:
-    credential = credential_create(
-        actor=people.other_teacher,
-        provider=Provider.objects.get(slug="deepseek"),
-        scope="class",
-        classroom=people.other_classroom,
-        api_key=KEY,
-    )
+    credential = deepseek_class_key(people.other_teacher, people.other_classroom)
     client.force_login(people.teacher)
     for name in ("key-revoke", "key-test", "key-replace"):
         assert client.post(reverse(name, args=[credential.pk]), {"api_key": "sk-x"}).status_code == 404
@@ -120,13 +120,7 @@ def test_another_teachers_key_is_404(people: People, client: Client) -> None:
 
 
 def test_co_teacher_manages_the_class_key(people: People, client: Client) -> None:
-    credential = credential_create(
-        actor=people.teacher,
-        provider=Provider.objects.get(slug="deepseek"),
-        scope="class",
-        classroom=people.classroom,
-        api_key=KEY,
-    )
+    credential = deepseek_class_key(people.teacher, people.classroom)
     client.force_login(people.co_teacher)
     assert client.post(reverse("key-revoke", args=[credential.pk])).status_code == 302
     assert Credential.objects.get(pk=credential.pk).status == "revoked"
@@ -138,14 +132,7 @@ def test_a_teacher_who_no_longer_teaches_the_class_loses_the_class_key_they_adde
 ) -> None:
     """A class key goes with the class: whoever added it cannot, once they no longer teach
     it, read it, revoke it, or point the class's chats at a server of their own."""
-    credential = credential_create(
-        actor=people.co_teacher,
-        provider=Provider.objects.get(slug="deepseek"),
-        scope="class",
-        classroom=people.classroom,
-        api_key=KEY,
-        label="Shared 7A key",
-    )
+    credential = deepseek_class_key(people.co_teacher, people.classroom, label="Shared 7A key")
     if leaves == "taken off the class":
         people.classroom.teachers.remove(people.co_teacher)
     else:
@@ -198,13 +185,7 @@ def test_key_pages_refuse_wrong_methods(people: People, client: Client) -> None:
 
 
 def test_replace_needs_a_new_key(people: People, client: Client) -> None:
-    credential = credential_create(
-        actor=people.teacher,
-        provider=Provider.objects.get(slug="deepseek"),
-        scope="class",
-        classroom=people.classroom,
-        api_key=KEY,
-    )
+    credential = deepseek_class_key(people.teacher, people.classroom)
     client.force_login(people.teacher)
     client.post(reverse("key-replace", args=[credential.pk]), {"api_key": ""})
     assert Credential.objects.get(pk=credential.pk).last4 == "QRST"
