@@ -366,7 +366,7 @@ async def bench(
         sockets = [
             await connect(
                 f"ws://127.0.0.1:{args.port}/ws/chat/",
-                origin="http://127.0.0.1",
+                origin=f"http://127.0.0.1:{args.port}",
                 additional_headers={"Cookie": f"sessionid={cookie}"},
                 max_size=None,
                 open_timeout=30,

@@ -1,6 +1,7 @@
 """ALLOWED_HOSTS with a wildcard: `check --deploy` reports it, and the websocket origin
 check never lets every origin in with DEBUG off. (The web server's refusal to start with
-one: tests/test_settings.py.)"""
+one: tests/test_settings.py.) The socket is the page's own: another port of the same host,
+or an Origin that names another host than the socket was opened on, is refused."""
 
 from __future__ import annotations
 
@@ -51,13 +52,14 @@ def test_check_deploy_accepts_a_leading_dot_domain() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-async def socket_accepted(application: Any, people: People, origin: bytes) -> bool:
+async def socket_accepted(
+    application: Any, people: People, origin: bytes | None, host: bytes = b"127.0.0.1", *more: tuple[bytes, bytes]
+) -> bool:
     cookie = await sync_to_async(session_cookie_for)(people.student)
-    communicator = socket_open(
-        application,
-        "/ws/chat/",
-        [(b"origin", origin), (b"host", b"127.0.0.1"), (b"cookie", f"sessionid={cookie}".encode())],
-    )
+    headers = [(b"host", host), (b"cookie", f"sessionid={cookie}".encode()), *more]
+    if origin is not None:
+        headers.append((b"origin", origin))
+    communicator = socket_open(application, "/ws/chat/", headers)
     accepted, _ = await communicator.connect()
     if accepted:
         await communicator.disconnect()
@@ -82,3 +84,57 @@ def test_websocket_origins_keep_a_leading_dot_domain_and_drop_wildcards_in_produ
     hosts = ["*", "chat.school.example", ".school.example", "*.evil.example"]
     assert websocket_allowed_origins(allowed_hosts=hosts, debug=False) == ["chat.school.example", ".school.example"]
     assert websocket_allowed_origins(allowed_hosts=[], debug=True) == ["localhost", "127.0.0.1", "[::1]"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_page_on_another_port_of_the_same_host_cannot_open_the_socket(people: People, settings: Any) -> None:
+    """A student's own server on 127.0.0.1:5000 (or another service on the school's host)
+    is the same host name but another origin: its page cannot chat as the student."""
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "chat.school.example"]
+    settings.CSRF_TRUSTED_ORIGINS = []
+    application = runpy.run_module("webchat.asgi")["application"]
+
+    assert await socket_accepted(application, people, b"http://127.0.0.1:8000", b"127.0.0.1:8000") is True
+    assert await socket_accepted(application, people, b"http://127.0.0.1:5000", b"127.0.0.1:8000") is False
+    assert await socket_accepted(application, people, b"http://127.0.0.1", b"127.0.0.1:8000") is False
+    assert await socket_accepted(application, people, b"http://127.0.0.1:8000", b"127.0.0.1") is False
+    # default ports: https://chat.school.example is port 443, whether or not the Host says so
+    assert await socket_accepted(application, people, b"https://chat.school.example", b"chat.school.example") is True
+    assert (
+        await socket_accepted(application, people, b"https://chat.school.example", b"chat.school.example:443") is True
+    )
+    assert (
+        await socket_accepted(application, people, b"https://chat.school.example:8443", b"chat.school.example") is False
+    )
+    # both names are allowed hosts, but the page is not the socket's own
+    assert await socket_accepted(application, people, b"https://chat.school.example", b"127.0.0.1") is False
+    # no Origin (not a browser), or one that does not parse
+    assert await socket_accepted(application, people, None, b"127.0.0.1") is False
+    assert await socket_accepted(application, people, b"http://127.0.0.1:port", b"127.0.0.1") is False
+    assert await socket_accepted(application, people, b"null", b"127.0.0.1") is False
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_trusted_origin_or_forwarded_host_opens_the_socket_behind_a_proxy(
+    people: People, settings: Any
+) -> None:
+    """Behind a proxy that does not pass the browser's Host on, the site names its public
+    origin in CSRF_TRUSTED_ORIGINS (as Django's form check needs too), or trusts the proxy's
+    X-Forwarded-Host with USE_X_FORWARDED_HOST."""
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["chat.school.example", ".school.example", "web"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.school.example", "https://*.school.example"]
+    application = runpy.run_module("webchat.asgi")["application"]
+
+    assert await socket_accepted(application, people, b"https://chat.school.example", b"web:8000") is True
+    assert await socket_accepted(application, people, b"https://room3.school.example", b"web:8000") is True
+    assert await socket_accepted(application, people, b"http://chat.school.example", b"web:8000") is False
+    assert await socket_accepted(application, people, b"https://chat.school.example:444", b"web:8000") is False
+
+    settings.CSRF_TRUSTED_ORIGINS = []
+    settings.USE_X_FORWARDED_HOST = True
+    application = runpy.run_module("webchat.asgi")["application"]
+    forwarded = (b"x-forwarded-host", b"chat.school.example")
+    assert await socket_accepted(application, people, b"https://chat.school.example", b"web:8000", forwarded) is True
+    assert await socket_accepted(application, people, b"https://other.school.example", b"web:8000", forwarded) is False

@@ -141,7 +141,7 @@ def test_parallel_chats_and_api_calls_over_two_server_processes_never_overspend(
                 return
             with ws_open(
                 f"ws://127.0.0.1:{port}/ws/chat/",
-                origin="http://127.0.0.1",
+                origin=f"http://127.0.0.1:{port}",
                 additional_headers={"Cookie": f"sessionid={cookie}"},
                 open_timeout=30,
             ) as socket_:

@@ -95,7 +95,7 @@ def test_student_chats_with_the_demo_model_over_a_real_websocket(
     cookie = session_cookie_for(people.student)
     with ws_open(
         f"ws://127.0.0.1:{live_asgi.port}/ws/chat/",
-        origin="http://127.0.0.1",
+        origin=live_asgi.url,
         additional_headers={"Cookie": f"sessionid={cookie}"},
     ) as socket:
         socket.send(
