@@ -69,7 +69,7 @@ if not DEBUG and wildcard_hosts(ALLOWED_HOSTS):
 CSRF_TRUSTED_ORIGINS = [o for o in env.list("CSRF_TRUSTED_ORIGINS", default=[]) if o]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "webchat.admin_site.AdminConfig",  # Django's admin (webchat/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
