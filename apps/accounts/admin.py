@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .models import AuditEvent, Classroom, Enrollment, User
-from .services import lockout_clear
+from .services import lockout_clear, password_set_by_another_end_access
 from .sockets import CLOSE_ACCESS_CHANGED, CLOSE_SIGNED_OUT, user_sockets_close
 
 # The site's name in the admin's header and tab titles, not Django's.
@@ -22,16 +22,15 @@ admin.site.site_title = _("webchat admin")
 
 
 class PasswordSetForm(AdminPasswordChangeForm):
-    """Django admin's "change password" form. A password an admin sets ends a login
-    lockout, as a teacher's reset does; this save() is the only place the admin's password
-    change passes through, so it calls the service here rather than in a signal on every
-    password save."""
+    """Django admin's "change password" form. A password an admin sets ends what the old
+    one let in, as a teacher's reset does (a lockout, sockets, API keys); this save() is the
+    only place the admin's password change passes through, so it calls the service here
+    rather than in a signal on every password save."""
 
     def save(self, commit: bool = True) -> User:
         user = super().save(commit=commit)
         if commit:
-            lockout_clear(user=user)
-            user_sockets_close(user_ids=[user.pk], code=CLOSE_SIGNED_OUT)
+            password_set_by_another_end_access(users=[user])
         return user
 
 

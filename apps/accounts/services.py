@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import AuditEvent, Classroom, Enrollment, User
 from .selectors import classroom_for_join_code, classroom_students, students_manageable_by, users_by_folded_username
+from .signals import passwords_set_by_another
 from .sockets import CLOSE_ACCESS_CHANGED, CLOSE_SIGNED_OUT, user_sockets_close
 
 
@@ -306,8 +307,9 @@ def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple
     """Create students from a CSV, or enroll students the actor already teaches. All or
     nothing: any bad row and no row is imported. Returns (username, display name, password)
     for the students whose password was generated or given, to hand back once.
-    Side effects: Users, Enrollments, lockouts cleared for changed passwords, AuditEvents
-    (the import, and one per existing student whose password was set)."""
+    Side effects: Users, Enrollments, AuditEvents (the import, and one per existing student
+    whose password was set), and for those students what ends with an old password
+    (password_set_by_another_end_access: lockouts, sessions' sockets, API keys)."""
     _require_teacher_of(classroom=classroom, actor=actor)
     lines = roster_parse(text=text)
     problems: list[tuple[int, str]] = []
@@ -350,8 +352,7 @@ def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple
         user.save()
         Enrollment.objects.get_or_create(classroom=classroom, student=user)
         if password and not is_new:
-            lockout_clear(user=user)
-            user_sockets_close(user_ids=[user.pk], code=CLOSE_SIGNED_OUT)
+            password_set_by_another_end_access(users=[user])
             audit_record(
                 actor=actor,
                 action=AuditEvent.Action.RESET_PASSWORDS,
@@ -384,20 +385,32 @@ def _students_of(*, classroom: Classroom, students: list[User], actor: User) -> 
 def passwords_reset(*, classroom: Classroom, students: list[User], actor: User) -> list[tuple[str, str, str]]:
     """New generated passwords for these students of the class, handed back once. A reset
     also ends a login lockout, so the student can use the new password at once.
-    Side effects: the Users' passwords, their axes lockouts cleared, one AuditEvent each,
-    their open chat sockets closed (on commit)."""
+    Side effects: the Users' passwords, one AuditEvent each, and what ends with an old
+    password (password_set_by_another_end_access: lockouts, sessions' sockets, API keys)."""
     _students_of(classroom=classroom, students=students, actor=actor)
     handed_back = []
     for student in students:
         password = password_generate()
         student.set_password(password)
         student.save(update_fields=["password"])
-        lockout_clear(user=student)
         handed_back.append((student.username, student.display_name, password))
         audit_record(actor=actor, action=AuditEvent.Action.RESET_PASSWORDS, classroom=classroom, subject=student)
-    # The old password's sessions are over (their hash no longer matches): so are their sockets.
-    user_sockets_close(user_ids=[student.pk for student in students], code=CLOSE_SIGNED_OUT)
+    password_set_by_another_end_access(users=students)
     return handed_back
+
+
+def password_set_by_another_end_access(*, users: list[User]) -> None:
+    """After a teacher or an admin set these users' passwords (a forgotten one, or an account
+    someone else got into): the login lockout ends, so the new password works at once; the
+    old password's sessions are over (their hash no longer matches), and so are their chat
+    sockets; and what the apps above granted on the old password ends too (its API keys:
+    a key made by whoever got in would otherwise go on spending the student's quota).
+    Side effects: axes records cleared, sockets closed (on commit), the
+    passwords_set_by_another signal (apps/gateway revokes the users' API keys)."""
+    for user in users:
+        lockout_clear(user=user)
+    user_sockets_close(user_ids=[user.pk for user in users], code=CLOSE_SIGNED_OUT)
+    passwords_set_by_another.send(sender=User, users=users)
 
 
 def lockout_clear(*, user: User) -> int:

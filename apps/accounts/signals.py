@@ -1,15 +1,22 @@
-"""Receivers for Django's own auth events, which run no service of ours."""
+"""Receivers for Django's own auth events, which run no service of ours; and the one signal
+this app sends for the apps above it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_out
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 from django.http import HttpRequest
 
 from .models import User
 from .sockets import CLOSE_SIGNED_OUT, user_sockets_close
+
+# Someone else (a teacher's reset or roster import, an admin) set these users' passwords:
+# what the old password let in ends. Sent inside the change's transaction with `users`, a
+# list of User. The apps above accounts end what they granted (gateway: the API keys),
+# without accounts importing them.
+passwords_set_by_another = Signal()
 
 
 @receiver(user_logged_out, dispatch_uid="accounts.close_sockets_on_logout")

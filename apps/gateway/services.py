@@ -62,6 +62,13 @@ def api_key_revoke(*, key: ApiKey) -> bool:
     return False
 
 
+def api_keys_revoke_for_new_password(*, users: list[User]) -> int:
+    """Someone else set these users' passwords (accounts.signals.passwords_set_by_another):
+    their keys still in use are revoked, as their sessions ended. Returns how many.
+    Side effects: those rows' revoked_at."""
+    return ApiKey.objects.filter(user__in=users, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
 def class_api_key_revoke(*, actor: User, classroom: Classroom, key: ApiKey) -> bool:
     """A teacher revokes a key of a student in their class (the caller found `key` through
     class_api_key_get, which keeps it to the class). Returns whether this call revoked it.

@@ -97,3 +97,63 @@ def test_admin_lists_keys_without_showing_them_and_revokes_through_the_service(p
     client.post(url, {"action": "revoke", "_selected_action": [row.pk]})
     with pytest.raises(RequestRefused):
         api_key_user(presented=key)
+
+
+def _in_use(key: str) -> bool:
+    try:
+        api_key_user(presented=key)
+    except RequestRefused:
+        return False
+    return True
+
+
+def test_a_password_a_teacher_resets_ends_the_students_api_keys_and_no_one_elses(people: Any) -> None:
+    """A reset is what a teacher does when someone else got into a student's account: a key
+    that someone made would otherwise go on spending the student's quota, as a session would
+    go on without the password's hash check."""
+    _, mine = api_key_create(user=people.student, name="laptop")
+    _, classmates = api_key_create(user=people.classmate)
+    _, teachers = api_key_create(user=people.teacher)
+    teacher = Client()
+    teacher.force_login(people.teacher)
+    response = teacher.post(reverse("class-roster-reset", args=[people.classroom.pk]), {"student": [people.student.pk]})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+
+    assert not _in_use(mine)
+    assert ApiKey.objects.get(user=people.student).status == ApiKey.Status.REVOKED
+    assert _in_use(classmates) and _in_use(teachers)
+    _, fresh = api_key_create(user=people.student)  # the student, with the new password, makes a new one
+    assert _in_use(fresh)
+
+
+def test_a_password_set_by_a_roster_import_or_an_admin_ends_the_api_keys(people: Any) -> None:
+    teacher = Client()
+    teacher.force_login(people.teacher)
+    _, key = api_key_create(user=people.student)
+    roster = StringIO(f"username,display name,password\n{people.student.username},,a-new-pass-phrase-9\n")
+    roster.name = "roster.csv"
+    assert teacher.post(reverse("class-roster-import", args=[people.classroom.pk]), {"file": roster}).status_code == 200
+    assert not _in_use(key)
+
+    _, key = api_key_create(user=people.student)
+    admin = Client()
+    admin.force_login(people.admin)
+    response = admin.post(
+        reverse("admin:auth_user_password_change", args=[people.student.pk]),
+        {"password1": "admin-chosen-pass-77", "password2": "admin-chosen-pass-77", "usable_password": "true"},
+    )
+    assert response.status_code == 302
+    assert not _in_use(key)
+
+
+def test_a_roster_import_that_only_enrolls_keeps_the_api_keys(people: Any) -> None:
+    teacher = Client()
+    teacher.force_login(people.teacher)
+    _, key = api_key_create(user=people.student)
+    roster = StringIO(f"username,display name\n{people.student.username},\n")
+    roster.name = "roster.csv"
+    assert teacher.post(reverse("class-roster-import", args=[people.classroom.pk]), {"file": roster}).status_code in (
+        200,
+        302,
+    )
+    assert _in_use(key)
