@@ -246,16 +246,17 @@ def params_clean(*, params: object, tools_allowed: bool = False) -> dict[str, An
     return cleaned
 
 
-def max_tokens_clean(*, value: object) -> int | None:
+def max_tokens_clean(*, value: object, param: str = "max_tokens") -> int | None:
     """None (the class's or site's default), or a whole number from 1 up. Larger values
-    than the model or the class allow are cut to their limit when the turn is prepared."""
+    than the model or the class allow are cut to their limit when the turn is prepared.
+    `param`: the field the caller sent it in (the API also takes max_completion_tokens)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS_CEILING:
         raise RequestRefused(
             ErrorCode.BAD_REQUEST,
-            _("'max_tokens' must be a whole number from 1 to %(n)d.") % {"n": MAX_TOKENS_CEILING},
-            param="max_tokens",
+            _("'%(param)s' must be a whole number from 1 to %(n)d.") % {"param": param, "n": MAX_TOKENS_CEILING},
+            param=param,
         )
     return value
 

@@ -31,6 +31,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from apps.accounts.selectors import classroom_for_student
 from apps.conversations.errors import upstream_message
+from apps.conversations.params import max_tokens_clean
 from apps.conversations.pipeline import ChatRequest, Delta, Event, Finished, Refused, Started, completion_run
 from apps.providers.selectors import chat_models_offered_to
 from webchat.errors import BAD_JSON, ErrorCode, RequestRefused
@@ -244,7 +245,7 @@ def _chat_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
     if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool | None):
         raise _bad(_("'stream_options' must be an object whose include_usage is true or false."), "stream_options")
     max_tokens_param = "max_completion_tokens" if payload.get("max_completion_tokens") is not None else "max_tokens"
-    max_tokens = payload.get(max_tokens_param)
+    max_tokens = max_tokens_clean(value=payload.get(max_tokens_param), param=max_tokens_param)
     params = {
         name: value
         for name, value in payload.items()

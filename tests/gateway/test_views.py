@@ -198,6 +198,8 @@ def test_a_bad_parameter_raises_bad_request_naming_it(
     with pytest.raises(openai.BadRequestError) as error:
         client_for(live_asgi, key).chat.completions.create(**arguments)
     assert error.value.body["param"] == param  # type: ignore[index]
+    if param in ("max_tokens", "max_completion_tokens"):
+        assert f"“{param}” 必须是" in error.value.body["message"]  # type: ignore[index]  (zh-hans, the default)
     assert error.value.body["type"] == "invalid_request_error"  # type: ignore[index]
     assert not fake_upstream.chat_requests() and not LedgerEntry.objects.exists()
 
