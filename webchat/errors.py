@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     MODEL_UNPRICED = "model_unpriced"  # its price's currency has no exchange rate in force
     QUOTA_EXCEEDED = "quota_exceeded"  # with reset_at
     RATE_LIMITED = "rate_limited"  # with retry_after
+    REQUEST_TOO_LARGE = "request_too_large"  # more tokens than a minute's limit: never fits, no retry
     SIGNED_OUT = "signed_out"
     INVALID_API_KEY = "invalid_api_key"  # the /v1 API: a missing, unknown, revoked or expired key
     IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"  # the /v1 API: a retry while the first runs

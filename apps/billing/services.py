@@ -130,9 +130,17 @@ def _budgets(*, user: User, classroom: Classroom | None, limits: Limits) -> list
     return budgets
 
 
-def _rate_take(*, user: User, limits: Limits, tokens: int, now: datetime) -> None:
+def _rate_take(
+    *, user: User, limits: Limits, prompt_tokens: int, max_tokens: int, entry_point: str, now: datetime
+) -> None:
     if limits.rpm is None and limits.tpm is None:
         return
+    tokens = prompt_tokens + max_tokens
+    if limits.tpm is not None and tokens > limits.tpm:
+        # Not "try again in a minute": no minute has room for it.
+        raise _too_large_for_a_minute(
+            tpm=limits.tpm, prompt_tokens=prompt_tokens, max_tokens=max_tokens, entry_point=entry_point
+        )
     key, window = f"u{user.pk}", now.replace(second=0, microsecond=0)
     taken = counters.rate_add(scope_key=key, window_start=window, tokens=tokens, rpm=limits.rpm, tpm=limits.tpm)
     if not taken:
@@ -148,6 +156,40 @@ def _rate_take(*, user: User, limits: Limits, tokens: int, now: datetime) -> Non
             str(_("Too many requests this minute. Try again in %(seconds)d seconds.") % {"seconds": retry_after}),
             retry_after=retry_after,
         )
+
+
+def _too_large_for_a_minute(*, tpm: int, prompt_tokens: int, max_tokens: int, entry_point: str) -> RequestRefused:
+    """A request whose hold (the question and the longest reply it may have) is more than
+    the tokens a minute the student may use: the same request is refused every minute, so
+    it says what would fit instead."""
+    values = {"tokens": prompt_tokens + max_tokens, "prompt": prompt_tokens, "reply": max_tokens, "limit": tpm}
+    api = entry_point == LedgerEntry.EntryPoint.API
+    if prompt_tokens >= tpm:
+        message = (
+            _(
+                "The messages alone are %(prompt)d tokens, more than the %(limit)d tokens a minute you may use, "
+                "so this request can never run. Send shorter messages, or ask your teacher for a higher limit."
+            )
+            if api
+            else _(
+                "This conversation is %(prompt)d tokens, more than the %(limit)d tokens a minute your class "
+                "allows. Start a new conversation, or ask your teacher for a higher limit."
+            )
+        )
+        return RequestRefused(ErrorCode.REQUEST_TOO_LARGE, str(message % values), param="messages")
+    values["fits"] = tpm - prompt_tokens
+    message = (
+        _(
+            "This request could use %(tokens)d tokens (%(prompt)d to read, up to %(reply)d to write), more than "
+            "the %(limit)d tokens a minute you may use, so it can never run. Set max_tokens to at most %(fits)d."
+        )
+        if api
+        else _(
+            "This message could use %(tokens)d tokens (%(prompt)d to read, up to %(reply)d to write), more than "
+            "the %(limit)d tokens a minute your class allows. Tell your teacher."
+        )
+    )
+    return RequestRefused(ErrorCode.REQUEST_TOO_LARGE, str(message % values), param="max_tokens")
 
 
 def _money_text(units: int) -> str:
@@ -365,7 +407,9 @@ def _hold_take(
     _cost, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
     units = money_units(cost_billing)
 
-    _rate_take(user=user, limits=limits, tokens=tokens, now=now)
+    _rate_take(
+        user=user, limits=limits, prompt_tokens=prompt_tokens, max_tokens=max_tokens, entry_point=entry_point, now=now
+    )
     budgets = _budgets(user=user, classroom=classroom, limits=limits)
     # The one statement that decides: it adds the hold to every budget that has room for
     # it; unless all of them had, the transaction (and so the whole hold) is rolled back.

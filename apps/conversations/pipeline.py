@@ -35,7 +35,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, User
 from apps.accounts.selectors import classroom_for_student, classroom_get_open_to_student
-from apps.billing.selectors import QuotaStatus, quota_status
+from apps.billing.selectors import QuotaStatus, limits_for, quota_status
 from apps.billing.services import ReplyUsage, hold_take, usage_reconcile
 from apps.providers import client as providers
 from apps.providers.client import CallEnded, Route, ToolCallsDelta, UpstreamError
@@ -240,6 +240,11 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
         )
         raise RequestRefused(ErrorCode.CONTEXT_TOO_LONG, too_long % {"window": model.context_window}, param="messages")
     max_tokens = min(max_tokens, model.context_window - prompt.tokens)
+    # A reply nobody asked a length for (the chat; an API call without max_tokens) is held to
+    # what a minute's token limit can hold with its question: else it could never be sent.
+    tpm = limits_for(user=user, classroom=classroom).tpm
+    if tpm is not None and request.max_tokens is None and prompt.tokens < tpm:
+        max_tokens = min(max_tokens, tpm - prompt.tokens)
     # 3 reserve: the hold and the turn's first rows commit together or not at all (a
     # refused hold, quota_exceeded or rate_limited, goes to the caller as it is).
     with transaction.atomic():

@@ -62,6 +62,8 @@ _REFUSALS: dict[str, tuple[int, str, str | None]] = {
     ErrorCode.MODEL_UNPRICED: (503, "api_error", None),
     ErrorCode.QUOTA_EXCEEDED: (429, "insufficient_quota", "insufficient_quota"),
     ErrorCode.RATE_LIMITED: (429, "requests", "rate_limit_exceeded"),
+    # As OpenAI answers a request over its tokens-per-minute limit ("Request too large").
+    ErrorCode.REQUEST_TOO_LARGE: (429, "tokens", "rate_limit_exceeded"),
     ErrorCode.IDEMPOTENCY_IN_PROGRESS: (409, "invalid_request_error", None),
     ErrorCode.UNKNOWN_URL: (404, "invalid_request_error", None),
     ErrorCode.METHOD_NOT_ALLOWED: (405, "invalid_request_error", None),
@@ -89,6 +91,8 @@ def _refusal_response(error: RequestRefused) -> JsonResponse:
     retry_after = _retry_after(error)
     if retry_after is not None:
         response["Retry-After"] = str(retry_after)
+    if error.code == ErrorCode.REQUEST_TOO_LARGE:
+        response["x-should-retry"] = "false"  # the SDK would retry a 429: it would meet the same answer
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="webchat"'
     return response

@@ -124,6 +124,32 @@ def test_tokens_per_minute(people: People, fake_model: ChatModel) -> None:
     assert refused.value.code == "rate_limited"
 
 
+@pytest.mark.parametrize("entry_point", ["api", "chat"])
+def test_a_request_larger_than_a_minutes_tokens_is_refused_for_good_and_says_what_fits(
+    people: People, fake_model: ChatModel, entry_point: str
+) -> None:
+    """Its hold (the question and the longest reply it may have) is more than any minute
+    holds: "try again in N seconds" would be answered the same every minute."""
+    policy_set(people.classroom, tpm=500)
+    counters_before = list(UsageCounter.objects.values_list("scope_key", "tokens_held"))
+    with pytest.raises(RequestRefused) as refused:
+        take(people.student, people.classroom, fake_model, prompt=8, max_tokens=1024, entry_point=entry_point)
+    assert (refused.value.code, refused.value.param, refused.value.retry_after) == (
+        "request_too_large",
+        "max_tokens",
+        None,
+    )
+    if entry_point == "api":
+        assert "max_tokens" in refused.value.message and "492" in refused.value.message  # what would fit
+    with pytest.raises(RequestRefused) as refused:
+        take(people.student, people.classroom, fake_model, prompt=600, max_tokens=10, entry_point=entry_point)
+    assert (refused.value.code, refused.value.param) == ("request_too_large", "messages")
+    assert "600" in refused.value.message
+    assert not Hold.objects.exists()
+    assert list(UsageCounter.objects.values_list("scope_key", "tokens_held")) == counters_before
+    take(people.student, people.classroom, fake_model, prompt=8, max_tokens=492, entry_point=entry_point)  # fits
+
+
 def test_term_outside_its_dates_has_no_quota(people: People, fake_model: ChatModel) -> None:
     policy_set(
         people.classroom,

@@ -11,6 +11,8 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.accounts.models import AuditEvent
+from apps.billing.models import Period
+from apps.billing.services import quota_policy_set
 from apps.conversations.models import Conversation, Message
 from apps.conversations.rendering import reply_html
 from apps.conversations.services import turn_begin
@@ -55,6 +57,26 @@ async def test_class_allowlist_instructions_and_reply_length_reach_the_call(
     # Other classes are not bound by this class's list.
     other = await turn(people.other_student, model="demo/demo-tutor", content="hi")
     assert other[0]["type"] == "chat.started"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_class_with_few_tokens_a_minute_still_chats_with_shorter_replies(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """The reply's length is the class's, not the student's: with a tokens-per-minute limit
+    below the class's reply length, a turn is held to what the minute can hold (before, every
+    turn was refused with "try again in N seconds", and every retry too)."""
+    await sync_to_async(quota_policy_set)(classroom=people.classroom, period=Period.MONTH, tpm=300)
+
+    frames = await turn(people.student, model="fakeai/fake-model", content="hi")
+
+    assert frames[-1]["type"] == "chat.done" and frames[-1]["status"] == "complete"
+    body = fake_upstream.chat_requests()[0].body
+    assert body["max_tokens"] + frames[-1]["usage"]["prompt_tokens"] <= 300
+    # A conversation that no longer fits in a minute says so, for good.
+    long = await turn(people.student, model="fakeai/fake-model", content="word " * 400)
+    assert long[-1]["type"] == "chat.error" and long[-1]["code"] == "request_too_large"
+    assert "retry_after" not in long[-1]
 
 
 @pytest.mark.django_db(transaction=True)

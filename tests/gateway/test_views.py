@@ -219,6 +219,37 @@ def test_a_used_up_quota_raises_rate_limit_error_saying_when_it_resets(
     assert int(error.value.response.headers["Retry-After"]) > 0
 
 
+def test_a_request_over_a_minutes_tokens_raises_rate_limit_error_once_and_no_length_asked_fits(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, people: People, fake_upstream: FakeUpstream
+) -> None:
+    """A hold over the tokens-per-minute limit can never pass: a RateLimitError the SDK does
+    not retry (its default two retries met the same answer a minute apart), saying which
+    max_tokens would fit. Without a max_tokens the reply is held to what fits."""
+    quota_policy_set(classroom=people.classroom, period=Period.MONTH, tpm=300)
+    sent: list[str] = []
+    client = openai.OpenAI(
+        base_url=live_asgi.url + "/v1",
+        api_key=key,  # the SDK's default retries
+        default_headers={"Accept-Language": "en"},
+        http_client=openai.DefaultHttpxClient(event_hooks={"request": [lambda request: sent.append(request.url.path)]}),
+    )
+    with pytest.raises(openai.RateLimitError) as error:
+        client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=1000)
+    assert sent == ["/v1/chat/completions"]
+    assert error.value.code == "rate_limit_exceeded" and error.value.type == "tokens"
+    assert error.value.param == "max_tokens" and "Set max_tokens to at most" in error.value.message
+    assert (
+        error.value.response.headers["x-should-retry"] == "false" and "Retry-After" not in error.value.response.headers
+    )
+    assert not fake_upstream.chat_requests() and not LedgerEntry.objects.exists()
+
+    completion = client.chat.completions.create(model=MODEL, messages=ASK)
+    assert completion.choices[0].message.content == "Hello, class!"
+    asked = fake_upstream.chat_requests()[0].body
+    held = asked.get("max_tokens") or asked.get("max_completion_tokens")
+    assert held is not None and held + completion.usage.prompt_tokens <= 300  # type: ignore[union-attr]
+
+
 def test_the_key_never_appears_in_responses_or_logs(
     live_asgi: LiveServer, fake_model: ChatModel, key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
