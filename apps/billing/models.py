@@ -186,6 +186,12 @@ class UsageCounter(models.Model):
     tokens_held = models.BigIntegerField(default=0)
     cost_used_units = models.BigIntegerField(default=0)
     cost_held_units = models.BigIntegerField(default=0)
+    # Of the used amounts, what the ledger holds for this budget and period from requests
+    # counted under another period's row: the class's period changed mid-way (a month to
+    # days, and back). Carried in so the meter and the limit see what was spent; the
+    # balance check leaves it out of what this row's own holds must add up to.
+    tokens_carried = models.BigIntegerField(default=0)
+    cost_carried_units = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["scope_key", "period_start"], name="counter_unique_period")]

@@ -679,9 +679,10 @@ def _counter_differences(*, counters: list[UsageCounter], since: datetime) -> li
         tally = tallies[(counter.scope_key, counter.period_start)]
         budget = f"{counter.scope_key} from {timezone.localtime(counter.period_start):%Y-%m-%d %H:%M}"
         for name, ledger, found, slack in (
-            ("tokens_used", tally.tokens_used, counter.tokens_used, 0),
+            # What was carried in from the ledger (the period changed) is no hold's.
+            ("tokens_used", tally.tokens_used + counter.tokens_carried, counter.tokens_used, 0),
             ("tokens_held", tally.tokens_held, counter.tokens_held, 0),
-            ("cost_used_units", tally.units_used, counter.cost_used_units, tally.charges),
+            ("cost_used_units", tally.units_used + counter.cost_carried_units, counter.cost_used_units, tally.charges),
             ("cost_held_units", tally.units_held, counter.cost_held_units, 0),
         ):
             if abs(ledger - found) > slack:

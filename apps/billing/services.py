@@ -18,13 +18,13 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Trunc
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from apps.accounts.models import Classroom, User
+from apps.accounts.models import Classroom, Enrollment, User
 from apps.accounts.selectors import classroom_has_student
 from apps.providers.models import ChatModel, ModelPrice
 from apps.providers.selectors import model_price_at
@@ -113,11 +113,75 @@ def _rate_counter_create(*, scope_key: str, window_start: datetime) -> None:
 
 def _counters_create(missing: _CountersUnseen) -> None:
     for key in missing.keys:
+        tokens, units = _carried(scope_key=key, period_start=missing.period_start)
         try:
             with transaction.atomic():
-                UsageCounter.objects.create(scope_key=key, period_start=missing.period_start)
+                UsageCounter.objects.create(
+                    scope_key=key,
+                    period_start=missing.period_start,
+                    tokens_used=tokens,
+                    cost_used_units=units,
+                    tokens_carried=tokens,
+                    cost_carried_units=units,
+                )
         except IntegrityError:
             pass  # created by a concurrent request: fine
+
+
+def _scope_filter(scope_key: str) -> Q:
+    """The ledger rows of one budget: a user in no class (u7), a student in a class (c3:s7),
+    a class's pool (c3:pool)."""
+    if scope_key.startswith("u"):
+        return Q(user_id=int(scope_key[1:]), classroom__isnull=True)
+    classroom, _sep, who = scope_key[1:].partition(":")
+    if who == "pool":
+        return Q(classroom_id=int(classroom))
+    return Q(classroom_id=int(classroom), user_id=int(who[1:]))
+
+
+def _carried(*, scope_key: str, period_start: datetime) -> tuple[int, int]:
+    """(tokens, money units) the ledger holds for this budget from requests made since the
+    period began but counted under another period's row: the class's period changed. A
+    request made before the period began (a reply running across midnight) stays its own
+    period's, as its hold was; one counted under this very row is in it already."""
+    scope = _scope_filter(scope_key)
+    key = [scope_key, period_start.isoformat()]
+    since = Hold.objects.filter(scope, created_at__gte=period_start)
+    counted_here = {request_id for request_id, keys in since.values_list("request_id", "counter_keys") if key in keys}
+    tokens = units = 0
+    for request_id, prompt, completion, cost in (
+        LedgerEntry.objects.filter(scope, kind=LedgerEntry.Kind.CHARGE, request_id__in=since.values("request_id"))
+        .values_list("request_id", "prompt_tokens", "completion_tokens", "cost_billing")
+        .iterator(chunk_size=2000)
+    ):
+        if request_id not in counted_here:
+            tokens += prompt + completion
+            units += money_units(cost) or 0
+    return tokens, units
+
+
+def _counters_carry_in(*, classroom: Classroom) -> None:
+    """After the class's period changed, its budget rows for the period now running carry in
+    what the ledger has for them since that period began: made now for its students and its
+    pool (so the meters show it at once), or, for a period the class had before (back to
+    months after some days), brought up to date. A row made later (a student who joins)
+    carries it in as it is made (_counters_create)."""
+    limits = limits_for(user=User(pk=0), classroom=classroom)
+    start, _reset = period_bounds(limits=limits, now=timezone.now())
+    if start is None:
+        return
+    students = Enrollment.objects.filter(classroom=classroom).values_list("student_id", flat=True)
+    keys = {f"c{classroom.pk}:pool"} | {f"c{classroom.pk}:s{student}" for student in students}
+    existing = list(UsageCounter.objects.filter(scope_key__in=keys, period_start=start))
+    _counters_create(_CountersUnseen(keys - {counter.scope_key for counter in existing}, start))
+    for counter in existing:
+        tokens, units = _carried(scope_key=counter.scope_key, period_start=start)
+        UsageCounter.objects.filter(pk=counter.pk).update(
+            tokens_used=F("tokens_used") - F("tokens_carried") + tokens,
+            cost_used_units=F("cost_used_units") - F("cost_carried_units") + units,
+            tokens_carried=tokens,
+            cost_carried_units=units,
+        )
 
 
 def _budgets(*, user: User, classroom: Classroom | None, limits: Limits) -> list[tuple[str, int | None, int | None]]:
@@ -921,6 +985,7 @@ def quota_policy_validate(
         raise ValidationError(errors)
 
 
+@transaction.atomic
 def quota_policy_set(
     *,
     classroom: Classroom,
@@ -936,7 +1001,9 @@ def quota_policy_set(
 ) -> QuotaPolicy:
     """Set a class's quota. Refuses (ValidationError, nothing written) what the site's caps
     do not allow, and a term without dates. Side effects: the QuotaPolicy row; the cached
-    limits of every student dropped in this process (others follow within LIMITS_TTL)."""
+    limits of every student dropped in this process (others follow within LIMITS_TTL); when
+    the period changed, what was spent since the new period began carried into its budget
+    rows (_counters_carry_in)."""
     quota_policy_validate(
         period=period,
         term_start=term_start,
@@ -949,6 +1016,7 @@ def quota_policy_set(
         tpm=tpm,
     )
     limits_forget()
+    before = QuotaPolicy.objects.filter(classroom=classroom).values_list("period", "term_start", "term_end").first()
     policy, _created = QuotaPolicy.objects.update_or_create(
         classroom=classroom,
         defaults={
@@ -963,14 +1031,19 @@ def quota_policy_set(
             "tpm": tpm,
         },
     )
+    if before != (policy.period, policy.term_start, policy.term_end):
+        limits_forget()
+        _counters_carry_in(classroom=classroom)
     return policy
 
 
 def quota_policy_delete(*, policy: QuotaPolicy) -> None:
     """The class falls back to the site's defaults. Side effects: the QuotaPolicy row
     deleted; cached limits dropped (as quota_policy_set)."""
+    classroom = policy.classroom
     policy.delete()
     limits_forget()
+    _counters_carry_in(classroom=classroom)  # the site's default period may not be the policy's
 
 
 def student_override_set(
