@@ -222,6 +222,28 @@ def _rate_take(
         )
 
 
+def _outside_the_term(*, limits: Limits, now: datetime) -> RequestRefused:
+    """A class counted by term, asked outside its dates: before it begins the quota comes
+    back on its first day (said, and the time to wait); after it ends, not by waiting."""
+    tz = timezone.get_current_timezone()
+    if limits.term_start is not None and timezone.localdate(now, tz) < limits.term_start:
+        begins = datetime.combine(limits.term_start, datetime.min.time(), tzinfo=tz)
+        return RequestRefused(
+            ErrorCode.QUOTA_EXCEEDED,
+            str(_("The class term begins on %(date)s; there is no quota before then.") % {"date": limits.term_start}),
+            reset_at=begins,
+        )
+    if limits.term_end is not None:
+        return RequestRefused(
+            ErrorCode.QUOTA_EXCEEDED,
+            str(
+                _("The class term ended on %(date)s, so there is no quota now. Ask your teacher.")
+                % {"date": limits.term_end}
+            ),
+        )
+    return RequestRefused(ErrorCode.QUOTA_EXCEEDED, str(_("The class term is not running, so there is no quota now.")))
+
+
 def _too_large_for_a_minute(*, tpm: int, prompt_tokens: int, max_tokens: int, entry_point: str) -> RequestRefused:
     """A request whose hold (the question and the longest reply it may have) is more than
     the tokens a minute the student may use: the same request is refused every minute, so
@@ -449,9 +471,7 @@ def _hold_take(
     limits = limits_for(user=user, classroom=classroom, site=site)
     start, reset_at = period_bounds(limits=limits, now=now)
     if start is None:
-        raise RequestRefused(
-            ErrorCode.QUOTA_EXCEEDED, str(_("The class term is not running, so there is no quota now."))
-        )
+        raise _outside_the_term(limits=limits, now=now)
     price = model_price_at(model_id=model.pk, when=now)
     currency = site.billing_currency
     try:

@@ -160,8 +160,13 @@ def test_term_outside_its_dates_has_no_quota(people: People, fake_model: ChatMod
     )
     with time_machine.travel(datetime(2026, 5, 1, 2, 0, tzinfo=UTC)):
         take(people.student, people.classroom, fake_model)
-    with time_machine.travel(datetime(2026, 8, 1, 2, 0, tzinfo=UTC)), pytest.raises(RequestRefused):
+    with time_machine.travel(datetime(2026, 8, 1, 2, 0, tzinfo=UTC)), pytest.raises(RequestRefused) as ended:
         take(people.student, people.classroom, fake_model)
+    assert "2026-07-10" in ended.value.message and ended.value.reset_at is None  # waiting brings nothing back
+    with time_machine.travel(datetime(2026, 2, 10, 2, 0, tzinfo=UTC)), pytest.raises(RequestRefused) as early:
+        take(people.student, people.classroom, fake_model)
+    assert "2026-02-20" in early.value.message  # when the quota comes, and how long to wait
+    assert early.value.reset_at is not None and early.value.reset_at.date() == datetime(2026, 2, 20).date()
 
 
 def test_price_in_force_when_the_request_started_is_billed(people: People, fake_model: ChatModel) -> None:
