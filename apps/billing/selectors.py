@@ -315,6 +315,17 @@ def ledger_for_classroom(*, classroom: Classroom, start: datetime, end: datetime
     )
 
 
+def ledger_batch_for_classroom(
+    *, classroom: Classroom, start: datetime, end: datetime, after: tuple[datetime, int] | None, size: int
+) -> list[LedgerEntry]:
+    """The next `size` rows of ledger_for_classroom after (created_at, id) `after` (None:
+    from the first): one query per batch, no cursor held between batches."""
+    rows = ledger_for_classroom(classroom=classroom, start=start, end=end)
+    if after is not None:
+        rows = rows.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], pk__gt=after[1]))
+    return list(rows[:size])
+
+
 # --- A user's own usage page: straight from the ledger, so it is current -------------
 
 # When the class term is not running there is no current period: the page shows this many days.

@@ -5,6 +5,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
+from django.http import StreamingHttpResponse
 
 from apps.accounts.models import Classroom, User
 from apps.billing.models import QuotaPolicy
@@ -69,3 +71,15 @@ def settle(request_id: str, prompt: int, completion: int, **kwargs: Any):  # typ
 @pytest.fixture
 def fake_price() -> Decimal:
     return Decimal("2.00")  # fake-model: 2 CNY in, 8 CNY out per million
+
+
+def streamed(response: StreamingHttpResponse) -> bytes:
+    """A streamed response's whole body, its iterator async (as the CSV's is) or not."""
+    content = response.streaming_content
+    if hasattr(content, "__aiter__"):
+
+        async def gathered() -> bytes:
+            return b"".join([part async for part in content])  # type: ignore[union-attr]
+
+        return async_to_sync(gathered)()
+    return b"".join(content)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from apps.accounts.services import user_upsert
 from apps.billing.models import LedgerEntry
 from apps.billing.services import ledger_correct, usage_rollup
 from apps.providers.models import ChatModel
-from tests.billing.conftest import policy_set, settle, take
+from tests.billing.conftest import policy_set, settle, streamed, take
 from tests.conftest import PASSWORD, People
 
 pytestmark = pytest.mark.django_db
@@ -315,7 +315,7 @@ def test_class_usage_csv_has_each_rows_entry_point(client: Client, monthly: Peop
     response = client.get(
         reverse("class-usage-csv", args=[monthly.classroom.pk]), {"start": "2026-03-03", "end": "2026-03-03"}
     )
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    rows = list(csv.DictReader(io.StringIO(streamed(response).decode("utf-8-sig"))))
     assert [row["entry_point"] for row in rows] == ["chat", "api"]
 
 

@@ -18,7 +18,7 @@ from django.urls import reverse
 from apps.billing.services import usage_rollup
 from apps.providers.models import ChatModel, ModelPrice
 from apps.providers.selectors import price_cache_forget
-from tests.billing.conftest import policy_set, settle, take
+from tests.billing.conftest import policy_set, settle, streamed, take
 from tests.conftest import People
 
 pytestmark = pytest.mark.django_db
@@ -112,7 +112,7 @@ def test_csv_without_a_query_string_is_the_current_period(people: People, teache
         response = teacher.get(reverse("class-usage-csv", args=[people.classroom.pk]))
     assert response.status_code == 200
     assert "usage-class%d-2026-03-01-2026-03-31.csv" % people.classroom.pk in response["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    rows = list(csv.DictReader(io.StringIO(streamed(response).decode("utf-8-sig"))))
     assert sorted(r["prompt_tokens"] for r in rows) == ["1000", "2000"]  # not February's
 
 
@@ -132,7 +132,7 @@ def test_csv_writes_zero_prices_and_costs_as_plain_decimals(
     response = teacher.get(
         reverse("class-usage-csv", args=[people.classroom.pk]), {"start": "2026-03-04", "end": "2026-03-04"}
     )
-    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    body = streamed(response).decode("utf-8-sig")
     (row,) = list(csv.DictReader(io.StringIO(body)))
     for column in ("price_input_per_million", "price_output_per_million", "cost", "cost_billing"):
         assert re.fullmatch(r"0(\.0+)?", row[column]), (column, row[column])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import urllib.request
+import warnings
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -12,12 +14,13 @@ import time_machine
 from django.test import Client
 from django.urls import reverse
 
+from apps.billing import views as billing_views
 from apps.billing.models import QuotaPolicy, SiteBillingSettings, StudentOverride
 from apps.billing.selectors import site_billing_settings_forget
 from apps.billing.services import ledger_correct, usage_rollup
 from apps.providers.models import ChatModel
-from tests.billing.conftest import policy_set, settle, take
-from tests.conftest import People
+from tests.billing.conftest import policy_set, settle, streamed, take
+from tests.conftest import LiveServer, People, session_cookie_for
 
 pytestmark = pytest.mark.django_db
 
@@ -128,13 +131,43 @@ def test_csv_export_has_every_ledger_row_of_the_range(people: People, teacher: C
         reverse("class-usage-csv", args=[people.classroom.pk]), {"start": "2026-03-03", "end": "2026-03-03"}
     )
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    body = b"".join(response.streaming_content).decode("utf-8-sig")
+    body = streamed(response).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(body)))
     assert sorted(r["username"] for r in rows) == ["xiaohong", "xiaoming"]
     mine = next(r for r in rows if r["username"] == "xiaoming")
     assert (mine["prompt_tokens"], mine["completion_tokens"], mine["total_tokens"]) == ("1000", "500", "1500")
     assert Decimal(mine["cost_billing"]) == Decimal("0.006") and mine["billing_currency"] == "CNY"
     assert teacher.get(reverse("class-usage-csv", args=[people.classroom.pk]), {"end": "bad"}).status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_csv_export_under_the_asgi_server_is_read_a_batch_at_a_time_and_streamed(
+    people: People, fake_model: ChatModel, live_asgi: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under uvicorn the rows are read a batch at a time as the body goes out: a plain
+    iterator was read whole into memory before the first byte (Django's ASGI handler warns
+    and lists it), a term of a large class at once."""
+    monkeypatch.setattr(billing_views, "CSV_BATCH", 2)
+    policy_set(people.classroom)
+    with time_machine.travel(datetime(2026, 3, 3, 2, 0, tzinfo=UTC), tick=True):
+        made = [
+            settle(take(user, people.classroom, fake_model), 10 + index, 5).request_id
+            for index, user in enumerate([people.student, people.classmate] * 3)
+        ]
+    query = "start=2026-03-03&end=2026-03-03"
+    request = urllib.request.Request(
+        f"{live_asgi.url}{reverse('class-usage-csv', args=[people.classroom.pk])}?{query}",
+        headers={"Cookie": f"sessionid={session_cookie_for(people.teacher)}"},
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.headers["Content-Type"].startswith("text/csv")
+            assert "Content-Length" not in response.headers  # streamed, not gathered first
+            body = response.read().decode("utf-8-sig")
+    assert not [w for w in caught if "iterator" in str(w.message)]
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert [row["request_id"] for row in rows] == made  # every row, once, in order, over three batches and a half
 
 
 def test_csv_export_writes_a_formula_in_a_name_as_text_and_negative_numbers_as_numbers(
@@ -152,7 +185,7 @@ def test_csv_export_writes_a_formula_in_a_name_as_text_and_negative_numbers_as_n
     response = teacher.get(
         reverse("class-usage-csv", args=[people.classroom.pk]), {"start": "2026-03-03", "end": "2026-03-03"}
     )
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    rows = list(csv.DictReader(io.StringIO(streamed(response).decode("utf-8-sig"))))
     assert {row["display_name"] for row in rows} == {"'" + people.student.display_name}
     correction = next(row for row in rows if row["completion_tokens"] == "-5")
     assert Decimal(correction["cost_billing"]) == Decimal("-0.00004")  # no apostrophe: a number
