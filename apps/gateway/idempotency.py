@@ -15,6 +15,7 @@ different body (400): the key names one request.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,7 +45,13 @@ class Recorded:
 
 
 def body_hash(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+    """The request's JSON as its values, not its bytes: the same body written with other
+    spacing or key order (another client, a pretty-printed retry) is the same request."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return hashlib.sha256(body).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def idempotent_claim(*, user: User, key: str, request_hash: str) -> int | Recorded:

@@ -72,6 +72,21 @@ def test_the_same_key_with_another_body_is_refused(
     assert LedgerEntry.objects.count() == 1
 
 
+def test_the_same_body_written_another_way_is_the_same_request(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    """Another client (curl after the SDK, a pretty-printed retry) writes the same JSON with
+    other spacing and key order: the key still names the same request."""
+    url, headers = live_asgi.url + "/v1/chat/completions", {"Authorization": f"Bearer {key}", "Idempotency-Key": "p-1"}
+    compact = b'{"model":"%s","messages":[{"role":"user","content":"Say hello"}]}' % MODEL.encode()
+    pretty = b'{\n  "messages": [ {"content": "Say hello", "role": "user"} ],\n  "model": "%s"\n}' % MODEL.encode()
+    first = httpx.post(url, content=compact, headers=headers, timeout=30)
+    again = httpx.post(url, content=pretty, headers=headers, timeout=30)
+    assert first.status_code == again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
+    assert len(fake_upstream.chat_requests()) == 1 and LedgerEntry.objects.count() == 1
+
+
 def test_keys_belong_to_their_user(
     live_asgi: LiveServer, fake_model: ChatModel, key: str, people: People, fake_upstream: FakeUpstream
 ) -> None:
