@@ -100,39 +100,53 @@ def demo_reply_pieces(text: str) -> list[str]:
 # --- structured output and tool calls, so the lessons on them work offline ---------------------
 
 _SCHEMA_DEPTH = 12
+# Values built for one schema at most, and the bytes of the consts and enum values copied
+# into them: each $ref is expanded where it is used, so a couple of kilobytes of nested
+# definitions would otherwise make billions of values (on the event loop every socket of the
+# process shares). Past either, what is left is null.
+SCHEMA_VALUES_MAX = 2_000
+SCHEMA_COPIED_BYTES_MAX = 64 * 1024
 
 
-def demo_value_for(schema: object, *, root: object = None, depth: int = 0) -> Any:
+def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budget: list[int] | None = None) -> Any:
     """A small value that fits a JSON schema (the demo's answer to `json_schema` output and
     its arguments to a tool): the first enum value or const, each property of an object, one
-    item of an array, "demo" for a string, the minimum (or 0) for a number."""
+    item of an array, "demo" for a string, the minimum (or 0) for a number. At most
+    SCHEMA_VALUES_MAX values, _SCHEMA_DEPTH deep, SCHEMA_COPIED_BYTES_MAX of given values."""
     root = schema if root is None else root
-    if not isinstance(schema, dict) or depth > _SCHEMA_DEPTH:
+    budget = [SCHEMA_VALUES_MAX, SCHEMA_COPIED_BYTES_MAX] if budget is None else budget
+    if not isinstance(schema, dict) or depth > _SCHEMA_DEPTH or budget[0] <= 0:
         return None
+    budget[0] -= 1
     reference = schema.get("$ref")
     if isinstance(reference, str) and reference.startswith("#/") and isinstance(root, dict):
         target: Any = root
         for part in reference[2:].split("/"):
             target = target.get(part) if isinstance(target, dict) else None
-        return demo_value_for(target, root=root, depth=depth + 1)
-    if "const" in schema:
-        return schema["const"]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
+        return demo_value_for(target, root=root, depth=depth + 1, budget=budget)
+    if "const" in schema or (isinstance(schema.get("enum"), list) and schema["enum"]):
+        given = schema["const"] if "const" in schema else schema["enum"][0]
+        budget[1] -= len(given) if isinstance(given, str) else len(json.dumps(given))
+        return given if budget[1] >= 0 else None
     for combined in ("anyOf", "oneOf", "allOf"):
         options = schema.get(combined)
         if isinstance(options, list) and options:
             usable = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")] or options
-            return demo_value_for(usable[0], root=root, depth=depth + 1)
+            return demo_value_for(usable[0], root=root, depth=depth + 1, budget=budget)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object" or (kind is None and isinstance(schema.get("properties"), dict)):
         properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-        return {name: demo_value_for(sub, root=root, depth=depth + 1) for name, sub in properties.items()}
+        return {
+            name: demo_value_for(sub, root=root, depth=depth + 1, budget=budget) for name, sub in properties.items()
+        }
     if kind == "array":
         count = schema.get("minItems") if isinstance(schema.get("minItems"), int) else 1
-        return [demo_value_for(schema.get("items"), root=root, depth=depth + 1) for _ in range(min(max(count, 1), 3))]
+        return [
+            demo_value_for(schema.get("items"), root=root, depth=depth + 1, budget=budget)
+            for _ in range(min(max(count, 1), 3))
+        ]
     if kind == "string":
         return "demo"
     if kind in ("integer", "number"):

@@ -171,6 +171,33 @@ def test_the_demo_fills_a_json_schema_with_small_fitting_values() -> None:
     assert demo_value_for(looping) is None
 
 
+def _fanned_out_schema(levels: int, width: int) -> dict[str, Any]:
+    """A couple of kilobytes whose every level refers `width` times to the next: width**levels
+    values if each reference were expanded without end."""
+    defs = {
+        f"L{level}": {
+            "type": "object",
+            "properties": {f"p{i}": {"$ref": f"#/$defs/L{level + 1}"} for i in range(width)},
+        }
+        for level in range(levels)
+    }
+    defs[f"L{levels}"] = {"type": "array", "items": {"const": "x" * 1000}, "minItems": 3}
+    return {"$ref": "#/$defs/L0", "$defs": defs}
+
+
+def test_a_schema_that_fans_out_builds_a_bounded_value() -> None:
+    """40**4 (about 2.6 million) values, each copying a 1,000-character const three times, from
+    6 KB of schema: the demo builds at most SCHEMA_VALUES_MAX values and copies at most
+    SCHEMA_COPIED_BYTES_MAX, on the event loop every socket of the process shares."""
+    from apps.providers.demo import SCHEMA_COPIED_BYTES_MAX, SCHEMA_VALUES_MAX, demo_value_for
+
+    schema = _fanned_out_schema(4, 40)
+    assert len(json.dumps(schema)) < 7_000
+    value = json.dumps(demo_value_for(schema))
+    assert len(value) < SCHEMA_COPIED_BYTES_MAX + SCHEMA_VALUES_MAX * 20
+    assert value.startswith('{"p0": {"p0": {"p0": {"p0": ["' + "x" * 1000)  # it still fits, as far as it goes
+
+
 def _nested_schema(depth: int) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": {}}
     inner = schema
