@@ -222,6 +222,19 @@ def _rate_take(
         )
 
 
+def _fallback_units(*, model_id: int, currency: str, prompt_tokens: int, max_tokens: int, now: datetime) -> int:
+    """What the request would cost if a fallback model answered it (0: it has no price, or
+    no exchange rate into the billing currency, so settling could not bill it more)."""
+    price = model_price_at(model_id=model_id, when=now)
+    if price is None:
+        return 0
+    try:
+        rate = exchange_rate_at(from_currency=price.currency, to_currency=currency, when=now)
+    except ExchangeRate.DoesNotExist:
+        return 0
+    return money_units(cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=max_tokens)[1])
+
+
 def _outside_the_term(*, limits: Limits, now: datetime) -> RequestRefused:
     """A class counted by term, asked outside its dates: before it begins the quota comes
     back on its first day (said, and the time to wait); after it ends, not by waiting."""
@@ -429,9 +442,11 @@ def hold_take(
     max_tokens: int,
     entry_point: str = "chat",
     now: datetime | None = None,
+    fallback_model_ids: tuple[int, ...] = (),
 ) -> Hold:
     """Reserve the most this request can cost: the counted prompt plus max_tokens of reply, at
-    the model's current price. Taken for every request, large balance or not.
+    the model's current price, or at a fallback's (`fallback_model_ids`: the models that may
+    answer in its place) when that costs more. Taken for every request, large balance or not.
 
     Side effects: RateCounter and UsageCounter rows updated (created on a period's first
     request), one Hold row. Raises RequestRefused (quota_exceeded or rate_limited; nothing
@@ -446,6 +461,7 @@ def hold_take(
         "max_tokens": max_tokens,
         "entry_point": entry_point,
         "now": now or timezone.now(),
+        "fallback_model_ids": fallback_model_ids,
     }
     try:
         return _hold_take(**arguments, again=False)
@@ -466,6 +482,7 @@ def _hold_take(
     entry_point: str,
     now: datetime,
     again: bool,
+    fallback_model_ids: tuple[int, ...] = (),
 ) -> Hold:
     site = site_billing_settings()
     limits = limits_for(user=user, classroom=classroom, site=site)
@@ -489,7 +506,16 @@ def _hold_take(
         ) from None
     tokens = prompt_tokens + max_tokens
     _cost, cost_billing = cost_of(price=price, rate=rate, prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
-    units = money_units(cost_billing)
+    units = max(
+        [money_units(cost_billing)]
+        + [
+            _fallback_units(
+                model_id=model_id, currency=currency, prompt_tokens=prompt_tokens, max_tokens=max_tokens, now=now
+            )
+            for model_id in fallback_model_ids
+            if model_id != model.pk
+        ]
+    )
 
     _rate_take(
         user=user, limits=limits, prompt_tokens=prompt_tokens, max_tokens=max_tokens, entry_point=entry_point, now=now

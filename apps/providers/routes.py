@@ -11,7 +11,7 @@ from .client import Route
 from .demo import demo_internal_key
 from .models import ChatModel, Credential, Provider
 from .sealing import SealError
-from .selectors import credential_for_request, model_fallbacks, provider_base_url
+from .selectors import classroom_allows_model, credential_for_request, model_fallbacks, provider_base_url
 from .services import KeyMaterial, credential_open, site_env_key
 
 logger = logging.getLogger(__name__)
@@ -89,10 +89,13 @@ def _route_for_model(
 
 
 def routes_for_request(*, model: ChatModel, user: User, classroom: Classroom | None) -> list[Route]:
-    """The model's own route first, then its fallbacks in order; routes without a usable
-    key are left out. Raises NoRoute when none is left."""
+    """The model's own route first, then its fallbacks in order; fallbacks the class does not
+    allow (a student could make the first route fail on purpose to reach them) and routes
+    without a usable key are left out. Raises NoRoute when none is left."""
     candidates: list[tuple[ChatModel, Credential | None]] = [(model, None)]
     for fallback, credential_id in model_fallbacks(model_id=model.pk):
+        if not classroom_allows_model(classroom=classroom, model=fallback):
+            continue
         pinned = (
             Credential.objects.select_related("provider").filter(pk=credential_id).first()
             if credential_id is not None

@@ -232,6 +232,41 @@ def test_a_fallback_priced_in_another_currency_than_the_unpriced_held_model_is_c
     assert (entry.cost_billing, entry.billing_currency) == (Decimal("0.288"), "CNY")
 
 
+def test_the_hold_is_the_dearest_of_the_models_that_may_answer(people: People, fake_model: ChatModel) -> None:
+    """A fallback may answer in the requested model's place (the first route failed, by
+    chance or on purpose): the money held is what the dearest of them would cost, so a
+    money quota is not overspent by the difference (it was, by 200 times)."""
+    dear = ChatModel.objects.create(
+        provider=fake_model.provider,
+        name="dear-model",
+        display_name="Dear",
+        context_window=16000,
+        max_output_tokens=2048,
+    )
+    ModelPrice.objects.create(
+        model=dear,
+        input_per_million=Decimal("500"),
+        output_per_million=Decimal("2000"),
+        currency="CNY",
+        effective_from=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+    price_cache_forget()
+    policy_set(people.classroom, student_cost_limit=Decimal("1"))
+    # At the requested model's price (2 / 8 CNY per million) 1,000 + 1,000 tokens hold 0.01 CNY;
+    # at the fallback's, 2.5 CNY: more than the quota.
+    with pytest.raises(RequestRefused) as refused:
+        take(people.student, people.classroom, fake_model, prompt=1000, max_tokens=1000, fallback_model_ids=(dear.pk,))
+    assert refused.value.code == "quota_exceeded"
+    request_id = take(
+        people.student, people.classroom, fake_model, prompt=100, max_tokens=300, fallback_model_ids=(dear.pk,)
+    )
+    hold = Hold.objects.get(request_id=request_id)
+    assert hold.cost_units == 650_000_000  # (100 × 500 + 300 × 2000) / 1e6 = 0.65 CNY, in nano-units
+    entry = settle(request_id, 100, 300, model=dear)
+    assert entry.cost_billing == Decimal("0.65")
+    assert quota_status(user=people.student, classroom=people.classroom).tokens_held == 0
+
+
 def test_stale_holds_are_settled_for_the_counted_prompt_once(people: People, fake_model: ChatModel) -> None:
     with time_machine.travel(timezone.now() - timedelta(hours=1)):
         request_id = take(people.student, people.classroom, fake_model, prompt=300, max_tokens=700)

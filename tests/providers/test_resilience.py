@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 
 from apps.conversations.models import Message
 from apps.providers.models import ChatModel, Credential, ModelFallback, Provider
-from apps.providers.services import credential_create
+from apps.providers.services import class_models_set, credential_create
 from tests.conftest import People, ws_connect, ws_turn
 from tests.fake_upstream import Behaviour, FakeUpstream
 
@@ -108,6 +108,34 @@ async def test_500_then_failover_to_another_provider_and_the_route_is_recorded(
     assert [r.body["model"] for r in requests] == ["keyed-model", "fake-model"]
     reply = await Message.objects.aget(pk=frames[-1]["message"])
     assert reply.route_name == "fakeai/fake-model"
+
+
+async def test_no_failover_to_a_model_the_class_does_not_allow(
+    people: People,
+    class_key: Credential,
+    keyed_model: ChatModel,
+    fake_model: ChatModel,
+    fake_upstream: FakeUpstream,
+    settings: Any,
+) -> None:
+    """A student can make the first route fail on purpose (a schema or a text the provider
+    refuses): its fallbacks are the class's to allow like any model the student picks."""
+    settings.LLM_MAX_ATTEMPTS = 1
+    await ModelFallback.objects.acreate(model=keyed_model, fallback=fake_model, position=1)
+    await sync_to_async(class_models_set)(classroom=people.classroom, allowed_models=[keyed_model], default_model=None)
+    fake_upstream.push(Behaviour(status=500))
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["type"] == "chat.error" and frames[-1]["code"] == "upstream_error"
+    assert [r.body["model"] for r in fake_upstream.chat_requests()] == ["keyed-model"]
+    # A student of a class that allows it still fails over (the same request, another class).
+    await sync_to_async(class_models_set)(
+        classroom=people.classroom, allowed_models=[keyed_model, fake_model], default_model=None
+    )
+    fake_upstream.push(Behaviour(status=500))
+    frames = await turn(people.student)
+    assert frames[-1]["status"] == "complete" and frames[-1]["model"] == "fakeai/fake-model"
 
 
 async def test_failover_to_another_credential(
