@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, Enrollment, User
 from apps.accounts.selectors import classroom_has_student
+from apps.providers.client import REPLY_OVERSHOOT_TOKENS
 from apps.providers.models import ChatModel, ModelPrice
 from apps.providers.selectors import model_price_at
 from webchat.errors import ErrorCode, RequestRefused
@@ -579,9 +580,11 @@ def _settle_counters(hold: Hold, *, used_tokens: int, used_units: int) -> None:
 # prompt) and the max_tokens asked for (a provider may overshoot it by a little). A reported
 # count past them is not a real one (10^13 prompt tokens were once reported for a short
 # question): it is billed at the bound and flagged for review.
+# Never below our own count of the reply that arrived, though: that text was delivered (the
+# stream is cut past what max_tokens could make, providers.client.reply_bytes_cap).
 PROMPT_BOUND_FACTOR = 2
 PROMPT_BOUND_MARGIN = 256
-COMPLETION_BOUND_MARGIN = 256
+COMPLETION_BOUND_MARGIN = REPLY_OVERSHOOT_TOKENS
 
 
 @dataclass(frozen=True)
@@ -637,12 +640,17 @@ def usage_reconcile(
     return ReconciledUsage(prompt_tokens=prompt, completion_tokens=completion, usage_source=source, usage_review=review)
 
 
-def _usage_bounded(*, hold: Hold, prompt_tokens: object, completion_tokens: object) -> tuple[int, int]:
+def _usage_bounded(
+    *, hold: Hold, prompt_tokens: object, completion_tokens: object, counted_completion: int = 0
+) -> tuple[int, int]:
     """The usage within [0, bound] (see PROMPT_BOUND_FACTOR). Whatever arrives here (a
     negative, 2**63, not an int at all) becomes a number the ledger and the counters can hold:
     settling must not fail on a provider's numbers."""
     max_tokens = max(hold.tokens - hold.prompt_tokens, 0)
-    bounds = (hold.prompt_tokens * PROMPT_BOUND_FACTOR + PROMPT_BOUND_MARGIN, max_tokens + COMPLETION_BOUND_MARGIN)
+    bounds = (
+        hold.prompt_tokens * PROMPT_BOUND_FACTOR + PROMPT_BOUND_MARGIN,
+        max(max_tokens + COMPLETION_BOUND_MARGIN, counted_completion),
+    )
     values = []
     for value, bound in zip((prompt_tokens, completion_tokens), bounds, strict=True):
         number = value if isinstance(value, int) and not isinstance(value, bool) else 0
@@ -667,6 +675,7 @@ class ReplyUsage:
     total_ms: int | None
     model_id: int | None = None  # the model actually used (after failover); default: the hold's
     usage_review: str = ""  # set by usage_reconcile when the provider's counts were not used
+    counted_completion_tokens: int = 0  # our own count of the reply that arrived: billed at least
 
 
 # Its own transaction when called alone; inside a caller's (turn_finish keeps a savepoint
@@ -687,7 +696,10 @@ def hold_settle(*, request_id: str, usage: ReplyUsage, now: datetime | None = No
         # Settled (or expired) already: that settle wrote the request's one charge.
         return LedgerEntry.objects.get(request_id=request_id, kind=LedgerEntry.Kind.CHARGE)
     prompt_tokens, completion_tokens = _usage_bounded(
-        hold=hold, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens
+        hold=hold,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        counted_completion=usage.counted_completion_tokens,
     )
     review = usage.usage_review
     if (prompt_tokens, completion_tokens) != (usage.prompt_tokens, usage.completion_tokens):

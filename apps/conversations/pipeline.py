@@ -384,7 +384,7 @@ class _Reply:
 def _outcome(*, turn: PreparedTurn, reply: _Reply, started: float) -> TurnOutcome:
     """The usage to bill: the provider's report checked against our own count."""
     usage = reply.ended.usage if reply.ended else None
-    estimated, review = False, ""
+    estimated, review, counted_completion = False, "", 0
     if usage is None and (reply.status == Message.Status.FAILED or not reply.called):
         # Nothing was produced, or nothing asked: the provider bills nothing, and neither do we.
         prompt_tokens = completion_tokens = 0
@@ -402,6 +402,7 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, started: float) -> TurnOutcom
         produced = reply.text + "".join(reply.tool_parts)
         completion = count_text_tokens(text=produced, model_name=model_name)
         prompt_tokens, completion_tokens = prompt.tokens, completion.tokens if produced else 0
+        counted_completion = completion_tokens
         source, estimated = Message.UsageSource.COUNTED, prompt.estimated
         if usage is not None:
             billed = usage_reconcile(
@@ -432,6 +433,7 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, started: float) -> TurnOutcom
             total_ms=int((time.monotonic() - started) * 1000),
             model_id=reply.route.model_id,
             usage_review=review,
+            counted_completion_tokens=counted_completion,
         ),
     )
 

@@ -360,6 +360,24 @@ async def stream(
     yield CallEnded(route=route, usage=None, error=error, rejected_credentials=tuple(rejected))
 
 
+# A provider may overshoot max_tokens by a little (a tokenizer's edge, a tool call's framing);
+# billing bounds a reported completion at max_tokens + this (billing's COMPLETION_BOUND_MARGIN).
+REPLY_OVERSHOOT_TOKENS = 256
+# No real reply takes more bytes a token than this (English is about 4, Chinese 3-6, a run
+# of spaces in code 16 or so): a reply past (max_tokens + overshoot) x this came from a
+# provider that ignored max_tokens, and is cut there (upstream_too_large), as LLM_MAX_REPLY_BYTES
+# cuts any reply. Without it a student's own server (or a broken provider) could send
+# megabytes for a 100-token hold.
+REPLY_BYTES_PER_TOKEN_MAX = 32
+
+
+def reply_bytes_cap(max_tokens: int | None) -> int:
+    """The most bytes of text and tool calls a reply asked for `max_tokens` may relay."""
+    if not max_tokens:
+        return settings.LLM_MAX_REPLY_BYTES
+    return min(settings.LLM_MAX_REPLY_BYTES, (max_tokens + REPLY_OVERSHOOT_TOKENS) * REPLY_BYTES_PER_TOKEN_MAX)
+
+
 async def _call(
     *,
     route: Route,
@@ -372,7 +390,7 @@ async def _call(
     """One attempt on one route: yields text (str), tool call pieces, the finish reason and
     the reported Usage. Raises
     UpstreamError; a stream that ends without a finish reason, or breaks the protocol, is
-    `upstream_dropped` after what arrived was yielded; text past LLM_MAX_REPLY_BYTES is cut
+    `upstream_dropped` after what arrived was yielded; text past reply_bytes_cap is cut
     there (`upstream_too_large`)."""
     extra = dict(params or {})
     if max_tokens:
@@ -381,7 +399,7 @@ async def _call(
     idle = settings.LLM_IDLE_TIMEOUT
     # Reschedule the idle deadline only when it has drifted by this much: not a timer per chunk.
     slack = idle / 20
-    cap = settings.LLM_MAX_REPLY_BYTES
+    cap = reply_bytes_cap(max_tokens)
     finished = received = False
     text_bytes = 0
     try:

@@ -15,6 +15,7 @@ import pytest
 import webchat.asgi  # noqa: E402,F401,I001
 from apps.billing.models import Hold, LedgerEntry
 from apps.conversations.models import Message
+from apps.providers.client import reply_bytes_cap
 from apps.providers.models import ChatModel
 from apps.providers.tokens import count_text_tokens
 from tests.conftest import People, ws_connect, ws_turn
@@ -38,12 +39,12 @@ def chunk(content: Any = None, finish: Any = None, **extra: Any) -> str:
     return json.dumps(payload)
 
 
-async def turn(user: Any) -> list[dict[str, Any]]:
+async def turn(user: Any, **extra: Any) -> list[dict[str, Any]]:
     """One turn, and proof that nothing follows its closing frame."""
     ws = await ws_connect(user)
     await ws.connect()
     try:
-        frames = await ws_turn(ws, model=MODEL, content="hello")
+        frames = await ws_turn(ws, model=MODEL, content="hello", **extra)
         assert await ws.receive_nothing(timeout=0.3), "a second frame after the turn's end"
         return frames
     finally:
@@ -151,13 +152,34 @@ async def test_a_reply_past_the_cap_is_cut_saved_interrupted_and_billed_for_what
 async def test_a_20_mb_reply_is_not_relayed_or_stored_whole(
     people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
 ) -> None:
-    fake_upstream.default = Behaviour(chunks=["x" * 100_000] * 200)  # default cap: 1 MB of text
+    fake_upstream.default = Behaviour(chunks=["x" * 100_000] * 200)
 
     frames = await turn(people.student)
 
     assert frames[-1]["error_code"] == "upstream_too_large"
     reply = await Message.objects.aget(pk=frames[-1]["message"])
-    assert len(reply.content) == 1_000_000
+    # Cut where no reply of the max_tokens asked for could reach (far below the 1 MB cap).
+    assert len(reply.content) == reply_bytes_cap(fake_upstream.chat_requests()[0].body["max_tokens"]) < 1_000_000
+
+
+async def test_a_provider_that_ignores_max_tokens_is_cut_and_billed_for_what_arrived_not_the_bound(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """A student's own server (or a broken provider) sends 900,000 characters for a reply
+    asked to be at most 100 tokens, and reports 180,000 tokens: the relay stops where 100
+    tokens could never reach, and the bill is our count of what was delivered, not the
+    356 tokens the hold's bound allows (that was a 900 KB reply for 356 tokens)."""
+    fake_upstream.default = Behaviour(chunks=["lorem ipsum dolor sit amet " * 400] * 83, usage=(10, 180_000))
+
+    frames = await turn(people.student, max_tokens=100)
+
+    done = frames[-1]
+    assert done["error_code"] == "upstream_too_large"
+    relayed = "".join(f["text"] for f in frames if f["type"] == "chat.delta")
+    assert len(relayed.encode()) <= reply_bytes_cap(100) == (100 + 256) * 32
+    entry = await LedgerEntry.objects.aget()
+    counted = count_text_tokens(text=relayed, model_name="fake-model").tokens
+    assert counted > 356 and entry.completion_tokens == counted
 
 
 async def test_one_enormous_line_is_refused_before_it_is_read_whole(

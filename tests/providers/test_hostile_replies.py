@@ -75,11 +75,11 @@ async def answering(
         server.close()
 
 
-async def streamed(route: Route) -> tuple[str, CallEnded]:
+async def streamed(route: Route, max_tokens: int = 50) -> tuple[str, CallEnded]:
     texts: list[str] = []
     ended = None
     async for piece in providers.stream(
-        routes=[route], messages=[{"role": "user", "content": "hi"}], max_tokens=50, request_id="r1"
+        routes=[route], messages=[{"role": "user", "content": "hi"}], max_tokens=max_tokens, request_id="r1"
     ):
         if isinstance(piece, str):
             texts.append(piece)
@@ -124,10 +124,10 @@ async def test_a_stream_of_lines_ended_by_cr_alone_is_many_lines_not_one_growing
 
 
 async def test_a_long_line_trickled_in_small_pieces_is_read_whole() -> None:
-    long_text = "token " * 20_000  # 120 KB of text in one data line
+    long_text = "token " * 20_000  # 120 KB of text in one data line: 20,000 tokens
     body = sse([text_event(long_text), FINISH], b"\n")
     async with answering(*[body[at : at + 512] for at in range(0, len(body), 512)], pause=0.0) as port:
-        text, ended = await streamed(route_to(port))
+        text, ended = await streamed(route_to(port), max_tokens=20_000)
     assert (text, ended.error) == (long_text, None)
 
 
