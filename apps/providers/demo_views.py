@@ -128,10 +128,16 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     # Honour max_tokens like a real model: cut the reply and say why.
     limit = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 1_000_000
     if call is not None:
-        text, finish_reason = "", "tool_calls"
-        completion_tokens = count_text_tokens(
-            text=call["function"]["name"] + call["function"]["arguments"], model_name=model_name
-        ).tokens
+        # A tool call is output too: max_tokens cuts its arguments, as a real model's
+        # ("length", the arguments unfinished). Left whole, a max_tokens of 1 bought a call
+        # of any length, billed past its hold.
+        name_tokens = count_text_tokens(text=call["function"]["name"], model_name=model_name).tokens
+        arguments, argument_tokens, cut = text_cut_to_tokens(
+            text=call["function"]["arguments"], model_name=model_name, max_tokens=max(limit - name_tokens, 0)
+        )
+        call = {**call, "function": {**call["function"], "arguments": arguments}}
+        text, finish_reason = "", "length" if cut else "tool_calls"
+        completion_tokens = min(name_tokens + argument_tokens, limit)
     else:
         text, completion_tokens, cut = text_cut_to_tokens(text=text, model_name=model_name, max_tokens=limit)
         finish_reason = "length" if cut else "stop"

@@ -316,6 +316,23 @@ def test_the_demo_calls_tools_and_answers_in_json_so_those_lessons_work_offline(
     assert LedgerEntry.objects.filter(entry_point="api").count() == 4
 
 
+def test_the_demos_tool_call_keeps_to_max_tokens_and_is_billed_within_its_hold(
+    live_asgi: LiveServer, demo_model: ChatModel, key: str
+) -> None:
+    """max_tokens cuts a tool call as it cuts text ("length", the arguments unfinished): a
+    max_tokens of 1 bought a whole call, billed 257 completion tokens against a hold of 1,
+    and many at once ran a quota far past its limit."""
+    client = client_for(live_asgi, key)
+    ask = [{"role": "user", "content": "Weather in Beijing?"}]
+    cut = client.chat.completions.create(
+        model=demo_model.route_name, messages=ask, tools=[WEATHER_TOOL], tool_choice="required", max_tokens=3
+    )
+    assert cut.choices[0].finish_reason == "length"
+    assert cut.usage is not None and cut.usage.completion_tokens <= 3
+    entry = LedgerEntry.objects.get()
+    assert entry.completion_tokens <= 3
+
+
 def test_the_chat_page_cannot_send_tools() -> None:
     with pytest.raises(RequestRefused) as error:
         ChatRequest(conversation_id=None, model=MODEL, content="hi", params={"tools": [WEATHER_TOOL]})
