@@ -249,6 +249,8 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             try:
                 if behaviour.raw_events is not None:
                     for data in behaviour.raw_events:
+                        if behaviour.delay and self._sleep(behaviour.delay):
+                            return
                         self._send_chunk(event(data))
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()

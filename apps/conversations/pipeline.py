@@ -38,7 +38,7 @@ from apps.accounts.selectors import classroom_for_student, classroom_get_open_to
 from apps.billing.selectors import QuotaStatus, limits_for, quota_status
 from apps.billing.services import ReplyUsage, hold_take, usage_reconcile
 from apps.providers import client as providers
-from apps.providers.client import CallEnded, Route, ToolCallsDelta, UpstreamError
+from apps.providers.client import CallEnded, Reasoning, Route, ToolCallsDelta, UpstreamError
 from apps.providers.routes import NoRoute, routes_for_request
 from apps.providers.selectors import chat_model_get_by_route_name, classroom_allows_model, classroom_compares
 from apps.providers.services import credential_mark_failing
@@ -367,6 +367,7 @@ class _Reply:
     route: Route
     parts: list[str] = field(default_factory=list)
     tool_parts: list[str] = field(default_factory=list)  # the tool calls' names and arguments
+    reasoning_parts: list[str] = field(default_factory=list)  # a reasoning model's thinking: billed, not shown
     ended: CallEnded | None = None
     first_chunk_ms: int | None = None
     status: str = Message.Status.COMPLETE
@@ -399,7 +400,7 @@ def _outcome(*, turn: PreparedTurn, reply: _Reply, started: float) -> TurnOutcom
             if model_name == turn.route.model_name
             else count_prompt_tokens(messages=turn.messages, model_name=model_name, besides=_read_besides(turn.params))
         )
-        produced = reply.text + "".join(reply.tool_parts)
+        produced = reply.text + "".join(reply.tool_parts) + "".join(reply.reasoning_parts)
         completion = count_text_tokens(text=produced, model_name=model_name)
         prompt_tokens, completion_tokens = prompt.tokens, completion.tokens if produced else 0
         counted_completion = completion_tokens
@@ -645,6 +646,8 @@ async def _prepared_run(*, turn: PreparedTurn, started: float, stop: asyncio.Eve
                         reply.first_chunk_ms = int((time.monotonic() - started) * 1000)
                     reply.tool_parts.append(piece.text)
                     yield Delta("", tool_calls=piece.calls)
+                elif type(piece) is Reasoning:
+                    reply.reasoning_parts.append(piece.text)  # billed; the reply's text is what is shown
                 else:
                     reply.ended = piece  # type: ignore[assignment]
                     reply.route = reply.ended.route
@@ -662,7 +665,7 @@ async def _prepared_run(*, turn: PreparedTurn, started: float, stop: asyncio.Eve
         finally:
             await call.aclose()
         if reply.status != Message.Status.STOPPED and reply.error is not None:
-            produced = reply.parts or reply.tool_parts
+            produced = reply.parts or reply.tool_parts or reply.reasoning_parts
             reply.status = Message.Status.INTERRUPTED if produced else Message.Status.FAILED
         # 6 settle, 7 persist. Once begun, this runs to its end whatever happens to the
         # caller: a caller that goes away now (its task cancelled while the step waits for a

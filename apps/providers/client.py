@@ -191,6 +191,15 @@ class ToolCallsDelta:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """A piece of a reasoning model's thinking (`reasoning_content`, or OpenRouter's
+    `reasoning`): not relayed, but output the provider bills, so counted for the reply when
+    no usage report says more (a reply stopped while it was thinking)."""
+
+    text: str
+
+
 def _tool_calls_read(value: object) -> list[dict[str, Any]]:
     """delta.tool_calls, checked enough that relaying it cannot break our caller's client:
     a list of objects with an integer index and, where present, string id/name/arguments."""
@@ -218,8 +227,8 @@ def _tool_calls_read(value: object) -> list[dict[str, Any]]:
     return calls
 
 
-def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None, list[dict[str, Any]] | None]:
-    """One SSE event's data: (text, finish reason, usage, tool call pieces), checked. A provider's `choices:
+def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None, list[dict[str, Any]] | None, str]:
+    """One SSE event's data: (text, finish reason, usage, tool call pieces, reasoning), checked. A provider's `choices:
     "x"` or `content: 5` breaks the protocol: that is the provider's fault (upstream_dropped),
     never a crash here. Plain dicts from one JSON parse: no typed object per chunk."""
     try:
@@ -235,7 +244,7 @@ def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None, list[dict[s
         choices = []  # some servers leave it out of the final usage chunk
     if not isinstance(choices, list):
         raise _malformed("choices is not a list")
-    text, finish, tool_calls = "", None, None
+    text, finish, tool_calls, reasoning = "", None, None, ""
     for choice in choices:
         if not isinstance(choice, dict):
             raise _malformed("a choice is not an object")
@@ -248,10 +257,13 @@ def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None, list[dict[s
             text += content
         if delta.get("tool_calls"):
             tool_calls = (tool_calls or []) + _tool_calls_read(delta["tool_calls"])
+        thought = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(thought, str):
+            reasoning += thought
         finish = reason or finish
     if "\x00" in text:
         text = text.replace("\x00", "")  # a NUL cannot be stored in PostgreSQL text; no reply needs one
-    return text, finish, _usage_read(chunk.get("usage")), tool_calls
+    return text, finish, _usage_read(chunk.get("usage")), tool_calls, reasoning
 
 
 def _text_cut_to_bytes(text: str, limit: int) -> str:
@@ -291,14 +303,14 @@ async def stream(
     max_tokens: int | None,
     params: dict[str, Any] | None = None,
     request_id: str,
-) -> AsyncIterator[str | ToolCallsDelta | CallEnded]:
+) -> AsyncIterator[str | ToolCallsDelta | Reasoning | CallEnded]:
     """Stream one chat completion over a list of routes. Yields the reply's text as it
-    arrives (str) and the pieces of any tool calls (ToolCallsDelta), then exactly one
-    CallEnded.
+    arrives (str), the pieces of any tool calls (ToolCallsDelta) and of a reasoning model's
+    thinking (Reasoning), then exactly one CallEnded.
 
     Each route is tried LLM_MAX_ATTEMPTS times (backoff with jitter, Retry-After honoured),
-    then the next route (failover), but only while no text has been yielded: after the
-    first text a fault ends the reply. Connect, first-chunk and idle timeouts and the
+    then the next route (failover), but only while nothing has been yielded: after the
+    first text (or thinking, which the provider bills) a fault ends the reply. Connect, first-chunk and idle timeouts and the
     reply-size cap apply to every attempt; LLM_TOTAL_TIMEOUT bounds the whole call, every
     attempt, wait and route together (a hold expires only past it: HOLD_EXPIRY_SECONDS).
     Cancelling the iteration ends the call.
@@ -324,7 +336,8 @@ async def stream(
                     request_id=request_id,
                     deadline=deadline,
                 ):
-                    if type(piece) is str or type(piece) is ToolCallsDelta:
+                    if type(piece) is str or type(piece) is ToolCallsDelta or type(piece) is Reasoning:
+                        # Thinking counts too: the provider bills it, so no other attempt.
                         relayed = True
                         yield piece
                     elif type(piece) is _Finish:
@@ -386,7 +399,7 @@ async def _call(
     params: dict[str, Any] | None,
     request_id: str,
     deadline: float,
-) -> AsyncIterator[str | ToolCallsDelta | _Finish | Usage]:
+) -> AsyncIterator[str | ToolCallsDelta | Reasoning | _Finish | Usage]:
     """One attempt on one route: yields text (str), tool call pieces, the finish reason and
     the reported Usage. Raises
     UpstreamError; a stream that ends without a finish reason, or breaks the protocol, is
@@ -401,7 +414,7 @@ async def _call(
     slack = idle / 20
     cap = reply_bytes_cap(max_tokens)
     finished = received = False
-    text_bytes = 0
+    text_bytes = reasoning_bytes = 0
     try:
         async with asyncio.timeout_at(min(loop.time() + settings.LLM_FIRST_CHUNK_TIMEOUT, deadline)) as budget:
             body = {
@@ -455,7 +468,7 @@ async def _call(
                         data = []
                         if payload == b"[DONE]":
                             continue
-                        text, finish, usage, tool_calls = _chunk_read(payload)
+                        text, finish, usage, tool_calls, reasoning = _chunk_read(payload)
                         if not received:
                             received = True
                             budget.reschedule(min(loop.time() + idle, deadline))
@@ -466,6 +479,13 @@ async def _call(
                             yield _Finish(finish)
                         if usage is not None:
                             yield usage
+                        if reasoning:
+                            # Thinking is bounded by the reply cap for any reply, not by max_tokens
+                            # (some providers' max_tokens leaves the thinking out).
+                            reasoning_bytes += len(reasoning.encode())
+                            if reasoning_bytes > settings.LLM_MAX_REPLY_BYTES:
+                                raise UpstreamError(ErrorCode.UPSTREAM_TOO_LARGE, "reasoning over the reply cap")
+                            yield Reasoning(reasoning)
                         if tool_calls:
                             pieces = ToolCallsDelta(tool_calls)
                             text_bytes += len(pieces.text.encode())

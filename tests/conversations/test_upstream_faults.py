@@ -4,6 +4,7 @@ gets exactly one closing frame. Never `internal_error`, never a crash in the log
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -18,7 +19,7 @@ from apps.conversations.models import Message
 from apps.providers.client import reply_bytes_cap
 from apps.providers.models import ChatModel
 from apps.providers.tokens import count_text_tokens
-from tests.conftest import People, ws_connect, ws_turn
+from tests.conftest import People, ws_connect, ws_frames_until, ws_turn
 from tests.fake_upstream import Behaviour, FakeUpstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -226,3 +227,67 @@ async def test_a_nul_in_the_text_is_not_stored(
     frames = await turn(people.student)
     reply = await Message.objects.aget(pk=frames[-1]["message"])
     assert (reply.status, reply.content) == ("complete", "Hello")
+
+
+def thinking(text: str) -> str:
+    """A reasoning model's chunk of thinking (DeepSeek's, Qwen's, Kimi's field)."""
+    return chunk(None, None).replace('"delta": {}', json.dumps({"delta": {"reasoning_content": text}})[1:-1])
+
+
+THOUGHT = "Let me think about what the student asked, step by step. "
+
+
+async def test_thinking_that_arrived_is_billed_when_the_reply_is_stopped_during_it(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """A reasoning model thinks before it answers, and the provider bills the thinking:
+    stopped while it thinks, the reply is billed for the thinking that arrived (it was the
+    prompt alone, so a stop at the right moment got the thinking free)."""
+    fake_upstream.default = Behaviour(
+        raw_events=[thinking(THOUGHT)] * 40 + [chunk("Answer."), chunk(finish="stop")], delay=0.05
+    )
+    ws = await ws_connect(people.student)
+    await ws.connect()
+    await ws.send_json_to({"type": "chat.send", "conversation": None, "model": MODEL, "content": "Why?"})
+    frames = await ws_frames_until(ws, {"chat.started"})
+    await asyncio.sleep(0.8)  # some thinking has arrived; no text yet
+    await ws.send_json_to({"type": "chat.stop"})
+    frames += await ws_frames_until(ws, {"chat.done", "chat.error"})
+    await ws.disconnect()
+
+    assert not [f for f in frames if f["type"] == "chat.delta"]
+    entry = await LedgerEntry.objects.aget()
+    one = count_text_tokens(text=THOUGHT, model_name="fake-model").tokens
+    assert entry.status == "stopped" and entry.usage_source == "counted"
+    assert one * 3 <= entry.completion_tokens <= one * 40
+
+
+async def test_a_fault_after_thinking_bills_it_and_fails_over_to_no_other_route(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """The provider dropped the stream while the model was still thinking: the thinking was
+    billed by the provider, so it is billed here too (it was a failed reply, billed nothing,
+    and the SDK retried it twice more for free)."""
+    fake_upstream.default = Behaviour(raw_events=[thinking(THOUGHT)] * 5 + ['{"trunc'])
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["type"] == "chat.done" and frames[-1]["status"] == "interrupted"
+    entry = await LedgerEntry.objects.aget()
+    assert entry.completion_tokens == count_text_tokens(text=THOUGHT * 5, model_name="fake-model").tokens
+    assert len(fake_upstream.chat_requests()) == 1
+
+
+async def test_thinking_does_not_count_against_the_replys_max_tokens_cap(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """Some providers' max_tokens leaves the thinking out: 20 KB of it for a 10-token answer
+    is relayed as a whole reply, not cut as one that ignored max_tokens."""
+    fake_upstream.default = Behaviour(
+        raw_events=[thinking(THOUGHT * 10)] * 40 + [chunk("Because."), chunk(finish="stop")]
+    )
+
+    frames = await turn(people.student, max_tokens=10)
+
+    assert frames[-1]["status"] == "complete"
+    assert "".join(f["text"] for f in frames if f["type"] == "chat.delta") == "Because."
