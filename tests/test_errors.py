@@ -23,6 +23,7 @@ DOCUMENTED = {
     "model_unpriced",
     "quota_exceeded",
     "rate_limited",
+    "request_too_large",
     "busy",
     "not_running",
     "compare_off",
