@@ -256,7 +256,8 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
             prompt_tokens=prompt.tokens,
             max_tokens=max_tokens,
             entry_point=request.entry_point,
-            fallback_model_ids=tuple(route.model_id for route in routes[1:]),
+            # Every model that may answer: the requested one may have no key, and a fallback answer.
+            fallback_model_ids=tuple({route.model_id for route in routes} - {model.pk}),
         )
         rows = (
             None

@@ -115,7 +115,7 @@ def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budge
     SCHEMA_VALUES_MAX values, _SCHEMA_DEPTH deep, SCHEMA_COPIED_BYTES_MAX of given values."""
     root = schema if root is None else root
     budget = [SCHEMA_VALUES_MAX, SCHEMA_COPIED_BYTES_MAX] if budget is None else budget
-    if not isinstance(schema, dict) or depth > _SCHEMA_DEPTH or budget[0] <= 0:
+    if not isinstance(schema, dict) or depth > _SCHEMA_DEPTH or budget[0] <= 0 or budget[1] <= 0:
         return None
     budget[0] -= 1
     reference = schema.get("$ref")
@@ -138,9 +138,16 @@ def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budge
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object" or (kind is None and isinstance(schema.get("properties"), dict)):
         properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-        return {
-            name: demo_value_for(sub, root=root, depth=depth + 1, budget=budget) for name, sub in properties.items()
-        }
+        value: dict[str, Any] = {}
+        for name, sub in properties.items():
+            # Each property is a value of its own, and its name is copied: a wide object at
+            # the depth limit (its properties all null) counts as wide as it is.
+            if budget[0] <= 0 or budget[1] <= 0:
+                break
+            budget[0] -= 1
+            budget[1] -= len(name)
+            value[name] = demo_value_for(sub, root=root, depth=depth + 1, budget=budget)
+        return value
     if kind == "array":
         count = schema.get("minItems") if isinstance(schema.get("minItems"), int) else 1
         return [

@@ -33,7 +33,7 @@ from .demo import (
 )
 from .models import ChatModel
 from .selectors import model_price_at
-from .tokens import count_prompt_tokens, count_text_tokens, text_cut_to_tokens
+from .tokens import count_prompt_tokens, text_cut_to_tokens
 
 
 def _error(status: int, message: str, error_type: str = "invalid_request_error") -> JsonResponse:
@@ -131,13 +131,15 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         # A tool call is output too: max_tokens cuts its arguments, as a real model's
         # ("length", the arguments unfinished). Left whole, a max_tokens of 1 bought a call
         # of any length, billed past its hold.
-        name_tokens = count_text_tokens(text=call["function"]["name"], model_name=model_name).tokens
-        arguments, argument_tokens, cut = text_cut_to_tokens(
-            text=call["function"]["arguments"], model_name=model_name, max_tokens=max(limit - name_tokens, 0)
+        name, name_tokens, name_cut = text_cut_to_tokens(
+            text=call["function"]["name"], model_name=model_name, max_tokens=limit
         )
-        call = {**call, "function": {**call["function"], "arguments": arguments}}
-        text, finish_reason = "", "length" if cut else "tool_calls"
-        completion_tokens = min(name_tokens + argument_tokens, limit)
+        arguments, argument_tokens, cut = text_cut_to_tokens(
+            text=call["function"]["arguments"], model_name=model_name, max_tokens=limit - name_tokens
+        )
+        call = {**call, "function": {**call["function"], "name": name, "arguments": arguments}}
+        text, finish_reason = "", "length" if cut or name_cut else "tool_calls"
+        completion_tokens = name_tokens + argument_tokens
     else:
         text, completion_tokens, cut = text_cut_to_tokens(text=text, model_name=model_name, max_tokens=limit)
         finish_reason = "length" if cut else "stop"

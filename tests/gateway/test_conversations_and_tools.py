@@ -331,6 +331,14 @@ def test_the_demos_tool_call_keeps_to_max_tokens_and_is_billed_within_its_hold(
     assert cut.usage is not None and cut.usage.completion_tokens <= 3
     entry = LedgerEntry.objects.get()
     assert entry.completion_tokens <= 3
+    # A long tool name is output too.
+    long_name = {**WEATHER_TOOL, "function": {**WEATHER_TOOL["function"], "name": "x9Kq2" * 12}}
+    cut = client.chat.completions.create(
+        model=demo_model.route_name, messages=ask, tools=[long_name], tool_choice="required", max_tokens=3
+    )
+    assert cut.choices[0].finish_reason == "length"
+    assert cut.usage is not None and cut.usage.completion_tokens <= 3
+    assert LedgerEntry.objects.latest("created_at").completion_tokens <= 4  # our count: within a token of it
 
 
 def test_the_chat_page_cannot_send_tools() -> None:

@@ -198,6 +198,20 @@ def test_a_schema_that_fans_out_builds_a_bounded_value() -> None:
     assert value.startswith('{"p0": {"p0": {"p0": {"p0": ["' + "x" * 1000)  # it still fits, as far as it goes
 
 
+def test_a_wide_object_at_the_depth_limit_counts_as_wide_as_it_is() -> None:
+    """Its properties are all null there, but each is a key and a value of the answer: 400
+    copies of a 10,000-property object were 178 MB of JSON from a 132 KB request, 30 s
+    of a frozen event loop."""
+    from apps.providers.demo import SCHEMA_COPIED_BYTES_MAX, SCHEMA_VALUES_MAX, demo_value_for
+
+    wide = {"type": "object", "properties": {f"property{i}": {"type": "string"} for i in range(10_000)}}
+    deep: dict[str, Any] = wide
+    for _level in range(12):  # the object at the depth limit
+        deep = {"type": "array", "items": deep, "minItems": 400}
+    value = json.dumps(demo_value_for(deep))
+    assert len(value) < SCHEMA_COPIED_BYTES_MAX + SCHEMA_VALUES_MAX * 20
+
+
 def _nested_schema(depth: int) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": {}}
     inner = schema

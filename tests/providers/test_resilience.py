@@ -4,13 +4,19 @@ rejected keys, ERNIE's token exchange; and parameters pass through."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
+from apps.billing.models import Period
+from apps.billing.services import quota_policy_set
 from apps.conversations.models import Message
-from apps.providers.models import ChatModel, Credential, ModelFallback, Provider
+from apps.providers.models import ChatModel, Credential, ModelFallback, ModelPrice, Provider
+from apps.providers.selectors import price_cache_forget
 from apps.providers.services import class_models_set, credential_create
 from tests.conftest import People, ws_connect, ws_turn
 from tests.fake_upstream import Behaviour, FakeUpstream
@@ -136,6 +142,31 @@ async def test_no_failover_to_a_model_the_class_does_not_allow(
     fake_upstream.push(Behaviour(status=500))
     frames = await turn(people.student)
     assert frames[-1]["status"] == "complete" and frames[-1]["model"] == "fakeai/fake-model"
+
+
+async def test_a_fallback_that_answers_for_a_model_with_no_key_is_held_at_its_own_price(
+    people: People, keyed_model: ChatModel, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """The requested model has no key, so its fallback is the first route: the money held is
+    the fallback's, which answers (a 0.05 CNY quota was billed 10.8 CNY at 216 times the
+    requested model's price)."""
+    await ModelFallback.objects.acreate(model=keyed_model, fallback=fake_model, position=1)
+    await ModelPrice.objects.acreate(
+        model=fake_model,
+        input_per_million=Decimal("500"),
+        output_per_million=Decimal("2000"),
+        currency="CNY",
+        effective_from=timezone.now() - timedelta(days=1),
+    )
+    price_cache_forget()
+    await sync_to_async(quota_policy_set)(
+        classroom=people.classroom, period=Period.MONTH, student_cost_limit=Decimal("0.05")
+    )
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["type"] == "chat.error" and frames[-1]["code"] == "quota_exceeded"
+    assert not fake_upstream.chat_requests()
 
 
 async def test_failover_to_another_credential(
