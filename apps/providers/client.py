@@ -32,6 +32,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from webchat.errors import BAD_JSON, ErrorCode
 
 from .netguard import BLOCKED_MARKER, ReplyRefused, http_client_for, http_client_shared
+from .tokens import encoding_for_model, encoding_get
 
 logger = logging.getLogger(__name__)
 
@@ -384,6 +385,40 @@ REPLY_OVERSHOOT_TOKENS = 256
 REPLY_BYTES_PER_TOKEN_MAX = 32
 
 
+class _ReplyTokens:
+    """The reply's tokens against max_tokens + REPLY_OVERSHOOT_TOKENS, for a provider that
+    ignores max_tokens with dense text (a byte a token: the byte cap lets 32 times too much
+    through). A token is at least a byte, so text is only gathered until the reply could be
+    past the cap, then counted a batch at a time: a reply that keeps to max_tokens costs an
+    encode or two, not one a chunk."""
+
+    __slots__ = ("cap", "counted", "model_name", "pending", "pending_bytes")
+
+    def __init__(self, *, max_tokens: int | None, model_name: str) -> None:
+        self.cap = max_tokens + REPLY_OVERSHOOT_TOKENS if max_tokens else None
+        self.model_name = model_name
+        self.counted = self.pending_bytes = 0
+        self.pending: list[str] = []
+
+    def over(self, text: str, size: int) -> bool:
+        """Add a piece of the reply (`size` its bytes): True when the reply with it is past
+        the cap, and the piece is then no part of it."""
+        if self.cap is None:
+            return False
+        if self.counted + self.pending_bytes + size <= self.cap:
+            self.pending.append(text)
+            self.pending_bytes += size
+            return False
+        encoding = encoding_get(encoding_for_model(self.model_name)[0])
+        tokens = len(encoding.encode("".join(self.pending) + text, disallowed_special=()))
+        if self.counted + tokens > self.cap:
+            return True
+        self.counted += tokens
+        self.pending.clear()
+        self.pending_bytes = 0
+        return False
+
+
 def reply_bytes_cap(max_tokens: int | None) -> int:
     """The most bytes of text and tool calls a reply asked for `max_tokens` may relay."""
     if not max_tokens:
@@ -413,6 +448,7 @@ async def _call(
     # Reschedule the idle deadline only when it has drifted by this much: not a timer per chunk.
     slack = idle / 20
     cap = reply_bytes_cap(max_tokens)
+    reply_tokens = _ReplyTokens(max_tokens=max_tokens, model_name=route.model_name)
     finished = received = False
     text_bytes = reasoning_bytes = 0
     try:
@@ -488,9 +524,12 @@ async def _call(
                             yield Reasoning(reasoning)
                         if tool_calls:
                             pieces = ToolCallsDelta(tool_calls)
-                            text_bytes += len(pieces.text.encode())
+                            size = len(pieces.text.encode())
+                            text_bytes += size
                             if text_bytes > cap:
                                 raise UpstreamError(ErrorCode.UPSTREAM_TOO_LARGE, f"reply over {cap} bytes")
+                            if reply_tokens.over(pieces.text, size):
+                                raise UpstreamError(ErrorCode.UPSTREAM_TOO_LARGE, "reply past max_tokens")
                             yield pieces
                         if text:
                             size = len(text) if text.isascii() else len(text.encode())
@@ -501,6 +540,8 @@ async def _call(
                                 if kept:
                                     yield kept
                                 raise UpstreamError(ErrorCode.UPSTREAM_TOO_LARGE, f"reply over {cap} bytes")
+                            if reply_tokens.over(text, size):
+                                raise UpstreamError(ErrorCode.UPSTREAM_TOO_LARGE, "reply past max_tokens")
                             text_bytes += size
                             yield text
             finally:

@@ -291,3 +291,34 @@ async def test_thinking_does_not_count_against_the_replys_max_tokens_cap(
 
     assert frames[-1]["status"] == "complete"
     assert "".join(f["text"] for f in frames if f["type"] == "chat.delta") == "Because."
+
+
+async def test_dense_text_past_max_tokens_is_cut_by_its_tokens_not_only_its_bytes(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """Rare CJK characters take a token a byte or more: under the byte cap, a provider that
+    ignored max_tokens 100 sent 11,353 tokens for a hold of 116."""
+    dense = "".join(chr(0x3400 + i) for i in range(40))
+    per_piece = count_text_tokens(text=dense, model_name="fake-model").tokens
+    assert per_piece >= len(dense.encode()) // 3  # dense indeed: about a token a character
+    fake_upstream.default = Behaviour(chunks=[dense] * 200)
+
+    frames = await turn(people.student, max_tokens=100)
+
+    assert frames[-1]["error_code"] == "upstream_too_large" and frames[-1]["status"] == "interrupted"
+    relayed = "".join(f["text"] for f in frames if f["type"] == "chat.delta")
+    assert count_text_tokens(text=relayed, model_name="fake-model").tokens <= 100 + 256
+    entry = await LedgerEntry.objects.aget()
+    assert entry.completion_tokens <= 100 + 256
+
+
+async def test_a_long_reply_that_keeps_to_its_max_tokens_is_not_cut(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    words = "The quick brown fox jumps over the lazy dog. "
+    fake_upstream.default = Behaviour(chunks=[words] * 100)  # about 1,000 tokens
+
+    frames = await turn(people.student, max_tokens=1000)
+
+    assert frames[-1]["status"] == "complete"
+    assert "".join(f["text"] for f in frames if f["type"] == "chat.delta") == words * 100
