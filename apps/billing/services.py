@@ -447,7 +447,7 @@ def hold_take(
 ) -> Hold:
     """Reserve the most this request can cost: the counted prompt plus max_tokens of reply, at
     the model's current price, or at a fallback's (`fallback_model_ids`: the models that may
-    answer in its place) when that costs more. Taken for every request, large balance or not.
+    answer, the requested one among them or not) when that costs more. Taken for every request, large balance or not.
 
     Side effects: RateCounter and UsageCounter rows updated (created on a period's first
     request), one Hold row. Raises RequestRefused (quota_exceeded or rate_limited; nothing
@@ -1090,8 +1090,7 @@ def quota_policy_set(
         },
     )
     if before != (policy.period, policy.term_start, policy.term_end):
-        limits_forget()
-        _counters_carry_in(classroom=classroom)
+        _counters_carry_in(classroom=classroom)  # the limits were forgotten above: it reads the new ones
     return policy
 
 

@@ -257,7 +257,7 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
             max_tokens=max_tokens,
             entry_point=request.entry_point,
             # Every model that may answer: the requested one may have no key, and a fallback answer.
-            fallback_model_ids=tuple({route.model_id for route in routes} - {model.pk}),
+            fallback_model_ids=tuple(route.model_id for route in routes),
         )
         rows = (
             None

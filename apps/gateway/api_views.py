@@ -257,19 +257,14 @@ def _chat_request(body: bytes) -> tuple[ChatRequest, bool, bool]:
     }
     if payload.get("messages") is None:
         raise _bad(_("'messages' must be a non-empty array."), "messages")
-    try:
-        request = ChatRequest(
-            conversation_id=None,
-            model=payload.get("model"),  # type: ignore[arg-type]  # checked by ChatRequest
-            messages=payload["messages"],
-            entry_point="api",
-            max_tokens=max_tokens,
-            params=params,
-        )
-    except RequestRefused as error:
-        if error.param == "max_tokens":
-            error.param = max_tokens_param  # the field the caller sent
-        raise
+    request = ChatRequest(
+        conversation_id=None,
+        model=payload.get("model"),  # type: ignore[arg-type]  # checked by ChatRequest
+        messages=payload["messages"],
+        entry_point="api",
+        max_tokens=max_tokens,  # checked above, under the name the caller sent it
+        params=params,
+    )
     return request, stream, bool(options.get("include_usage"))
 
 
