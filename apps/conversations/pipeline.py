@@ -219,8 +219,11 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
             ErrorCode.NO_CREDENTIAL, _("There is no key for this model yet. Tell your teacher.")
         ) from None
     class_limit = classroom.max_reply_tokens if classroom else None
+    # max_tokens bounds the thinking too (it is billed as output, and counted against the cut):
+    # a reasoning model's reply nobody asked a length for is held room for all it may write.
+    default_max_tokens = model.max_output_tokens if model.thinks else settings.CHAT_DEFAULT_MAX_TOKENS
     max_tokens = min(
-        request.max_tokens or class_limit or settings.CHAT_DEFAULT_MAX_TOKENS,
+        request.max_tokens or class_limit or default_max_tokens,
         class_limit or model.max_output_tokens,
         model.max_output_tokens,
     )

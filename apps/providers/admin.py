@@ -80,9 +80,10 @@ class ChatModelAdmin(admin.ModelAdmin):
         "context_window",
         "max_output_tokens",
         "supports_tools",
+        "thinks",
         "enabled",
     )
-    list_filter = ("provider", "enabled", "supports_tools")
+    list_filter = ("provider", "enabled", "supports_tools", "thinks")
     search_fields = ("name", "display_name", "description_en", "description_zh", "provider__slug")
     inlines = [ModelPriceInline, ModelFallbackInline]
 

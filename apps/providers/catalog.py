@@ -23,6 +23,7 @@ class _ModelRequired(TypedDict):
 
 class ModelEntry(_ModelRequired, total=False):
     supports_tools: bool  # default True
+    thinks: bool  # a reasoning model (default False): see ChatModel.thinks
     # One line for the model picker and the teacher's allowed-models page: what it is good at.
     description_en: str
     description_zh: str
@@ -61,8 +62,10 @@ def _model(
     *,
     description_en: str = "",
     description_zh: str = "",
+    thinks: bool = False,
 ) -> ModelEntry:
     return {
+        "thinks": thinks,
         "description_en": description_en,
         "description_zh": description_zh,
         "name": name,
@@ -240,6 +243,7 @@ CATALOG: list[ProviderEntry] = [
                 "CNY",
                 description_en="Thinks step by step before answering: maths and logic; slower.",
                 description_zh="先逐步思考再作答，擅长数学和逻辑；较慢。",
+                thinks=True,
             ),
         ],
     },
@@ -503,6 +507,7 @@ def catalog_apply(*, entries: list[ProviderEntry], provider_model: Any, chat_mod
                         if "supports_tools" in model_known
                         else {}
                     ),
+                    **({"thinks": model_entry.get("thinks", False)} if "thinks" in model_known else {}),
                     **{
                         field: model_entry.get(field, "")
                         for field in ("description_en", "description_zh")

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import openai
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 # Without a key the SDK refuses to build a client; servers that need none ignore it.
 NO_KEY_PLACEHOLDER = "no-key"
+OPENAI_HOST = "api.openai.com"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,12 @@ class Route:
     @property
     def route_name(self) -> str:
         return f"{self.provider_slug}/{self.model_name}"
+
+    @property
+    def max_tokens_param(self) -> str:
+        """OpenAI's own API refuses `max_tokens` for its reasoning models (o-series, GPT-5) and
+        takes `max_completion_tokens` for all; OpenAI-compatible servers know `max_tokens`."""
+        return "max_completion_tokens" if urlsplit(self.base_url).hostname == OPENAI_HOST else "max_tokens"
 
 
 @dataclass(frozen=True)
@@ -386,7 +394,7 @@ REPLY_BYTES_PER_TOKEN_MAX = 32
 
 
 class _ReplyTokens:
-    """The reply's tokens against max_tokens + REPLY_OVERSHOOT_TOKENS, for a provider that
+    """The reply's tokens (thinking, tool calls and text) against max_tokens + REPLY_OVERSHOOT_TOKENS, for a provider that
     ignores max_tokens with dense text (a byte a token: the byte cap lets 32 times too much
     through). A token is at least a byte, so text is only gathered until the reply could be
     past the cap, then counted a batch at a time: a reply that keeps to max_tokens costs an
@@ -442,7 +450,7 @@ async def _call(
     there (`upstream_too_large`)."""
     extra = dict(params or {})
     if max_tokens:
-        extra["max_tokens"] = max_tokens
+        extra[route.max_tokens_param] = max_tokens
     loop = asyncio.get_running_loop()
     idle = settings.LLM_IDLE_TIMEOUT
     # Reschedule the idle deadline only when it has drifted by this much: not a timer per chunk.
@@ -516,11 +524,15 @@ async def _call(
                         if usage is not None:
                             yield usage
                         if reasoning:
-                            # Thinking is bounded by the reply cap for any reply, not by max_tokens
-                            # (some providers' max_tokens leaves the thinking out).
-                            reasoning_bytes += len(reasoning.encode())
+                            # Thinking is billed as output, so max_tokens bounds it with the
+                            # answer, as OpenAI's does (the hold is no larger). A provider whose
+                            # max_tokens leaves the thinking out is cut where the hold ends.
+                            size = len(reasoning.encode())
+                            reasoning_bytes += size
                             if reasoning_bytes > settings.LLM_MAX_REPLY_BYTES:
                                 raise UpstreamError(ErrorCode.UPSTREAM_TOO_LARGE, "reasoning over the reply cap")
+                            if reply_tokens.over(reasoning, size):
+                                raise UpstreamError(ErrorCode.UPSTREAM_TOO_LARGE, "thinking past max_tokens")
                             yield Reasoning(reasoning)
                         if tool_calls:
                             pieces = ToolCallsDelta(tool_calls)

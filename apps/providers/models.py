@@ -77,6 +77,14 @@ class ChatModel(models.Model):
         default=True,
         help_text=_("Whether the provider accepts function tools (tools, tool_choice) for this model via the API."),
     )
+    thinks = models.BooleanField(
+        _("thinks before answering"),
+        default=False,
+        help_text=_(
+            "A reasoning model: it writes its thinking before the answer, and the provider bills the thinking "
+            "as output. A chat reply is then held room for the model's max output tokens, not the site's default."
+        ),
+    )
 
     class Meta:
         verbose_name = _("model")

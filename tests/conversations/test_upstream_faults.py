@@ -16,7 +16,7 @@ import pytest
 import webchat.asgi  # noqa: E402,F401,I001
 from apps.billing.models import Hold, LedgerEntry
 from apps.conversations.models import Message
-from apps.providers.client import reply_bytes_cap
+from apps.providers.client import REPLY_OVERSHOOT_TOKENS, reply_bytes_cap
 from apps.providers.models import ChatModel
 from apps.providers.tokens import count_text_tokens
 from tests.conftest import People, ws_connect, ws_frames_until, ws_turn
@@ -277,19 +277,49 @@ async def test_a_fault_after_thinking_bills_it_and_fails_over_to_no_other_route(
     assert len(fake_upstream.chat_requests()) == 1
 
 
-async def test_thinking_does_not_count_against_the_replys_max_tokens_cap(
+async def test_thinking_past_max_tokens_is_cut_where_the_hold_ends(
     people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
 ) -> None:
-    """Some providers' max_tokens leaves the thinking out: 20 KB of it for a 10-token answer
-    is relayed as a whole reply, not cut as one that ignored max_tokens."""
+    """Thinking is billed as output, so max_tokens bounds it with the answer (as OpenAI's
+    does). A provider whose max_tokens leaves the thinking out sent 20 KB of it for a
+    10-token hold: 30 such requests ran a 3,000-token quota to 42,630. Now the reply is cut
+    where the hold ends, and billed no more than the hold's bound."""
     fake_upstream.default = Behaviour(
         raw_events=[thinking(THOUGHT * 10)] * 40 + [chunk("Because."), chunk(finish="stop")]
     )
 
     frames = await turn(people.student, max_tokens=10)
 
+    assert frames[-1]["type"] == "chat.done" and frames[-1]["status"] == "interrupted"
+    assert frames[-1]["error_code"] == "upstream_too_large"
+    assert not [f for f in frames if f["type"] == "chat.delta"]
+    entry = await LedgerEntry.objects.aget()
+    assert 0 < entry.completion_tokens <= 10 + REPLY_OVERSHOOT_TOKENS
+
+
+async def test_a_reasoning_models_chat_reply_is_held_room_for_all_it_may_write(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """The chat asks no length. A reasoning model thinks for thousands of tokens before it
+    answers: held the site's default (1,024), its thinking would be cut before the answer.
+    It is held, and asked for, the model's max output tokens."""
+    fake_model.thinks = True
+    await fake_model.asave(update_fields=["thinks"])
+    fake_upstream.default = Behaviour(
+        raw_events=[thinking(THOUGHT * 10)] * 15 + [chunk("Because."), chunk(finish="stop")]
+    )
+
+    frames = await turn(people.student)
+
     assert frames[-1]["status"] == "complete"
     assert "".join(f["text"] for f in frames if f["type"] == "chat.delta") == "Because."
+    [request] = fake_upstream.chat_requests()
+    assert request.body["max_tokens"] == fake_model.max_output_tokens == 2048
+    hold = await Hold.objects.aget()
+    assert hold.tokens - hold.prompt_tokens == 2048
+    entry = await LedgerEntry.objects.aget()
+    expected = count_text_tokens(text=THOUGHT * 10 * 15 + "Because.", model_name="fake-model").tokens
+    assert entry.completion_tokens >= expected > 1024
 
 
 async def test_dense_text_past_max_tokens_is_cut_by_its_tokens_not_only_its_bytes(

@@ -81,3 +81,13 @@ async def test_a_turn_draws_no_system_randomness_on_the_event_loop(
 
     assert frames[-1]["type"] == "chat.done" and drawn == []
     assert "idempotency-key" not in {name.lower() for name in fake_upstream.chat_requests()[-1].headers}
+
+
+def test_openais_own_api_is_asked_max_completion_tokens_and_other_servers_max_tokens() -> None:
+    """OpenAI refuses `max_tokens` for its reasoning models (o-series, GPT-5) and takes
+    `max_completion_tokens` for every model; OpenAI-compatible servers know `max_tokens`."""
+    openai_route = Route(**{**ROUTE.__dict__, "provider_slug": "openai", "base_url": "https://api.openai.com/v1"})
+    elsewhere = Route(**{**ROUTE.__dict__, "provider_slug": "openai", "base_url": "http://10.0.0.5:8000/v1"})
+
+    assert openai_route.max_tokens_param == "max_completion_tokens"
+    assert elsewhere.max_tokens_param == ROUTE.max_tokens_param == "max_tokens"
