@@ -64,8 +64,9 @@ class RequestRefused(Exception):
     Raised while a request is checked (conversations.params, frames), prepared
     (conversations.pipeline) and reserved (billing.hold_take); every entry point turns it
     into its own error shape (a websocket error frame, an HTTP error). Extras, where they
-    apply: `retry_after` (seconds, rate_limited), `reset_at` (when the quota resets,
-    quota_exceeded), `param` (the request field at fault, bad_request).
+    apply: `retry_after` (seconds, rate_limited), `rate_limit` (which of the minute's
+    limits: "requests" or "tokens"), `reset_at` (when the quota resets, quota_exceeded),
+    `param` (the request field at fault, bad_request).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class RequestRefused(Exception):
         retry_after: int | None = None,
         reset_at: datetime | None = None,
         param: str | None = None,
+        rate_limit: str | None = None,
     ) -> None:
         super().__init__(code)
         self.code = code
@@ -83,6 +85,7 @@ class RequestRefused(Exception):
         self.retry_after = retry_after
         self.reset_at = reset_at
         self.param = param
+        self.rate_limit = rate_limit
 
 
 # What json.loads raises on input that is no JSON value we can use: not JSON, not UTF-8

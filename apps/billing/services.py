@@ -215,12 +215,32 @@ def _rate_take(
         # after the first statement began (PostgreSQL's UPDATE did not see it).
         taken = counters.rate_add(scope_key=key, window_start=window, tokens=tokens, rpm=limits.rpm, tpm=limits.tpm)
     if not taken:
-        retry_after = max(60 - now.second, 1)
-        raise RequestRefused(
-            ErrorCode.RATE_LIMITED,
-            str(_("Too many requests this minute. Try again in %(seconds)d seconds.") % {"seconds": retry_after}),
-            retry_after=retry_after,
+        raise _rate_refusal(scope_key=key, window_start=window, limits=limits, tokens=tokens, now=now)
+
+
+def _rate_refusal(
+    *, scope_key: str, window_start: datetime, limits: Limits, tokens: int, now: datetime
+) -> RequestRefused:
+    """Which of the minute's limits refused the request, in words: its requests, or its
+    tokens (then how many this one needs and how many are left)."""
+    retry_after = max(60 - now.second, 1)
+    minute = RateCounter.objects.filter(scope_key=scope_key, window_start=window_start).first()
+    if limits.tpm is not None and (limits.rpm is None or minute is None or minute.requests < limits.rpm):
+        used = minute.tokens if minute is not None else 0
+        values = {"tokens": tokens, "left": max(limits.tpm - used, 0), "limit": limits.tpm, "seconds": retry_after}
+        message = _(
+            "This minute's limit of %(limit)d tokens is nearly used: this request needs %(tokens)d "
+            "(the question and room for the reply) and %(left)d are left. Try again in %(seconds)d seconds."
         )
+        return RequestRefused(
+            ErrorCode.RATE_LIMITED, str(message % values), retry_after=retry_after, rate_limit="tokens"
+        )
+    return RequestRefused(
+        ErrorCode.RATE_LIMITED,
+        str(_("Too many requests this minute. Try again in %(seconds)d seconds.") % {"seconds": retry_after}),
+        retry_after=retry_after,
+        rate_limit="requests",
+    )
 
 
 def _fallback_units(*, model_id: int, currency: str, prompt_tokens: int, max_tokens: int, now: datetime) -> int:

@@ -83,6 +83,8 @@ def _error_body(*, message: Promise | str, error_type: str, code: str | None, pa
 
 def _refusal_response(error: RequestRefused) -> JsonResponse:
     status, error_type, code = _REFUSALS.get(error.code, (400, "invalid_request_error", None))
+    if error.rate_limit is not None:
+        error_type = error.rate_limit  # OpenAI's type for a minute's limit: "requests" or "tokens"
     response = JsonResponse(
         _error_body(message=error.message, error_type=error_type, code=code or str(error.code), param=error.param),
         status=status,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.billing.models import ExchangeRate, Hold, LedgerEntry, SiteBillingSettings, StudentOverride, UsageCounter
 from apps.billing.selectors import quota_status, site_billing_settings_forget
@@ -111,7 +111,8 @@ def test_requests_per_minute_refuse_with_a_retry_after(people: People, fake_mode
         take(people.student, people.classroom, fake_model)
         with pytest.raises(RequestRefused) as refused:
             take(people.student, people.classroom, fake_model)
-    assert (refused.value.code, refused.value.retry_after) == ("rate_limited", 15)
+    assert (refused.value.code, refused.value.retry_after, refused.value.rate_limit) == ("rate_limited", 15, "requests")
+    assert "请求太多" in str(refused.value.message)
     with time_machine.travel(datetime(2026, 3, 10, 9, 1, 1, tzinfo=UTC), tick=False):
         take(people.student, people.classroom, fake_model)
 
@@ -119,9 +120,12 @@ def test_requests_per_minute_refuse_with_a_retry_after(people: People, fake_mode
 def test_tokens_per_minute(people: People, fake_model: ChatModel) -> None:
     policy_set(people.classroom, tpm=1_000)
     take(people.student, people.classroom, fake_model, prompt=400, max_tokens=400)
-    with pytest.raises(RequestRefused) as refused:
+    with pytest.raises(RequestRefused) as refused, translation.override("en"):
         take(people.student, people.classroom, fake_model, prompt=200, max_tokens=200)
-    assert refused.value.code == "rate_limited"
+    assert (refused.value.code, refused.value.rate_limit) == ("rate_limited", "tokens")
+    # It says which limit and by how much: not "too many requests" after one.
+    message = str(refused.value.message)
+    assert "1000 tokens" in message and "needs 400" in message and "200 are left" in message
 
 
 @pytest.mark.parametrize("entry_point", ["api", "chat"])

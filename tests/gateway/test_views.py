@@ -435,8 +435,27 @@ def test_too_many_requests_a_minute_raise_rate_limit_error_with_retry_after(
             refused.append(error)
     assert refused and served in (1, 2)
     assert {error.code for error in refused} == {"rate_limit_exceeded"}
+    assert {error.type for error in refused} == {"requests"}
     assert all(int(error.response.headers["Retry-After"]) > 0 for error in refused)
     assert LedgerEntry.objects.count() == served
+
+
+def test_a_minutes_tokens_used_up_raise_rate_limit_error_of_type_tokens_saying_how_many_are_left(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, people: People
+) -> None:
+    """As OpenAI answers: the limit that refused it is the error's type, and the message says
+    what the request needs and what is left (it said "too many requests" after one)."""
+    quota_policy_set(classroom=people.classroom, period=Period.MONTH, tpm=500)
+    client = client_for(live_asgi, key).with_options(max_retries=0, default_headers={"Accept-Language": "en"})
+    refused = []
+    for _ in range(3):
+        try:
+            client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=300)
+        except openai.RateLimitError as error:
+            refused.append(error)
+    assert refused and {(error.code, error.type) for error in refused} == {("rate_limit_exceeded", "tokens")}
+    assert all("limit of 500 tokens" in error.message and "are left" in error.message for error in refused)
+    assert all(int(error.response.headers["Retry-After"]) > 0 for error in refused)
 
 
 def test_sampling_parameters_response_format_and_max_completion_tokens_reach_the_provider(
