@@ -23,8 +23,8 @@ from .models import (
     SiteBillingSettings,
     UsageRollup,
 )
-from .selectors import balance_check_latest, site_billing_settings_forget
-from .services import quota_policy_delete, quota_policy_set, quota_policy_validate
+from .selectors import balance_check_latest
+from .services import quota_policy_delete, quota_policy_set, quota_policy_validate, site_billing_settings_save
 from .templatetags.ledger_balance import balance_warning
 
 
@@ -153,8 +153,7 @@ class SiteBillingSettingsAdmin(admin.ModelAdmin):
         return not SiteBillingSettings.objects.exists()
 
     def save_model(self, request: HttpRequest, obj: SiteBillingSettings, form: object, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        site_billing_settings_forget()  # this process sees the change at once; others within seconds
+        site_billing_settings_save(site=obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

@@ -58,6 +58,7 @@ from .selectors import (
     limits_forget,
     period_bounds,
     site_billing_settings,
+    site_billing_settings_forget,
 )
 
 logger = logging.getLogger(__name__)
@@ -173,6 +174,26 @@ def _counters_carry_in(*, classroom: Classroom) -> None:
         return
     students = Enrollment.objects.filter(classroom=classroom).values_list("student_id", flat=True)
     keys = {f"c{classroom.pk}:pool"} | {f"c{classroom.pk}:s{student}" for student in students}
+    _budget_rows_carry_in(keys=keys, start=start)
+
+
+def _classless_counters_carry_in() -> None:
+    """_counters_carry_in for the people in no class, whose budgets run on the site's
+    default period: everyone with a budget row, or a request since the period began."""
+    start, _reset = period_bounds(limits=limits_for(user=User(pk=0), classroom=None), now=timezone.now())
+    if start is None:
+        return
+    keys = set(UsageCounter.objects.filter(scope_key__startswith="u").values_list("scope_key", flat=True))
+    keys |= {
+        f"u{user_id}"
+        for user_id in LedgerEntry.objects.filter(classroom__isnull=True, created_at__gte=start).values_list(
+            "user_id", flat=True
+        )
+    }
+    _budget_rows_carry_in(keys=keys, start=start)
+
+
+def _budget_rows_carry_in(*, keys: set[str], start: datetime) -> None:
     existing = list(UsageCounter.objects.filter(scope_key__in=keys, period_start=start))
     _counters_create(_CountersUnseen(keys - {counter.scope_key for counter in existing}, start))
     for counter in existing:
@@ -1112,6 +1133,24 @@ def quota_policy_set(
     if before != (policy.period, policy.term_start, policy.term_end):
         _counters_carry_in(classroom=classroom)  # the limits were forgotten above: it reads the new ones
     return policy
+
+
+@transaction.atomic
+def site_billing_settings_save(*, site: SiteBillingSettings) -> SiteBillingSettings:
+    """Save the site's billing settings (admin). Side effects: the row; the cached settings
+    and limits dropped in this process (others follow within seconds); when the default
+    period changed, what was spent since the new period began carried into the budget rows
+    of every class without a quota of its own and of everyone in no class, as
+    quota_policy_set does for a class (else the meters showed 0 used on the new period)."""
+    before = SiteBillingSettings.objects.filter(pk=site.pk).values_list("default_period", flat=True).first()
+    site.save()
+    site_billing_settings_forget()
+    limits_forget()
+    if before is not None and before != site.default_period:
+        for classroom in Classroom.objects.filter(quota_policy__isnull=True):
+            _counters_carry_in(classroom=classroom)
+        _classless_counters_carry_in()
+    return site
 
 
 def quota_policy_delete(*, policy: QuotaPolicy) -> None:

@@ -5,13 +5,16 @@ that ran across midnight still counts once, in the period it began in."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import time_machine
+from django.forms.models import model_to_dict
+from django.urls import reverse
 
 from apps.billing.models import Period, UsageCounter
-from apps.billing.selectors import quota_status
-from apps.billing.services import ledger_balance_check, quota_policy_set
+from apps.billing.selectors import quota_status, site_billing_settings
+from apps.billing.services import ledger_balance_check, quota_policy_set, site_billing_settings_save
 from apps.providers.models import ChatModel
 from tests.billing.conftest import settle, take
 from tests.conftest import People
@@ -64,3 +67,39 @@ def test_a_reply_across_midnight_counts_once_in_the_period_it_began_in(people: P
         take(people.student, people.classroom, fake_model, prompt=10, max_tokens=10)  # the day's first request
         today = UsageCounter.objects.get(scope_key=f"c{people.classroom.pk}:s{people.student.pk}", tokens_held=20)
         assert (today.tokens_used, today.tokens_carried) == (0, 0)  # the reply is the 9th's
+
+
+def test_the_sites_default_period_changed_in_admin_carries_what_was_spent_into_classes_without_a_policy_and_people_in_none(
+    people: People, fake_model: ChatModel, admin_client: Any
+) -> None:
+    """A class without a quota of its own, and a teacher chatting in no class, run on the
+    site's default period: changed from month to day in admin, the meters showed 0 used."""
+    site = site_billing_settings()
+    site.default_student_token_limit = 100_000
+    site_billing_settings_save(site=site)
+    with time_machine.travel(MARCH_2, tick=False):
+        settle(take(people.student, people.classroom, fake_model, prompt=300, max_tokens=500), 300, 200)
+    with time_machine.travel(MARCH_10, tick=False):
+        settle(take(people.student, people.classroom, fake_model, prompt=100, max_tokens=500), 100, 100)
+        settle(take(people.teacher, None, fake_model, prompt=40, max_tokens=500), 40, 60)
+        assert (used(people), quota_status(user=people.teacher, classroom=None).tokens_used) == (700, 100)
+
+        form = {
+            field: value
+            for field, value in model_to_dict(site_billing_settings()).items()
+            if value is not None and field != "id"
+        }
+        response = admin_client.post(
+            reverse("admin:billing_sitebillingsettings_change", args=[site.pk]), {**form, "default_period": "day"}
+        )
+        assert response.status_code == 302, response.content[:2000]
+
+        assert site_billing_settings().default_period == Period.DAY
+        assert used(people) == 200  # today's, at once
+        assert quota_status(user=people.teacher, classroom=None).tokens_used == 100
+        assert ledger_balance_check().difference_count == 0
+        site = site_billing_settings()
+        site.default_period = Period.MONTH
+        site_billing_settings_save(site=site)
+        assert used(people) == 700
+        assert ledger_balance_check().difference_count == 0
