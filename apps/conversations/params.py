@@ -48,6 +48,7 @@ TOOL_NAME = SCHEMA_NAME  # OpenAI's rule for function names: letters, digits, _ 
 # multi-agent framework): no whitespace and none of < | \ / >. Bounded here.
 MESSAGE_NAME = re.compile(r"[^\s<|\\/>]{1,256}")
 MAX_TOOL_CALL_ID = 200
+LOGIT_BIAS_MAX = 300
 # Parameters only the OpenAI-compatible API takes: the chat page has no way to run a tool.
 API_ONLY_PARAMS = ("tools", "tool_choice", "parallel_tool_calls")
 
@@ -193,6 +194,25 @@ def _tool_choice(name: str, value: object) -> str | dict[str, Any]:
     )
 
 
+def _logit_bias(name: str, value: object) -> dict[str, int | float]:
+    """Token ids (as strings, as JSON keys are) to a bias from -100 to 100, as OpenAI takes it."""
+    if (
+        isinstance(value, dict)
+        and len(value) <= LOGIT_BIAS_MAX
+        and all(isinstance(token, str) and token.isdigit() and len(token) <= 10 for token in value)
+        and all(
+            not isinstance(bias, bool) and isinstance(bias, (int, float)) and -100 <= bias <= 100
+            for bias in value.values()
+        )
+    ):
+        return dict(value)
+    raise RequestRefused(
+        ErrorCode.BAD_REQUEST,
+        _("'logit_bias' must map at most %(n)d token ids to a bias from -100 to 100.") % {"n": LOGIT_BIAS_MAX},
+        param=name,
+    )
+
+
 def _boolean(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise RequestRefused(ErrorCode.BAD_REQUEST, _("'%(name)s' must be true or false.") % {"name": name}, param=name)
@@ -213,7 +233,13 @@ PASSTHROUGH_PARAMS: dict[str, Callable[[str, object], Any]] = {
     "tools": _tools,
     "tool_choice": _tool_choice,
     "parallel_tool_calls": _boolean,
+    "logit_bias": _logit_bias,
 }
+# What asks for nothing, as libraries send it by default: the same as not given. An empty
+# tool list is no tools (OpenAI takes it so; LangChain's agents send it), and then a choice
+# among none of them that forces no call; an empty bias.
+_NOTHING_ASKED: dict[str, tuple[object, ...]] = {"tools": ([],), "logit_bias": ({},)}
+_WITH_NO_TOOLS: dict[str, tuple[object, ...]] = {"tool_choice": ("none", "auto"), "parallel_tool_calls": (True, False)}
 
 
 def params_clean(*, params: object, tools_allowed: bool = False) -> dict[str, Any]:
@@ -224,10 +250,13 @@ def params_clean(*, params: object, tools_allowed: bool = False) -> dict[str, An
     if not isinstance(params, dict):
         raise RequestRefused(ErrorCode.BAD_REQUEST, _("'params' must be an object."), param="params")
     cleaned: dict[str, Any] = {}
+    no_tools = params.get("tools") == []
     for name, value in params.items():
         check = PASSTHROUGH_PARAMS.get(name)
         if value is None:
             continue  # any parameter's null: not given
+        if _asks_nothing(name, value) or (no_tools and _asks_nothing(name, value, _WITH_NO_TOOLS)):
+            continue
         if check is None or (name in API_ONLY_PARAMS and not tools_allowed):
             shown = name[:40] if text_is_sendable(name) else "?"
             raise RequestRefused(
@@ -244,6 +273,11 @@ def params_clean(*, params: object, tools_allowed: bool = False) -> dict[str, An
                 param=name,
             )
     return cleaned
+
+
+def _asks_nothing(name: str, value: object, table: dict[str, tuple[object, ...]] = _NOTHING_ASKED) -> bool:
+    # `in` compares with ==, and True == 1: the type must match too.
+    return any(type(value) is type(nothing) and value == nothing for nothing in table.get(name, ()))
 
 
 def max_tokens_clean(*, value: object, param: str = "max_tokens") -> int | None:

@@ -233,7 +233,7 @@ def send(**fields: Any) -> str:
         pytest.param(send(params={"stop": ""}), id="stop empty"),
         pytest.param(send(params={"response_format": {"type": "yaml"}}), id="response_format type unknown"),
         pytest.param(send(params={"response_format": {"type": "json_schema"}}), id="response_format schema missing"),
-        pytest.param(send(params={"logit_bias": {"1": 100}}), id="unsupported parameter"),
+        pytest.param(send(params={"best_of": 2}), id="unsupported parameter"),
         pytest.param(send(params=[1]), id="params not an object"),
         pytest.param(send(max_tokens=0), id="max_tokens 0"),
         pytest.param(send(max_tokens=-5), id="max_tokens negative"),
@@ -291,7 +291,7 @@ async def test_a_refused_parameter_is_named_in_the_pages_language(
     ws = await ws_connect(people.student, language="zh-hans")
     await ws.connect()
 
-    error = await answer(ws, send(params={"logit_bias": {"1": 100}}))
+    error = await answer(ws, send(params={"best_of": 2}))
 
-    assert (error["code"], error["message"]) == ("bad_request", "不支持的参数：logit_bias。")
+    assert (error["code"], error["message"]) == ("bad_request", "不支持的参数：best_of。")
     await ws.disconnect()

@@ -391,3 +391,40 @@ def test_a_conversation_longer_than_the_model_reads_is_refused_before_anything_i
         client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=long)  # type: ignore[arg-type]
     assert error.value.code == "context_length_exceeded"
     assert not fake_upstream.chat_requests() and not LedgerEntry.objects.exists()
+
+
+def test_an_empty_tool_list_is_no_tools_as_openai_takes_it(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    """LangChain's create_agent(tools=[]) sends `"tools": []`: OpenAI answers it as a request
+    with no tools (it was a 400 here). A choice that forces a call among none is still refused."""
+    client = client_for(live_asgi, key)
+    ask = [{"role": "user", "content": "hi"}]
+
+    client.chat.completions.create(model=MODEL, messages=ask, tools=[])
+    client.chat.completions.create(model=MODEL, messages=ask, tools=[], tool_choice="auto", parallel_tool_calls=False)
+
+    for body in (request.body for request in fake_upstream.chat_requests()):
+        assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(body)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=MODEL, messages=ask, tools=[], tool_choice="required")
+    assert refused.value.param == "tool_choice"
+    assert LedgerEntry.objects.count() == 2
+
+
+def test_logit_bias_reaches_the_provider_and_an_empty_one_is_not_sent(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    client = client_for(live_asgi, key)
+    ask = [{"role": "user", "content": "hi"}]
+
+    client.chat.completions.create(model=MODEL, messages=ask, logit_bias={"50256": -100, "15496": 2.5})
+    client.chat.completions.create(model=MODEL, messages=ask, logit_bias={})
+
+    sent, empty = (request.body for request in fake_upstream.chat_requests())
+    assert sent["logit_bias"] == {"50256": -100, "15496": 2.5} and "logit_bias" not in empty
+    for bad in ({"hello": 1}, {"1": 101}, {"1": True}, [1], {str(n): 1 for n in range(301)}):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model=MODEL, messages=ask, logit_bias=bad)  # type: ignore[arg-type]
+        assert refused.value.param == "logit_bias"
+    assert LedgerEntry.objects.count() == 2
