@@ -208,7 +208,7 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
     model = chat_model_get_by_route_name(route_name=request.model)
     classroom = conversation.classroom if conversation else classroom_for_student(user=user)
     if model is None or not classroom_allows_model(classroom=classroom, model=model):
-        raise RequestRefused(ErrorCode.MODEL_NOT_ALLOWED, _("That model is not available."), param="model")
+        raise model_unavailable(request.model)
     if "tools" in request.params and not model.supports_tools:
         raise RequestRefused(ErrorCode.BAD_REQUEST, _("This model does not take tools."), param="tools")
     # 2 route
@@ -288,6 +288,16 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
         params=request.params,  # checked when the request was built
         prompt=prompt,
         question_id=rows.user_message.pk if rows and rows.user_message else None,
+    )
+
+
+def model_unavailable(model: str) -> RequestRefused:
+    """A model that does not exist, or that this user may not use: named, as OpenAI names it
+    (the lesson's code asks for gpt-4o-mini, which a class may not have)."""
+    return RequestRefused(
+        ErrorCode.MODEL_NOT_ALLOWED,
+        _("The model “%(model)s” does not exist or is not available to you.") % {"model": model},
+        param="model",
     )
 
 

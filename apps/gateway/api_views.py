@@ -32,7 +32,16 @@ from django.views.decorators.debug import sensitive_variables
 from apps.accounts.selectors import classroom_for_student
 from apps.conversations.errors import upstream_message
 from apps.conversations.params import max_tokens_clean
-from apps.conversations.pipeline import ChatRequest, Delta, Event, Finished, Refused, Started, completion_run
+from apps.conversations.pipeline import (
+    ChatRequest,
+    Delta,
+    Event,
+    Finished,
+    Refused,
+    Started,
+    completion_run,
+    model_unavailable,
+)
 from apps.providers.selectors import chat_models_offered_to
 from webchat.errors import BAD_JSON, ErrorCode, RequestRefused
 from webchat.threads import off_the_loop
@@ -83,10 +92,13 @@ def _error_body(*, message: Promise | str, error_type: str, code: str | None, pa
 
 def _refusal_response(error: RequestRefused) -> JsonResponse:
     status, error_type, code = _REFUSALS.get(error.code, (400, "invalid_request_error", None))
+    message = error.message
+    if error.code == ErrorCode.MODEL_NOT_ALLOWED:
+        message = f"{message} {_('The models this key may use: GET /v1/models.')}"
     if error.rate_limit is not None:
         error_type = error.rate_limit  # OpenAI's type for a minute's limit: "requests" or "tokens"
     response = JsonResponse(
-        _error_body(message=error.message, error_type=error_type, code=code or str(error.code), param=error.param),
+        _error_body(message=message, error_type=error_type, code=code or str(error.code), param=error.param),
         status=status,
         json_dumps_params={"ensure_ascii": False},
     )
@@ -218,9 +230,7 @@ async def model_retrieve(request: HttpRequest, model: str) -> HttpResponse:
     except RequestRefused as error:
         return _refusal_response(error)
     if model not in names:
-        return _refusal_response(
-            RequestRefused(ErrorCode.MODEL_NOT_ALLOWED, _("That model is not available."), param="model")
-        )
+        return _refusal_response(model_unavailable(model))
     return JsonResponse(_model_object(model))
 
 

@@ -294,7 +294,7 @@ async def test_error_messages_follow_the_pages_language(people: People, fake_mod
     await ws.send_json_to({"type": "chat.send", "conversation": None, "model": "nope/none", "content": "x"})
     error = json.loads(await ws.receive_from(timeout=5))
     assert error["code"] == "model_not_allowed"
-    assert error["message"] == "该模型不可用。"
+    assert error["message"] == "模型“nope/none”不存在，或你无权使用。"
     await ws.disconnect()
 
 
