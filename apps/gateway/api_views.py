@@ -94,7 +94,8 @@ def _refusal_response(error: RequestRefused) -> JsonResponse:
     status, error_type, code = _REFUSALS.get(error.code, (400, "invalid_request_error", None))
     message = error.message
     if error.code == ErrorCode.MODEL_NOT_ALLOWED:
-        message = f"{message} {_('The models this key may use: GET /v1/models.')}"
+        listed = _("The models this key may use: GET /v1/models.")
+        message = f"{message} {listed}"
     if error.rate_limit is not None:
         error_type = error.rate_limit  # OpenAI's type for a minute's limit: "requests" or "tokens"
     response = JsonResponse(

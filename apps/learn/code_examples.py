@@ -20,11 +20,14 @@ class CodeExamples(TypedDict):
 
 
 def _python(*, key_var: str, base_url: str, model: str, question: str) -> str:
+    # Not inside the f-string: makemessages (xgettext) finds no call there.
+    key_comment = _("the key, from the environment or .env")
+    usage_comment = _("the last chunk carries the token counts")
     return f"""import os
 from openai import OpenAI
 
 client = OpenAI(
-    api_key=os.getenv("{key_var}"),  # {_("the key, from the environment or .env")}
+    api_key=os.getenv("{key_var}"),  # {key_comment}
     base_url="{base_url}",
 )
 
@@ -32,7 +35,7 @@ stream = client.chat.completions.create(
     model="{model}",
     messages=[{{"role": "user", "content": {json.dumps(question, ensure_ascii=False)}}}],
     stream=True,
-    stream_options={{"include_usage": True}},  # {_("the last chunk carries the token counts")}
+    stream_options={{"include_usage": True}},  # {usage_comment}
 )
 for chunk in stream:
     if chunk.choices and chunk.choices[0].delta.content:
