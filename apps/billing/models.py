@@ -119,10 +119,10 @@ class SiteBillingSettings(models.Model):
         _("default money per student"), null=True, blank=True, **MONEY_LIMIT
     )
     default_rpm = models.PositiveIntegerField(
-        _("default requests per minute"), null=True, blank=True, default=10, **RPM_LIMIT
+        _("default requests per minute"), null=True, blank=True, default=60, **RPM_LIMIT
     )
     default_tpm = models.PositiveIntegerField(
-        _("default tokens per minute"), null=True, blank=True, default=40_000, **TPM_LIMIT
+        _("default tokens per minute"), null=True, blank=True, default=100_000, **TPM_LIMIT
     )
     max_student_token_limit = models.PositiveBigIntegerField(
         _("cap: tokens per student"), null=True, blank=True, **TOKEN_LIMIT
