@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -110,9 +111,11 @@ SCHEMA_COPIED_BYTES_MAX = 64 * 1024
 
 def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budget: list[int] | None = None) -> Any:
     """A small value that fits a JSON schema (the demo's answer to `json_schema` output and
-    its arguments to a tool): the first enum value or const, each property of an object, one
-    item of an array, "demo" for a string, the minimum (or 0) for a number. At most
-    SCHEMA_VALUES_MAX values, _SCHEMA_DEPTH deep, SCHEMA_COPIED_BYTES_MAX of given values."""
+    its arguments to a tool), as a real model in strict mode gives one: the first enum value
+    or const, each property of an object, an array's fewest items (none once nested deep, so
+    a recursive schema ends), a string of its format, pattern and length ("demo" if free), a
+    number within its bounds and multiple. At most SCHEMA_VALUES_MAX values, _SCHEMA_DEPTH
+    deep, SCHEMA_COPIED_BYTES_MAX of given values."""
     root = schema if root is None else root
     budget = [SCHEMA_VALUES_MAX, SCHEMA_COPIED_BYTES_MAX] if budget is None else budget
     if not isinstance(schema, dict) or depth > _SCHEMA_DEPTH or budget[0] <= 0 or budget[1] <= 0:
@@ -149,27 +152,223 @@ def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budge
             value[name] = demo_value_for(sub, root=root, depth=depth + 1, budget=budget)
         return value
     if kind == "array":
-        count = schema.get("minItems") if isinstance(schema.get("minItems"), int) else 1
         return [
             demo_value_for(schema.get("items"), root=root, depth=depth + 1, budget=budget)
-            for _ in range(min(max(count, 1), 3))
+            for _ in range(_items_count(schema, depth=depth))
         ]
     if kind == "string":
-        return "demo"
+        return _demo_string(schema)
     if kind in ("integer", "number"):
-        minimum = schema.get("minimum")
-        return minimum if isinstance(minimum, int | float) and not isinstance(minimum, bool) else 0
+        return _demo_number(schema, integer=kind == "integer")
     if kind == "boolean":
         return False
     return None
 
 
-def demo_structured_reply(*, response_format: object, text: str) -> str | None:
-    """The reply as JSON when the caller asked for JSON: a value fitting its json_schema, or
-    `{"reply": ...}` for json_object. None: plain text was asked for."""
+# Below this depth an array with no minItems gets one item, deeper none: a recursive schema
+# (a tree's children) ends in empty lists, not in nulls where values are required.
+_ITEMS_DEPTH = 4
+_ITEMS_MAX = 3
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _items_count(schema: dict[str, Any], *, depth: int) -> int:
+    least, most = _whole(schema.get("minItems")), _whole(schema.get("maxItems"))
+    count = least if least else (1 if depth < _ITEMS_DEPTH else 0)
+    if schema.get("uniqueItems") is True:
+        count = min(count, 1)  # the items made are all alike
+    if most is not None:
+        count = min(count, most)
+    return min(count, _ITEMS_MAX)
+
+
+# A value of each string format a library asks for (pydantic: date, date-time, uuid, email ...).
+_FORMATS = {
+    "date": "2026-01-01",
+    "date-time": "2026-01-01T00:00:00Z",
+    "time": "00:00:00Z",
+    "duration": "P1D",
+    "email": "demo@example.com",
+    "idn-email": "demo@example.com",
+    "hostname": "example.com",
+    "idn-hostname": "example.com",
+    "ipv4": "192.0.2.1",
+    "ipv6": "2001:db8::1",
+    "uri": "https://example.com/",
+    "iri": "https://example.com/",
+    "uri-reference": "https://example.com/",
+    "url": "https://example.com/",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+}
+_PATTERN_CHARS_MAX = 200
+
+
+def _demo_string(schema: dict[str, Any]) -> str:
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str):
+        matching = _string_matching(pattern)
+        if matching is not None:
+            return matching
+    text = _FORMATS.get(schema.get("format"), "demo") if isinstance(schema.get("format"), str) else "demo"
+    least, most = _whole(schema.get("minLength")), _whole(schema.get("maxLength"))
+    if least is not None and len(text) < least:
+        text = (text * (least // len(text) + 1))[: max(least, 1)]
+    if most is not None and len(text) > most:
+        text = text[:most]
+    return text
+
+
+def _string_matching(pattern: str) -> str | None:
+    """A short string the regular expression matches (re.search, as JSON Schema's pattern
+    applies), built from its parse: the first branch, each repeat's fewest, a class's first
+    character. None when it cannot tell (a lookaround, a backreference, too long)."""
+    try:
+        parsed = re._parser.parse(pattern)  # type: ignore[attr-defined]
+        built = _built(parsed)
+    except (re.error, RecursionError, ValueError, TypeError, KeyError, IndexError, OverflowError):
+        return None
+    if built is None or len(built) > _PATTERN_CHARS_MAX:
+        return None
+    try:
+        return built if re.search(pattern, built) else None
+    except re.error:
+        return None
+
+
+def _built(parsed: Any) -> str | None:
+    constants = re._constants  # type: ignore[attr-defined]
+    out: list[str] = []
+    for op, argument in parsed:
+        if op is constants.LITERAL:
+            out.append(chr(argument))
+        elif op is constants.ANY:
+            out.append("a")
+        elif op is constants.IN:
+            character = _class_character(argument)
+            if character is None:
+                return None
+            out.append(character)
+        elif op in (constants.MAX_REPEAT, constants.MIN_REPEAT, getattr(constants, "POSSESSIVE_REPEAT", None)):
+            least, _most, item = argument
+            if least > _PATTERN_CHARS_MAX:
+                return None
+            piece = _built(item)
+            if piece is None:
+                return None
+            out.append(piece * least)
+        elif op is constants.SUBPATTERN:
+            piece = _built(argument[-1])
+            if piece is None:
+                return None
+            out.append(piece)
+        elif op is constants.BRANCH:
+            piece = _built(argument[1][0])
+            if piece is None:
+                return None
+            out.append(piece)
+        elif op is constants.AT:
+            continue  # ^ $ \b: the built string starts and ends where the pattern does
+        else:
+            return None  # lookarounds, backreferences, conditionals
+        if sum(map(len, out)) > _PATTERN_CHARS_MAX:
+            return None
+    return "".join(out)
+
+
+def _class_character(items: Any) -> str | None:
+    constants = re._constants  # type: ignore[attr-defined]
+    for op, argument in items:
+        if op is constants.NEGATE:
+            return None
+        if op is constants.LITERAL:
+            return chr(argument)
+        if op is constants.RANGE:
+            return chr(argument[0])
+        if op is constants.CATEGORY:
+            return {
+                constants.CATEGORY_DIGIT: "0",
+                constants.CATEGORY_WORD: "a",
+                constants.CATEGORY_SPACE: " ",
+                constants.CATEGORY_NOT_DIGIT: "a",
+                constants.CATEGORY_NOT_WORD: "-",
+                constants.CATEGORY_NOT_SPACE: "a",
+            }.get(argument)
+    return None
+
+
+def _number_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return value
+
+
+def _demo_number(schema: dict[str, Any], *, integer: bool) -> int | float:
+    """0 if it fits; else the lowest value within the bounds (inclusive and exclusive, in
+    either draft's form) that is a multiple of multipleOf, else the bound itself."""
+    low, high = _number_or_none(schema.get("minimum")), _number_or_none(schema.get("maximum"))
+    low_open, high_open = (
+        _number_or_none(schema.get("exclusiveMinimum")),
+        _number_or_none(schema.get("exclusiveMaximum")),
+    )
+    if schema.get("exclusiveMinimum") is True and low is not None:  # draft 4: a flag on minimum
+        low, low_open = None, low
+    if schema.get("exclusiveMaximum") is True and high is not None:
+        high, high_open = None, high
+    step = _number_or_none(schema.get("multipleOf"))
+    step = step if step and step > 0 else None
+
+    def fits(value: float) -> bool:
+        return (
+            (low is None or value >= low)
+            and (high is None or value <= high)
+            and (low_open is None or value > low_open)
+            and (high_open is None or value < high_open)
+            and (step is None or _multiple(value, step))
+        )
+
+    lowest = max([bound for bound in (low, low_open) if bound is not None], default=None)
+    highest = min([bound for bound in (high, high_open) if bound is not None], default=None)
+    candidates: list[float] = [0]
+    if lowest is not None:
+        candidates += [lowest, math.floor(lowest) + 1, lowest + 1]
+        if highest is not None:
+            candidates.append((lowest + highest) / 2)
+    if highest is not None:
+        candidates += [highest, math.ceil(highest) - 1, highest - 1]
+    if step is not None:
+        start = lowest if lowest is not None else (highest if highest is not None else 0)
+        first = math.ceil(start / step) * step
+        candidates += [first, first + step, math.floor(start / step) * step - step]
+    for value in candidates:
+        if integer and value != math.floor(value):
+            continue
+        if fits(value):
+            return int(value) if integer or value == int(value) else value
+    given = lowest if lowest is not None else highest if highest is not None else 0
+    return int(given) if integer else given
+
+
+def _multiple(value: float, step: float) -> bool:
+    ratio = value / step
+    return abs(ratio - round(ratio)) < 1e-9
+
+
+def demo_structured_reply(
+    *, response_format: object, text: str, messages: list[dict[str, Any]] | None = None
+) -> str | None:
+    """The reply as JSON when the caller asked for JSON: a value fitting its json_schema; for
+    json_object, a value fitting a JSON schema the messages hold (instructor's and others'
+    JSON modes put the schema in the prompt), else `{"reply": ...}`. None: plain text was
+    asked for."""
     if not isinstance(response_format, dict):
         return None
     if response_format.get("type") == "json_object":
+        schema = _schema_in(messages or [])
+        if schema is not None:
+            return json.dumps(demo_value_for(schema), ensure_ascii=False)
         return json.dumps({"reply": text}, ensure_ascii=False)
     spec = response_format.get("json_schema")
     if response_format.get("type") == "json_schema" and isinstance(spec, dict):
@@ -177,13 +376,57 @@ def demo_structured_reply(*, response_format: object, text: str) -> str | None:
     return None
 
 
+# How much of the messages is searched for a schema, and at most how many places in it.
+_SCHEMA_SEARCH_CHARS = 64 * 1024
+_SCHEMA_SEARCH_STARTS = 64
+
+
+def _schema_in(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The JSON schema (an object with properties, or a reference into its own $defs, as
+    pydantic writes a recursive model) written in the system, developer or user messages,
+    latest message first."""
+    decoder = json.JSONDecoder()
+    for message in reversed(messages):
+        if message.get("role") not in ("system", "developer", "user"):
+            continue
+        content = message.get("content")
+        parts = (
+            [content]
+            if isinstance(content, str)
+            else [part.get("text") for part in content if isinstance(part, dict)]
+            if isinstance(content, list)
+            else []
+        )
+        for text in parts:
+            if not isinstance(text, str):
+                continue
+            text = text[:_SCHEMA_SEARCH_CHARS]
+            at, tried = text.find("{"), 0
+            while at >= 0 and tried < _SCHEMA_SEARCH_STARTS:
+                tried += 1
+                try:
+                    found, end = decoder.raw_decode(text, at)
+                except ValueError:
+                    at = text.find("{", at + 1)
+                    continue
+                if isinstance(found, dict) and (
+                    isinstance(found.get("properties"), dict)
+                    or (isinstance(found.get("$ref"), str) and isinstance(found.get("$defs"), dict))
+                ):
+                    return found
+                at = text.find("{", end)
+    return None
+
+
 def demo_tool_call(*, messages: list[dict[str, Any]], tools: object, tool_choice: object) -> dict[str, Any] | None:
-    """The tool call the demo makes: when tools are offered, the last message is the user's
-    and tool_choice allows it, it calls the chosen tool (or the first) with arguments made
-    from its parameters' schema. After a tool's result it answers in text instead."""
+    """The tool call the demo makes: when tools are offered and tool_choice allows it, it
+    calls the chosen tool (or the first) with arguments made from its parameters' schema.
+    With tool_choice auto, after a tool's result it answers in text instead; `required` or
+    a named function is a call every time, as OpenAI's."""
     if not isinstance(tools, list) or not tools or tool_choice == "none":
         return None
-    if not messages or messages[-1].get("role") != "user":
+    forced = tool_choice == "required" or isinstance(tool_choice, dict)
+    if not messages or (messages[-1].get("role") != "user" and not forced):
         return None
     functions = [t.get("function") for t in tools if isinstance(t, dict) and isinstance(t.get("function"), dict)]
     chosen = tool_choice.get("function") if isinstance(tool_choice, dict) else None

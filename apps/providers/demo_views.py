@@ -123,7 +123,10 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     text = demo_reply_compose(messages=messages, model_name=model_name, price=price, prompt=prompt)
     if messages[-1]["role"] == "tool":
         text = f"The tool answered: {messages[-1]['content'][:300]}\n\n{text}"
-    text = demo_structured_reply(response_format=parsed.get("response_format"), text=text) or text
+    text = (
+        demo_structured_reply(response_format=parsed.get("response_format"), text=text, messages=parsed["messages"])
+        or text
+    )
     max_tokens = parsed.get("max_completion_tokens") or parsed.get("max_tokens")
     # Honour max_tokens like a real model: cut the reply and say why.
     limit = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else 1_000_000

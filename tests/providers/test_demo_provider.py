@@ -3,11 +3,14 @@ using it end to end through a live ASGI server."""
 
 from __future__ import annotations
 
+import datetime
 import json
-from typing import Any
+import uuid
+from typing import Any, Literal
 
 import pytest
 from openai import OpenAI, RateLimitError
+from pydantic import BaseModel, Field
 from websockets.sync.client import connect as ws_open
 
 from apps.conversations.models import Message
@@ -248,3 +251,107 @@ def test_the_public_demo_endpoint_answers_odd_bodies_without_failing(demo_model:
         "/demo/v1/chat/completions", data=json.dumps(body), content_type="application/json"
     )
     assert response.status_code in (200, 400), response.content[:300]
+
+
+class _Node(BaseModel):
+    name: str
+    children: list[_Node]
+
+
+class _Constrained(BaseModel):
+    """What pydantic models ask of structured output: formats, lengths, bounds, patterns."""
+
+    when: datetime.date
+    at: datetime.datetime
+    id: uuid.UUID
+    title: str = Field(min_length=5)
+    code: str = Field(max_length=2)
+    share: float = Field(gt=0.5)
+    below: int = Field(le=-1)
+    fives: int = Field(multiple_of=5, ge=3)
+    fraction: float = Field(gt=0, lt=1)
+    none: list[str] = Field(max_length=0)
+    zip_code: str = Field(pattern=r"^\d{5}$")
+    ticket: str = Field(pattern=r"^[A-Z]{2}-\d+$")
+    tree: _Node
+    level: Literal["easy", "hard"]
+
+
+def test_the_demos_structured_output_passes_the_callers_own_validation(sdk: OpenAI) -> None:
+    """The SDK's parse() validates the answer with the caller's pydantic model: "demo" for a
+    date and 0 for gt=0.5 raised 9 validation errors; a recursive model ended in nulls."""
+    parsed = sdk.chat.completions.parse(
+        model="demo-tutor", messages=[{"role": "user", "content": "Fill it in"}], response_format=_Constrained
+    )
+    value = parsed.choices[0].message.parsed
+    assert isinstance(value, _Constrained)
+    assert value.tree.children[0].children == []  # a recursive schema ends in empty lists
+
+
+def test_a_json_mode_request_gets_a_value_of_the_schema_its_prompt_holds(sdk: OpenAI) -> None:
+    """instructor's JSON modes (and LangChain's json_mode with a prompt that shows the schema)
+    write the schema into the messages and ask for json_object: answered {"reply": ...}, the
+    caller's validation failed on every retry."""
+    schema = json.dumps(_Node.model_json_schema(), indent=2)
+    reply = sdk.chat.completions.create(
+        model="demo-tutor",
+        messages=[
+            {"role": "system", "content": f"Answer in JSON that matches this json_schema:\n\n{schema}\n\nOnly JSON."},
+            {"role": "user", "content": "A family tree"},
+        ],
+        response_format={"type": "json_object"},
+    )
+    _Node.model_validate_json(reply.choices[0].message.content or "")
+    plain = sdk.chat.completions.create(
+        model="demo-tutor",
+        messages=[{"role": "user", "content": "hi {not json"}],
+        response_format={"type": "json_object"},
+    )
+    assert set(json.loads(plain.choices[0].message.content or "")) == {"reply"}
+
+
+def test_a_forced_tool_choice_is_a_call_even_after_a_tools_result(sdk: OpenAI) -> None:
+    """As OpenAI's: `required` or a named function always answers with a call (LangChain's
+    structured output by tool asks for its tool after the agent's other tools answered; the
+    demo answered in text and the structured response was None)."""
+    tools: list[Any] = [
+        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}},
+        {"type": "function", "function": {"name": "Report", "parameters": _Node.model_json_schema()}},
+    ]
+    messages: list[Any] = [
+        {"role": "user", "content": "Weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    named = sdk.chat.completions.create(
+        model="demo-tutor",
+        messages=messages,
+        tools=tools,
+        tool_choice={"type": "function", "function": {"name": "Report"}},
+    )
+    [call] = named.choices[0].message.tool_calls or []
+    assert call.function.name == "Report" and named.choices[0].finish_reason == "tool_calls"
+    _Node.model_validate_json(call.function.arguments)
+    required = sdk.chat.completions.create(model="demo-tutor", messages=messages, tools=tools, tool_choice="required")
+    assert required.choices[0].message.tool_calls
+    auto = sdk.chat.completions.create(model="demo-tutor", messages=messages, tools=tools, tool_choice="auto")
+    assert not auto.choices[0].message.tool_calls and "sunny" in (auto.choices[0].message.content or "")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [(r"^\d{5}$", "00000"), (r"^(foo|bar)+$", "foo"), (r"[a-z]+@[a-z]+\.com", "a@a.com"), (r"^\w{3,}$", "aaa")],
+)
+def test_a_string_pattern_is_matched(pattern: str, expected: str) -> None:
+    from apps.providers.demo import demo_value_for
+
+    assert demo_value_for({"type": "string", "pattern": pattern}) == expected
+    # What it cannot build (a lookahead, a huge repeat) is the plain value, never an error.
+    assert demo_value_for({"type": "string", "pattern": r"^(?=x)y\1"}) == "demo"
+    assert demo_value_for({"type": "string", "pattern": r"^a{100000}$"}) == "demo"
