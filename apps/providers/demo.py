@@ -7,6 +7,7 @@ before the school has a single provider key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -157,7 +158,9 @@ def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budge
             for _ in range(_items_count(schema, depth=depth))
         ]
     if kind == "string":
-        return _demo_string(schema)
+        text = _demo_string(schema)
+        budget[1] -= len(text)  # long minLengths, many times over, count as copied bytes
+        return text if budget[1] >= 0 else None
     if kind in ("integer", "number"):
         return _demo_number(schema, integer=kind == "integer")
     if kind == "boolean":
@@ -204,6 +207,10 @@ _FORMATS = {
     "uuid": "00000000-0000-4000-8000-000000000000",
 }
 _PATTERN_CHARS_MAX = 200
+_PATTERN_SOURCE_MAX = 1_000
+# The longest string made for a minLength (longer asks are cut here: a minLength of 10^9
+# built gigabytes on the event loop).
+_STRING_CHARS_MAX = 1_000
 
 
 def _demo_string(schema: dict[str, Any]) -> str:
@@ -215,27 +222,27 @@ def _demo_string(schema: dict[str, Any]) -> str:
     text = _FORMATS.get(schema.get("format"), "demo") if isinstance(schema.get("format"), str) else "demo"
     least, most = _whole(schema.get("minLength")), _whole(schema.get("maxLength"))
     if least is not None and len(text) < least:
-        text = (text * (least // len(text) + 1))[: max(least, 1)]
+        least = min(least, _STRING_CHARS_MAX)
+        text = (text * (least // len(text) + 1))[:least]
     if most is not None and len(text) > most:
         text = text[:most]
     return text
 
 
+@functools.lru_cache(maxsize=256)  # a schema may hold the same pattern many times
 def _string_matching(pattern: str) -> str | None:
-    """A short string the regular expression matches (re.search, as JSON Schema's pattern
-    applies), built from its parse: the first branch, each repeat's fewest, a class's first
-    character. None when it cannot tell (a lookaround, a backreference, too long)."""
+    """A short string the regular expression matches (as JSON Schema's pattern applies it),
+    built from its parse: the first branch, each repeat's fewest, a class's first
+    character. None when it cannot tell (a lookaround, a backreference, a word boundary,
+    too long). The caller's pattern is parsed, never run: matching `(a?){30}a{30}` takes
+    hours, on the event loop every socket shares."""
+    if len(pattern) > _PATTERN_SOURCE_MAX:
+        return None
     try:
-        parsed = re._parser.parse(pattern)  # type: ignore[attr-defined]
-        built = _built(parsed)
+        built = _built(re._parser.parse(pattern))  # type: ignore[attr-defined]
     except (re.error, RecursionError, ValueError, TypeError, KeyError, IndexError, OverflowError):
         return None
-    if built is None or len(built) > _PATTERN_CHARS_MAX:
-        return None
-    try:
-        return built if re.search(pattern, built) else None
-    except re.error:
-        return None
+    return built if built is not None and len(built) <= _PATTERN_CHARS_MAX else None
 
 
 def _built(parsed: Any) -> str | None:
@@ -269,8 +276,13 @@ def _built(parsed: Any) -> str | None:
             if piece is None:
                 return None
             out.append(piece)
-        elif op is constants.AT:
-            continue  # ^ $ \b: the built string starts and ends where the pattern does
+        elif op is constants.AT and argument in (
+            constants.AT_BEGINNING,
+            constants.AT_BEGINNING_STRING,
+            constants.AT_END,
+            constants.AT_END_STRING,
+        ):
+            continue  # ^ $ \A \Z: the built string starts and ends where the pattern does
         else:
             return None  # lookarounds, backreferences, conditionals
         if sum(map(len, out)) > _PATTERN_CHARS_MAX:
@@ -299,9 +311,13 @@ def _class_character(items: Any) -> str | None:
     return None
 
 
+# Bounds past this are not honoured (10**400 is valid JSON; math on it overflows a float).
+_NUMBER_MAX = 1e15
+
+
 def _number_or_none(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -_NUMBER_MAX <= value <= _NUMBER_MAX:
+        return None  # NaN compares false both ways
     return value
 
 
@@ -318,7 +334,7 @@ def _demo_number(schema: dict[str, Any], *, integer: bool) -> int | float:
     if schema.get("exclusiveMaximum") is True and high is not None:
         high, high_open = None, high
     step = _number_or_none(schema.get("multipleOf"))
-    step = step if step and step > 0 else None
+    step = step if step and step >= 1e-9 else None
 
     def fits(value: float) -> bool:
         return (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 import uuid
 from typing import Any, Literal
 
@@ -355,3 +356,30 @@ def test_a_string_pattern_is_matched(pattern: str, expected: str) -> None:
     # What it cannot build (a lookahead, a huge repeat) is the plain value, never an error.
     assert demo_value_for({"type": "string", "pattern": r"^(?=x)y\1"}) == "demo"
     assert demo_value_for({"type": "string", "pattern": r"^a{100000}$"}) == "demo"
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        # Matching (a?){n}a{n} against a's takes 2^n steps: the pattern is parsed, never run.
+        {"type": "object", "properties": {f"p{i}": {"type": "string", "pattern": "(a?){40}a{40}"} for i in range(50)}},
+        {"type": "string", "minLength": 10**9},
+        {"type": "array", "items": {"type": "string", "minLength": 10**6}, "minItems": 3},
+        {"type": "integer", "minimum": 10**400},
+        {"type": "number", "minimum": 1e308, "multipleOf": 1e-308},
+        {"type": "number", "exclusiveMinimum": -(10**400), "maximum": 10**400, "multipleOf": 10**-400},
+    ],
+    ids=["catastrophic pattern", "huge minLength", "huge minLengths", "huge integer", "huge number", "huge bounds"],
+)
+def test_a_hostile_schema_is_answered_at_once(sdk: OpenAI, schema: dict[str, Any]) -> None:
+    """The demo builds its answer on the event loop every socket of the process shares, for
+    anyone (/demo/v1 needs no account): a catastrophic regex froze it for hours, a
+    minLength of 10^9 built gigabytes, a bound of 10^400 was a 500."""
+    started = time.monotonic()
+    reply = sdk.chat.completions.create(
+        model="demo-tutor",
+        messages=[{"role": "user", "content": "hi"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+    )
+    assert time.monotonic() - started < 2
+    assert len(reply.choices[0].message.content or "") < 100_000
