@@ -4,14 +4,31 @@ Django's SafeExceptionReporterFilter hides what views mark with sensitive_post_p
 and sensitive_variables, and settings whose names look secret, but only when DEBUG is off:
 on the DEBUG page (`make run`) a key posted to a view that then failed was shown in full.
 Keys are real money whatever the mode, so the marks apply always.
+
+A password can also sit inside a URL in a setting whose name looks harmless (REDIS_URL,
+CELERY_BROKER_URL, CACHES' LOCATION, the channel layer's hosts): those are shown with the
+password starred.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from django.http import HttpRequest
 from django.views.debug import SafeExceptionReporterFilter
+
+# scheme://user:password@host, or scheme://:password@host (Redis)
+_URL_PASSWORD = re.compile(r"(?P<before>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:)[^/@\s]+@")
 
 
 class SecretSafeExceptionReporterFilter(SafeExceptionReporterFilter):
     def is_active(self, request: HttpRequest | None) -> bool:
         return True
+
+    def cleanse_setting(self, key: Any, value: Any) -> Any:
+        if isinstance(value, str) and not (isinstance(key, str) and self.hidden_settings.search(key)):
+            text = str(value)  # a lazy string (a settings object's proxy) passes isinstance too
+            cleansed = _URL_PASSWORD.sub(rf"\g<before>{self.cleansed_substitute}@", text)
+            return cleansed if cleansed != text else value
+        return super().cleanse_setting(key, value)

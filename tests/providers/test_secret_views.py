@@ -204,3 +204,29 @@ def test_a_malformed_base_url_in_admin_is_a_form_error_for_every_scope(
     page = response.content.decode()
     assert "errorlist" in page and KEY not in page
     assert Credential.objects.count() == 0
+
+
+def test_a_password_inside_a_settings_url_is_not_on_the_debug_page(
+    people: People, debug_client: Client, sealing_breaks: None, settings: Any
+) -> None:
+    """REDIS_URL, the broker's and the cache's URLs, the channel layer's hosts: their names
+    look harmless to Django's filter, so the password in them was shown in full to anyone
+    who could make a page fail (/demo/v1 needs no account)."""
+    secret = "redis-password-on-no-page-4711"
+    url = f"redis://:{secret}@127.0.0.1:6379/0"
+    settings.REDIS_URL = url
+    settings.CELERY_BROKER_URL = f"redis://worker:{secret}@127.0.0.1:6379/1"
+    settings.CACHES = {**settings.CACHES, "extra": {"BACKEND": "x", "LOCATION": [url]}}
+    debug_client.force_login(people.teacher)
+    response = debug_client.post(
+        reverse("keys"),
+        {
+            "provider": Provider.objects.get(slug="deepseek").pk,
+            "scope": "class",
+            "classroom": people.classroom.pk,
+            "api_key": KEY,
+            "label": "7A",
+        },
+    )
+    assert_debug_page_without(response, KEY, secret)
+    assert "redis://:********************@127.0.0.1:6379/0" in response.content.decode()
