@@ -13,7 +13,7 @@ from axes.utils import reset as axes_reset
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
 from .models import AuditEvent, Classroom, Enrollment, User
@@ -180,25 +180,31 @@ def _password_check(password: str, user: User) -> None:
         raise ValidationError({"password": exc.messages}) from None
 
 
-@transaction.atomic
 def student_register(*, join_code: str, username: str, display_name: str, password: str) -> User:
     """A student signs themselves up with the class's join code. Side effects: User and
     Enrollment rows. Raises ValidationError (nothing written) on a bad code or input."""
-    classroom = classroom_for_join_code(code=join_code)
-    if classroom is None:
-        raise ValidationError({"join_code": _("That join code is not valid (or has expired). Ask your teacher.")})
     # As the login form reads it (NFKC): "ｔｅａｃｈｅｒ" is "teacher", and taken.
     username = User.normalize_username(username.strip())
     if not USERNAME_PATTERN.match(username):
         raise ValidationError({"username": _("Use letters, digits and . @ + - _ only.")})
-    if User.objects.filter(username__iexact=username).exists():
-        raise ValidationError({"username": _("That username is taken.")})
     user = User(username=username, display_name=display_name.strip()[:150], role=User.Role.STUDENT)
     _password_check(password, user)
-    user.set_password(password)
-    user.save()
-    Enrollment.objects.create(classroom=classroom, student=user)
+    user.password = make_password(password)  # hashed before the transaction (PASSWORD_HASHING_OUTSIDE)
+    with transaction.atomic():
+        classroom = classroom_for_join_code(code=join_code)
+        if classroom is None:
+            raise ValidationError({"join_code": _("That join code is not valid (or has expired). Ask your teacher.")})
+        if User.objects.filter(username__iexact=username).exists():
+            raise ValidationError({"username": _("That username is taken.")})
+        user.save()
+        Enrollment.objects.create(classroom=classroom, student=user)
     return user
+
+
+# PASSWORD_HASHING_OUTSIDE: a password is hashed (PBKDF2, about a quarter of a second of CPU on
+# purpose) before the transaction that stores it. On SQLite a transaction holds the one
+# writer lock every chat turn of the server needs: a 150-student roster imported inside it
+# held every student's next message for 35 s.
 
 
 def password_generate() -> str:
@@ -302,24 +308,25 @@ def _roster_refusal(*, line: RosterLine, found: list[User], manageable: set[int]
     return str(_("%(value)s: this username is taken; ask an admin to add the student.") % {"value": line.username})
 
 
-@transaction.atomic
 def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple[str, str, str]]:
     """Create students from a CSV, or enroll students the actor already teaches. All or
     nothing: any bad row and no row is imported. Returns (username, display name, password)
     for the students whose password was generated or given, to hand back once.
     Side effects: Users, Enrollments, AuditEvents (the import, and one per existing student
     whose password was set), and for those students what ends with an old password
-    (password_set_by_another_end_access: lockouts, sessions' sockets, API keys)."""
+    (password_set_by_another_end_access: lockouts, sessions' sockets, API keys).
+    The rows are checked and the passwords hashed first (PASSWORD_HASHING_OUTSIDE), then
+    written in one transaction."""
     _require_teacher_of(classroom=classroom, actor=actor)
     lines = roster_parse(text=text)
     problems: list[tuple[int, str]] = []
-    handed_back: list[tuple[str, str, str]] = []
     existing = users_by_folded_username(usernames=[line.username for line in lines])
     manageable = set(
         students_manageable_by(user=actor)
         .filter(pk__in=[user.pk for users in existing.values() for user in users])
         .values_list("pk", flat=True)
     )
+    planned: list[tuple[RosterLine, User | None, str]] = []
     for line in lines:
         found = existing.get(line.username.lower(), [])
         refusal = _roster_refusal(line=line, found=found, manageable=manageable)
@@ -335,34 +342,52 @@ def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple
             except ValidationError as exc:
                 problems.append((line.line, " ".join(exc.messages)))
                 continue
+        planned.append((line, user, password))
     if problems:
         raise RosterError(problems)
-    for line in lines:
-        found = existing.get(line.username.lower(), [])
-        user = found[0] if found else None
-        password = line.password or (password_generate() if user is None else "")
-        is_new = user is None
-        if user is None:
-            user = User(username=line.username, display_name=line.display_name, role=User.Role.STUDENT)
-        if line.display_name:
-            user.display_name = line.display_name
-        if password:
-            user.set_password(password)
-            handed_back.append((user.username, user.display_name, password))
-        user.save()
-        Enrollment.objects.get_or_create(classroom=classroom, student=user)
-        if password and not is_new:
-            password_set_by_another_end_access(users=[user])
+    hashed = {line.line: make_password(password) for line, _user, password in planned if password}
+    handed_back: list[tuple[str, str, str]] = []
+    reset: list[User] = []
+    try:
+        with transaction.atomic():
+            for line, user, password in planned:
+                if user is None:
+                    user = User(username=line.username, display_name=line.display_name, role=User.Role.STUDENT)
+                    user.password = hashed.get(line.line) or make_password(None)
+                    user.save()
+                else:
+                    changed = []
+                    if line.display_name:
+                        user.display_name = line.display_name
+                        changed.append("display_name")
+                    if password:
+                        user.password = hashed[line.line]
+                        changed.append("password")
+                        reset.append(user)
+                    if changed:
+                        user.save(update_fields=changed)
+                if password:
+                    handed_back.append((user.username, user.display_name, password))
+                Enrollment.objects.get_or_create(classroom=classroom, student=user)
+            for user in reset:
+                audit_record(
+                    actor=actor,
+                    action=AuditEvent.Action.RESET_PASSWORDS,
+                    classroom=classroom,
+                    subject=user,
+                    detail="roster import",
+                )
+            if reset:
+                password_set_by_another_end_access(users=reset)
             audit_record(
                 actor=actor,
-                action=AuditEvent.Action.RESET_PASSWORDS,
+                action=AuditEvent.Action.IMPORT_ROSTER,
                 classroom=classroom,
-                subject=user,
-                detail="roster import",
+                detail=f"{len(lines)} students",
             )
-    audit_record(
-        actor=actor, action=AuditEvent.Action.IMPORT_ROSTER, classroom=classroom, detail=f"{len(lines)} students"
-    )
+    except IntegrityError:
+        # A username taken while the passwords were hashed (another import, a sign-up).
+        raise RosterError([(0, str(_("A username was taken meanwhile. Nothing was imported; try again.")))]) from None
     return handed_back
 
 
@@ -381,22 +406,25 @@ def _students_of(*, classroom: Classroom, students: list[User], actor: User) -> 
             raise ValidationError(_("%(value)s is not a student account; ask an admin.") % {"value": student.username})
 
 
-@transaction.atomic
 def passwords_reset(*, classroom: Classroom, students: list[User], actor: User) -> list[tuple[str, str, str]]:
     """New generated passwords for these students of the class, handed back once. A reset
     also ends a login lockout, so the student can use the new password at once.
     Side effects: the Users' passwords, one AuditEvent each, and what ends with an old
-    password (password_set_by_another_end_access: lockouts, sessions' sockets, API keys)."""
+    password (password_set_by_another_end_access: lockouts, sessions' sockets, API keys).
+    The passwords are hashed before the transaction (PASSWORD_HASHING_OUTSIDE)."""
     _students_of(classroom=classroom, students=students, actor=actor)
-    handed_back = []
-    for student in students:
-        password = password_generate()
-        student.set_password(password)
-        student.save(update_fields=["password"])
-        handed_back.append((student.username, student.display_name, password))
-        audit_record(actor=actor, action=AuditEvent.Action.RESET_PASSWORDS, classroom=classroom, subject=student)
-    password_set_by_another_end_access(users=students)
-    return handed_back
+    passwords = [password_generate() for _student in students]
+    hashed = [make_password(password) for password in passwords]
+    with transaction.atomic():
+        for student, password_hash in zip(students, hashed, strict=True):
+            student.password = password_hash
+            student.save(update_fields=["password"])
+            audit_record(actor=actor, action=AuditEvent.Action.RESET_PASSWORDS, classroom=classroom, subject=student)
+        password_set_by_another_end_access(users=students)
+    return [
+        (student.username, student.display_name, password)
+        for student, password in zip(students, passwords, strict=True)
+    ]
 
 
 def password_set_by_another_end_access(*, users: list[User]) -> None:
