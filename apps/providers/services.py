@@ -160,8 +160,10 @@ def key_material_clean(*, provider: Provider, api_key: str, secret_key: str) -> 
     return KeyMaterial(api_key=api_key, secret_key=secret_key)
 
 
+# No transaction around credential_create and credential_replace: each writes one row, and
+# checking the base URL resolves its host (up to LLM_CONNECT_TIMEOUT), which inside a
+# transaction would hold SQLite's writer lock, every chat turn's, for as long.
 @sensitive_variables()
-@transaction.atomic
 def credential_create(
     *,
     actor: User,
@@ -195,7 +197,6 @@ def credential_create(
 
 
 @sensitive_variables()
-@transaction.atomic
 def credential_replace(
     *, credential: Credential, api_key: str, secret_key: str = "", base_url: str | None = None
 ) -> Credential:

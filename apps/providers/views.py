@@ -103,6 +103,8 @@ def keys_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def key_replace(request: HttpRequest, credential_id: int) -> HttpResponse:
     credential = credential_get_for_user(user=request.user, credential_id=credential_id)
+    if not user_may_manage_keys(user=request.user):
+        raise PermissionDenied  # a class that switched own keys off: revoking is all that is left
     form = CredentialReplaceForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -137,6 +139,8 @@ def key_revoke(request: HttpRequest, credential_id: int) -> HttpResponse:
 @login_required
 def key_test(request: HttpRequest, credential_id: int) -> HttpResponse:
     credential = credential_get_for_user(user=request.user, credential_id=credential_id)
+    if not user_may_manage_keys(user=request.user):
+        raise PermissionDenied
     result = credential_test(credential=credential)
     if result is None:
         messages.error(request, _("This key cannot be opened; the site's master key may have changed. Tell the admin."))
