@@ -112,14 +112,16 @@ def markdown_policy() -> dict[str, object]:
 # $$display$$, \\[display\\], \\(inline\\), or $inline$ as pandoc reads it: the opening $ has
 # no space after it, the closing one no space before it and no digit after it, all on one
 # line ("$5 and $10" is money, not math). Inline math has no backtick in it (a code span
-# wins). The same pattern is in static/js/math.js.
+# wins). A \\[ or \\( span holds no opener of its own kind: else each of many unclosed
+# openers scanned on to the end (16,000 of them took a second, a megabyte of them an hour,
+# on every view of the reply). The same pattern is in static/js/math.js.
 MATH_PATTERN = re.compile(
     r"(?P<fence>^ {0,3}(?P<mark>`{3,}|~{3,})[^\n]*(?:\n[\s\S]*?(?:\n {0,3}(?P=mark)[ \t]*(?=\n|$(?![\s\S]))|$(?![\s\S]))|$(?![\s\S])))"
     r"|(?P<code>(?P<ticks>`+)[\s\S]+?(?P=ticks))"
     r"|(?P<dollar>\\\$)"
     r"|\$\$(?P<display>[\s\S]+?)\$\$"
-    r"|\\\[(?P<display2>[\s\S]+?)\\\]"
-    r"|\\\((?P<inline2>[^\n`]+?)\\\)"
+    r"|\\\[(?P<display2>(?:(?!\\\[)[\s\S])+?)\\\]"
+    r"|\\\((?P<inline2>(?:(?!\\\()[^\n`])+?)\\\)"
     r"|(?<![\\$])\$(?P<inline>[^\s$`](?:[^$\n`]*?[^\s\\$`])?)\$(?!\d)",
     re.MULTILINE,
 )
@@ -160,7 +162,17 @@ def _math_in(html_text: str, found: dict[str, tuple[str, bool]]) -> str:
     return html_text
 
 
+# Python-Markdown's inline processing grows faster than the text with the marks it has to
+# match (a backslash escape, emphasis, a code span, a link): 64,000 of "\\[" took 5.5 s, and
+# a megabyte of them minutes, of a thread every page view of the conversation shares. A
+# reply with more marks than this is shown as plain text (escaped, its line breaks kept).
+INLINE_MARKS_MAX = 20_000
+_INLINE_MARKS = re.compile(r"[\\`*_\[\]<>&!~]")
+
+
 def reply_html(text: str) -> str:
+    if len(text) > INLINE_MARKS_MAX and len(_INLINE_MARKS.findall(text)) > INLINE_MARKS_MAX:
+        return "<p>" + html.escape(text).replace("\n", "<br>\n") + "</p>"
     text, math = _math_out(text)
     cleaned = nh3.clean(
         _renderer().reset().convert(text),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from apps.conversations.rendering import reply_html
@@ -69,3 +71,29 @@ def test_tex_cannot_add_markup_or_leave_an_attribute(text: str) -> None:
 def test_tex_too_long_to_typeset_is_left_as_text() -> None:
     long = "$" + "x+" * 2500 + "x$"
     assert "math-" not in reply_html(long)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\[" * 64_000,  # unclosed display-math openers: each scanned on to the end
+        "\\(" * 64_000,  # the same, inline, on one line
+        "\\[ x \\] " * 20_000,
+        "*a* " * 100_000,  # inline marks past what Markdown's inline processing does at once
+    ],
+    ids=["unclosed \\[", "unclosed \\(", "closed \\[", "emphasis"],
+)
+def test_a_reply_made_to_be_slow_to_render_is_rendered_at_once(text: str) -> None:
+    """A reply is rendered on every view of its conversation, on a thread the pages share:
+    64,000 unclosed \\[ took 5.5 s (a megabyte of them, an hour)."""
+    started = time.monotonic()
+    html = reply_html(text)
+    assert time.monotonic() - started < 1.5
+    assert html.startswith("<p>")
+
+
+def test_a_reply_shown_as_plain_text_is_escaped_with_its_line_breaks() -> None:
+    text = "<script>alert(1)</script>\n" + "[x](javascript:alert(1)) " * 25_000
+    html = reply_html(text)
+    assert html.startswith("<p>&lt;script&gt;alert(1)&lt;/script&gt;<br>")
+    assert "<a" not in html and "<script" not in html
