@@ -183,7 +183,7 @@ def test_teacher_reads_only_when_the_class_allows_and_each_read_is_recorded(
     notice = client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Your teachers can read your conversations" in notice
     # Deleting it does not hide it from them: the student is told so before deleting.
-    mine = client.get(reverse("chat", args=[rows.conversation.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    mine = client.get(reverse("conversation", args=[rows.conversation.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Your teachers can still read it, marked as deleted by you." in mine
     client.post(reverse("conversation-delete", args=[rows.conversation.pk]))
     client.force_login(people.teacher)
