@@ -19,7 +19,8 @@ from django.http import HttpRequest
 from django.views.debug import SafeExceptionReporterFilter
 
 # scheme://user:password@host, or scheme://:password@host (Redis)
-_URL_PASSWORD = re.compile(r"(?P<before>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:)[^/@\s]+@")
+# (the password runs to the last @ before the host: redis-py reads redis://:p@ss@host as "p@ss")
+_URL_PASSWORD = re.compile(r"(?P<before>[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:)[^/\s]*@")
 
 
 class SecretSafeExceptionReporterFilter(SafeExceptionReporterFilter):

@@ -199,7 +199,7 @@ def _logit_bias(name: str, value: object) -> dict[str, int | float]:
     if (
         isinstance(value, dict)
         and len(value) <= LOGIT_BIAS_MAX
-        and all(isinstance(token, str) and token.isdigit() and len(token) <= 10 for token in value)
+        and all(isinstance(token, str) and token.isascii() and token.isdigit() and len(token) <= 10 for token in value)
         and all(
             not isinstance(bias, bool) and isinstance(bias, (int, float)) and -100 <= bias <= 100
             for bias in value.values()

@@ -423,7 +423,7 @@ def test_logit_bias_reaches_the_provider_and_an_empty_one_is_not_sent(
 
     sent, empty = (request.body for request in fake_upstream.chat_requests())
     assert sent["logit_bias"] == {"50256": -100, "15496": 2.5} and "logit_bias" not in empty
-    for bad in ({"hello": 1}, {"1": 101}, {"1": True}, [1], {str(n): 1 for n in range(301)}):
+    for bad in ({"hello": 1}, {"1": 101}, {"1": True}, {"²": 1}, {"١٢": 1}, [1], {str(n): 1 for n in range(301)}):
         with pytest.raises(openai.BadRequestError) as refused:
             client.chat.completions.create(model=MODEL, messages=ask, logit_bias=bad)  # type: ignore[arg-type]
         assert refused.value.param == "logit_bias"

@@ -216,6 +216,7 @@ def test_a_password_inside_a_settings_url_is_not_on_the_debug_page(
     url = f"redis://:{secret}@127.0.0.1:6379/0"
     settings.REDIS_URL = url
     settings.CELERY_BROKER_URL = f"redis://worker:{secret}@127.0.0.1:6379/1"
+    settings.CHANNEL_LAYERS = {"default": {"CONFIG": {"hosts": [f"redis://:p@ss-{secret}@127.0.0.1:6379/2"]}}}
     settings.CACHES = {**settings.CACHES, "extra": {"BACKEND": "x", "LOCATION": [url]}}
     debug_client.force_login(people.teacher)
     response = debug_client.post(
