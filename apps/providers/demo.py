@@ -158,7 +158,7 @@ def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budge
             for _ in range(_items_count(schema, depth=depth))
         ]
     if kind == "string":
-        text = _demo_string(schema)
+        text = _demo_string(schema, budget)
         budget[1] -= len(text)  # long minLengths, many times over, count as copied bytes
         return text if budget[1] >= 0 else None
     if kind in ("integer", "number"):
@@ -213,9 +213,10 @@ _PATTERN_SOURCE_MAX = 1_000
 _STRING_CHARS_MAX = 1_000
 
 
-def _demo_string(schema: dict[str, Any]) -> str:
+def _demo_string(schema: dict[str, Any], budget: list[int]) -> str:
     pattern = schema.get("pattern")
     if isinstance(pattern, str):
+        budget[1] -= len(pattern)  # parsing a pattern costs as much as copying it
         matching = _string_matching(pattern)
         if matching is not None:
             return matching
@@ -250,6 +251,8 @@ def _built(parsed: Any) -> str | None:
     out: list[str] = []
     for op, argument in parsed:
         if op is constants.LITERAL:
+            if 0xD800 <= argument <= 0xDFFF:
+                return None  # a lone surrogate cannot be sent as UTF-8
             out.append(chr(argument))
         elif op is constants.ANY:
             out.append("a")
@@ -296,9 +299,9 @@ def _class_character(items: Any) -> str | None:
         if op is constants.NEGATE:
             return None
         if op is constants.LITERAL:
-            return chr(argument)
+            return None if 0xD800 <= argument <= 0xDFFF else chr(argument)
         if op is constants.RANGE:
-            return chr(argument[0])
+            return None if 0xD800 <= argument[0] <= 0xDFFF else chr(argument[0])
         if op is constants.CATEGORY:
             return {
                 constants.CATEGORY_DIGIT: "0",
@@ -400,8 +403,10 @@ _SCHEMA_SEARCH_STARTS = 64
 def _schema_in(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The JSON schema (an object with properties, or a reference into its own $defs, as
     pydantic writes a recursive model) written in the system, developer or user messages,
-    latest message first."""
+    latest message first. One budget of characters and starting points for the whole
+    request, not per message: 38 messages each at the limits spent 3.3 s of the event loop."""
     decoder = json.JSONDecoder()
+    chars_left, starts_left = _SCHEMA_SEARCH_CHARS, _SCHEMA_SEARCH_STARTS
     for message in reversed(messages):
         if message.get("role") not in ("system", "developer", "user"):
             continue
@@ -416,10 +421,13 @@ def _schema_in(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
         for text in parts:
             if not isinstance(text, str):
                 continue
-            text = text[:_SCHEMA_SEARCH_CHARS]
-            at, tried = text.find("{"), 0
-            while at >= 0 and tried < _SCHEMA_SEARCH_STARTS:
-                tried += 1
+            if chars_left <= 0 or starts_left <= 0:
+                return None
+            text = text[:chars_left]
+            chars_left -= len(text)
+            at = text.find("{")
+            while at >= 0 and starts_left > 0:
+                starts_left -= 1
                 try:
                     found, end = decoder.raw_decode(text, at)
                 except ValueError:

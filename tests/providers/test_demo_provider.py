@@ -383,3 +383,25 @@ def test_a_hostile_schema_is_answered_at_once(sdk: OpenAI, schema: dict[str, Any
     )
     assert time.monotonic() - started < 2
     assert len(reply.choices[0].message.content or "") < 100_000
+
+
+def test_a_schema_looked_for_in_many_messages_has_one_budget(sdk: OpenAI) -> None:
+    """JSON mode looks for a schema in the prompt: 38 messages each holding 64 starts of
+    deep JSON spent 3.3 s of the event loop (the budget was per message)."""
+    text = '{"a": ' * 64 + "[" + "1," * 30_000
+    started = time.monotonic()
+    sdk.chat.completions.create(
+        model="demo-tutor",
+        messages=[{"role": "user", "content": text}] * 38,
+        response_format={"type": "json_object"},
+        max_tokens=5,
+    )
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_pattern_of_a_lone_surrogate_is_not_built() -> None:
+    """It could not be sent as UTF-8: the streamed answer broke off with a server error."""
+    from apps.providers.demo import demo_value_for
+
+    assert demo_value_for({"type": "string", "pattern": "^\\ud800$"}) == "demo"
+    assert demo_value_for({"type": "string", "pattern": "^[\\ud800-\\udfff]$"}) == "demo"
