@@ -187,10 +187,15 @@ def student_register(*, join_code: str, username: str, display_name: str, passwo
     username = User.normalize_username(username.strip())
     if not USERNAME_PATTERN.match(username):
         raise ValidationError({"username": _("Use letters, digits and . @ + - _ only.")})
+    # The cheap checks first: a made-up code or a taken name costs no hashing.
+    if classroom_for_join_code(code=join_code) is None:
+        raise ValidationError({"join_code": _("That join code is not valid (or has expired). Ask your teacher.")})
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": _("That username is taken.")})
     user = User(username=username, display_name=display_name.strip()[:150], role=User.Role.STUDENT)
     _password_check(password, user)
     user.password = make_password(password)  # hashed before the transaction (PASSWORD_HASHING_OUTSIDE)
-    with transaction.atomic():
+    with transaction.atomic():  # and checked again in it: the code may have changed meanwhile
         classroom = classroom_for_join_code(code=join_code)
         if classroom is None:
             raise ValidationError({"join_code": _("That join code is not valid (or has expired). Ask your teacher.")})
@@ -350,6 +355,13 @@ def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple
     reset: list[User] = []
     try:
         with transaction.atomic():
+            # Checked again in the transaction: while the passwords were hashed, a name may
+            # have been taken (in any case) or an account removed.
+            again = users_by_folded_username(usernames=[line.username for line in lines])
+            if {key: [user.pk for user in users] for key, users in again.items()} != {
+                key: [user.pk for user in users] for key, users in existing.items()
+            }:
+                raise IntegrityError("the roster's accounts changed meanwhile")
             for line, user, password in planned:
                 if user is None:
                     user = User(username=line.username, display_name=line.display_name, role=User.Role.STUDENT)
@@ -386,7 +398,7 @@ def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple
                 detail=f"{len(lines)} students",
             )
     except IntegrityError:
-        # A username taken while the passwords were hashed (another import, a sign-up).
+        # A username taken, or an account removed, while the passwords were hashed.
         raise RosterError([(0, str(_("A username was taken meanwhile. Nothing was imported; try again.")))]) from None
     return handed_back
 

@@ -211,7 +211,15 @@ def credential_replace(
     _seal_into(credential, material)
     credential.status = Credential.Status.ACTIVE
     credential.last_error = ""
-    credential.save(update_fields=["base_url", "sealed", "kek_id", "last4", "status", "last_error"])
+    # Only a key not revoked meanwhile (checking the URL takes time): a revoke stays a revoke.
+    fields = ["base_url", "sealed", "kek_id", "last4", "status", "last_error"]
+    replaced = (
+        Credential.objects.filter(pk=credential.pk)
+        .exclude(status=Credential.Status.REVOKED)
+        .update(**{field: getattr(credential, field) for field in fields})
+    )
+    if not replaced:
+        raise ValidationError(_("A revoked key cannot be replaced; add a new one."))
     return credential
 
 

@@ -59,3 +59,18 @@ def test_a_sign_up_hashes_before_it_writes(people: People, hashed_in_a_transacti
     assert hashed_in_a_transaction == [False]
     assert User.objects.get(pk=user.pk).check_password("Newbie-Pass-2026x")
     assert Classroom.objects.get(pk=people.classroom.pk).enrollments.filter(student=user).exists()
+
+
+def test_a_name_taken_while_a_roster_is_hashed_imports_nothing(people: People, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks ran before the hashing: a sign-up of "Pupil0" meanwhile (another case)
+    would have left two accounts differing only by case."""
+
+    def signing_up_meanwhile(password: Any, *args: Any, **kwargs: Any) -> str:
+        if not User.objects.filter(username="Pupil0").exists():
+            User.objects.create(username="Pupil0", role=User.Role.STUDENT)
+        return make_password(password, *args, **kwargs)
+
+    monkeypatch.setattr(services, "make_password", signing_up_meanwhile)
+    with pytest.raises(services.RosterError):
+        roster_import(classroom=people.classroom, text="pupil0,Pupil 0,\npupil1,Pupil 1,", actor=people.teacher)
+    assert not User.objects.filter(username__in=["pupil0", "pupil1"]).exists()
