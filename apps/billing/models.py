@@ -111,7 +111,14 @@ class SiteBillingSettings(models.Model):
     billing_currency = models.CharField(
         _("billing currency"), max_length=3, choices=Currency.choices, default=Currency.CNY
     )
-    default_period = models.CharField(_("default period"), max_length=8, choices=Period.choices, default=Period.MONTH)
+    # No term: a site has no term dates (a class's quota has them), so everyone on the
+    # site's defaults would be refused as outside the term.
+    default_period = models.CharField(
+        _("default period"),
+        max_length=8,
+        choices=[(value, label) for value, label in Period.choices if value != Period.TERM],
+        default=Period.MONTH,
+    )
     default_student_token_limit = models.PositiveBigIntegerField(
         _("default tokens per student"), null=True, blank=True, default=200_000, **TOKEN_LIMIT
     )

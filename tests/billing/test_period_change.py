@@ -103,3 +103,14 @@ def test_the_sites_default_period_changed_in_admin_carries_what_was_spent_into_c
         site_billing_settings_save(site=site)
         assert used(people) == 700
         assert ledger_balance_check().difference_count == 0
+
+
+def test_the_sites_default_period_cannot_be_a_term(people: People, admin_client: Any) -> None:
+    """A site has no term dates: a default of term refused everyone on the site's defaults."""
+    site = site_billing_settings()
+    form = {field: value for field, value in model_to_dict(site).items() if value is not None and field != "id"}
+    response = admin_client.post(
+        reverse("admin:billing_sitebillingsettings_change", args=[site.pk]), {**form, "default_period": "term"}
+    )
+    assert response.status_code == 200 and "default_period" in response.context["adminform"].form.errors
+    assert site_billing_settings().default_period == Period.MONTH
