@@ -220,13 +220,13 @@ def turn_prepare(*, identify: Identify, request: ChatRequest) -> PreparedTurn:
         ) from None
     class_limit = classroom.max_reply_tokens if classroom else None
     # max_tokens bounds the thinking too (it is billed as output, and counted against the cut):
-    # a reasoning model's reply nobody asked a length for is held room for all it may write.
-    default_max_tokens = model.max_output_tokens if model.thinks else settings.CHAT_DEFAULT_MAX_TOKENS
-    max_tokens = min(
-        request.max_tokens or class_limit or default_max_tokens,
-        class_limit or model.max_output_tokens,
-        model.max_output_tokens,
-    )
+    # a reply nobody asked a length for, from a reasoning model (the requested one or a
+    # fallback that may answer), is held room for all it may write. Each route is asked for
+    # no more than its own model writes (client._call); the hold covers the most of them.
+    most = max((route.max_output_tokens or model.max_output_tokens) for route in routes)
+    thinking = [route.max_output_tokens or most for route in routes if route.thinks]
+    default_max_tokens = max(thinking) if thinking else settings.CHAT_DEFAULT_MAX_TOKENS
+    max_tokens = min(request.max_tokens or class_limit or default_max_tokens, class_limit or most, most)
     # The class instructions go first in every conversation (students see them on the page).
     instructions = (
         [{"role": "system", "content": classroom.system_prompt}] if classroom and classroom.system_prompt else []

@@ -237,7 +237,7 @@ CATALOG: list[ProviderEntry] = [
                 "deepseek-reasoner",
                 "DeepSeek-R1",
                 65536,
-                8192,
+                32768,  # its answer with its thinking (DeepSeek's default for it is 32K)
                 "4.00",
                 "16.00",
                 "CNY",

@@ -58,6 +58,10 @@ class Route:
     auth_style: str = "bearer"
     token_url: str = ""
     user_supplied_url: bool = False
+    # The model's own limits, where known: the most it writes in one reply (what it is asked
+    # for is never more), and whether it thinks first (ChatModel.thinks).
+    max_output_tokens: int | None = None
+    thinks: bool = False
 
     @property
     def exchanges_token(self) -> bool:
@@ -449,6 +453,9 @@ async def _call(
     `upstream_dropped` after what arrived was yielded; text past reply_bytes_cap is cut
     there (`upstream_too_large`)."""
     extra = dict(params or {})
+    if max_tokens and route.max_output_tokens:
+        # A fallback may write less than the model asked for (a request for more is a 400).
+        max_tokens = min(max_tokens, route.max_output_tokens)
     if max_tokens:
         extra[route.max_tokens_param] = max_tokens
     loop = asyncio.get_running_loop()

@@ -55,6 +55,13 @@ def _route(
 def _route_for_model(
     *, model: ChatModel, user: User, classroom: Classroom | None, pinned: Credential | None
 ) -> Route | None:
+    route = _keyed_route(model=model, user=user, classroom=classroom, pinned=pinned)
+    return replace(route, max_output_tokens=model.max_output_tokens, thinks=model.thinks) if route else None
+
+
+def _keyed_route(
+    *, model: ChatModel, user: User, classroom: Classroom | None, pinned: Credential | None
+) -> Route | None:
     provider = model.provider
     if not (provider.enabled and model.enabled):
         return None

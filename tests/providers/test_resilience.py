@@ -3,6 +3,7 @@ rejected keys, ERNIE's token exchange; and parameters pass through."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -12,7 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from apps.billing.models import Period
+from apps.billing.models import Hold, Period
 from apps.billing.services import quota_policy_set
 from apps.conversations.models import Message
 from apps.providers.models import ChatModel, Credential, ModelFallback, ModelPrice, Provider
@@ -400,3 +401,35 @@ async def test_openai_base_url_and_key_from_the_environment_serve_that_server(
     request = fake_upstream.chat_requests()[0]
     assert request.body["model"] == "llama3.2:1b"
     assert request.headers["authorization"] == "Bearer sk-lesson-env-key"
+
+
+async def test_a_thinking_fallback_is_held_and_asked_for_all_it_may_write_and_no_route_past_its_own_limit(
+    people: People,
+    class_key: Credential,
+    keyed_model: ChatModel,
+    fake_model: ChatModel,
+    fake_upstream: FakeUpstream,
+    settings: Any,
+) -> None:
+    """The requested model fails and a reasoning model answers in its place: held and asked
+    for the site's default 1,024 tokens, its thinking was cut before its answer. Each route
+    is asked for no more than its own model writes."""
+    settings.LLM_MAX_ATTEMPTS = 1
+    keyed_model.max_output_tokens = 1500
+    await keyed_model.asave(update_fields=["max_output_tokens"])
+    fake_model.thinks = True
+    await fake_model.asave(update_fields=["thinks"])
+    await ModelFallback.objects.acreate(model=keyed_model, fallback=fake_model, position=1)
+    thought = json.dumps({"choices": [{"index": 0, "delta": {"reasoning_content": "Let me think. " * 40}}]})
+    answer = json.dumps({"choices": [{"index": 0, "delta": {"content": "Because."}, "finish_reason": None}]})
+    done = json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    fake_upstream.push(Behaviour(status=500))
+    fake_upstream.push(Behaviour(raw_events=[thought] * 10 + [answer, done]))  # about 1,600 tokens of thinking
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["status"] == "complete" and frames[-1]["model"] == "fakeai/fake-model"
+    asked = [r.body["max_tokens"] for r in fake_upstream.chat_requests()]
+    assert asked == [1500, 2048]  # each its own model's most; the thinking one's allowance
+    hold = await Hold.objects.aget()
+    assert hold.tokens - hold.prompt_tokens == 2048

@@ -2,14 +2,18 @@ from django.db import migrations, models
 
 
 def catalog_thinkers_mark(apps, schema_editor):
-    """The catalog's reasoning models already in the database (applied before the field)."""
+    """The catalog's reasoning models already in the database (applied before the field):
+    marked, and given the catalog's max output (their thinking counts in it) where they
+    still have the one the catalog gave them before (8,192)."""
     from apps.providers.catalog import CATALOG
 
     ChatModel = apps.get_model("providers", "ChatModel")
     for entry in CATALOG:
         for model in entry["models"]:
             if model.get("thinks"):
-                ChatModel.objects.filter(provider__slug=entry["slug"], name=model["name"]).update(thinks=True)
+                rows = ChatModel.objects.filter(provider__slug=entry["slug"], name=model["name"])
+                rows.update(thinks=True)
+                rows.filter(max_output_tokens=8192).update(max_output_tokens=model["max_output_tokens"])
 
 
 class Migration(migrations.Migration):
