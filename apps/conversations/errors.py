@@ -19,7 +19,8 @@ UPSTREAM_MESSAGES: dict[str, Promise] = {
         "that is not a valid reply). What arrived was saved."
     ),
     ErrorCode.UPSTREAM_TOO_LARGE: _(
-        "The provider's reply was longer than this site allows, so it was cut off. What arrived was saved."
+        "The provider's reply, with any thinking before it, was longer than its length allows, so it was cut "
+        "off. What arrived was saved."
     ),
     ErrorCode.UPSTREAM_REJECTED: _("The provider refused this request."),
     ErrorCode.UPSTREAM_ERROR: _("The provider had an error. Try again."),

@@ -139,7 +139,7 @@ async def test_a_reply_past_the_cap_is_cut_saved_interrupted_and_billed_for_what
 
     done = frames[-1]
     assert (done["type"], done["status"], done["error_code"]) == ("chat.done", "interrupted", "upstream_too_large")
-    assert "longer than this site allows" in done["error"]
+    assert "was longer than its length allows" in done["error"]
     relayed = "".join(f["text"] for f in frames if f["type"] == "chat.delta")
     assert relayed == "é" * 500 and len(relayed.encode()) == 1000  # cut at the cap, never inside a character
     reply = await Message.objects.aget(pk=done["message"])
