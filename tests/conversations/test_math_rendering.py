@@ -91,9 +91,9 @@ def test_tex_too_long_to_typeset_is_left_as_text() -> None:
 def test_a_reply_made_to_be_slow_to_render_is_rendered_at_once(text: str) -> None:
     """A reply is rendered on every view of its conversation, on a thread the pages share:
     64,000 unclosed \\[ took 5.5 s (a megabyte of them, an hour)."""
-    started = time.monotonic()
+    started = time.thread_time()  # CPU, not the clock: make test runs three suites on two cores
     html = reply_html(text)
-    assert time.monotonic() - started < 0.75
+    assert time.thread_time() - started < 0.75
     assert html.startswith("<p>")
 
 

@@ -381,22 +381,24 @@ def test_a_hostile_schema_is_answered_at_once(sdk: OpenAI, schema: dict[str, Any
         messages=[{"role": "user", "content": "hi"}],
         response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
     )
-    assert time.monotonic() - started < 2
+    # The server's clock time, with room for a loaded machine: before, hours or gigabytes.
+    assert time.monotonic() - started < 5
     assert len(reply.choices[0].message.content or "") < 100_000
 
 
-def test_a_schema_looked_for_in_many_messages_has_one_budget(sdk: OpenAI) -> None:
-    """JSON mode looks for a schema in the prompt: 38 messages each holding 64 starts of
-    deep JSON spent 3.3 s of the event loop (the budget was per message)."""
+def test_a_schema_looked_for_in_many_messages_has_one_budget() -> None:
+    """JSON mode looks for a schema in the prompt, on the event loop: 38 messages each
+    holding 64 starts of deep JSON spent 3.3 s of it (the budget was per message). CPU time
+    of this thread, not the clock: make test runs three suites on two cores."""
+    from apps.providers.demo import demo_structured_reply
+
     text = '{"a": ' * 64 + "[" + "1," * 30_000
-    started = time.monotonic()
-    sdk.chat.completions.create(
-        model="demo-tutor",
-        messages=[{"role": "user", "content": text}] * 38,
-        response_format={"type": "json_object"},
-        max_tokens=5,
+    started = time.thread_time()
+    reply = demo_structured_reply(
+        response_format={"type": "json_object"}, text="hi", messages=[{"role": "user", "content": text}] * 38
     )
-    assert time.monotonic() - started < 1.5
+    assert time.thread_time() - started < 0.5
+    assert reply == '{"reply": "hi"}'
 
 
 def test_a_pattern_of_a_lone_surrogate_is_not_built() -> None:
