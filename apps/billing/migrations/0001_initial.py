@@ -8,504 +8,210 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("accounts", "0002_classroom_allow_student_keys"),
-        ("providers", "0005_credential_check_result_choices"),
+        ('accounts', '0002_classroom_allow_student_keys'),
+        ('providers', '0005_credential_check_result_choices'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="JobRun",
+            name='JobRun',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=50, unique=True)),
-                ("last_success_at", models.DateTimeField(null=True)),
-                ("last_duration_ms", models.PositiveIntegerField(null=True)),
-                ("last_detail", models.CharField(blank=True, max_length=200)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=50, unique=True)),
+                ('last_success_at', models.DateTimeField(null=True)),
+                ('last_duration_ms', models.PositiveIntegerField(null=True)),
+                ('last_detail', models.CharField(blank=True, max_length=200)),
             ],
         ),
         migrations.CreateModel(
-            name="SiteBillingSettings",
+            name='SiteBillingSettings',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "billing_currency",
-                    models.CharField(
-                        choices=[("CNY", "Chinese yuan (CNY)"), ("USD", "US dollar (USD)")],
-                        default="CNY",
-                        max_length=3,
-                        verbose_name="billing currency",
-                    ),
-                ),
-                (
-                    "default_period",
-                    models.CharField(
-                        choices=[("day", "Day"), ("week", "Week"), ("month", "Month"), ("term", "Term")],
-                        default="month",
-                        max_length=8,
-                        verbose_name="default period",
-                    ),
-                ),
-                (
-                    "default_student_token_limit",
-                    models.PositiveBigIntegerField(
-                        blank=True, default=200000, null=True, verbose_name="default tokens per student"
-                    ),
-                ),
-                (
-                    "default_student_cost_limit",
-                    models.DecimalField(
-                        blank=True,
-                        decimal_places=10,
-                        max_digits=20,
-                        null=True,
-                        verbose_name="default money per student",
-                    ),
-                ),
-                (
-                    "default_rpm",
-                    models.PositiveIntegerField(
-                        blank=True, default=10, null=True, verbose_name="default requests per minute"
-                    ),
-                ),
-                (
-                    "default_tpm",
-                    models.PositiveIntegerField(
-                        blank=True, default=40000, null=True, verbose_name="default tokens per minute"
-                    ),
-                ),
-                (
-                    "max_student_token_limit",
-                    models.PositiveBigIntegerField(blank=True, null=True, verbose_name="cap: tokens per student"),
-                ),
-                (
-                    "max_student_cost_limit",
-                    models.DecimalField(
-                        blank=True, decimal_places=10, max_digits=20, null=True, verbose_name="cap: money per student"
-                    ),
-                ),
-                (
-                    "max_rpm",
-                    models.PositiveIntegerField(blank=True, null=True, verbose_name="cap: requests per minute"),
-                ),
-                ("max_tpm", models.PositiveIntegerField(blank=True, null=True, verbose_name="cap: tokens per minute")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('billing_currency', models.CharField(choices=[('CNY', 'Chinese yuan (CNY)'), ('USD', 'US dollar (USD)')], default='CNY', max_length=3, verbose_name='billing currency')),
+                ('default_period', models.CharField(choices=[('day', 'Day'), ('week', 'Week'), ('month', 'Month'), ('term', 'Term')], default='month', max_length=8, verbose_name='default period')),
+                ('default_student_token_limit', models.PositiveBigIntegerField(blank=True, default=200000, null=True, verbose_name='default tokens per student')),
+                ('default_student_cost_limit', models.DecimalField(blank=True, decimal_places=10, max_digits=20, null=True, verbose_name='default money per student')),
+                ('default_rpm', models.PositiveIntegerField(blank=True, default=10, null=True, verbose_name='default requests per minute')),
+                ('default_tpm', models.PositiveIntegerField(blank=True, default=40000, null=True, verbose_name='default tokens per minute')),
+                ('max_student_token_limit', models.PositiveBigIntegerField(blank=True, null=True, verbose_name='cap: tokens per student')),
+                ('max_student_cost_limit', models.DecimalField(blank=True, decimal_places=10, max_digits=20, null=True, verbose_name='cap: money per student')),
+                ('max_rpm', models.PositiveIntegerField(blank=True, null=True, verbose_name='cap: requests per minute')),
+                ('max_tpm', models.PositiveIntegerField(blank=True, null=True, verbose_name='cap: tokens per minute')),
             ],
             options={
-                "verbose_name": "site billing settings",
-                "verbose_name_plural": "site billing settings",
+                'verbose_name': 'site billing settings',
+                'verbose_name_plural': 'site billing settings',
             },
         ),
         migrations.CreateModel(
-            name="ExchangeRate",
+            name='ExchangeRate',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "from_currency",
-                    models.CharField(
-                        choices=[("CNY", "Chinese yuan (CNY)"), ("USD", "US dollar (USD)")],
-                        max_length=3,
-                        verbose_name="from",
-                    ),
-                ),
-                (
-                    "to_currency",
-                    models.CharField(
-                        choices=[("CNY", "Chinese yuan (CNY)"), ("USD", "US dollar (USD)")],
-                        max_length=3,
-                        verbose_name="to",
-                    ),
-                ),
-                ("rate", models.DecimalField(decimal_places=8, max_digits=18, verbose_name="rate")),
-                ("effective_from", models.DateTimeField(verbose_name="effective from")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('from_currency', models.CharField(choices=[('CNY', 'Chinese yuan (CNY)'), ('USD', 'US dollar (USD)')], max_length=3, verbose_name='from')),
+                ('to_currency', models.CharField(choices=[('CNY', 'Chinese yuan (CNY)'), ('USD', 'US dollar (USD)')], max_length=3, verbose_name='to')),
+                ('rate', models.DecimalField(decimal_places=8, max_digits=18, verbose_name='rate')),
+                ('effective_from', models.DateTimeField(verbose_name='effective from')),
             ],
             options={
-                "verbose_name": "exchange rate",
-                "verbose_name_plural": "exchange rates",
-                "ordering": ["from_currency", "to_currency", "-effective_from"],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("from_currency", "to_currency", "effective_from"), name="rate_unique_start"
-                    ),
-                    models.CheckConstraint(condition=models.Q(("rate__gt", 0)), name="rate_positive"),
-                ],
+                'verbose_name': 'exchange rate',
+                'verbose_name_plural': 'exchange rates',
+                'ordering': ['from_currency', 'to_currency', '-effective_from'],
+                'constraints': [models.UniqueConstraint(fields=('from_currency', 'to_currency', 'effective_from'), name='rate_unique_start'), models.CheckConstraint(condition=models.Q(('rate__gt', 0)), name='rate_positive')],
             },
         ),
         migrations.CreateModel(
-            name="QuotaPolicy",
+            name='QuotaPolicy',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "period",
-                    models.CharField(
-                        choices=[("day", "Day"), ("week", "Week"), ("month", "Month"), ("term", "Term")],
-                        default="month",
-                        max_length=8,
-                        verbose_name="period",
-                    ),
-                ),
-                ("term_start", models.DateField(blank=True, null=True, verbose_name="term starts")),
-                ("term_end", models.DateField(blank=True, null=True, verbose_name="term ends")),
-                (
-                    "student_token_limit",
-                    models.PositiveBigIntegerField(blank=True, null=True, verbose_name="tokens per student"),
-                ),
-                (
-                    "student_cost_limit",
-                    models.DecimalField(
-                        blank=True, decimal_places=10, max_digits=20, null=True, verbose_name="money per student"
-                    ),
-                ),
-                (
-                    "class_token_pool",
-                    models.PositiveBigIntegerField(blank=True, null=True, verbose_name="tokens for the whole class"),
-                ),
-                (
-                    "class_cost_pool",
-                    models.DecimalField(
-                        blank=True,
-                        decimal_places=10,
-                        max_digits=20,
-                        null=True,
-                        verbose_name="money for the whole class",
-                    ),
-                ),
-                (
-                    "rpm",
-                    models.PositiveIntegerField(blank=True, null=True, verbose_name="requests per minute per student"),
-                ),
-                (
-                    "tpm",
-                    models.PositiveIntegerField(blank=True, null=True, verbose_name="tokens per minute per student"),
-                ),
-                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
-                (
-                    "classroom",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="quota_policy",
-                        to="accounts.classroom",
-                        verbose_name="class",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('period', models.CharField(choices=[('day', 'Day'), ('week', 'Week'), ('month', 'Month'), ('term', 'Term')], default='month', max_length=8, verbose_name='period')),
+                ('term_start', models.DateField(blank=True, null=True, verbose_name='term starts')),
+                ('term_end', models.DateField(blank=True, null=True, verbose_name='term ends')),
+                ('student_token_limit', models.PositiveBigIntegerField(blank=True, null=True, verbose_name='tokens per student')),
+                ('student_cost_limit', models.DecimalField(blank=True, decimal_places=10, max_digits=20, null=True, verbose_name='money per student')),
+                ('class_token_pool', models.PositiveBigIntegerField(blank=True, null=True, verbose_name='tokens for the whole class')),
+                ('class_cost_pool', models.DecimalField(blank=True, decimal_places=10, max_digits=20, null=True, verbose_name='money for the whole class')),
+                ('rpm', models.PositiveIntegerField(blank=True, null=True, verbose_name='requests per minute per student')),
+                ('tpm', models.PositiveIntegerField(blank=True, null=True, verbose_name='tokens per minute per student')),
+                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                ('classroom', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='quota_policy', to='accounts.classroom', verbose_name='class')),
             ],
             options={
-                "verbose_name": "quota policy",
-                "verbose_name_plural": "quota policies",
+                'verbose_name': 'quota policy',
+                'verbose_name_plural': 'quota policies',
             },
         ),
         migrations.CreateModel(
-            name="RateCounter",
+            name='RateCounter',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("scope_key", models.CharField(max_length=64)),
-                ("window_start", models.DateTimeField()),
-                ("requests", models.PositiveIntegerField(default=0)),
-                ("tokens", models.PositiveBigIntegerField(default=0)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('scope_key', models.CharField(max_length=64)),
+                ('window_start', models.DateTimeField()),
+                ('requests', models.PositiveIntegerField(default=0)),
+                ('tokens', models.PositiveBigIntegerField(default=0)),
             ],
             options={
-                "constraints": [
-                    models.UniqueConstraint(fields=("scope_key", "window_start"), name="ratecounter_unique_window")
-                ],
+                'constraints': [models.UniqueConstraint(fields=('scope_key', 'window_start'), name='ratecounter_unique_window')],
             },
         ),
         migrations.CreateModel(
-            name="UsageCounter",
+            name='UsageCounter',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("scope_key", models.CharField(max_length=64)),
-                ("period_start", models.DateTimeField()),
-                ("tokens_used", models.BigIntegerField(default=0)),
-                ("tokens_held", models.BigIntegerField(default=0)),
-                ("cost_used_units", models.BigIntegerField(default=0)),
-                ("cost_held_units", models.BigIntegerField(default=0)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('scope_key', models.CharField(max_length=64)),
+                ('period_start', models.DateTimeField()),
+                ('tokens_used', models.BigIntegerField(default=0)),
+                ('tokens_held', models.BigIntegerField(default=0)),
+                ('cost_used_units', models.BigIntegerField(default=0)),
+                ('cost_held_units', models.BigIntegerField(default=0)),
             ],
             options={
-                "constraints": [
-                    models.UniqueConstraint(fields=("scope_key", "period_start"), name="counter_unique_period")
-                ],
+                'constraints': [models.UniqueConstraint(fields=('scope_key', 'period_start'), name='counter_unique_period')],
             },
         ),
         migrations.CreateModel(
-            name="Hold",
+            name='Hold',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("request_id", models.CharField(max_length=64, unique=True)),
-                ("exchange_rate", models.DecimalField(decimal_places=8, default=Decimal("1"), max_digits=18)),
-                ("billing_currency", models.CharField(max_length=3)),
-                ("prompt_tokens", models.PositiveIntegerField()),
-                ("tokens", models.PositiveBigIntegerField()),
-                ("cost_units", models.BigIntegerField()),
-                ("counter_keys", models.JSONField(default=list)),
-                ("entry_point", models.CharField(default="chat", max_length=16)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("active", "Active"), ("settled", "Settled"), ("expired", "Expired")],
-                        default="active",
-                        max_length=8,
-                    ),
-                ),
-                ("created_at", models.DateTimeField()),
-                ("settled_at", models.DateTimeField(null=True)),
-                (
-                    "classroom",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="accounts.classroom",
-                    ),
-                ),
-                (
-                    "model",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="providers.chatmodel"
-                    ),
-                ),
-                (
-                    "price",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="providers.modelprice",
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('request_id', models.CharField(max_length=64, unique=True)),
+                ('exchange_rate', models.DecimalField(decimal_places=8, default=Decimal('1'), max_digits=18)),
+                ('billing_currency', models.CharField(max_length=3)),
+                ('prompt_tokens', models.PositiveIntegerField()),
+                ('tokens', models.PositiveBigIntegerField()),
+                ('cost_units', models.BigIntegerField()),
+                ('counter_keys', models.JSONField(default=list)),
+                ('entry_point', models.CharField(default='chat', max_length=16)),
+                ('status', models.CharField(choices=[('active', 'Active'), ('settled', 'Settled'), ('expired', 'Expired')], default='active', max_length=8)),
+                ('created_at', models.DateTimeField()),
+                ('settled_at', models.DateTimeField(null=True)),
+                ('classroom', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.classroom')),
+                ('model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='providers.chatmodel')),
+                ('price', models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='providers.modelprice')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "indexes": [models.Index(fields=["status", "created_at"], name="hold_active_age")],
+                'indexes': [models.Index(fields=['status', 'created_at'], name='hold_active_age')],
             },
         ),
         migrations.CreateModel(
-            name="LedgerEntry",
+            name='LedgerEntry',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("request_id", models.CharField(max_length=64, verbose_name="request id")),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[("charge", "Charge"), ("correction", "Correction")],
-                        default="charge",
-                        max_length=12,
-                        verbose_name="kind",
-                    ),
-                ),
-                ("note", models.CharField(blank=True, max_length=200, verbose_name="note")),
-                ("credential_scope", models.CharField(blank=True, max_length=16, verbose_name="key scope")),
-                ("provider_slug", models.CharField(max_length=50, verbose_name="provider")),
-                ("route_name", models.CharField(max_length=300, verbose_name="route")),
-                ("prompt_tokens", models.IntegerField(verbose_name="prompt tokens")),
-                ("completion_tokens", models.IntegerField(verbose_name="completion tokens")),
-                (
-                    "usage_source",
-                    models.CharField(
-                        choices=[("provider", "Reported by the provider"), ("counted", "Counted with tiktoken")],
-                        max_length=12,
-                        verbose_name="usage source",
-                    ),
-                ),
-                ("estimated", models.BooleanField(default=False, verbose_name="estimated count")),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("complete", "Complete"),
-                            ("stopped", "Stopped"),
-                            ("interrupted", "Interrupted"),
-                            ("failed", "Failed"),
-                        ],
-                        max_length=12,
-                        verbose_name="status",
-                    ),
-                ),
-                (
-                    "price_input_per_million",
-                    models.DecimalField(decimal_places=10, max_digits=20, verbose_name="input price per million"),
-                ),
-                (
-                    "price_output_per_million",
-                    models.DecimalField(decimal_places=10, max_digits=20, verbose_name="output price per million"),
-                ),
-                ("price_currency", models.CharField(max_length=3, verbose_name="price currency")),
-                ("cost", models.DecimalField(decimal_places=10, max_digits=20, verbose_name="cost (model currency)")),
-                ("exchange_rate", models.DecimalField(decimal_places=8, max_digits=18, verbose_name="exchange rate")),
-                ("billing_currency", models.CharField(max_length=3, verbose_name="billing currency")),
-                (
-                    "cost_billing",
-                    models.DecimalField(decimal_places=10, max_digits=20, verbose_name="cost (billing currency)"),
-                ),
-                (
-                    "first_chunk_ms",
-                    models.PositiveIntegerField(blank=True, null=True, verbose_name="time to first token (ms)"),
-                ),
-                ("total_ms", models.PositiveIntegerField(blank=True, null=True, verbose_name="total time (ms)")),
-                ("entry_point", models.CharField(max_length=16, verbose_name="entry point")),
-                ("started_at", models.DateTimeField(verbose_name="started")),
-                ("created_at", models.DateTimeField(db_index=True, verbose_name="recorded")),
-                (
-                    "classroom",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="ledger_entries",
-                        to="accounts.classroom",
-                        verbose_name="class",
-                    ),
-                ),
-                (
-                    "corrects",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="corrections",
-                        to="billing.ledgerentry",
-                        verbose_name="corrects",
-                    ),
-                ),
-                (
-                    "credential",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="ledger_entries",
-                        to="providers.credential",
-                        verbose_name="key",
-                    ),
-                ),
-                (
-                    "model",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="ledger_entries",
-                        to="providers.chatmodel",
-                        verbose_name="model",
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="ledger_entries",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('request_id', models.CharField(max_length=64, verbose_name='request id')),
+                ('kind', models.CharField(choices=[('charge', 'Charge'), ('correction', 'Correction')], default='charge', max_length=12, verbose_name='kind')),
+                ('note', models.CharField(blank=True, max_length=200, verbose_name='note')),
+                ('credential_scope', models.CharField(blank=True, max_length=16, verbose_name='key scope')),
+                ('provider_slug', models.CharField(max_length=50, verbose_name='provider')),
+                ('route_name', models.CharField(max_length=300, verbose_name='route')),
+                ('prompt_tokens', models.IntegerField(verbose_name='prompt tokens')),
+                ('completion_tokens', models.IntegerField(verbose_name='completion tokens')),
+                ('usage_source', models.CharField(choices=[('provider', 'Reported by the provider'), ('counted', 'Counted with tiktoken')], max_length=12, verbose_name='usage source')),
+                ('estimated', models.BooleanField(default=False, verbose_name='estimated count')),
+                ('status', models.CharField(choices=[('complete', 'Complete'), ('stopped', 'Stopped'), ('interrupted', 'Interrupted'), ('failed', 'Failed')], max_length=12, verbose_name='status')),
+                ('price_input_per_million', models.DecimalField(decimal_places=10, max_digits=20, verbose_name='input price per million')),
+                ('price_output_per_million', models.DecimalField(decimal_places=10, max_digits=20, verbose_name='output price per million')),
+                ('price_currency', models.CharField(max_length=3, verbose_name='price currency')),
+                ('cost', models.DecimalField(decimal_places=10, max_digits=20, verbose_name='cost (model currency)')),
+                ('exchange_rate', models.DecimalField(decimal_places=8, max_digits=18, verbose_name='exchange rate')),
+                ('billing_currency', models.CharField(max_length=3, verbose_name='billing currency')),
+                ('cost_billing', models.DecimalField(decimal_places=10, max_digits=20, verbose_name='cost (billing currency)')),
+                ('first_chunk_ms', models.PositiveIntegerField(blank=True, null=True, verbose_name='time to first token (ms)')),
+                ('total_ms', models.PositiveIntegerField(blank=True, null=True, verbose_name='total time (ms)')),
+                ('entry_point', models.CharField(max_length=16, verbose_name='entry point')),
+                ('started_at', models.DateTimeField(verbose_name='started')),
+                ('created_at', models.DateTimeField(db_index=True, verbose_name='recorded')),
+                ('classroom', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='ledger_entries', to='accounts.classroom', verbose_name='class')),
+                ('corrects', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='corrections', to='billing.ledgerentry', verbose_name='corrects')),
+                ('credential', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='ledger_entries', to='providers.credential', verbose_name='key')),
+                ('model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='ledger_entries', to='providers.chatmodel', verbose_name='model')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='ledger_entries', to=settings.AUTH_USER_MODEL, verbose_name='user')),
             ],
             options={
-                "verbose_name": "ledger entry",
-                "verbose_name_plural": "ledger entries",
-                "ordering": ["-created_at", "-id"],
-                "indexes": [
-                    models.Index(fields=["classroom", "created_at"], name="ledger_class_time"),
-                    models.Index(fields=["user", "created_at"], name="ledger_user_time"),
-                ],
-                "constraints": [
-                    models.UniqueConstraint(
-                        condition=models.Q(("kind", "charge")),
-                        fields=("request_id",),
-                        name="ledger_one_charge_per_request",
-                    )
-                ],
+                'verbose_name': 'ledger entry',
+                'verbose_name_plural': 'ledger entries',
+                'ordering': ['-created_at', '-id'],
+                'indexes': [models.Index(fields=['classroom', 'created_at'], name='ledger_class_time'), models.Index(fields=['user', 'created_at'], name='ledger_user_time')],
+                'constraints': [models.UniqueConstraint(condition=models.Q(('kind', 'charge')), fields=('request_id',), name='ledger_one_charge_per_request')],
             },
         ),
         migrations.CreateModel(
-            name="StudentOverride",
+            name='StudentOverride',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("token_limit", models.PositiveBigIntegerField(blank=True, null=True, verbose_name="tokens")),
-                (
-                    "cost_limit",
-                    models.DecimalField(blank=True, decimal_places=10, max_digits=20, null=True, verbose_name="money"),
-                ),
-                (
-                    "classroom",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="quota_overrides",
-                        to="accounts.classroom",
-                    ),
-                ),
-                (
-                    "student",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="quota_overrides",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('token_limit', models.PositiveBigIntegerField(blank=True, null=True, verbose_name='tokens')),
+                ('cost_limit', models.DecimalField(blank=True, decimal_places=10, max_digits=20, null=True, verbose_name='money')),
+                ('classroom', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='quota_overrides', to='accounts.classroom')),
+                ('student', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='quota_overrides', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "verbose_name": "student override",
-                "verbose_name_plural": "student overrides",
-                "constraints": [
-                    models.UniqueConstraint(fields=("classroom", "student"), name="override_unique_student")
-                ],
+                'verbose_name': 'student override',
+                'verbose_name_plural': 'student overrides',
+                'constraints': [models.UniqueConstraint(fields=('classroom', 'student'), name='override_unique_student')],
             },
         ),
         migrations.CreateModel(
-            name="UsageRollup",
+            name='UsageRollup',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "granularity",
-                    models.CharField(
-                        choices=[("hour", "Hour"), ("day", "Day")], max_length=4, verbose_name="granularity"
-                    ),
-                ),
-                ("bucket_start", models.DateTimeField(verbose_name="bucket start")),
-                ("requests", models.PositiveIntegerField(verbose_name="requests")),
-                ("prompt_tokens", models.BigIntegerField(verbose_name="prompt tokens")),
-                ("completion_tokens", models.BigIntegerField(verbose_name="completion tokens")),
-                ("cost_billing", models.DecimalField(decimal_places=10, max_digits=20, verbose_name="cost")),
-                (
-                    "classroom",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="accounts.classroom",
-                        verbose_name="class",
-                    ),
-                ),
-                (
-                    "model",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="providers.chatmodel",
-                        verbose_name="model",
-                    ),
-                ),
-                (
-                    "user",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                        verbose_name="user",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('granularity', models.CharField(choices=[('hour', 'Hour'), ('day', 'Day')], max_length=4, verbose_name='granularity')),
+                ('bucket_start', models.DateTimeField(verbose_name='bucket start')),
+                ('requests', models.PositiveIntegerField(verbose_name='requests')),
+                ('prompt_tokens', models.BigIntegerField(verbose_name='prompt tokens')),
+                ('completion_tokens', models.BigIntegerField(verbose_name='completion tokens')),
+                ('cost_billing', models.DecimalField(decimal_places=10, max_digits=20, verbose_name='cost')),
+                ('classroom', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.classroom', verbose_name='class')),
+                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='providers.chatmodel', verbose_name='model')),
+                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='user')),
             ],
             options={
-                "verbose_name": "usage rollup",
-                "verbose_name_plural": "usage rollups",
-                "ordering": ["-bucket_start"],
-                "indexes": [
-                    models.Index(fields=["granularity", "bucket_start"], name="rollup_bucket"),
-                    models.Index(fields=["classroom", "granularity", "bucket_start"], name="rollup_class_bucket"),
-                ],
+                'verbose_name': 'usage rollup',
+                'verbose_name_plural': 'usage rollups',
+                'ordering': ['-bucket_start'],
+                'indexes': [models.Index(fields=['granularity', 'bucket_start'], name='rollup_bucket'), models.Index(fields=['classroom', 'granularity', 'bucket_start'], name='rollup_class_bucket')],
             },
         ),
     ]

@@ -11,9 +11,7 @@ def add_rate(apps, schema_editor):  # type: ignore[no-untyped-def]
     # add newer rates in Django admin (old ones are kept, each request uses the rate in force).
     ExchangeRate = apps.get_model("billing", "ExchangeRate")
     ExchangeRate.objects.get_or_create(
-        from_currency="USD",
-        to_currency="CNY",
-        effective_from=datetime(2025, 1, 1, tzinfo=timezone.utc),
+        from_currency="USD", to_currency="CNY", effective_from=datetime(2025, 1, 1, tzinfo=timezone.utc),
         defaults={"rate": Decimal("7.2000")},
     )
 

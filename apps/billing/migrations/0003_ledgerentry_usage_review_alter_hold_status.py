@@ -4,39 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("billing", "0002_default_exchange_rate"),
+        ('billing', '0002_default_exchange_rate'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="ledgerentry",
-            name="usage_review",
-            field=models.CharField(
-                blank=True,
-                choices=[
-                    ("under_reported", "Provider reported less than the text: our count billed"),
-                    ("malformed", "Provider's usage was not valid numbers: our count billed"),
-                    ("clamped", "Provider reported an implausible amount: billed at the bound"),
-                    ("unsettled", "Settling failed: hold released, nothing billed"),
-                ],
-                default="",
-                max_length=16,
-                verbose_name="usage to review",
-            ),
+            model_name='ledgerentry',
+            name='usage_review',
+            field=models.CharField(blank=True, choices=[('under_reported', 'Provider reported less than the text: our count billed'), ('malformed', "Provider's usage was not valid numbers: our count billed"), ('clamped', 'Provider reported an implausible amount: billed at the bound'), ('unsettled', 'Settling failed: hold released, nothing billed')], default='', max_length=16, verbose_name='usage to review'),
         ),
         migrations.AlterField(
-            model_name="hold",
-            name="status",
-            field=models.CharField(
-                choices=[
-                    ("active", "Active"),
-                    ("settled", "Settled"),
-                    ("expired", "Expired"),
-                    ("released", "Released unsettled"),
-                ],
-                default="active",
-                max_length=8,
-            ),
+            model_name='hold',
+            name='status',
+            field=models.CharField(choices=[('active', 'Active'), ('settled', 'Settled'), ('expired', 'Expired'), ('released', 'Released unsettled')], default='active', max_length=8),
         ),
     ]

@@ -4,25 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("billing", "0003_ledgerentry_usage_review_alter_hold_status"),
+        ('billing', '0003_ledgerentry_usage_review_alter_hold_status'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="BalanceCheck",
+            name='BalanceCheck',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("checked_at", models.DateTimeField(db_index=True, verbose_name="checked")),
-                ("budgets_checked", models.PositiveIntegerField(verbose_name="budgets checked")),
-                ("difference_count", models.PositiveIntegerField(verbose_name="differences found")),
-                ("differences", models.JSONField(default=list, verbose_name="differences")),
-                ("duration_ms", models.PositiveIntegerField(verbose_name="duration (ms)")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('checked_at', models.DateTimeField(db_index=True, verbose_name='checked')),
+                ('budgets_checked', models.PositiveIntegerField(verbose_name='budgets checked')),
+                ('difference_count', models.PositiveIntegerField(verbose_name='differences found')),
+                ('differences', models.JSONField(default=list, verbose_name='differences')),
+                ('duration_ms', models.PositiveIntegerField(verbose_name='duration (ms)')),
             ],
             options={
-                "verbose_name": "ledger balance check",
-                "verbose_name_plural": "ledger balance checks",
-                "ordering": ["-checked_at", "-id"],
+                'verbose_name': 'ledger balance check',
+                'verbose_name_plural': 'ledger balance checks',
+                'ordering': ['-checked_at', '-id'],
             },
         ),
     ]

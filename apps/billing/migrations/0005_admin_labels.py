@@ -4,50 +4,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("billing", "0004_balancecheck"),
+        ('billing', '0004_balancecheck'),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name="jobrun",
-            options={"verbose_name": "job run", "verbose_name_plural": "job runs"},
+            name='jobrun',
+            options={'verbose_name': 'job run', 'verbose_name_plural': 'job runs'},
         ),
         migrations.AlterField(
-            model_name="jobrun",
-            name="last_detail",
-            field=models.CharField(blank=True, max_length=200, verbose_name="last result"),
+            model_name='jobrun',
+            name='last_detail',
+            field=models.CharField(blank=True, max_length=200, verbose_name='last result'),
         ),
         migrations.AlterField(
-            model_name="jobrun",
-            name="last_duration_ms",
-            field=models.PositiveIntegerField(null=True, verbose_name="last duration (ms)"),
+            model_name='jobrun',
+            name='last_duration_ms',
+            field=models.PositiveIntegerField(null=True, verbose_name='last duration (ms)'),
         ),
         migrations.AlterField(
-            model_name="jobrun",
-            name="last_success_at",
-            field=models.DateTimeField(null=True, verbose_name="last success"),
+            model_name='jobrun',
+            name='last_success_at',
+            field=models.DateTimeField(null=True, verbose_name='last success'),
         ),
         migrations.AlterField(
-            model_name="jobrun",
-            name="name",
-            field=models.CharField(max_length=50, unique=True, verbose_name="job"),
+            model_name='jobrun',
+            name='name',
+            field=models.CharField(max_length=50, unique=True, verbose_name='job'),
         ),
         migrations.AlterField(
-            model_name="ledgerentry",
-            name="credential_scope",
-            field=models.CharField(
-                blank=True,
-                choices=[("user", "Personal key"), ("class", "Class key"), ("site", "Site key"), ("none", "No key")],
-                max_length=16,
-                verbose_name="key scope",
-            ),
+            model_name='ledgerentry',
+            name='credential_scope',
+            field=models.CharField(blank=True, choices=[('user', 'Personal key'), ('class', 'Class key'), ('site', 'Site key'), ('none', 'No key')], max_length=16, verbose_name='key scope'),
         ),
         migrations.AlterField(
-            model_name="ledgerentry",
-            name="entry_point",
-            field=models.CharField(
-                choices=[("chat", "Chat"), ("api", "OpenAI-compatible API")], max_length=16, verbose_name="entry point"
-            ),
+            model_name='ledgerentry',
+            name='entry_point',
+            field=models.CharField(choices=[('chat', 'Chat'), ('api', 'OpenAI-compatible API')], max_length=16, verbose_name='entry point'),
         ),
     ]

@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("billing", "0005_admin_labels"),
+        ('billing', '0005_admin_labels'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="ledgerentry",
-            name="price_effective_from",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="price in force since"),
+            model_name='ledgerentry',
+            name='price_effective_from',
+            field=models.DateTimeField(blank=True, null=True, verbose_name='price in force since'),
         ),
     ]

@@ -7,121 +7,50 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("billing", "0007_limit_bounds"),
+        ('billing', '0007_limit_bounds'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="exchangerate",
-            name="effective_from",
-            field=models.DateTimeField(
-                validators=[
-                    django.core.validators.MinValueValidator(
-                        datetime.datetime(2000, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
-                    ),
-                    django.core.validators.MaxValueValidator(
-                        datetime.datetime(2099, 12, 31, 0, 0, tzinfo=datetime.timezone.utc)
-                    ),
-                ],
-                verbose_name="effective from",
-            ),
+            model_name='exchangerate',
+            name='effective_from',
+            field=models.DateTimeField(validators=[django.core.validators.MinValueValidator(datetime.datetime(2000, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)), django.core.validators.MaxValueValidator(datetime.datetime(2099, 12, 31, 0, 0, tzinfo=datetime.timezone.utc))], verbose_name='effective from'),
         ),
         migrations.AlterField(
-            model_name="exchangerate",
-            name="rate",
-            field=models.DecimalField(
-                decimal_places=8,
-                max_digits=18,
-                validators=[
-                    django.core.validators.MinValueValidator(Decimal("1E-8")),
-                    django.core.validators.MaxValueValidator(Decimal("1000000")),
-                ],
-                verbose_name="rate",
-            ),
+            model_name='exchangerate',
+            name='rate',
+            field=models.DecimalField(decimal_places=8, max_digits=18, validators=[django.core.validators.MinValueValidator(Decimal('1E-8')), django.core.validators.MaxValueValidator(Decimal('1000000'))], verbose_name='rate'),
         ),
         migrations.AlterField(
-            model_name="quotapolicy",
-            name="class_cost_pool",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=20,
-                null=True,
-                validators=[
-                    django.core.validators.MinValueValidator(0),
-                    django.core.validators.MaxValueValidator(Decimal("100000000")),
-                ],
-                verbose_name="money for the whole class",
-            ),
+            model_name='quotapolicy',
+            name='class_cost_pool',
+            field=models.DecimalField(blank=True, decimal_places=10, max_digits=20, null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(Decimal('100000000'))], verbose_name='money for the whole class'),
         ),
         migrations.AlterField(
-            model_name="quotapolicy",
-            name="student_cost_limit",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=20,
-                null=True,
-                validators=[
-                    django.core.validators.MinValueValidator(0),
-                    django.core.validators.MaxValueValidator(Decimal("100000000")),
-                ],
-                verbose_name="money per student",
-            ),
+            model_name='quotapolicy',
+            name='student_cost_limit',
+            field=models.DecimalField(blank=True, decimal_places=10, max_digits=20, null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(Decimal('100000000'))], verbose_name='money per student'),
         ),
         migrations.AlterField(
-            model_name="sitebillingsettings",
-            name="default_student_cost_limit",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=20,
-                null=True,
-                validators=[
-                    django.core.validators.MinValueValidator(0),
-                    django.core.validators.MaxValueValidator(Decimal("100000000")),
-                ],
-                verbose_name="default money per student",
-            ),
+            model_name='sitebillingsettings',
+            name='default_student_cost_limit',
+            field=models.DecimalField(blank=True, decimal_places=10, max_digits=20, null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(Decimal('100000000'))], verbose_name='default money per student'),
         ),
         migrations.AlterField(
-            model_name="sitebillingsettings",
-            name="max_student_cost_limit",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=20,
-                null=True,
-                validators=[
-                    django.core.validators.MinValueValidator(0),
-                    django.core.validators.MaxValueValidator(Decimal("100000000")),
-                ],
-                verbose_name="cap: money per student",
-            ),
+            model_name='sitebillingsettings',
+            name='max_student_cost_limit',
+            field=models.DecimalField(blank=True, decimal_places=10, max_digits=20, null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(Decimal('100000000'))], verbose_name='cap: money per student'),
         ),
         migrations.AlterField(
-            model_name="studentoverride",
-            name="cost_limit",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=20,
-                null=True,
-                validators=[
-                    django.core.validators.MinValueValidator(0),
-                    django.core.validators.MaxValueValidator(Decimal("100000000")),
-                ],
-                verbose_name="money",
-            ),
+            model_name='studentoverride',
+            name='cost_limit',
+            field=models.DecimalField(blank=True, decimal_places=10, max_digits=20, null=True, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(Decimal('100000000'))], verbose_name='money'),
         ),
         migrations.AlterConstraint(
-            model_name="exchangerate",
-            name="rate_positive",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("rate__gt", 0)),
-                name="rate_positive",
-                violation_error_message="A rate is more than zero.",
-            ),
+            model_name='exchangerate',
+            name='rate_positive',
+            constraint=models.CheckConstraint(condition=models.Q(('rate__gt', 0)), name='rate_positive', violation_error_message='A rate is more than zero.'),
         ),
     ]

@@ -4,19 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("billing", "0008_price_and_rate_bounds"),
+        ('billing', '0008_price_and_rate_bounds'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="usagecounter",
-            name="cost_carried_units",
+            model_name='usagecounter',
+            name='cost_carried_units',
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name="usagecounter",
-            name="tokens_carried",
+            model_name='usagecounter',
+            name='tokens_carried',
             field=models.BigIntegerField(default=0),
         ),
     ]
