@@ -51,11 +51,10 @@ def assert_debug_page_without(response: Any, *secrets: str, error: str = "the se
         assert secret[-12:] not in page
 
 
-def test_a_key_posted_to_the_keys_page_is_not_on_the_debug_page(
-    people: People, debug_client: Client, sealing_breaks: None
-) -> None:
-    debug_client.force_login(people.teacher)
-    response = debug_client.post(
+def class_key_posted(client: Client, people: People) -> Any:
+    """The teacher adds KEY for the class on the keys page."""
+    client.force_login(people.teacher)
+    return client.post(
         reverse("keys"),
         {
             "provider": Provider.objects.get(slug="deepseek").pk,
@@ -65,6 +64,12 @@ def test_a_key_posted_to_the_keys_page_is_not_on_the_debug_page(
             "label": "7A",
         },
     )
+
+
+def test_a_key_posted_to_the_keys_page_is_not_on_the_debug_page(
+    people: People, debug_client: Client, sealing_breaks: None
+) -> None:
+    response = class_key_posted(debug_client, people)
     assert_debug_page_without(response, KEY)
     assert Credential.objects.count() == 0
 
@@ -218,16 +223,6 @@ def test_a_password_inside_a_settings_url_is_not_on_the_debug_page(
     settings.CELERY_BROKER_URL = f"redis://worker:{secret}@127.0.0.1:6379/1"
     settings.CHANNEL_LAYERS = {"default": {"CONFIG": {"hosts": [f"redis://:p@ss-{secret}@127.0.0.1:6379/2"]}}}
     settings.CACHES = {**settings.CACHES, "extra": {"BACKEND": "x", "LOCATION": [url]}}
-    debug_client.force_login(people.teacher)
-    response = debug_client.post(
-        reverse("keys"),
-        {
-            "provider": Provider.objects.get(slug="deepseek").pk,
-            "scope": "class",
-            "classroom": people.classroom.pk,
-            "api_key": KEY,
-            "label": "7A",
-        },
-    )
+    response = class_key_posted(debug_client, people)
     assert_debug_page_without(response, KEY, secret)
     assert "redis://:********************@127.0.0.1:6379/0" in response.content.decode()
