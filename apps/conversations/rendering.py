@@ -12,6 +12,7 @@ by the same rules (MATH_PATTERN, in chat.js too).
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import secrets
@@ -197,7 +198,24 @@ def _too_marked(text: str) -> bool:
     return False
 
 
+# Replies rendered lately, by their text: a conversation's page renders each of its replies
+# on every view (a reload, a teacher reading it, the versions switcher), the same text to the
+# same HTML. Texts up to RENDERED_CACHE_CHARS only, so the cache stays a few megabytes.
+RENDERED_CACHE_SIZE = 512
+RENDERED_CACHE_CHARS = 16_000
+
+
 def reply_html(text: str) -> str:
+    """The reply's Markdown as sanitised HTML (math as spans the page typesets)."""
+    return _reply_html_kept(text) if len(text) <= RENDERED_CACHE_CHARS else _reply_html(text)
+
+
+@functools.lru_cache(maxsize=RENDERED_CACHE_SIZE)
+def _reply_html_kept(text: str) -> str:
+    return _reply_html(text)
+
+
+def _reply_html(text: str) -> str:
     if _too_marked(text):
         return "<p>" + html.escape(text).replace("\n", "<br>\n") + "</p>"
     text, math = _math_out(text)
