@@ -24,7 +24,14 @@ class ClassSettingsForm(forms.Form):
         help_text=_("Sent first in every conversation; students see them."),
     )
     max_reply_tokens = forms.IntegerField(
-        label=_("Max reply length (tokens)"), required=False, min_value=16, max_value=100_000
+        label=_("Max reply length (tokens)"),
+        required=False,
+        min_value=16,
+        max_value=100_000,
+        help_text=_(
+            "Empty: each model's own limit. A reasoning model's thinking counts in it too, so a low limit "
+            "cuts its replies short."
+        ),
     )
     teacher_can_read = forms.BooleanField(
         label=_("Teachers may read students' conversations (read-only, recorded)"), required=False
