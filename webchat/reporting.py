@@ -29,7 +29,24 @@ class SecretSafeExceptionReporterFilter(SafeExceptionReporterFilter):
 
     def cleanse_setting(self, key: Any, value: Any) -> Any:
         if isinstance(value, str) and not (isinstance(key, str) and self.hidden_settings.search(key)):
-            text = str(value)  # a lazy string (a settings object's proxy) passes isinstance too
-            cleansed = _URL_PASSWORD.sub(rf"\g<before>{self.cleansed_substitute}@", text)
-            return cleansed if cleansed != text else value
+            return self._url_passwords_starred(value)
         return super().cleanse_setting(key, value)
+
+    def get_traceback_frame_variables(self, request: HttpRequest | None, tb_frame: Any) -> Any:
+        """A frame's local strings too (a Redis client's URL, in its own frames when it fails),
+        and those in its lists, tuples and dicts, one level down."""
+        starred = []
+        for name, value in super().get_traceback_frame_variables(request, tb_frame):
+            if isinstance(value, str):
+                value = self._url_passwords_starred(value)
+            elif isinstance(value, list | tuple):
+                value = type(value)(self._url_passwords_starred(v) if isinstance(v, str) else v for v in value)
+            elif isinstance(value, dict):
+                value = {k: self._url_passwords_starred(v) if isinstance(v, str) else v for k, v in value.items()}
+            starred.append((name, value))
+        return starred
+
+    def _url_passwords_starred(self, value: str) -> str:
+        text = str(value)  # a lazy string (a settings object's proxy) passes isinstance too
+        cleansed = _URL_PASSWORD.sub(rf"\g<before>{self.cleansed_substitute}@", text)
+        return cleansed if cleansed != text else value

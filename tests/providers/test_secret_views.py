@@ -20,6 +20,7 @@ pytestmark = pytest.mark.django_db
 KEY = "sk-never-on-any-page-WXYZ"
 NEW_KEY = "sk-the-replacement-never-shown-5678"
 PASSWORD = "a-students-own-password-917"
+FRAME_SECRET = "frame-local-password-8812"
 STARS = "********************"  # what Django's reporter filter puts in place of a secret
 
 
@@ -226,3 +227,20 @@ def test_a_password_inside_a_settings_url_is_not_on_the_debug_page(
     response = class_key_posted(debug_client, people)
     assert_debug_page_without(response, KEY, secret)
     assert "redis://:********************@127.0.0.1:6379/0" in response.content.decode()
+
+
+def test_a_url_with_a_password_in_a_failing_frames_locals_is_starred(
+    people: People, debug_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis client failing shows its own frames' locals: the URL it was given, password
+    and all."""
+
+    def connecting(plaintext: bytes, *, binding: bytes) -> tuple[bytes, str]:
+        url = f"redis://:{FRAME_SECRET}@10.0.0.9:6379/0"  # a global: only the URL is a local
+        hosts = [url]
+        options = {"address": url}
+        raise RuntimeError(f"the sealing step broke near {len(url) + len(hosts) + len(options)}")
+
+    monkeypatch.setattr("apps.providers.services.seal", connecting)
+    response = class_key_posted(debug_client, people)
+    assert_debug_page_without(response, KEY, FRAME_SECRET, error="the sealing step broke near")
