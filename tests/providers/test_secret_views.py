@@ -232,15 +232,18 @@ def test_a_password_inside_a_settings_url_is_not_on_the_debug_page(
 def test_a_url_with_a_password_in_a_failing_frames_locals_is_starred(
     people: People, debug_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A Redis client failing shows its own frames' locals: the URL it was given, password
-    and all."""
+    """A Redis client failing shows its own frames' locals (outside any view marked
+    sensitive): the URL it was given, password and all."""
 
-    def connecting(plaintext: bytes, *, binding: bytes) -> tuple[bytes, str]:
+    def connecting(*args: Any, **kwargs: Any) -> None:
         url = f"redis://:{FRAME_SECRET}@10.0.0.9:6379/0"  # a global: only the URL is a local
         hosts = [url]
         options = {"address": url}
-        raise RuntimeError(f"the sealing step broke near {len(url) + len(hosts) + len(options)}")
+        raise RuntimeError(f"the quota meter broke near {len(url) + len(hosts) + len(options)}")
 
-    monkeypatch.setattr("apps.providers.services.seal", connecting)
-    response = class_key_posted(debug_client, people)
-    assert_debug_page_without(response, KEY, FRAME_SECRET, error="the sealing step broke near")
+    monkeypatch.setattr("apps.conversations.views.quota_status", connecting)
+    debug_client.force_login(people.student)
+    response = debug_client.get(reverse("home"))
+    page = response.content.decode()
+    assert response.status_code == 500 and "the quota meter broke near" in page
+    assert FRAME_SECRET not in page and "redis://:********************@10.0.0.9" in page
