@@ -168,8 +168,7 @@ def _counters_carry_in(*, classroom: Classroom) -> None:
     pool (so the meters show it at once), or, for a period the class had before (back to
     months after some days), brought up to date. A row made later (a student who joins)
     carries it in as it is made (_counters_create)."""
-    limits = limits_for(user=User(pk=0), classroom=classroom)
-    start, _reset = period_bounds(limits=limits, now=timezone.now())
+    start = _period_start_now(classroom=classroom)
     if start is None:
         return
     students = Enrollment.objects.filter(classroom=classroom).values_list("student_id", flat=True)
@@ -180,7 +179,7 @@ def _counters_carry_in(*, classroom: Classroom) -> None:
 def _classless_counters_carry_in() -> None:
     """_counters_carry_in for the people in no class, whose budgets run on the site's
     default period: everyone with a budget row, or a request since the period began."""
-    start, _reset = period_bounds(limits=limits_for(user=User(pk=0), classroom=None), now=timezone.now())
+    start = _period_start_now(classroom=None)
     if start is None:
         return
     keys = set(UsageCounter.objects.filter(scope_key__startswith="u").values_list("scope_key", flat=True))
@@ -191,6 +190,11 @@ def _classless_counters_carry_in() -> None:
         )
     }
     _budget_rows_carry_in(keys=keys, start=start)
+
+
+def _period_start_now(*, classroom: Classroom | None) -> datetime | None:
+    """When the class's (None: the site's default) current period began; None outside a term."""
+    return period_bounds(limits=limits_for(user=User(pk=0), classroom=classroom), now=timezone.now())[0]
 
 
 def _budget_rows_carry_in(*, keys: set[str], start: datetime) -> None:

@@ -259,6 +259,36 @@ def _decimal_text(value: Decimal | None) -> str:
 CSV_BATCH = 2000  # ledger rows read at a time for the class usage CSV
 
 
+def _usage_csv_values(entry: LedgerEntry) -> list[object]:
+    """One ledger row as the class usage CSV's columns (CSV_HEADER)."""
+    return [
+        timezone.localtime(entry.created_at).isoformat(),
+        entry.request_id,
+        entry.kind,
+        entry.user.username,
+        entry.user.display_name,
+        entry.provider_slug,
+        entry.model.name,
+        entry.credential_scope,
+        entry.prompt_tokens,
+        entry.completion_tokens,
+        entry.total_tokens,
+        entry.usage_source,
+        int(entry.estimated),
+        entry.status,
+        _decimal_text(entry.price_input_per_million),
+        _decimal_text(entry.price_output_per_million),
+        entry.price_currency,
+        _decimal_text(entry.cost),
+        _decimal_text(entry.exchange_rate),
+        entry.billing_currency,
+        _decimal_text(entry.cost_billing),
+        entry.first_chunk_ms,
+        entry.total_ms,
+        entry.entry_point,
+    ]
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -284,36 +314,7 @@ def usage_csv(request: HttpRequest, classroom_id: int) -> HttpResponse:
         while True:
             batch = await batch_read(classroom=classroom, start=start, end=end, after=after, size=CSV_BATCH)
             for entry in batch:
-                yield writer.writerow(
-                    csv_row(
-                        [
-                            timezone.localtime(entry.created_at).isoformat(),
-                            entry.request_id,
-                            entry.kind,
-                            entry.user.username,
-                            entry.user.display_name,
-                            entry.provider_slug,
-                            entry.model.name,
-                            entry.credential_scope,
-                            entry.prompt_tokens,
-                            entry.completion_tokens,
-                            entry.total_tokens,
-                            entry.usage_source,
-                            int(entry.estimated),
-                            entry.status,
-                            _decimal_text(entry.price_input_per_million),
-                            _decimal_text(entry.price_output_per_million),
-                            entry.price_currency,
-                            _decimal_text(entry.cost),
-                            _decimal_text(entry.exchange_rate),
-                            entry.billing_currency,
-                            _decimal_text(entry.cost_billing),
-                            entry.first_chunk_ms,
-                            entry.total_ms,
-                            entry.entry_point,
-                        ]
-                    )
-                )
+                yield writer.writerow(csv_row(_usage_csv_values(entry)))
             if len(batch) < CSV_BATCH:
                 return
             after = (batch[-1].created_at, batch[-1].pk)

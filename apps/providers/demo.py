@@ -110,7 +110,20 @@ SCHEMA_VALUES_MAX = 2_000
 SCHEMA_COPIED_BYTES_MAX = 64 * 1024
 
 
-def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budget: list[int] | None = None) -> Any:
+@dataclass
+class _Budget:
+    """What one schema's value may still cost: values built, and bytes copied into it (given
+    consts and enum values, property names, strings made, patterns parsed)."""
+
+    values: int = SCHEMA_VALUES_MAX
+    copied: int = SCHEMA_COPIED_BYTES_MAX
+
+    @property
+    def spent(self) -> bool:
+        return self.values <= 0 or self.copied <= 0
+
+
+def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budget: _Budget | None = None) -> Any:
     """A small value that fits a JSON schema (the demo's answer to `json_schema` output and
     its arguments to a tool), as a real model in strict mode gives one: the first enum value
     or const, each property of an object, an array's fewest items (none once nested deep, so
@@ -118,10 +131,10 @@ def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budge
     number within its bounds and multiple. At most SCHEMA_VALUES_MAX values, _SCHEMA_DEPTH
     deep, SCHEMA_COPIED_BYTES_MAX of given values."""
     root = schema if root is None else root
-    budget = [SCHEMA_VALUES_MAX, SCHEMA_COPIED_BYTES_MAX] if budget is None else budget
-    if not isinstance(schema, dict) or depth > _SCHEMA_DEPTH or budget[0] <= 0 or budget[1] <= 0:
+    budget = _Budget() if budget is None else budget
+    if not isinstance(schema, dict) or depth > _SCHEMA_DEPTH or budget.spent:
         return None
-    budget[0] -= 1
+    budget.values -= 1
     reference = schema.get("$ref")
     if isinstance(reference, str) and reference.startswith("#/") and isinstance(root, dict):
         target: Any = root
@@ -130,8 +143,8 @@ def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budge
         return demo_value_for(target, root=root, depth=depth + 1, budget=budget)
     if "const" in schema or (isinstance(schema.get("enum"), list) and schema["enum"]):
         given = schema["const"] if "const" in schema else schema["enum"][0]
-        budget[1] -= len(given) if isinstance(given, str) else len(json.dumps(given))
-        return given if budget[1] >= 0 else None
+        budget.copied -= len(given) if isinstance(given, str) else len(json.dumps(given))
+        return given if budget.copied >= 0 else None
     for combined in ("anyOf", "oneOf", "allOf"):
         options = schema.get(combined)
         if isinstance(options, list) and options:
@@ -146,10 +159,10 @@ def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budge
         for name, sub in properties.items():
             # Each property is a value of its own, and its name is copied: a wide object at
             # the depth limit (its properties all null) counts as wide as it is.
-            if budget[0] <= 0 or budget[1] <= 0:
+            if budget.spent:
                 break
-            budget[0] -= 1
-            budget[1] -= len(name)
+            budget.values -= 1
+            budget.copied -= len(name)
             value[name] = demo_value_for(sub, root=root, depth=depth + 1, budget=budget)
         return value
     if kind == "array":
@@ -159,8 +172,8 @@ def demo_value_for(schema: object, *, root: object = None, depth: int = 0, budge
         ]
     if kind == "string":
         text = _demo_string(schema, budget)
-        budget[1] -= len(text)  # long minLengths, many times over, count as copied bytes
-        return text if budget[1] >= 0 else None
+        budget.copied -= len(text)  # long minLengths, many times over, count as copied bytes
+        return text if budget.copied >= 0 else None
     if kind in ("integer", "number"):
         return _demo_number(schema, integer=kind == "integer")
     if kind == "boolean":
@@ -213,10 +226,10 @@ _PATTERN_SOURCE_MAX = 1_000
 _STRING_CHARS_MAX = 1_000
 
 
-def _demo_string(schema: dict[str, Any], budget: list[int]) -> str:
+def _demo_string(schema: dict[str, Any], budget: _Budget) -> str:
     pattern = schema.get("pattern")
     if isinstance(pattern, str):
-        budget[1] -= len(pattern)  # parsing a pattern costs as much as copying it
+        budget.copied -= len(pattern)  # parsing a pattern costs as much as copying it
         matching = _string_matching(pattern)
         if matching is not None:
             return matching
