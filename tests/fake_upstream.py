@@ -32,6 +32,7 @@ class Behaviour:
     stall_before: int | None = None  # go silent before this chunk index...
     stall: float = 0.0  # ...for this many seconds
     raw_events: list[str] | None = None  # stream these `data:` payloads verbatim instead of a reply, then end
+    cut_at_end: bool = False  # end raw_events by cutting the connection (no body end, no [DONE] unless sent)
     error_padding: int = 0  # bytes of filler added to an error body's message
     gzip: bool = False  # JSON bodies (errors, non-stream replies) sent gzip-compressed
 
@@ -252,6 +253,9 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                         if behaviour.delay and self._sleep(behaviour.delay):
                             return
                         self._send_chunk(event(data))
+                    if behaviour.cut_at_end:
+                        self.connection.shutdown(2)
+                        return
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
                     return

@@ -403,7 +403,9 @@ async def finished_frame(event: Finished, *, versioned: bool = False, edited: bo
         frame["question_html"] = question_html
     if error is not None:
         frame["error_code"] = error.code
-        frame["error"] = upstream_message(code=error.code, credential_scope=outcome.usage.credential_scope)
+        frame["error"] = upstream_message(
+            code=error.code, credential_scope=outcome.usage.credential_scope, kept=bool(message.content)
+        )
     return frame
 
 

@@ -134,4 +134,6 @@ class Message(models.Model):
     def error_text(self) -> str:
         from .errors import upstream_message
 
-        return upstream_message(code=self.error_code, credential_scope=self.credential_scope) if self.error_code else ""
+        if not self.error_code:
+            return ""
+        return upstream_message(code=self.error_code, credential_scope=self.credential_scope, kept=bool(self.content))

@@ -38,7 +38,7 @@ from apps.accounts.selectors import classroom_for_student, classroom_get_open_to
 from apps.billing.selectors import QuotaStatus, limits_for, quota_status
 from apps.billing.services import ReplyUsage, hold_take, usage_reconcile
 from apps.providers import client as providers
-from apps.providers.client import CallEnded, Reasoning, Route, ToolCallsDelta, UpstreamError
+from apps.providers.client import Accepted, CallEnded, Reasoning, Route, ToolCallsDelta, UpstreamError
 from apps.providers.routes import NoRoute, routes_for_request
 from apps.providers.selectors import chat_model_get_by_route_name, classroom_allows_model, classroom_compares
 from apps.providers.services import credential_mark_failing
@@ -385,7 +385,9 @@ class _Reply:
     ended: CallEnded | None = None
     first_chunk_ms: int | None = None
     status: str = Message.Status.COMPLETE
-    called: bool = False  # the provider was asked (a turn stopped before it was costs nothing)
+    # The provider took the request (answered 2xx). A turn stopped before that (not sent yet,
+    # or between a 429 and its retry) costs nothing: no provider bills a refused request.
+    called: bool = False
 
     @property
     def text(self) -> str:
@@ -488,8 +490,11 @@ class _StopSwitch:
         self.waiting = False
         self.requested = False
         self.cancelled = False
-        self.watch = asyncio.ensure_future(stop.wait()) if stop is not None else None
-        if self.watch is not None:
+        self.watch = None
+        if stop is not None and stop.is_set():
+            self.requested = True  # stopped before the call began: it never does
+        elif stop is not None:
+            self.watch = asyncio.ensure_future(stop.wait())
             self.watch.add_done_callback(self._fire)
 
     def _fire(self, watch: asyncio.Future[Any]) -> None:
@@ -643,7 +648,7 @@ async def _prepared_run(*, turn: PreparedTurn, started: float, stop: asyncio.Eve
         )
         try:
             while not switch.requested:
-                reply.called = switch.waiting = True
+                switch.waiting = True
                 try:
                     piece = await call.__anext__()
                 except StopAsyncIteration:
@@ -662,6 +667,8 @@ async def _prepared_run(*, turn: PreparedTurn, started: float, stop: asyncio.Eve
                     yield Delta("", tool_calls=piece.calls)
                 elif type(piece) is Reasoning:
                     reply.reasoning_parts.append(piece.text)  # billed; the reply's text is what is shown
+                elif type(piece) is Accepted:
+                    reply.called = True
                 else:
                     reply.ended = piece  # type: ignore[assignment]
                     reply.route = reply.ended.route

@@ -205,6 +205,16 @@ class ToolCallsDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class Accepted:
+    """The provider took the request (it answered 2xx and its reply follows): from here on it
+    may bill the prompt, even if the caller stops before the first token. Until then (a
+    request not yet sent, refused with 429 or 5xx, or waiting out a retry) it bills nothing."""
+
+
+ACCEPTED = Accepted()
+
+
+@dataclass(frozen=True, slots=True)
 class Reasoning:
     """A piece of a reasoning model's thinking (`reasoning_content`, or OpenRouter's
     `reasoning`): not relayed, but output the provider bills, so counted for the reply when
@@ -316,10 +326,11 @@ async def stream(
     max_tokens: int | None,
     params: dict[str, Any] | None = None,
     request_id: str,
-) -> AsyncIterator[str | ToolCallsDelta | Reasoning | CallEnded]:
-    """Stream one chat completion over a list of routes. Yields the reply's text as it
-    arrives (str), the pieces of any tool calls (ToolCallsDelta) and of a reasoning model's
-    thinking (Reasoning), then exactly one CallEnded.
+) -> AsyncIterator[str | ToolCallsDelta | Reasoning | Accepted | CallEnded]:
+    """Stream one chat completion over a list of routes. Yields ACCEPTED when an attempt's
+    request is taken (a 2xx), the reply's text as it arrives (str), the pieces of any tool
+    calls (ToolCallsDelta) and of a reasoning model's thinking (Reasoning), then exactly one
+    CallEnded.
 
     Each route is tried LLM_MAX_ATTEMPTS times (backoff with jitter, Retry-After honoured),
     then the next route (failover), but only while nothing has been yielded: after the
@@ -355,6 +366,8 @@ async def stream(
                         yield piece
                     elif type(piece) is _Finish:
                         finish = piece.reason
+                    elif type(piece) is Accepted:
+                        yield piece
                     else:
                         usage = piece  # type: ignore[assignment]
                 yield CallEnded(
@@ -446,12 +459,13 @@ async def _call(
     params: dict[str, Any] | None,
     request_id: str,
     deadline: float,
-) -> AsyncIterator[str | ToolCallsDelta | Reasoning | _Finish | Usage]:
-    """One attempt on one route: yields text (str), tool call pieces, the finish reason and
-    the reported Usage. Raises
-    UpstreamError; a stream that ends without a finish reason, or breaks the protocol, is
-    `upstream_dropped` after what arrived was yielded; text past reply_bytes_cap is cut
-    there (`upstream_too_large`)."""
+) -> AsyncIterator[str | ToolCallsDelta | Reasoning | Accepted | _Finish | Usage]:
+    """One attempt on one route: yields ACCEPTED once the provider answers 2xx, then text
+    (str), tool call pieces, the finish reason and the reported Usage. Raises UpstreamError;
+    a stream that ends without a finish reason, or breaks the protocol, is `upstream_dropped`
+    after what arrived was yielded; text past reply_bytes_cap is cut there
+    (`upstream_too_large`). A connection that breaks or goes quiet after the finish reason
+    came ends a complete reply (what was missing is [DONE], or a usage report)."""
     extra = dict(params or {})
     if max_tokens and route.max_output_tokens:
         # A fallback may write less than the model asked for (a request for more is a 400).
@@ -484,6 +498,7 @@ async def _call(
                 # once and try again; a second 401 is the key's fault.
                 response = await _chat_completion_stream(route, body, request_id=request_id, refresh_token=True)
             try:
+                yield ACCEPTED
                 # A line whose end has not arrived yet (a piece may end anywhere): gathered in
                 # one buffer, so a line trickled in many pieces costs time linear in its length.
                 # The transport's caps bound a line (netguard._CappedBody).
@@ -567,6 +582,12 @@ async def _call(
                 await response.close()
     except (openai.APIError, httpx2.HTTPError, TimeoutError, ReplyRefused) as exc:
         error = upstream_error_from(exc)
+        if finished and error.code in (
+            ErrorCode.UPSTREAM_DROPPED,
+            ErrorCode.UPSTREAM_UNREACHABLE,
+            ErrorCode.UPSTREAM_TIMEOUT,
+        ):
+            return  # the reply was whole: only its end ([DONE], a usage report) went missing
         if received and error.code == ErrorCode.UPSTREAM_UNREACHABLE:
             # The connection broke after the stream had begun: a drop, not "unreachable".
             error = UpstreamError(ErrorCode.UPSTREAM_DROPPED, error.detail)

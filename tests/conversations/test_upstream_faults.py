@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import pytest
+from django.utils import translation
 
 # Loading the ASGI app sets Django's logging up again, which drops pytest's log capture:
 # load it now, before any test captures logs.
@@ -351,3 +352,132 @@ async def test_a_long_reply_that_keeps_to_its_max_tokens_is_not_cut(
 
     assert frames[-1]["status"] == "complete"
     assert "".join(f["text"] for f in frames if f["type"] == "chat.delta") == words * 100
+
+
+USAGE = json.dumps({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "fake-model", "choices": [],
+                    "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("events", "billed"),
+    [
+        ([chunk("Hi "), chunk("there."), chunk(finish="stop"), USAGE], (9, 2)),  # all but [DONE]
+        ([chunk("Hi "), chunk("there."), chunk(finish="stop")], None),  # the usage report too
+    ],
+    ids=["after-usage", "before-usage"],
+)
+async def test_a_connection_cut_after_the_finish_reason_ends_a_complete_reply(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, events: list[str], billed: Any
+) -> None:
+    """The reply was whole (the provider said why it finished); only the stream's end went
+    missing. It was saved as broken off (`upstream_dropped`), and over /v1 a 502 without the
+    text the caller was billed for."""
+    fake_upstream.default = Behaviour(raw_events=events, cut_at_end=True)
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["type"] == "chat.done" and frames[-1]["status"] == "complete"
+    assert "error" not in frames[-1]
+    reply = await Message.objects.aget(role=Message.Role.ASSISTANT)
+    assert (reply.status, reply.content, reply.error_code) == ("complete", "Hi there.", "")
+    entry = await LedgerEntry.objects.aget()
+    assert entry.status == "complete"
+    if billed is not None:
+        assert (entry.prompt_tokens, entry.completion_tokens, entry.usage_source) == (*billed, "provider")
+    else:
+        assert entry.usage_source == "counted" and entry.completion_tokens > 0
+    assert len(fake_upstream.chat_requests()) == 1
+
+
+async def test_a_stop_sent_with_the_question_costs_nothing(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """Send, then Stop at once: the provider had not taken the request (not sent yet, or not
+    answered), so it bills nothing and neither does webchat (the prompt was billed)."""
+    fake_upstream.default = Behaviour(headers_delay=1.0)
+    ws = await ws_connect(people.student)
+    await ws.connect()
+    await ws.send_json_to({"type": "chat.send", "conversation": None, "model": MODEL, "content": "Why?"})
+    await ws.send_json_to({"type": "chat.stop"})
+    frames = await ws_frames_until(ws, {"chat.done", "chat.error"})
+    await ws.disconnect()
+
+    assert frames[-1]["type"] == "chat.done" and frames[-1]["status"] == "stopped"
+    entry = await LedgerEntry.objects.aget()
+    assert (entry.status, entry.prompt_tokens, entry.completion_tokens, entry.cost_billing) == ("stopped", 0, 0, 0)
+    assert [hold.status async for hold in Hold.objects.all()] == ["settled"]
+
+
+async def test_a_stop_set_before_the_call_sends_the_provider_nothing(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """The stop came while the turn was being prepared: the provider is never asked."""
+    from apps.conversations.pipeline import ChatRequest, Finished, completion_run
+
+    stop = asyncio.Event()
+    stop.set()
+    request = ChatRequest(conversation_id=None, model=MODEL, content="Hello")
+    events = [event async for event in completion_run(identify=lambda: people.student, request=request, stop=stop)]
+
+    assert isinstance(events[-1], Finished) and events[-1].outcome.usage.status == "stopped"
+    assert events[-1].outcome.usage.prompt_tokens == 0
+    assert not fake_upstream.chat_requests()
+
+
+async def test_a_stop_while_a_429_is_waited_out_costs_nothing(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """The provider refused the request (429, retry in 2 s) and the student stopped while
+    webchat waited: no provider bills a refused request, so the stopped reply is free, as the
+    same request failing would be."""
+    fake_upstream.default = Behaviour(status=429, retry_after="2")
+    ws = await ws_connect(people.student)
+    await ws.connect()
+    await ws.send_json_to({"type": "chat.send", "conversation": None, "model": MODEL, "content": "Why?"})
+    await ws_frames_until(ws, {"chat.started"})
+    await asyncio.sleep(0.5)
+    await ws.send_json_to({"type": "chat.stop"})
+    frames = await ws_frames_until(ws, {"chat.done", "chat.error"})
+    await ws.disconnect()
+
+    assert frames[-1]["status"] == "stopped"
+    entry = await LedgerEntry.objects.aget()
+    assert (entry.status, entry.prompt_tokens, entry.cost_billing) == ("stopped", 0, 0)
+    assert len(fake_upstream.chat_requests()) == 1
+
+
+async def test_a_stop_after_the_provider_took_the_request_bills_the_prompt(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """Once the provider answered 200 it may bill the prompt, text or not: so does webchat."""
+    fake_upstream.default = Behaviour(stall_before=0, stall=3.0)
+    ws = await ws_connect(people.student)
+    await ws.connect()
+    await ws.send_json_to({"type": "chat.send", "conversation": None, "model": MODEL, "content": "Why?"})
+    await ws_frames_until(ws, {"chat.started"})
+    await asyncio.sleep(0.5)
+    await ws.send_json_to({"type": "chat.stop"})
+    frames = await ws_frames_until(ws, {"chat.done", "chat.error"})
+    await ws.disconnect()
+
+    assert frames[-1]["status"] == "stopped"
+    entry = await LedgerEntry.objects.aget()
+    assert entry.status == "stopped" and entry.prompt_tokens > 0 and entry.completion_tokens == 0
+
+
+async def test_a_reply_broken_off_says_what_arrived_was_saved_only_when_something_did(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.push(Behaviour(raw_events=[chunk("Hello, "), "not json"]))
+    fake_upstream.push(Behaviour(raw_events=["not json"]))
+
+    kept = await turn(people.student)
+    nothing = await turn(people.student)
+
+    assert kept[-1]["status"] == "interrupted" and kept[-1]["error"].endswith("What arrived was saved.")
+    assert nothing[-1]["type"] == "chat.error" and "saved" not in nothing[-1]["message"]
+    messages = [m async for m in Message.objects.filter(role=Message.Role.ASSISTANT).order_by("pk")]
+    with translation.override("zh-hans"):  # the reloaded page's label, in each language
+        assert messages[0].error_text.endswith("已收到的部分已保存。") and "保存" not in messages[1].error_text
+    with translation.override("en"):
+        assert messages[0].error_text.endswith("What arrived was saved.") and "saved" not in messages[1].error_text

@@ -516,3 +516,26 @@ def test_a_wrong_method_is_a_json_405(live_asgi: LiveServer) -> None:
         body = json.loads(refused.value.read())
         assert refused.value.code == 405 and refused.value.headers["Allow"] == allowed
         assert body["error"]["code"] == "method_not_allowed" and f"{method} {path}" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reply_whose_connection_is_cut_after_it_finished_is_answered_whole(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream, stream: bool
+) -> None:
+    """The provider sent the whole reply and why it finished, then the connection went
+    before [DONE]: the caller gets the reply (it was a 502 without the text it was billed
+    for), once."""
+    finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    text = {"choices": [{"index": 0, "delta": {"content": "Hello!"}, "finish_reason": None}]}
+    fake_upstream.default = Behaviour(raw_events=[json.dumps(text), json.dumps(finish)], cut_at_end=True)
+    client = client_for(live_asgi, key)
+
+    if stream:
+        pieces = list(client.chat.completions.create(model=MODEL, messages=ASK, stream=True))
+        assert "".join(p.choices[0].delta.content or "" for p in pieces if p.choices) == "Hello!"
+        assert [p.choices[0].finish_reason for p in pieces if p.choices][-1] == "stop"
+    else:
+        completion = client.chat.completions.create(model=MODEL, messages=ASK)
+        assert (completion.choices[0].message.content, completion.choices[0].finish_reason) == ("Hello!", "stop")
+    assert len(fake_upstream.chat_requests()) == 1
+    assert LedgerEntry.objects.get().status == "complete"
