@@ -172,11 +172,17 @@ def user_may_manage_keys(*, user: User) -> bool:
     return user.classrooms.filter(allow_student_keys=True).exists()
 
 
+def student_accounts() -> QuerySet[User]:
+    """Accounts that are only students': what teacher pages may act on (passwords, names,
+    API keys). A teacher's, staff or admin account never is, even enrolled in a class."""
+    return User.objects.filter(role=User.Role.STUDENT, is_staff=False, is_superuser=False)
+
+
 def students_manageable_by(*, user: User) -> QuerySet[User]:
     """Accounts whose password and display name `user` may change from the teacher pages:
     students enrolled in a class they teach (every student, for an admin). A teacher's,
     staff or admin account never, even if someone enrolled it in a class."""
-    students = User.objects.filter(role=User.Role.STUDENT, is_staff=False, is_superuser=False)
+    students = student_accounts()
     if not user.may_teach:
         return students.none()
     if user.is_superuser:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Classroom, Enrollment, User
-from apps.accounts.selectors import classroom_students
+from apps.accounts.selectors import classroom_students, student_accounts
 from webchat.errors import ErrorCode, RequestRefused
 from webchat.plainsql import column, instances, table, when
 
@@ -113,9 +113,10 @@ def class_api_enabled(*, classroom: Classroom | None) -> bool:
 
 
 def class_api_keys(*, classroom: Classroom) -> QuerySet[ApiKey]:
-    """Every key of the students enrolled in the class, by student, newest first."""
+    """Every key of the students enrolled in the class, by student, newest first. Not a
+    teacher's or admin's key, even if their account is enrolled: teachers manage students."""
     return (
-        ApiKey.objects.filter(user__in=classroom_students(classroom=classroom))
+        ApiKey.objects.filter(user__in=classroom_students(classroom=classroom).filter(pk__in=student_accounts()))
         .select_related("user")
         .order_by("user__username", "-created_at", "-id")
     )

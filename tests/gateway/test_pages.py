@@ -255,6 +255,23 @@ def test_a_teacher_cannot_revoke_a_key_of_a_student_outside_the_class(people: Pe
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("who", ["admin", "co_teacher", "other_teacher"])
+def test_a_teacher_neither_sees_nor_revokes_the_key_of_an_admin_or_teacher_enrolled_in_the_class(
+    people: People, who: str
+) -> None:
+    """Someone enrolled an admin's or a teacher's account in the class: its keys are not the
+    class's teacher's to see or end (as its password is not theirs to reset)."""
+    account = getattr(people, who)
+    enrollment_add(classroom=people.classroom, student=account)
+    row, key = api_key_create(user=account, name="admin-script")
+    client = logged_in(people.teacher)
+    assert "admin-script" not in client.get(reverse("class-api", args=[people.classroom.pk])).content.decode()
+    response = client.post(reverse("class-api-key-revoke", args=[people.classroom.pk, row.pk]))
+    assert response.status_code == 404
+    assert api_key_user(presented=key) == account
+
+
+@pytest.mark.django_db
 def test_a_teachers_revoke_stops_the_key_and_is_audited(people: People) -> None:
     row, key = api_key_create(user=people.student, name="laptop")
     client = logged_in(people.teacher)
