@@ -20,13 +20,15 @@ from channels.sessions import CookieMiddleware  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from apps.conversations.routing import websocket_urlpatterns  # noqa: E402
+from webchat.body_limit import BodyLimit  # noqa: E402
 from webchat.hosts import websocket_allowed_origins  # noqa: E402
 from webchat.websocket_origin import SameOriginValidator  # noqa: E402
 from webchat.websocket_session import WebsocketSessionMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # A body past REQUEST_MAX_BODY_BYTES is refused before Django spools it to disk.
+        "http": BodyLimit(django_asgi_app, max_bytes=settings.REQUEST_MAX_BODY_BYTES),
         # Origin must be the site's own page: its host one of ALLOWED_HOSTS and its host and
         # port those the socket was opened on, or a CSRF trusted origin (a page on another site
         # or another port cannot open a socket with the student's cookies). Unlike Channels'
