@@ -201,6 +201,12 @@ def users_by_folded_username(*, usernames: list[str]) -> dict[str, list[User]]:
     return found
 
 
+def username_taken(*, username: str) -> bool:
+    """Whether an account has this username, compared without case in every script
+    ("Élodie" is "élodie"), as users_by_folded_username compares."""
+    return bool(users_by_folded_username(usernames=[username]))
+
+
 def usernames_locked_out(*, usernames: list[str]) -> set[str]:
     """Which of these accounts django-axes refuses to log in right now (from at least one
     address). Reads axes' AccessAttempt rows, so it assumes the database handler (the

@@ -17,7 +17,13 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext_lazy as _
 
 from .models import AuditEvent, Classroom, Enrollment, User
-from .selectors import classroom_for_join_code, classroom_students, students_manageable_by, users_by_folded_username
+from .selectors import (
+    classroom_for_join_code,
+    classroom_students,
+    students_manageable_by,
+    username_taken,
+    users_by_folded_username,
+)
 from .signals import passwords_set_by_another
 from .sockets import CLOSE_ACCESS_CHANGED, CLOSE_SIGNED_OUT, user_sockets_close
 
@@ -190,7 +196,7 @@ def student_register(*, join_code: str, username: str, display_name: str, passwo
     # The cheap checks first: a made-up code or a taken name costs no hashing.
     if classroom_for_join_code(code=join_code) is None:
         raise ValidationError({"join_code": _("That join code is not valid (or has expired). Ask your teacher.")})
-    if User.objects.filter(username__iexact=username).exists():
+    if username_taken(username=username):
         raise ValidationError({"username": _("That username is taken.")})
     user = User(username=username, display_name=display_name.strip()[:150], role=User.Role.STUDENT)
     _password_check(password, user)
@@ -199,7 +205,7 @@ def student_register(*, join_code: str, username: str, display_name: str, passwo
         classroom = classroom_for_join_code(code=join_code)
         if classroom is None:
             raise ValidationError({"join_code": _("That join code is not valid (or has expired). Ask your teacher.")})
-        if User.objects.filter(username__iexact=username).exists():
+        if username_taken(username=username):
             raise ValidationError({"username": _("That username is taken.")})
         user.save()
         Enrollment.objects.create(classroom=classroom, student=user)

@@ -218,3 +218,25 @@ def test_a_full_width_username_is_stored_as_the_login_form_reads_it(people: Peop
     assert user.username == "lilei2026"
     response = Client().post("/accounts/login/", {"username": "ｌｉｌｅｉ２０２６", "password": TAKEOVER})
     assert response.status_code == 302
+
+
+@pytest.mark.parametrize("named_as", ["élodie", "ÉLODIE", "éLoDiE"])
+def test_sign_up_refuses_a_case_variant_in_any_script(people: People, named_as: str) -> None:
+    """Case is not only ASCII's: SQLite's lower() changed only A-Z, so "élodie" was a new
+    account beside "Élodie" on the embedded set-up (one on PostgreSQL), and a roster line
+    naming "élodie" could not find her."""
+    from django.core.exceptions import ValidationError
+
+    from apps.accounts.selectors import users_by_folded_username
+    from apps.accounts.services import student_register, user_upsert
+
+    elodie, _ = user_upsert(username="Élodie", role=User.Role.STUDENT, password=TAKEOVER)
+    assert users_by_folded_username(usernames=[named_as]) == {named_as.lower(): [elodie]}
+    with translation.override("en"), pytest.raises(ValidationError, match="taken"):
+        student_register(
+            join_code=join_code_regenerate(classroom=people.classroom),
+            username=named_as,
+            display_name="",
+            password=TAKEOVER,
+        )
+    assert User.objects.filter(username__in=["Élodie", named_as]).count() == 1

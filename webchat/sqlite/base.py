@@ -62,8 +62,25 @@ class _Cursor(base.SQLiteCursorWrapper):
                 _writer.release()
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     _holds_writer = False
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        """SQLite's own lower() and upper() change ASCII letters only: "Élodie" and
+        "élodie" were two usernames here and one on PostgreSQL. Python's, as PostgreSQL's
+        (and as the code that compares usernames in Python), know every script's case."""
+        connection = super().get_new_connection(conn_params)
+        connection.create_function("lower", 1, _lower, deterministic=True)
+        connection.create_function("upper", 1, _upper, deterministic=True)
+        return connection
 
     def create_cursor(self, name: str | None = None) -> Any:
         return self.connection.cursor(factory=_Cursor)
