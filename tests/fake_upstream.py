@@ -35,6 +35,8 @@ class Behaviour:
     cut_at_end: bool = False  # end raw_events by cutting the connection (no body end, no [DONE] unless sent)
     error_padding: int = 0  # bytes of filler added to an error body's message
     gzip: bool = False  # JSON bodies (errors, non-stream replies) sent gzip-compressed
+    ignore_stream: bool = False  # answer `stream: true` with one JSON chat.completion, as some servers do
+    tool_call: dict[str, Any] | None = None  # a non-stream reply calls this tool ({"name", "arguments"})
 
 
 @dataclass
@@ -214,7 +216,13 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                 "total_tokens": prompt_tokens + completion_tokens if numbers else None,
             }
             model = body.get("model", "fake-model")
-            if not body.get("stream"):
+            if not body.get("stream") or behaviour.ignore_stream:
+                message: dict[str, Any] = {"role": "assistant", "content": text}
+                if behaviour.tool_call is not None:
+                    message = {"role": "assistant", "content": None, "tool_calls": [
+                        {"id": "call_1", "type": "function", "function": behaviour.tool_call}
+                    ]}  # fmt: skip
+                finish = "tool_calls" if behaviour.tool_call is not None else "stop"
                 self._json(
                     200,
                     {
@@ -222,9 +230,7 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                         "object": "chat.completion",
                         "created": int(time.time()),
                         "model": model,
-                        "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                        ],
+                        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                         "usage": usage,
                     },
                 )

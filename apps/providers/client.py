@@ -289,6 +289,39 @@ def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None, list[dict[s
     return text, finish, _usage_read(chunk.get("usage")), tool_calls, reasoning
 
 
+async def _whole_reply_as_sse(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A server that ignores `stream: true` and answers with one chat.completion (a
+    student's own small server often does): the reply as the one chunk event it would have
+    streamed, so it is read, capped and billed as any stream is. It was a failed reply,
+    asked again on every attempt, each of which the server billed."""
+    whole = b"".join([piece async for piece in body])  # capped by the transport (netguard)
+    try:
+        completion = json.loads(whole.decode())
+    except BAD_JSON:
+        raise _malformed("a JSON reply that is not JSON") from None
+    choices = completion.get("choices") if isinstance(completion, dict) else None
+    if not isinstance(choices, list):
+        yield b"data: " + whole + b"\n\n"  # an error body, or no reply: judged as a chunk would be
+        return
+    chunk: dict[str, Any] = {"choices": []}
+    for choice in choices:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            raise _malformed("a choice of a JSON reply has no message")
+        delta = dict(message)
+        if isinstance(delta.get("tool_calls"), list):
+            delta["tool_calls"] = [
+                {"index": index, **call} if isinstance(call, dict) else call
+                for index, call in enumerate(delta["tool_calls"])
+            ]
+        chunk["choices"].append(
+            {"index": choice.get("index", 0), "delta": delta, "finish_reason": choice.get("finish_reason")}
+        )
+    if "usage" in completion:
+        chunk["usage"] = completion["usage"]
+    yield b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n"
+
+
 def _text_cut_to_bytes(text: str, limit: int) -> str:
     return text.encode()[: max(limit, 0)].decode(errors="ignore")  # never inside a character
 
@@ -507,7 +540,10 @@ async def _call(
                 data: list[bytes] = []
                 # The body as the transport's caps read it (netguard._CappedBody, which also
                 # decoded any content encoding): httpx's own iterators would only pass it on.
-                async for raw in response.http_response.stream:
+                body_stream = response.http_response.stream
+                if response.http_response.headers.get("content-type", "").startswith("application/json"):
+                    body_stream = _whole_reply_as_sse(body_stream)
+                async for raw in body_stream:
                     # SSE ends lines with LF, CRLF or CR alone: each becomes one LF.
                     if cr and raw.startswith(b"\n"):
                         raw = raw[1:]

@@ -481,3 +481,39 @@ async def test_a_reply_broken_off_says_what_arrived_was_saved_only_when_somethin
         assert messages[0].error_text.endswith("已收到的部分已保存。") and "保存" not in messages[1].error_text
     with translation.override("en"):
         assert messages[0].error_text.endswith("What arrived was saved.") and "saved" not in messages[1].error_text
+
+
+async def test_a_server_that_answers_a_stream_with_one_json_reply_is_read_as_that_reply(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """Some servers (a student's own small one often) ignore `stream: true` and send the
+    whole chat.completion: that is the reply, billed by its usage. It was a failed reply,
+    asked three times, each of which the server billed."""
+    fake_upstream.default = Behaviour(ignore_stream=True, chunks=["Hello ", "from JSON."], usage=(12, 4))
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["type"] == "chat.done" and frames[-1]["status"] == "complete"
+    assert "".join(f["text"] for f in frames if f["type"] == "chat.delta") == "Hello from JSON."
+    entry = await LedgerEntry.objects.aget()
+    assert (entry.status, entry.prompt_tokens, entry.completion_tokens, entry.usage_source) == (
+        "complete",
+        12,
+        4,
+        "provider",
+    )
+    assert len(fake_upstream.chat_requests()) == 1
+
+
+async def test_a_json_reply_past_the_length_is_cut_as_a_stream_would_be(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """The whole reply came at once, far past max_tokens: cut where a streamed one would be."""
+    fake_upstream.default = Behaviour(ignore_stream=True, chunks=["word " * 20_000])
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["type"] == "chat.done" and frames[-1]["status"] == "interrupted"
+    assert frames[-1]["error_code"] == "upstream_too_large"
+    reply = await Message.objects.aget(role=Message.Role.ASSISTANT)
+    assert 0 < len(reply.content) <= reply_bytes_cap(1024)

@@ -539,3 +539,18 @@ def test_a_reply_whose_connection_is_cut_after_it_finished_is_answered_whole(
         assert (completion.choices[0].message.content, completion.choices[0].finish_reason) == ("Hello!", "stop")
     assert len(fake_upstream.chat_requests()) == 1
     assert LedgerEntry.objects.get().status == "complete"
+
+
+def test_a_tool_call_from_a_server_that_ignores_stream_reaches_the_caller(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    """The provider answered `stream: true` with one JSON chat.completion calling a tool."""
+    fake_upstream.default = Behaviour(
+        ignore_stream=True, tool_call={"name": "get_weather", "arguments": '{"city": "Beijing"}'}
+    )
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    completion = client_for(live_asgi, key).chat.completions.create(model=MODEL, messages=ASK, tools=tools)
+
+    call = completion.choices[0].message.tool_calls[0]
+    assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "Beijing"})
+    assert completion.choices[0].finish_reason == "tool_calls"
