@@ -133,22 +133,26 @@ def _limits_read(*, user: User, classroom: Classroom | None, site: SiteBillingSe
     policy = override = None
     if classroom is not None:
         # Nearly every turn asks (a student's limits are kept only seconds): plain SQL
-        # (webchat/plainsql.py), the class policy and then this student's override.
+        # (webchat/plainsql.py), the class policy and this student's override. A class
+        # that never saved a policy of its own runs on the site's defaults, and its
+        # teacher's overrides apply to them (they were read only beside a saved policy,
+        # so an override said "saved" and changed nothing).
         policies = select(QuotaPolicy, {"classroom": classroom.pk})
         policy = policies[0] if policies else None
-    if policy is not None:
-        overrides = select(StudentOverride, {"classroom": policy.classroom_id, "student": user.pk})
+        overrides = select(StudentOverride, {"classroom": classroom.pk, "student": user.pk})
         override = overrides[0] if overrides else None
     if policy is None:
         tokens, cost = site.default_student_token_limit, site.default_student_cost_limit
         rpm, tpm, period, term_start, term_end = site.default_rpm, site.default_tpm, site.default_period, None, None
         pool_tokens = pool_cost = None
     else:
-        tokens = override.token_limit if override and override.token_limit is not None else policy.student_token_limit
-        cost = override.cost_limit if override and override.cost_limit is not None else policy.student_cost_limit
+        tokens, cost = policy.student_token_limit, policy.student_cost_limit
         rpm, tpm, period = policy.rpm, policy.tpm, policy.period
         term_start, term_end = policy.term_start, policy.term_end
         pool_tokens, pool_cost = policy.class_token_pool, policy.class_cost_pool
+    if override is not None:
+        tokens = override.token_limit if override.token_limit is not None else tokens
+        cost = override.cost_limit if override.cost_limit is not None else cost
     return Limits(
         period=period,
         term_start=term_start,

@@ -104,6 +104,21 @@ def test_override_and_site_cap(people: People, fake_model: ChatModel) -> None:
         take(people.classmate, people.classroom, fake_model, prompt=600, max_tokens=600)
 
 
+def test_an_override_holds_in_a_class_on_the_site_defaults(people: People, fake_model: ChatModel) -> None:
+    """The class never saved a quota of its own (it runs on the site's defaults): the
+    teacher's override for one student still holds, at once. It was read only beside a
+    saved class policy: the page said "Override saved" and the student went on spending."""
+    from apps.billing.services import student_override_set
+
+    student_override_set(classroom=people.classroom, student=people.student, token_limit=1_200, cost_limit=None)
+    take(people.student, people.classroom, fake_model, prompt=500, max_tokens=500)
+    with pytest.raises(RequestRefused) as refused:
+        take(people.student, people.classroom, fake_model, prompt=300, max_tokens=300)
+    assert refused.value.code == "quota_exceeded"
+    assert quota_status(user=people.student, classroom=people.classroom).token_limit == 1_200
+    take(people.classmate, people.classroom, fake_model, prompt=300, max_tokens=300)  # the site's default
+
+
 def test_requests_per_minute_refuse_with_a_retry_after(people: People, fake_model: ChatModel) -> None:
     policy_set(people.classroom, rpm=2)
     with time_machine.travel(datetime(2026, 3, 10, 9, 0, 45, tzinfo=UTC), tick=False):
