@@ -55,7 +55,10 @@ class JoinCodeForm(forms.Form):
 class RosterImportForm(forms.Form):
     file = forms.FileField(
         label=_("Roster CSV"),
-        help_text=_("Columns: username, display name, password (optional; generated when empty)."),
+        help_text=_(
+            "Columns: username, display name, password (optional; generated when empty). A first row of column "
+            "titles (username, name, password; 学号, 姓名, 密码...) is skipped."
+        ),
     )
 
     def clean_file(self) -> str:

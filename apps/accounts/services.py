@@ -271,12 +271,33 @@ class RosterError(ValidationError):
         self.problems = problems
 
 
+# Column titles a roster's first row may hold (compared without case, spaces, _ or -): a
+# school's own export names them in its language (学号, 姓名, 密码...). A first row holding
+# one of them is the header, not a student called "学号".
+ROSTER_TITLES = frozenset(
+    {
+        # the username column
+        "username", "user", "login", "account", "id", "studentid", "studentnumber", "number", "no",
+        "用户名", "用户", "账号", "帐号", "账户", "登录名", "学号", "编号", "序号",
+        # the display name column
+        "name", "displayname", "fullname", "studentname", "姓名", "名字", "显示名", "显示名称", "学生姓名",
+        # the password column
+        "password", "pass", "密码", "初始密码",
+    }
+)  # fmt: skip
+
+
+def _is_title(cell: str) -> bool:
+    return "".join(cell.lower().split()).replace("_", "").replace("-", "") in ROSTER_TITLES
+
+
 def roster_parse(*, text: str) -> list[RosterLine]:
-    """username, display name, optional password; a header row is allowed. Every problem
-    is reported with its line number."""
+    """username, display name, optional password; a header row (column titles, in English
+    or Chinese: ROSTER_TITLES) is allowed. Every problem is reported with its line number."""
     problems: list[tuple[int, str]] = []
     lines: list[RosterLine] = []
     seen: set[str] = set()
+    first = True
     # Universal newlines: a file saved with old Mac line ends (a lone CR) reads as lines too.
     # strict: a quote left open is an error, not a cell that swallows the lines after it.
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=None), strict=True)
@@ -285,8 +306,10 @@ def roster_parse(*, text: str) -> list[RosterLine]:
             if not row or not any(cell.strip() for cell in row):
                 continue
             cells = [cell.strip() for cell in row] + ["", ""]
-            if number == 1 and cells[0].lower() in ("username", "用户名"):
-                continue
+            if first:
+                first = False
+                if any(_is_title(cell) for cell in cells if cell):
+                    continue
             # The username as the login form will read it (NFKC: full-width letters are letters).
             username, display_name, password = User.normalize_username(cells[0]), cells[1], cells[2]
             if any("\x00" in cell for cell in cells):

@@ -103,3 +103,36 @@ def test_a_class_without_a_join_code_has_no_link_or_qr_code(people: People) -> N
     page = teacher.get(reverse("class-settings", args=[people.classroom.pk])).content.decode()
 
     assert 'id="join-link"' not in page and "join-qr" not in page
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "学号,姓名",
+        "学号,姓名,密码",
+        "用户名,显示名称,密码",
+        "Username,Display Name,Password",
+        "user_name,name",
+        "账号, 名字",
+    ],
+)
+def test_a_first_row_of_column_titles_is_skipped_in_either_language(people: People, header: str) -> None:
+    """A school's own export names its columns (in China 学号, 姓名, 密码...): that row is
+    the header, not a student called "学号" (nor a password "密码" refused as too short)."""
+    from apps.accounts.models import User
+    from apps.accounts.services import roster_parse
+
+    lines = roster_parse(text=f"{header}\r\nwang.wu,王五\r\nli.si,李四\r\n")
+
+    assert [(line.line, line.username, line.display_name) for line in lines] == [
+        (2, "wang.wu", "王五"),
+        (3, "li.si", "李四"),
+    ]
+    assert not User.objects.filter(username__in=["学号", "用户名", "Username"]).exists()
+
+
+def test_a_first_row_of_students_is_imported(people: People) -> None:
+    from apps.accounts.services import roster_parse
+
+    assert [line.username for line in roster_parse(text="wang.wu,王五\nli.si,李四\n")] == ["wang.wu", "li.si"]
+    assert [line.username for line in roster_parse(text="\n\nusername,name\nzhang,张\n")] == ["zhang"]
