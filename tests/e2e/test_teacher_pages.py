@@ -160,3 +160,24 @@ def test_the_chat_meter_shows_what_is_left_and_refreshes_after_a_reply(
     assert page.inner_text("#quota-left") == f"· {50_000 - used} tokens left"
     assert page.get_attribute("#quota-fill-used", "width") == page.get_attribute("#quota-fill", "width")
     screenshot(page, "student-chat-meter-after-reply-phone-en-US")
+
+
+@pytest.mark.parametrize("locale", list(LOCALES))
+def test_removing_a_student_asks_first_on_a_phone(teaching: People, page_for: Any, locale: str) -> None:
+    """A tap on Remove only says what removing does; the second button removes."""
+    from apps.accounts.models import Enrollment
+
+    page = page_for(locale, viewport=PHONE, is_mobile=True, has_touch=True)
+    signed_in(page, "teacher_wang")
+    page.goto(f"/classes/{teaching.classroom.pk}/roster/")
+    row = page.locator("tr[data-student=xiaohong]")
+    row.locator("details.confirm summary").tap()
+    confirm = row.locator("details.confirm button.danger")
+    expect(confirm).to_be_visible()
+    assert Enrollment.objects.filter(student=teaching.classmate).exists()
+    screenshot(page, f"teacher-roster-remove-asks-phone-{locale}")
+    assert page_width(page) <= PHONE["width"]
+    confirm.tap()
+    expect(page.locator("tr[data-student=xiaohong]")).to_have_count(0)
+    assert not Enrollment.objects.filter(student=teaching.classmate).exists()
+    assert Enrollment.objects.filter(student=teaching.student).exists()
