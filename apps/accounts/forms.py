@@ -36,7 +36,14 @@ class ClassSettingsForm(forms.Form):
     teacher_can_read = forms.BooleanField(
         label=_("Teachers may read students' conversations (read-only, recorded)"), required=False
     )
-    allow_student_keys = forms.BooleanField(label=_("Students may use their own API keys"), required=False)
+    allow_student_keys = forms.BooleanField(
+        label=_("Students may use their own provider keys"),
+        required=False,
+        help_text=_(
+            "Keys a student gets from a provider (OpenAI, DeepSeek...) to chat here at their own cost. Not the "
+            "class's API access (webchat keys for the /v1 API): that is on the API page."
+        ),
+    )
 
 
 class CoTeacherForm(forms.Form):

@@ -25,7 +25,7 @@ UPSTREAM_MESSAGES: dict[str, Promise] = {
     ErrorCode.INTERNAL_ERROR: _("Something went wrong on the server."),
     ErrorCode.WORKER_LOST: _("The server restarted while this reply was being written."),
 }
-OWN_KEY_REJECTED = _("Your own key was rejected by the provider. Check it on the API keys page.")
+OWN_KEY_REJECTED = _("Your own key was rejected by the provider. Check it on the Provider keys page.")
 
 
 def upstream_message(*, code: str, credential_scope: str, kept: bool = False) -> str:

@@ -94,8 +94,9 @@ DEMO: ProviderEntry = {
         {
             "name": "demo-tutor",
             "display_name": "Demo tutor",
-            "description_en": "Built in and free: shows how a reply is counted and billed.",
-            "description_zh": "内置且免费：演示一条回复如何计数和计费。",
+            "description_en": "Built in, no key needed. Its price is made up (no real money): it shows how a reply "
+            "is counted and billed.",
+            "description_zh": "内置，不需要密钥。价格是虚构的（不花真钱）：演示一条回复如何计数和计费。",
             "context_window": 8192,
             "max_output_tokens": 1024,
             # A made-up price, so the demo can show how billing works.

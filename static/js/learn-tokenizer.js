@@ -9,6 +9,7 @@ const textBox = document.getElementById("tok-text");
 const modelBox = document.getElementById("tok-model");
 const errorBox = document.getElementById("tok-error");
 const tokensBox = document.getElementById("tok-tokens");
+const detailBox = document.getElementById("tok-detail");
 const labels = form.dataset;
 const csrfToken = form.querySelector("input[name=csrfmiddlewaretoken]").value;
 const DEBOUNCE_MS = 300;
@@ -36,8 +37,16 @@ function tokenBox(token, index) {
     title += ` · ${labels.labelPartial}: ${token.joined}`;
   }
   box.title = title;
+  box.dataset.detail = `${labels.labelToken} ${index + 1}: “${box.textContent}” · ${title}`;
   return box;
 }
+
+// A phone shows no title on a tap: the token a tap (or Tab) reaches is described below the
+// boxes instead.
+tokensBox.addEventListener("focusin", (event) => {
+  const box = event.target.closest(".tok");
+  if (box) detailBox.textContent = box.dataset.detail;
+});
 
 function show(result) {
   setText("tok-count", result.count);
@@ -57,6 +66,7 @@ function show(result) {
     ? `(${price.input_per_million} / ${price.output_per_million} ${price.currency} / 1M, ${price.effective_from})`
     : `(${labels.labelNoPrice})`);
   // A line may break between tokens, never inside one; after a newline token, it does.
+  detailBox.textContent = "";
   tokensBox.replaceChildren(...result.tokens.flatMap((token, index) => [
     tokenBox(token, index),
     document.createElement(token.text.includes("\n") ? "br" : "wbr"),

@@ -49,6 +49,9 @@ def test_the_tokenizer_shows_tokens_as_you_type(
     assert ids == expected
     assert page.locator("#tok-tokens .tok-partial").count() > 0  # the emoji family is split
     assert page.get_attribute("#tok-tokens .tok >> nth=0", "title").startswith("id ")
+    # A phone shows no title: a tap describes the token below the boxes.
+    page.locator("#tok-tokens .tok >> nth=1").click()
+    expect(page.locator("#tok-detail")).to_contain_text(f"id {expected[1]}")
     expect(page.locator("#tok-encoding")).to_have_text("o200k_base")
     expect(page.locator("#tok-exact")).to_have_attribute("data-exact", "yes")
     expect(page.locator("#tok-in-USD")).not_to_have_text("—")

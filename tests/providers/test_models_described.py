@@ -29,9 +29,9 @@ def test_each_offered_model_has_its_description_price_and_context(
     by_route = {item.route_name: item for group in groups for item in group.models}
     demo = by_route["demo/demo-tutor"]
     with override("en"):
-        assert demo.model.description == "Built in and free: shows how a reply is counted and billed."
+        assert demo.model.description.startswith("Built in, no key needed. Its price is made up (no real money)")
     with override("zh-hans"):
-        assert demo.model.description == "内置且免费：演示一条回复如何计数和计费。"
+        assert demo.model.description == "内置，不需要密钥。价格是虚构的（不花真钱）：演示一条回复如何计数和计费。"
     fake = by_route["fakeai/fake-model"]
     assert (fake.label, fake.input_per_million, fake.output_per_million, fake.currency) == (
         "Fake model",
