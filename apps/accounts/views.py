@@ -233,6 +233,17 @@ def roster_reset(request: HttpRequest, classroom_id: int) -> HttpResponse:
     except ValidationError as exc:  # e.g. a teacher's account someone enrolled: not the roster's to reset
         messages.error(request, " ".join(exc.messages))
         return redirect("class-roster", classroom_id=classroom.pk)
+    # Shown on the roster the page goes back to (static/js/roster.js), so a teacher sees it was
+    # done: a second press would reset them again, and the first file's passwords stop working.
+    messages.success(
+        request,
+        ngettext(
+            "The password of %(n)d student was reset: the new one is in the downloaded CSV.",
+            "The passwords of %(n)d students were reset: the new ones are in the downloaded CSV.",
+            len(handed_back),
+        )
+        % {"n": len(handed_back)},
+    )
     return _passwords_csv(handed_back, f"class{classroom.pk}-new-passwords.csv")
 
 

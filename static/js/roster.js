@@ -1,18 +1,19 @@
-// The roster import: the passwords file downloads and the page reloads at once, so the
-// roster shows the new students and the server's "Imported N students" instead of the
-// previous attempt's error. A refused file falls back to a plain submit, whose page lists
-// the problems (a refused import writes nothing, so sending it twice changes nothing).
-const form = document.getElementById("roster-import");
+// The roster import and the password reset: the passwords file downloads and the page
+// reloads at once, so the roster shows the server's "Imported N students" or "N passwords
+// were reset" (and no box left ticked to reset twice) instead of the page as it was. A
+// refused request falls back to a plain submit, whose page says why (a refused import or
+// reset writes nothing, so sending it twice changes nothing).
 
 function filenameOf(response) {
   const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
   return match ? match[1] : "passwords.csv";
 }
 
-if (form) {
+for (const form of [document.getElementById("roster-import"), document.getElementById("roster-form")]) {
+  if (!form) continue;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const button = form.querySelector("button[type=submit]");
+    const button = event.submitter || form.querySelector("button[type=submit]");
     button.disabled = true;
     const old = document.getElementById("roster-problems");
     if (old) old.remove();
@@ -33,6 +34,15 @@ if (form) {
     document.body.appendChild(link);
     link.click();
     link.remove();
-    setTimeout(() => { location.assign(form.dataset.rosterUrl); }, 400);  // the roster, with the result
+    setTimeout(() => { location.assign(form.dataset.rosterUrl || location.pathname); }, 400);  // the roster, with the result
   });
+}
+
+// A refused import's problems are listed in the import card, at the page's foot: on a phone
+// the page came back at its top, and nothing in view said the import had failed.
+const problems = document.getElementById("roster-problems");
+if (problems) {
+  problems.tabIndex = -1;
+  problems.scrollIntoView({block: "start"});
+  problems.focus({preventScroll: true});
 }

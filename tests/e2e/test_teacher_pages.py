@@ -98,6 +98,7 @@ def test_a_roster_import_shows_its_result_at_once_without_the_last_error(
     page.set_input_files("#roster-import input[type=file]", str(bad))
     page.click("#roster-import button[type=submit]")
     page.wait_for_selector("#roster-problems")
+    expect(page.locator("#roster-problems")).to_be_in_viewport()  # not below the roster, out of view
     good = tmp_path / "good.csv"
     good.write_text("username,display_name\nlili,Li Li\nwei,Wei\n")
     page.set_input_files("#roster-import input[type=file]", str(good))
@@ -181,3 +182,24 @@ def test_removing_a_student_asks_first_on_a_phone(teaching: People, page_for: An
     expect(page.locator("tr[data-student=xiaohong]")).to_have_count(0)
     assert not Enrollment.objects.filter(student=teaching.classmate).exists()
     assert Enrollment.objects.filter(student=teaching.student).exists()
+
+
+@pytest.mark.parametrize("locale", list(LOCALES))
+def test_a_password_reset_says_it_was_done_and_leaves_no_box_ticked(
+    teaching: People, page_for: Any, locale: str
+) -> None:
+    """The CSV downloads and the roster says how many passwords were reset: the page stayed
+    as it was, box ticked, and a second press reset them again (the first file's passwords
+    then no longer worked)."""
+    page = page_for(locale, viewport=PHONE)
+    signed_in(page, "teacher_wang")
+    page.goto(f"/classes/{teaching.classroom.pk}/roster/")
+    page.locator("tr[data-student=xiaohong] input[type=checkbox]").check()
+    with page.expect_download() as download:
+        page.click("#roster-form .roster-actions button[type=submit]")
+    assert download.value.suggested_filename == f"class{teaching.classroom.pk}-new-passwords.csv"
+    expect(page.locator(".flash")).to_contain_text(
+        {"en-US": "The password of 1 student was reset", "zh-CN": "已重置 1 名学生的密码"}[locale]
+    )
+    assert page.locator("#roster input[type=checkbox]:checked").count() == 0
+    screenshot(page, f"teacher-roster-reset-phone-{locale}")
