@@ -36,6 +36,8 @@ class Behaviour:
     error_padding: int = 0  # bytes of filler added to an error body's message
     gzip: bool = False  # JSON bodies (errors, non-stream replies) sent gzip-compressed
     ignore_stream: bool = False  # answer `stream: true` with one JSON chat.completion, as some servers do
+    stream_content_type: str = "text/event-stream"  # what a stream is labelled (some servers say application/json)
+    json_body: str | None = None  # answer with this body verbatim (200, application/json)
     tool_call: dict[str, Any] | None = None  # a non-stream reply calls this tool ({"name", "arguments"})
 
 
@@ -235,8 +237,16 @@ def _handler_for(upstream: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                     },
                 )
                 return
+            if behaviour.json_body is not None:
+                raw = behaviour.json_body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+                return
             self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Type", behaviour.stream_content_type)
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
 

@@ -4,8 +4,9 @@ Django's ASGI handler copies a request's whole body into a temporary file before
 (or any check of who is asking) runs; DATA_UPLOAD_MAX_MEMORY_SIZE is applied only later,
 when a view reads it. uvicorn sets no limit of its own. Without this, anyone could send a
 gigabyte to any URL, signed in or not, and keep it on the server's disk while their
-connection stayed open. nginx's `client_max_body_size` does the same in the compose stack;
-this holds for the embedded server (`make run`) and a container published without nginx.
+connection stayed open. In the compose stack nginx's `client_max_body_size` (3 MiB) stops
+far larger bodies first; this holds for the embedded server (`make run`), a container
+published without nginx, and the bodies between the two limits.
 
 A body announced larger (Content-Length) is refused before a byte of it is read; a body
 sent in chunks is counted as it arrives and refused once past the limit. The answer is 413:

@@ -281,7 +281,7 @@ LLM_RETRY_AFTER_CAP = env.float("LLM_RETRY_AFTER_CAP", default=10.0)
 LLM_MAX_REPLY_BYTES = env.int("LLM_MAX_REPLY_BYTES", default=1_000_000)
 # The largest request body any URL takes (bytes), refused with 413 before it is stored
 # (webchat/body_limit.py): Django's own limit on what a view reads, 2.5 MiB. nginx's
-# client_max_body_size (deploy/nginx.conf) is the same idea in front of it.
+# client_max_body_size (deploy/nginx.conf) is set just above it.
 REQUEST_MAX_BODY_BYTES = env.int("REQUEST_MAX_BODY_BYTES", default=2_621_440)
 
 # Billing: the currency costs are summed in (admin sets exchange rates to it), and how long

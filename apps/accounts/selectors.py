@@ -190,21 +190,32 @@ def students_manageable_by(*, user: User) -> QuerySet[User]:
     return students.filter(enrollments__classroom__teachers=user).distinct()
 
 
+def username_fold(username: str) -> str:
+    """A username without its case, in every script: Python's casefold, which the database
+    side matches (SQLite's lower() is it here, webchat/sqlite/base.py; PostgreSQL's lower()
+    agrees but for a few letters, such as ß, which username_taken also checks with iexact)."""
+    return username.casefold()
+
+
 def users_by_folded_username(*, usernames: list[str]) -> dict[str, list[User]]:
     """Existing accounts for these usernames, compared without case as sign-up does
     (`Student4` names the account `student4`). Keyed by the lower-cased username; a list,
     because accounts made before that rule may differ only by case."""
-    folded = {name.lower() for name in usernames}
+    folded = {username_fold(name) for name in usernames}
     found: dict[str, list[User]] = {}
     for user in User.objects.annotate(username_folded=Lower("username")).filter(username_folded__in=folded):
-        found.setdefault(user.username.lower(), []).append(user)
+        found.setdefault(username_fold(user.username), []).append(user)
     return found
 
 
 def username_taken(*, username: str) -> bool:
     """Whether an account has this username, compared without case in every script
-    ("Élodie" is "élodie"), as users_by_folded_username compares."""
-    return bool(users_by_folded_username(usernames=[username]))
+    ("Élodie" is "élodie", "ΟΔΟΣ" is "οδος"), as users_by_folded_username compares, and as
+    the database's own iexact does (PostgreSQL's UPPER() folds a few letters that its
+    lower() and Python's casefold do not alike)."""
+    return User.objects.filter(username__iexact=username).exists() or bool(
+        users_by_folded_username(usernames=[username])
+    )
 
 
 def usernames_locked_out(*, usernames: list[str]) -> set[str]:

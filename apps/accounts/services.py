@@ -21,6 +21,7 @@ from .selectors import (
     classroom_for_join_code,
     classroom_students,
     students_manageable_by,
+    username_fold,
     username_taken,
     users_by_folded_username,
 )
@@ -149,7 +150,7 @@ def classroom_teacher_add(*, classroom: Classroom, username: str, actor: User) -
     accounts outside this class. Usernames compare without case, as at sign-up.
     Side effects: the teacher link, an AuditEvent (the record of who added whom)."""
     _require_teacher_of(classroom=classroom, actor=actor)
-    found = users_by_folded_username(usernames=[username.strip()]).get(username.strip().lower(), [])
+    found = users_by_folded_username(usernames=[username.strip()]).get(username_fold(username.strip()), [])
     teachers = [user for user in found if user.is_active and user.role in (User.Role.TEACHER, User.Role.ADMIN)]
     if len(teachers) != 1:
         raise ValidationError({"username": _("No teacher with that username.")})
@@ -201,14 +202,19 @@ def student_register(*, join_code: str, username: str, display_name: str, passwo
     user = User(username=username, display_name=display_name.strip()[:150], role=User.Role.STUDENT)
     _password_check(password, user)
     user.password = make_password(password)  # hashed before the transaction (PASSWORD_HASHING_OUTSIDE)
-    with transaction.atomic():  # and checked again in it: the code may have changed meanwhile
-        classroom = classroom_for_join_code(code=join_code)
-        if classroom is None:
-            raise ValidationError({"join_code": _("That join code is not valid (or has expired). Ask your teacher.")})
-        if username_taken(username=username):
-            raise ValidationError({"username": _("That username is taken.")})
-        user.save()
-        Enrollment.objects.create(classroom=classroom, student=user)
+    try:
+        with transaction.atomic():  # and checked again in it: the code may have changed meanwhile
+            classroom = classroom_for_join_code(code=join_code)
+            if classroom is None:
+                raise ValidationError(
+                    {"join_code": _("That join code is not valid (or has expired). Ask your teacher.")}
+                )
+            if username_taken(username=username):
+                raise ValidationError({"username": _("That username is taken.")})
+            user.save()
+            Enrollment.objects.create(classroom=classroom, student=user)
+    except IntegrityError:  # the same name, taken by a sign-up a moment before this one
+        raise ValidationError({"username": _("That username is taken.")}) from None
     return user
 
 
@@ -316,9 +322,9 @@ def roster_parse(*, text: str) -> list[RosterLine]:
                 problems.append((number, str(_("This line holds a NUL character, which cannot be stored."))))
             elif not USERNAME_PATTERN.match(username):
                 problems.append((number, str(_("“%(value)s” is not a valid username.") % {"value": username[:40]})))
-            elif username.lower() in seen:
+            elif username_fold(username) in seen:
                 problems.append((number, str(_("%(value)s appears twice.") % {"value": username})))
-            seen.add(username.lower())
+            seen.add(username_fold(username))
             lines.append(RosterLine(number, username, display_name[:150], password))
     except csv.Error as error:  # a field past the csv module's size limit, a stray quote
         problems.append((reader.line_num, str(_("This line cannot be read as CSV (%(error)s).") % {"error": error})))
@@ -362,7 +368,7 @@ def roster_import(*, classroom: Classroom, text: str, actor: User) -> list[tuple
     )
     planned: list[tuple[RosterLine, User | None, str]] = []
     for line in lines:
-        found = existing.get(line.username.lower(), [])
+        found = existing.get(username_fold(line.username), [])
         refusal = _roster_refusal(line=line, found=found, manageable=manageable)
         if refusal is not None:
             problems.append((line.line, refusal))

@@ -38,7 +38,7 @@ from apps.accounts.selectors import classroom_for_student, classroom_get_open_to
 from apps.billing.selectors import QuotaStatus, limits_for, quota_status
 from apps.billing.services import ReplyUsage, hold_take, usage_reconcile
 from apps.providers import client as providers
-from apps.providers.client import Accepted, CallEnded, Reasoning, Route, ToolCallsDelta, UpstreamError
+from apps.providers.client import CallEnded, MayBill, Reasoning, Route, ToolCallsDelta, UpstreamError
 from apps.providers.routes import NoRoute, routes_for_request
 from apps.providers.selectors import chat_model_get_by_route_name, classroom_allows_model, classroom_compares
 from apps.providers.services import credential_mark_failing
@@ -385,8 +385,9 @@ class _Reply:
     ended: CallEnded | None = None
     first_chunk_ms: int | None = None
     status: str = Message.Status.COMPLETE
-    # The provider took the request (answered 2xx). A turn stopped before that (not sent yet,
-    # or between a 429 and its retry) costs nothing: no provider bills a refused request.
+    # The provider may bill the prompt (providers.MayBill): a request was sent, and not every
+    # one so far refused. A turn stopped before the first was sent, or while a 429 is waited
+    # out, costs nothing: no provider bills a refused request.
     called: bool = False
 
     @property
@@ -667,8 +668,8 @@ async def _prepared_run(*, turn: PreparedTurn, started: float, stop: asyncio.Eve
                     yield Delta("", tool_calls=piece.calls)
                 elif type(piece) is Reasoning:
                     reply.reasoning_parts.append(piece.text)  # billed; the reply's text is what is shown
-                elif type(piece) is Accepted:
-                    reply.called = True
+                elif type(piece) is MayBill:
+                    reply.called = piece.value
                 else:
                     reply.ended = piece  # type: ignore[assignment]
                     reply.route = reply.ended.route

@@ -205,13 +205,25 @@ class ToolCallsDelta:
 
 
 @dataclass(frozen=True, slots=True)
-class Accepted:
-    """The provider took the request (it answered 2xx and its reply follows): from here on it
-    may bill the prompt, even if the caller stops before the first token. Until then (a
-    request not yet sent, refused with 429 or 5xx, or waiting out a retry) it bills nothing."""
+class MayBill:
+    """Whether the provider may bill the prompt so far, for a caller that stops before any
+    text: True from the moment a request is sent (the provider may be working on it), and
+    False again when every request so far was refused with an error status (429, 5xx: no
+    provider bills a request it refused) before one was taken (2xx). Before the first send
+    it is False: a turn stopped then costs nothing."""
+
+    value: bool
 
 
-ACCEPTED = Accepted()
+SENT = MayBill(True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """Within `stream`: the attempt's request was taken (2xx)."""
+
+
+_ACCEPTED = _Accepted()
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,19 +301,39 @@ def _chunk_read(data: bytes) -> tuple[str, str | None, Usage | None, list[dict[s
     return text, finish, _usage_read(chunk.get("usage")), tool_calls, reasoning
 
 
-async def _whole_reply_as_sse(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """A server that ignores `stream: true` and answers with one chat.completion (a
-    student's own small server often does): the reply as the one chunk event it would have
-    streamed, so it is read, capped and billed as any stream is. It was a failed reply,
-    asked again on every attempt, each of which the server billed."""
-    whole = b"".join([piece async for piece in body])  # capped by the transport (netguard)
+async def _json_or_sse(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A body not labelled text/event-stream: SSE all the same (some small servers label
+    their stream application/json), or one JSON chat.completion from a server that ignored
+    `stream: true` (a student's own small server often does). Which, its first bytes tell:
+    a JSON object opens with `{`, an SSE line never does."""
+    pieces = aiter(body)
+    start = b""
+    async for piece in pieces:
+        start += piece
+        if start.lstrip():
+            break
+    if not start.lstrip().startswith(b"{"):
+        yield start
+        async for piece in pieces:
+            yield piece
+        return
+    async for piece in _whole_reply_as_sse(start, pieces):
+        yield piece
+
+
+async def _whole_reply_as_sse(start: bytes, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """One JSON chat.completion as the one chunk event it would have streamed, so it is read,
+    capped and billed as any stream is. It was a failed reply, asked again on every attempt,
+    each of which the server billed."""
+    whole = start + b"".join([piece async for piece in body])  # capped by the transport (netguard)
     try:
         completion = json.loads(whole.decode())
     except BAD_JSON:
         raise _malformed("a JSON reply that is not JSON") from None
     choices = completion.get("choices") if isinstance(completion, dict) else None
     if not isinstance(choices, list):
-        yield b"data: " + whole + b"\n\n"  # an error body, or no reply: judged as a chunk would be
+        # An error body, or no reply: judged as a chunk would be (one line, whatever its layout).
+        yield b"data: " + json.dumps(completion).encode() + b"\n\n"
         return
     chunk: dict[str, Any] = {"choices": []}
     for choice in choices:
@@ -314,9 +346,9 @@ async def _whole_reply_as_sse(body: AsyncIterator[bytes]) -> AsyncIterator[bytes
                 {"index": index, **call} if isinstance(call, dict) else call
                 for index, call in enumerate(delta["tool_calls"])
             ]
-        chunk["choices"].append(
-            {"index": choice.get("index", 0), "delta": delta, "finish_reason": choice.get("finish_reason")}
-        )
+        # The whole reply is here: without a finish reason it still ended.
+        finish = choice.get("finish_reason") or ("tool_calls" if delta.get("tool_calls") else "stop")
+        chunk["choices"].append({"index": choice.get("index", 0), "delta": delta, "finish_reason": finish})
     if "usage" in completion:
         chunk["usage"] = completion["usage"]
     yield b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n"
@@ -359,11 +391,11 @@ async def stream(
     max_tokens: int | None,
     params: dict[str, Any] | None = None,
     request_id: str,
-) -> AsyncIterator[str | ToolCallsDelta | Reasoning | Accepted | CallEnded]:
-    """Stream one chat completion over a list of routes. Yields ACCEPTED when an attempt's
-    request is taken (a 2xx), the reply's text as it arrives (str), the pieces of any tool
-    calls (ToolCallsDelta) and of a reasoning model's thinking (Reasoning), then exactly one
-    CallEnded.
+) -> AsyncIterator[str | ToolCallsDelta | Reasoning | MayBill | CallEnded]:
+    """Stream one chat completion over a list of routes. Yields whether the provider may
+    bill the prompt when that changes (MayBill), the reply's text as it arrives (str), the
+    pieces of any tool calls (ToolCallsDelta) and of a reasoning model's thinking
+    (Reasoning), then exactly one CallEnded.
 
     Each route is tried LLM_MAX_ATTEMPTS times (backoff with jitter, Retry-After honoured),
     then the next route (failover), but only while nothing has been yielded: after the
@@ -378,6 +410,7 @@ async def stream(
     rejected: list[int] = []
     error: UpstreamError | None = None
     usage: Usage | None = None
+    accepted = False  # an attempt's request was taken (2xx): the provider may bill its prompt
     route = routes[0]
     for route in routes:
         for attempt in range(attempts):
@@ -399,8 +432,10 @@ async def stream(
                         yield piece
                     elif type(piece) is _Finish:
                         finish = piece.reason
-                    elif type(piece) is Accepted:
+                    elif type(piece) is MayBill:
                         yield piece
+                    elif type(piece) is _Accepted:
+                        accepted = True
                     else:
                         usage = piece  # type: ignore[assignment]
                 yield CallEnded(
@@ -409,6 +444,8 @@ async def stream(
                 return
             except UpstreamError as exc:
                 error = exc
+                if exc.status is not None and not accepted:
+                    yield MayBill(False)  # refused with a status, as every attempt before it
                 if exc.code == ErrorCode.UPSTREAM_AUTH_FAILED and route.credential_id is not None:
                     rejected.append(route.credential_id)
                 # After text, past the cap, or once the whole call's time is spent: no other
@@ -492,8 +529,9 @@ async def _call(
     params: dict[str, Any] | None,
     request_id: str,
     deadline: float,
-) -> AsyncIterator[str | ToolCallsDelta | Reasoning | Accepted | _Finish | Usage]:
-    """One attempt on one route: yields ACCEPTED once the provider answers 2xx, then text
+) -> AsyncIterator[str | ToolCallsDelta | Reasoning | MayBill | _Accepted | _Finish | Usage]:
+    """One attempt on one route: yields SENT as the request goes, _ACCEPTED once the
+    provider answers 2xx, then text
     (str), tool call pieces, the finish reason and the reported Usage. Raises UpstreamError;
     a stream that ends without a finish reason, or breaks the protocol, is `upstream_dropped`
     after what arrived was yielded; text past reply_bytes_cap is cut there
@@ -512,6 +550,10 @@ async def _call(
     cap = reply_bytes_cap(max_tokens)
     reply_tokens = _ReplyTokens(max_tokens=max_tokens, model_name=route.model_name)
     finished = received = False
+    # The stream's end was clearly reached: the finish reason came in a chunk of its own (no
+    # text: OpenAI's last `delta: {}`), or a usage report followed it. Some servers put a
+    # finish reason on every chunk: for them a cut is still a cut.
+    whole = False
     text_bytes = reasoning_bytes = 0
     try:
         async with asyncio.timeout_at(min(loop.time() + settings.LLM_FIRST_CHUNK_TIMEOUT, deadline)) as budget:
@@ -522,6 +564,7 @@ async def _call(
                 "stream_options": {"include_usage": True},
                 **extra,
             }
+            yield SENT
             try:
                 response = await _chat_completion_stream(route, body, request_id=request_id)
             except openai.AuthenticationError:
@@ -531,7 +574,7 @@ async def _call(
                 # once and try again; a second 401 is the key's fault.
                 response = await _chat_completion_stream(route, body, request_id=request_id, refresh_token=True)
             try:
-                yield ACCEPTED
+                yield _ACCEPTED
                 # A line whose end has not arrived yet (a piece may end anywhere): gathered in
                 # one buffer, so a line trickled in many pieces costs time linear in its length.
                 # The transport's caps bound a line (netguard._CappedBody).
@@ -541,8 +584,8 @@ async def _call(
                 # The body as the transport's caps read it (netguard._CappedBody, which also
                 # decoded any content encoding): httpx's own iterators would only pass it on.
                 body_stream = response.http_response.stream
-                if response.http_response.headers.get("content-type", "").startswith("application/json"):
-                    body_stream = _whole_reply_as_sse(body_stream)
+                if not response.http_response.headers.get("content-type", "").startswith("text/event-stream"):
+                    body_stream = _json_or_sse(body_stream)  # a server that ignored `stream`, or mislabels it
                 async for raw in body_stream:
                     # SSE ends lines with LF, CRLF or CR alone: each becomes one LF.
                     if cr and raw.startswith(b"\n"):
@@ -578,7 +621,12 @@ async def _call(
                             budget.reschedule(min(loop.time() + idle, deadline))
                         if finish:
                             finished = True
+                            whole = not (text or tool_calls or reasoning)
                             yield _Finish(finish)
+                        elif text or tool_calls or reasoning:
+                            whole = False
+                        if usage is not None and finished:
+                            whole = True
                         if usage is not None:
                             yield usage
                         if reasoning:
@@ -618,7 +666,7 @@ async def _call(
                 await response.close()
     except (openai.APIError, httpx2.HTTPError, TimeoutError, ReplyRefused) as exc:
         error = upstream_error_from(exc)
-        if finished and error.code in (
+        if whole and error.code in (
             ErrorCode.UPSTREAM_DROPPED,
             ErrorCode.UPSTREAM_UNREACHABLE,
             ErrorCode.UPSTREAM_TIMEOUT,

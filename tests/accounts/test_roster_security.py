@@ -240,3 +240,35 @@ def test_sign_up_refuses_a_case_variant_in_any_script(people: People, named_as: 
             password=TAKEOVER,
         )
     assert User.objects.filter(username__in=["Élodie", named_as]).count() == 1
+
+
+@pytest.mark.parametrize(("existing", "named_as"), [("ΟΔΟΣ", "ΟΔΟΣ"), ("οδοσ", "ΟΔΟΣ"), ("İlker", "İlker")])
+def test_sign_up_refuses_a_taken_name_whatever_its_letters_fold_to(
+    people: People, existing: str, named_as: str
+) -> None:
+    """Python and the database fold some letters apart (Greek final sigma, dotted İ):
+    the exact name an account has was "free" on PostgreSQL, and its save a 500."""
+    from django.core.exceptions import ValidationError
+
+    from apps.accounts.services import student_register, user_upsert
+
+    user_upsert(username=existing, role=User.Role.STUDENT, password=TAKEOVER)
+    with translation.override("en"), pytest.raises(ValidationError, match="taken"):
+        student_register(
+            join_code=join_code_regenerate(classroom=people.classroom),
+            username=named_as,
+            display_name="",
+            password=TAKEOVER,
+        )
+
+
+def test_the_sign_up_page_answers_a_taken_greek_name_with_its_form(people: People, client: Client) -> None:
+    from apps.accounts.services import user_upsert
+
+    user_upsert(username="ΟΔΟΣ", role=User.Role.STUDENT, password=TAKEOVER)
+    code = join_code_regenerate(classroom=people.classroom)
+    response = client.post(
+        reverse("register"),
+        {"join_code": code, "username": "ΟΔΟΣ", "display_name": "x", "password": TAKEOVER, "password_again": TAKEOVER},
+    )
+    assert response.status_code == 400

@@ -389,25 +389,6 @@ async def test_a_connection_cut_after_the_finish_reason_ends_a_complete_reply(
     assert len(fake_upstream.chat_requests()) == 1
 
 
-async def test_a_stop_sent_with_the_question_costs_nothing(
-    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
-) -> None:
-    """Send, then Stop at once: the provider had not taken the request (not sent yet, or not
-    answered), so it bills nothing and neither does webchat (the prompt was billed)."""
-    fake_upstream.default = Behaviour(headers_delay=1.0)
-    ws = await ws_connect(people.student)
-    await ws.connect()
-    await ws.send_json_to({"type": "chat.send", "conversation": None, "model": MODEL, "content": "Why?"})
-    await ws.send_json_to({"type": "chat.stop"})
-    frames = await ws_frames_until(ws, {"chat.done", "chat.error"})
-    await ws.disconnect()
-
-    assert frames[-1]["type"] == "chat.done" and frames[-1]["status"] == "stopped"
-    entry = await LedgerEntry.objects.aget()
-    assert (entry.status, entry.prompt_tokens, entry.completion_tokens, entry.cost_billing) == ("stopped", 0, 0, 0)
-    assert [hold.status async for hold in Hold.objects.all()] == ["settled"]
-
-
 async def test_a_stop_set_before_the_call_sends_the_provider_nothing(
     people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
 ) -> None:
@@ -517,3 +498,57 @@ async def test_a_json_reply_past_the_length_is_cut_as_a_stream_would_be(
     assert frames[-1]["error_code"] == "upstream_too_large"
     reply = await Message.objects.aget(role=Message.Role.ASSISTANT)
     assert 0 < len(reply.content) <= reply_bytes_cap(1024)
+
+
+async def test_a_stream_labelled_application_json_is_still_read_as_a_stream(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """Some small servers label their SSE stream application/json: its first bytes say what
+    it is, not its label."""
+    fake_upstream.default = Behaviour(stream_content_type="application/json")
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["type"] == "chat.done" and frames[-1]["status"] == "complete"
+    assert "".join(f["text"] for f in frames if f["type"] == "chat.delta") == "Hello, class!"
+
+
+async def test_a_cut_from_a_server_that_puts_a_finish_reason_on_every_chunk_is_still_a_cut(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """Gemini through some proxies says finish_reason "stop" on every chunk: a cut mid-reply
+    is a broken-off reply, not a whole one."""
+    fake_upstream.default = Behaviour(
+        raw_events=[chunk("The answer is", finish="stop"), chunk(" that the", finish="stop")], cut_at_end=True
+    )
+
+    frames = await turn(people.student)
+
+    assert frames[-1]["status"] == "interrupted" and frames[-1]["error_code"] == "upstream_dropped"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (
+            json.dumps({"error": {"message": "overloaded", "type": "server_error"}}, indent=2),
+            "failed",
+            "upstream_error",
+        ),
+        (
+            json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Whole."}}]}, indent=2),
+            "complete",
+            "",
+        ),
+    ],
+    ids=["error-body-laid-out", "reply-without-finish-reason"],
+)
+async def test_a_json_answer_is_judged_whatever_its_layout(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, body: str, status: str, code: str
+) -> None:
+    fake_upstream.default = Behaviour(json_body=body)
+
+    await turn(people.student)
+
+    reply = await Message.objects.aget(role=Message.Role.ASSISTANT)
+    assert (reply.status, reply.error_code) == (status, code)

@@ -554,3 +554,22 @@ def test_a_tool_call_from_a_server_that_ignores_stream_reaches_the_caller(
     call = completion.choices[0].message.tool_calls[0]
     assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "Beijing"})
     assert completion.choices[0].finish_reason == "tool_calls"
+
+
+def test_a_caller_that_leaves_while_the_provider_works_on_the_prompt_pays_for_it(
+    live_asgi: LiveServer, fake_model: ChatModel, key: str, fake_upstream: FakeUpstream
+) -> None:
+    """The request reached the provider, which works on the prompt before it answers: a
+    caller that leaves then pays the prompt (as the provider bills it). Billed nothing, a
+    long prompt and a hang-up were free, the school's provider account paid."""
+    fake_upstream.default = Behaviour(headers_delay=1.5)
+    client = openai.OpenAI(base_url=live_asgi.url + "/v1", api_key=key, max_retries=0, timeout=0.7)
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "word " * 2000}])
+    for _ in range(50):
+        if LedgerEntry.objects.exists():
+            break
+        time.sleep(0.1)
+    entry = LedgerEntry.objects.get()
+    assert len(fake_upstream.chat_requests()) == 1
+    assert entry.status == "stopped" and entry.prompt_tokens > 2000

@@ -63,7 +63,7 @@ class _Cursor(base.SQLiteCursorWrapper):
 
 
 def _lower(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
+    return value.casefold() if isinstance(value, str) else value
 
 
 def _upper(value: Any) -> Any:
@@ -75,8 +75,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         """SQLite's own lower() and upper() change ASCII letters only: "Élodie" and
-        "élodie" were two usernames here and one on PostgreSQL. Python's, as PostgreSQL's
-        (and as the code that compares usernames in Python), know every script's case."""
+        "élodie" were two usernames here and one on PostgreSQL. Python's know every script's
+        case; lower() is casefold(), the full folding the code comparing usernames in Python
+        uses (apps.accounts.selectors.username_fold: "ΟΔΟΣ" and "οδος" are one)."""
         connection = super().get_new_connection(conn_params)
         connection.create_function("lower", 1, _lower, deterministic=True)
         connection.create_function("upper", 1, _upper, deterministic=True)
