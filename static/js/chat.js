@@ -169,7 +169,18 @@
 
   // ---- Page state ---------------------------------------------------------------------
   function showError(text) {
-    errorBox.textContent = text;
+    // A refusal that names the usage page ("Details: /usage/") links it.
+    var details = document.getElementById("quota-details");
+    var path = details ? details.getAttribute("href") : "";
+    var at = path && text ? text.lastIndexOf(path) : -1;
+    if (at >= 0) {
+      var link = document.createElement("a");
+      link.href = path;
+      link.textContent = path;
+      errorBox.replaceChildren(text.slice(0, at), link, text.slice(at + path.length));
+    } else {
+      errorBox.textContent = text;
+    }
     errorBox.hidden = !text;
   }
 

@@ -166,6 +166,8 @@ def test_a_refused_message_comes_back_to_the_box(
     assert page.is_visible("#send") and not page.is_visible("#stop")
     if refusal == "rate_limited":
         assert "minute" in page.inner_text("#chat-error") or "again" in page.inner_text("#chat-error")
+    if refusal == "quota_exceeded":  # "Details: /usage/" is a link to the usage page
+        assert page.get_attribute("#chat-error a", "href") == "/usage/"
     screenshot(page, f"chat-refused-{refusal}")
     page.reload()
     page.wait_for_selector("#chat[data-connected=true]")
