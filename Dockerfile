@@ -31,6 +31,8 @@ EXPOSE 8000
 # deflate: a reply streams as many small frames, which it costs CPU to compress and barely shrinks.
 # Client frames up to 256 KiB (a chat frame holds at most 64,000 characters; uvicorn's own
 # default, 16 MiB, is held in memory before the app can refuse it).
-CMD ["uvicorn", "webchat.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "4", \
+# Idle connections kept 75 s: longer than the provider pool's 30 s (the demo model is this
+# server) and than nginx's upstream keepalive, so neither reuses one the server is closing.
+CMD ["uvicorn", "webchat.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "4", "--timeout-keep-alive", "75", \
      "--proxy-headers", "--forwarded-allow-ips", "*", "--lifespan", "off", "--ws", "websockets-sansio", \
      "--ws-per-message-deflate", "false", "--ws-max-size", "262144", "--no-access-log"]

@@ -13,5 +13,8 @@ mkdir -p var/celery
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT INT TERM
 echo "webchat on http://${HOST}:${PORT}/  (Ctrl+C stops it; background jobs log to var/celery/worker.log)"
-.venv/bin/uvicorn webchat.asgi:application --host "$HOST" --port "$PORT" \
+# Idle connections are kept 75 s, longer than the server's own provider pool keeps them
+# (30 s, apps/providers/netguard.py): the demo model is this server, and at uvicorn's 5 s a
+# turn could reuse a connection just as the server closed it (a retry, and a slower reply).
+.venv/bin/uvicorn webchat.asgi:application --host "$HOST" --port "$PORT" --timeout-keep-alive 75 \
     --lifespan off --ws websockets-sansio --ws-per-message-deflate false --ws-max-size 262144 --no-access-log

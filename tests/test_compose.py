@@ -77,3 +77,17 @@ def test_every_variable_the_compose_file_reads_is_documented() -> None:
     documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     used = set(re.findall(r"\$\{([A-Z_]+)", text))
     assert used <= documented, used - documented
+
+
+def test_both_servers_keep_idle_connections_longer_than_those_reusing_them() -> None:
+    """The provider pool reuses an idle connection for 30 s (the demo model is the server
+    itself) and nginx its upstream ones for 60 s; at uvicorn's default 5 s a turn could
+    reuse a connection just as the server closed it."""
+    import re
+
+    from apps.providers.netguard import POOL_LIMITS
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    embedded = (ROOT / "scripts" / "run-embedded.sh").read_text()
+    kept = [int(m) for m in re.findall(r'--timeout-keep-alive"?,? "?(\d+)', dockerfile + embedded)]
+    assert len(kept) == 2 and min(kept) > max(POOL_LIMITS.keepalive_expiry, 60)

@@ -175,6 +175,18 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Django's hashers, PBKDF2-SHA256 first (new passwords), with at most
+# PASSWORD_HASHING_CONCURRENCY hashes at once (default: one fewer than the cores) so a class
+# logging in together does not stall everyone's chat (webchat/passwords.py).
+PASSWORD_HASHERS = [
+    "webchat.passwords.PBKDF2OneCoreAtATimeHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+PASSWORD_HASHING_CONCURRENCY = env.int("PASSWORD_HASHING_CONCURRENCY", default=0) or None
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

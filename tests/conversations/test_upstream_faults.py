@@ -405,13 +405,23 @@ async def test_a_stop_set_before_the_call_sends_the_provider_nothing(
     assert not fake_upstream.chat_requests()
 
 
-async def test_a_stop_while_a_429_is_waited_out_costs_nothing(
-    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
+@pytest.mark.parametrize(
+    ("behaviour", "billed"),
+    [
+        # The provider refused the request (429, retry in 2 s) and the student stopped while
+        # webchat waited: no provider bills a refused request, so the stopped reply is free,
+        # as the same request failing would be.
+        (Behaviour(status=429, retry_after="2"), False),
+        # The provider took the request (200) and is silent: it may bill the prompt, text or
+        # not, so webchat does.
+        (Behaviour(stall_before=0, stall=3.0), True),
+    ],
+    ids=["while-a-429-is-waited-out", "after-the-provider-took-it"],
+)
+async def test_a_stop_before_any_text_bills_the_prompt_only_if_the_provider_may(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, behaviour: Behaviour, billed: bool
 ) -> None:
-    """The provider refused the request (429, retry in 2 s) and the student stopped while
-    webchat waited: no provider bills a refused request, so the stopped reply is free, as the
-    same request failing would be."""
-    fake_upstream.default = Behaviour(status=429, retry_after="2")
+    fake_upstream.default = behaviour
     ws = await ws_connect(people.student)
     await ws.connect()
     await ws.send_json_to({"type": "chat.send", "conversation": None, "model": MODEL, "content": "Why?"})
@@ -423,27 +433,9 @@ async def test_a_stop_while_a_429_is_waited_out_costs_nothing(
 
     assert frames[-1]["status"] == "stopped"
     entry = await LedgerEntry.objects.aget()
-    assert (entry.status, entry.prompt_tokens, entry.cost_billing) == ("stopped", 0, 0)
+    assert (entry.status, entry.prompt_tokens > 0, entry.completion_tokens) == ("stopped", billed, 0)
+    assert (entry.cost_billing > 0) is billed
     assert len(fake_upstream.chat_requests()) == 1
-
-
-async def test_a_stop_after_the_provider_took_the_request_bills_the_prompt(
-    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream
-) -> None:
-    """Once the provider answered 200 it may bill the prompt, text or not: so does webchat."""
-    fake_upstream.default = Behaviour(stall_before=0, stall=3.0)
-    ws = await ws_connect(people.student)
-    await ws.connect()
-    await ws.send_json_to({"type": "chat.send", "conversation": None, "model": MODEL, "content": "Why?"})
-    await ws_frames_until(ws, {"chat.started"})
-    await asyncio.sleep(0.5)
-    await ws.send_json_to({"type": "chat.stop"})
-    frames = await ws_frames_until(ws, {"chat.done", "chat.error"})
-    await ws.disconnect()
-
-    assert frames[-1]["status"] == "stopped"
-    entry = await LedgerEntry.objects.aget()
-    assert entry.status == "stopped" and entry.prompt_tokens > 0 and entry.completion_tokens == 0
 
 
 async def test_a_reply_broken_off_says_what_arrived_was_saved_only_when_something_did(
