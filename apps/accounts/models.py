@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -62,6 +63,7 @@ class Classroom(models.Model):
     archived = models.BooleanField(_("archived"), default=False)
     join_code = models.CharField(_("join code"), max_length=16, blank=True, db_index=True)
     join_code_expires_at = models.DateTimeField(_("join code expires"), null=True, blank=True)
+
     # Which models the class may use is providers.ClassModelAccess (accounts sits below
     # providers and does not point at its tables).
     system_prompt = models.TextField(
@@ -90,6 +92,11 @@ class Classroom(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def join_code_expired(self) -> bool:
+        """The class has a code, but its time is past: it lets no one in."""
+        return bool(self.join_code and self.join_code_expires_at and self.join_code_expires_at <= timezone.now())
 
 
 class Enrollment(models.Model):

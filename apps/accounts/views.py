@@ -111,9 +111,10 @@ def class_settings(request: HttpRequest, classroom_id: int) -> HttpResponse:
         )
         messages.success(request, _("Class settings saved."))
         return redirect("class-settings", classroom_id=classroom.pk)
+    # An expired code's link and QR code let no one in: not shown to be projected.
     join_url = (
         request.build_absolute_uri(f"{reverse('register')}?{urlencode({'code': classroom.join_code})}")
-        if classroom.join_code
+        if classroom.join_code and not classroom.join_code_expired
         else ""
     )
     return render(
@@ -293,12 +294,13 @@ def register(request: HttpRequest) -> HttpResponse:
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("joined")
-    # A link with the code in it names the class before the student signs up.
+    # A link with the code in it names the class before the student signs up, or says at
+    # once that the code lets no one in (expired, stopped, mistyped), before they type.
     joining = classroom_for_join_code(code=code) if code and request.method == "GET" else None
     return render(
         request,
         "accounts/register.html",
-        {"form": form, "joining": joining},
+        {"form": form, "joining": joining, "code_refused": bool(code) and request.method == "GET" and joining is None},
         status=400 if request.method == "POST" else 200,
     )
 

@@ -136,3 +136,32 @@ def test_a_first_row_of_students_is_imported(people: People) -> None:
 
     assert [line.username for line in roster_parse(text="wang.wu,王五\nli.si,李四\n")] == ["wang.wu", "li.si"]
     assert [line.username for line in roster_parse(text="\n\nusername,name\nzhang,张\n")] == ["zhang"]
+
+
+def test_an_expired_join_link_says_so_before_the_student_types_and_the_teacher_sees_it_expired(
+    people: People,
+) -> None:
+    """The link or QR code of a code past its time opened a form like any other; the
+    student filled in five fields to learn it was dead. The teacher's page showed the code,
+    link and QR code as current."""
+    from django.utils import translation
+
+    code = join_code_regenerate(classroom=people.classroom)
+    people.classroom.join_code_expires_at = timezone.now() - timedelta(minutes=5)
+    people.classroom.save(update_fields=["join_code_expires_at"])
+
+    with translation.override("en"):
+        page = Client().get(reverse("register") + f"?code={code}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'id="code-refused"' in page and "has expired" in page and 'id="joining"' not in page
+
+    teacher = Client()
+    teacher.force_login(people.teacher)
+    settings_page = teacher.get(reverse("class-settings", args=[people.classroom.pk])).content.decode()
+    assert 'id="join-code-expired"' in settings_page
+    assert "join-qr" not in settings_page and 'id="join-link"' not in settings_page
+
+
+def test_a_valid_join_link_names_the_class_and_no_refusal(people: People) -> None:
+    code = join_code_regenerate(classroom=people.classroom)
+    page = Client().get(reverse("register") + f"?code={code}").content.decode()
+    assert 'id="joining"' in page and 'id="code-refused"' not in page
