@@ -98,7 +98,7 @@ if (form) {
     } else if (frame.type === "chat.error") {
       lane.body.textContent = frame.message;
     }
-    lane.facts.textContent = labels.labelTotal + " " + seconds + " s ";
+    lane.facts.textContent = labels.labelTotal.replace("%(seconds)s", seconds) + " ";
     if (lane.conversation) {
       const link = document.createElement("a");
       link.href = "/c/" + lane.conversation + "/";

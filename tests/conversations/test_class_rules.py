@@ -174,7 +174,7 @@ def test_teacher_reads_only_when_the_class_allows_and_each_read_is_recorded(
     people.classroom.teacher_can_read = True
     people.classroom.save()
     page = client.get(url).content.decode()
-    assert "my private question" in page and 'id="composer"' not in page
+    assert "my private question" in page and 'id="composer"' not in page and 'id="deleted-by-student"' not in page
     event = AuditEvent.objects.get(action="read_conversation")
     assert (event.actor, event.subject, event.classroom) == (people.teacher, people.student, people.classroom)
     client.force_login(people.other_teacher)
@@ -187,7 +187,11 @@ def test_teacher_reads_only_when_the_class_allows_and_each_read_is_recorded(
     assert "Your teachers can still read it, marked as deleted by you." in mine
     client.post(reverse("conversation-delete", args=[rows.conversation.pk]))
     client.force_login(people.teacher)
-    assert "my private question" in client.get(url).content.decode()
+    read = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "my private question" in read
+    assert (
+        'id="deleted-by-student"' in read and "The student deleted this conversation on" in read
+    )  # the page says so too
 
 
 def test_markdown_is_rendered_and_model_html_stays_inert() -> None:

@@ -4,6 +4,7 @@ goes on with one of them. Screenshots go to test-artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 800}}
 LANGUAGES = {"en": ("en-US", "Continue this conversation"), "zh": ("zh-CN", "继续这个对话")}
+SECONDS = {"en": r"total \d+\.\d s", "zh": r"总耗时 \d+\.\d 秒"}
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -38,6 +40,7 @@ def test_two_models_answer_side_by_side_and_one_can_be_continued(
     expect(page.locator('.lane[aria-busy="false"]')).to_have_count(2, timeout=30_000)
     expect(page.locator(".lane-facts a")).to_have_count(2)
     expect(page.locator(".lane-facts a").first).to_have_text(continue_label)
+    expect(page.locator(".lane-facts").first).to_contain_text(re.compile(SECONDS[language]))  # its unit in its language
     # Each lane shows its saved message as a reload would: tokens and cost in its footer.
     assert LedgerEntry.objects.count() == 2
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
