@@ -186,12 +186,16 @@
 
   function setBusy(value) {
     busy = value;
-    if (value && document.activeElement === sendButton) content.focus(); // Send is about to hide
+    // The control about to hide (Send, then Stop) or be disabled (Regenerate) hands the
+    // focus to the box: a keyboard was left on the page's body, twenty Tabs from it.
+    var active = document.activeElement;
+    if (value ? active === sendButton || (regenerate && active === regenerate) : active === stopButton) {
+      content.focus();
+    }
     // Send becomes Stop while a reply is on its way; the box stays editable for the next one.
     sendButton.hidden = value;
     stopButton.hidden = !value;
     if (regenerate) regenerate.disabled = value;
-    if (!value && document.activeElement === stopButton) content.focus();
   }
 
   function addMessage(role, text) {

@@ -403,3 +403,24 @@ def test_every_control_in_a_message_can_be_tapped_on_a_touch_phone(
         assert box is not None and box["height"] >= 44, (selector, box)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     screenshot(page, "chat-touch-targets-phone")
+
+
+def test_a_keyboard_keeps_its_place_after_stop_and_regenerate(
+    people: People, fake_model: ChatModel, fake_upstream: FakeUpstream, page_for: Any
+) -> None:
+    """Stop hides itself and Regenerate is disabled when pressed: the focus went to the
+    page's body, twenty Tabs from the box. It goes to the box."""
+    fake_upstream.default = Behaviour(chunks=["word "] * 60, delay=0.05)
+    page = page_for("en-US")
+    open_chat(page)
+    send(page, "a long answer, please")
+    page.wait_for_selector("#stop:not([hidden])")
+    page.focus("#stop")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#send:not([hidden])")
+    assert page.evaluate("document.activeElement.id") == "content"
+    fake_upstream.default = Behaviour()
+    page.focus("#regenerate")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#send:not([hidden])")
+    assert page.evaluate("document.activeElement.id") == "content"
