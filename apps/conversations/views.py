@@ -48,10 +48,13 @@ def chat(request: HttpRequest, conversation_id: int | None = None) -> HttpRespon
         else classroom_for_student(user=request.user)
     )
     models = chat_models_offered_to(user=request.user, classroom=classroom)
-    preferred = (
-        conversation.model if conversation and conversation.model else classroom_default_model(classroom=classroom)
+    # The conversation's model, else (none, or the teacher switched it off since) the class's
+    # default, else the first offered.
+    candidates = [conversation.model if conversation else None, classroom_default_model(classroom=classroom)]
+    selected = next(
+        (model.route_name for model in candidates if model is not None and model in models),
+        models[0].route_name if models else "",
     )
-    selected = preferred.route_name if preferred and preferred in models else (models[0].route_name if models else "")
     search = request.GET.get("q", "").replace("\x00", "")[:100]  # a NUL matches nothing (and PostgreSQL refuses it)
     # ?at=<message>: the branch through that version (the versions switcher's links, a search
     # hit), for this page only: a GET changes nothing. The switcher then POSTs the choice

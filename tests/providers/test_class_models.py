@@ -162,3 +162,33 @@ def test_a_teacher_switches_comparing_off_and_on_for_the_class(people: People, c
     assert 'name="compare_enabled" checked' not in client.get(url).content.decode()
     client.post(url, {"compare_enabled": "on"})
     assert ClassModelAccess.objects.get(classroom=people.classroom).compare_enabled is True
+
+
+def test_a_conversation_whose_model_was_switched_off_opens_on_the_class_default(
+    people: People, demo_model: ChatModel, fake_model: ChatModel, keyed_model: ChatModel
+) -> None:
+    """The teacher switched the conversation's model off and made another the default: the
+    conversation opens on that default, not on whichever model comes first in the menu."""
+    from apps.conversations.services import turn_begin
+    from apps.providers.services import credential_create
+
+    credential_create(
+        actor=people.teacher, provider=keyed_model.provider, scope="class", classroom=people.classroom, api_key="sk-1"
+    )
+    class_models_set(classroom=people.classroom, allowed_models=[keyed_model], default_model=keyed_model)
+    rows = turn_begin(
+        user=people.student,
+        conversation=None,
+        classroom=people.classroom,
+        model=keyed_model,
+        content="hello",
+        request_id="r-switched-off",
+    )
+    class_models_set(classroom=people.classroom, allowed_models=[demo_model, fake_model], default_model=fake_model)
+    student = Client()
+    student.force_login(people.student)
+    page = student.get(reverse("conversation", args=[rows.conversation.pk])).content.decode()
+    menu = page[page.index('<select id="model"') :]
+    options = re.findall(r'<option value="([^"]*)"( selected)?[ >]', menu[: menu.index("</select>")])
+    assert [value for value, _ in options] == ["demo/demo-tutor", "fakeai/fake-model"]
+    assert [value for value, chosen in options if chosen] == ["fakeai/fake-model"]
