@@ -203,3 +203,26 @@ def test_a_password_reset_says_it_was_done_and_leaves_no_box_ticked(
     )
     assert page.locator("#roster input[type=checkbox]:checked").count() == 0
     screenshot(page, f"teacher-roster-reset-phone-{locale}")
+
+
+@pytest.mark.parametrize("locale", list(LOCALES))
+def test_the_provider_keys_page_is_cards_on_a_phone(
+    teaching: People, keyed_model: ChatModel, page_for: Any, locale: str
+) -> None:
+    """Six columns on 390 px wrapped their headers a character a line: each key is a card."""
+    from apps.providers.services import credential_create
+
+    credential_create(
+        actor=teaching.teacher,
+        provider=keyed_model.provider,
+        scope="class",
+        classroom=teaching.classroom,
+        api_key="sk-class-key-1234567890",
+    )
+    page = page_for(locale, viewport=PHONE)
+    signed_in(page, "teacher_wang")
+    page.goto("/keys/")
+    page.wait_for_selector("table.keys tbody tr[data-credential]")
+    assert page.locator("table.keys thead").is_hidden()
+    assert page_width(page) <= PHONE["width"]
+    screenshot(page, f"teacher-keys-phone-{locale}")
