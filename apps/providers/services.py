@@ -202,7 +202,8 @@ def credential_replace(
 ) -> Credential:
     """Put a new key in place (and, optionally, a new base URL: a key is bound to the URL
     it was entered with, so a URL only changes together with a key). Side effects: the
-    row's sealed key, last4, status."""
+    row's sealed key, last4, status; the last check's result forgotten (it was the old key's:
+    the page said "Active" over "checked ...: rejected")."""
     if credential.status == Credential.Status.REVOKED:
         raise ValidationError(_("A revoked key cannot be replaced; add a new one."))
     material = key_material_clean(provider=credential.provider, api_key=api_key, secret_key=secret_key)
@@ -211,8 +212,9 @@ def credential_replace(
     _seal_into(credential, material)
     credential.status = Credential.Status.ACTIVE
     credential.last_error = ""
+    credential.last_checked_at, credential.last_check_result = None, ""
     # Only a key not revoked meanwhile (checking the URL takes time): a revoke stays a revoke.
-    fields = ["base_url", "sealed", "kek_id", "last4", "status", "last_error"]
+    fields = ["base_url", "sealed", "kek_id", "last4", "status", "last_error", "last_checked_at", "last_check_result"]
     replaced = (
         Credential.objects.filter(pk=credential.pk)
         .exclude(status=Credential.Status.REVOKED)

@@ -70,6 +70,18 @@ def test_replace_needs_the_key_again_and_binds_the_new_url(class_key: Credential
     assert credential_open(credential=row).api_key == "sk-new-key-0000"
 
 
+def test_a_replaced_key_forgets_the_old_keys_check(class_key: Credential) -> None:
+    """The page said "Active" over "checked ...: rejected": the check was the old key's."""
+    from django.utils import timezone
+
+    Credential.objects.filter(pk=class_key.pk).update(
+        last_checked_at=timezone.now(), last_check_result=Credential.CheckResult.REJECTED
+    )
+    credential_replace(credential=Credential.objects.get(pk=class_key.pk), api_key="sk-new-key-0000")
+    row = Credential.objects.get(pk=class_key.pk)
+    assert (row.status, row.last_checked_at, row.last_check_result) == (Credential.Status.ACTIVE, None, "")
+
+
 def test_revoked_key_stays_but_cannot_be_replaced(class_key: Credential) -> None:
     credential_revoke(credential=class_key)
     assert Credential.objects.get(pk=class_key.pk).status == Credential.Status.REVOKED
