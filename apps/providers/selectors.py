@@ -200,6 +200,16 @@ def chat_models_usable_for(*, user: User, classroom: Classroom | None) -> list[C
 # a model missing from the list is also refused when asked for by name.
 
 
+def providers_the_class_shuts_out(*, classroom: Classroom | None) -> set[int]:
+    """Ids of the providers none of whose enabled models the class allows (empty when the
+    class allows every model): a student's own key for one of them is never used there."""
+    allowed = classroom_allowed_model_ids(classroom=classroom)
+    if allowed is None:
+        return set()
+    usable = set(chat_models_enabled().filter(pk__in=allowed).values_list("provider_id", flat=True))
+    return set(Provider.objects.exclude(pk__in=usable).values_list("pk", flat=True))
+
+
 def classroom_allowed_model_ids(*, classroom: Classroom | None) -> set[int] | None:
     """The ids of the models a class allows; None when it allows every enabled model (no
     list set, or no class). One query."""

@@ -22,6 +22,7 @@ from .selectors import (
     credential_get_for_user,
     credentials_of_classroom,
     credentials_visible_to,
+    providers_the_class_shuts_out,
     providers_with_status,
 )
 from .services import (
@@ -59,6 +60,11 @@ def _keys_render(request: HttpRequest, *, form: CredentialCreateForm, status: in
             "form": form,
             "credentials": credentials_visible_to(user=request.user),
             "replace_form": CredentialReplaceForm(),
+            # A student's own key for a provider whose models their class does not allow
+            # tested as working and then did nothing, unexplained.
+            "shut_out": providers_the_class_shuts_out(classroom=classroom_for_student(user=request.user))
+            if not request.user.may_teach
+            else set(),
         },
         status=status,
     )

@@ -178,6 +178,24 @@ def test_students_cannot_manage_keys_unless_the_class_allows(people: People, cli
     assert 'value="class"' not in page and 'value="site"' not in page
 
 
+def test_a_students_own_key_for_a_provider_the_class_does_not_offer_says_it_is_not_used(
+    people: People, client: Client, demo_model: ChatModel, keyed_model: ChatModel
+) -> None:
+    """It was saved, tested as working, and then never appeared in the model menu."""
+    from apps.providers.services import class_models_set
+
+    people.classroom.allow_student_keys = True
+    people.classroom.save()
+    credential_create(actor=people.student, provider=keyed_model.provider, scope="user", api_key="sk-own-key-1234")
+    client.force_login(people.student)
+    assert "data-shut-out" not in client.get(reverse("keys")).content.decode()  # every model allowed
+    class_models_set(classroom=people.classroom, allowed_models=[demo_model], default_model=demo_model)
+    page = client.get(reverse("keys"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "data-shut-out" in page and "so this key is not used" in page
+    class_models_set(classroom=people.classroom, allowed_models=[demo_model, keyed_model], default_model=demo_model)
+    assert "data-shut-out" not in client.get(reverse("keys")).content.decode()
+
+
 def test_key_pages_refuse_wrong_methods(people: People, client: Client) -> None:
     client.force_login(people.teacher)
     assert client.get(reverse("key-revoke", args=[1])).status_code == 405
