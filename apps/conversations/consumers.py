@@ -72,6 +72,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.turn: asyncio.Task[None] | None = None
         self.turn_ended = True
         self.stop = asyncio.Event()
+        self.lane_stops: list[asyncio.Event] = []  # a comparison's, one per lane
         user = self.scope.get("user")
         signed_in = user is not None and user.is_authenticated and user.is_active
         if signed_in:
@@ -147,7 +148,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if message["session"] and (not self.session_key or message["session"] != session_tag(self.session_key)):
             return  # another session of the same user ended; this one goes on
         # A reply being written stops as after chat.stop: what arrived is saved and billed.
-        self.stop.set()
+        self.stop_all()
         await self.close_with(message["code"])
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -234,14 +235,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             for model in models
         ]
-        self.turn_begin(lambda stop: self.run_comparison(requests, stop))
+        self.turn_begin(lambda stop: self.run_comparison(requests, stop), lanes=len(requests))
 
-    def turn_begin(self, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
-        """Start a turn (a reply, or a comparison's lanes) with a fresh stop switch, unless
-        one is still running: one at a time per socket."""
+    def turn_begin(self, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], *, lanes: int = 0) -> None:
+        """Start a turn (a reply, or a comparison's lanes) with a fresh stop switch (and one
+        per lane), unless one is still running: one at a time per socket."""
         if self.turn is not None and not self.turn.done() and not self.turn_ended:
             raise RequestRefused(ErrorCode.BUSY, _("Wait for the current reply to finish, or stop it."))
         self.stop = asyncio.Event()
+        self.lane_stops = [asyncio.Event() for _ in range(lanes)]
         self.turn_ended = False
         self.turn = asyncio.create_task(run(self.stop))
 
@@ -249,7 +251,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """The lanes' events as chat frames, each with its "lane", then compare.done."""
         try:
             with translation.override(self.language):
-                async for lane, event in comparison_run(identify=self.identify, requests=requests, stop=stop):
+                async for lane, event in comparison_run(
+                    identify=self.identify, requests=requests, stop=stop, lane_stops=self.lane_stops
+                ):
                     if type(event) is Refused:
                         await self.frame_event(event)  # the whole comparison, before anything was written
                         return
@@ -263,9 +267,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.send_error(ErrorCode.INTERNAL_ERROR, _("Something went wrong on the server."))
 
     async def chat_stop(self, frame: dict[str, Any]) -> None:
+        """Stop the reply, or every lane of a comparison; with `lane`, that lane alone."""
         if self.turn is None or self.turn.done() or self.turn_ended:
             raise RequestRefused(ErrorCode.NOT_RUNNING, _("There is no reply to stop."))
+        lane = frame.get("lane")
+        if lane is None:
+            self.stop_all()
+        elif type(lane) is int and 0 <= lane < len(self.lane_stops):
+            self.lane_stops[lane].set()
+        else:
+            raise RequestRefused(ErrorCode.BAD_REQUEST, _("There is no such lane to stop."))
+
+    def stop_all(self) -> None:
         self.stop.set()
+        for lane_stop in self.lane_stops:
+            lane_stop.set()
 
     def identify(self) -> User:
         """Every turn, not only the handshake (run by the pipeline's prepare step): is the

@@ -590,12 +590,17 @@ def comparison_prepare(*, identify: Identify, requests: list[ChatRequest]) -> li
 
 
 async def comparison_run(
-    *, identify: Identify, requests: list[ChatRequest], stop: asyncio.Event | None = None
+    *,
+    identify: Identify,
+    requests: list[ChatRequest],
+    stop: asyncio.Event | None = None,
+    lane_stops: list[asyncio.Event] | None = None,
 ) -> AsyncIterator[tuple[int, Event]]:
     """Serve one question to several models at once, as (lane, event) pairs: each lane's
     events are those of completion_run, the lanes' interleaved as they arrive. Refused up
     front (lane 0, nothing written) unless every lane can be served. Setting `stop` stops
-    every lane; each is saved and billed for what arrived."""
+    every lane, setting `lane_stops[i]` (one per request, when given) lane i alone; each is
+    saved and billed for what arrived."""
     started = time.monotonic()
     try:
         turns = await _prepared(lambda: comparison_prepare(identify=identify, requests=requests), started=started)
@@ -606,7 +611,8 @@ async def comparison_run(
 
     async def lane(index: int, turn: PreparedTurn) -> None:
         try:
-            async for event in _prepared_run(turn=turn, started=started, stop=stop):
+            own = lane_stops[index] if lane_stops is not None else stop
+            async for event in _prepared_run(turn=turn, started=started, stop=own):
                 await queue.put((index, event))
         finally:
             await queue.put(None)

@@ -39,9 +39,21 @@ if (form) {
     body.textContent = labels.labelWaiting;
     const facts = document.createElement("p");
     facts.className = "lane-facts";
+    // Stop this model alone (a slow or rambling one); the others go on.
+    const stop = document.createElement("button");
+    stop.type = "button";
+    stop.className = "lane-stop";
+    stop.textContent = labels.labelStop;
+    stop.setAttribute("aria-label", labels.labelStop + ": " + title);
+    const index = box.children.length;  // the lane's place: the server numbers lanes alike
+    stop.addEventListener("click", () => {
+      stop.disabled = true;
+      socket && socket.send(JSON.stringify({type: "chat.stop", lane: index}));
+    });
+    facts.append(stop);
     article.append(heading, body, facts);
     box.append(article);
-    return {article, body, facts, text: "", sent: performance.now(), conversation: null};
+    return {article, body, facts, stop, text: "", sent: performance.now(), conversation: null};
   }
 
   function open() {
@@ -98,6 +110,7 @@ if (form) {
     } else if (frame.type === "chat.error") {
       lane.body.textContent = frame.message;
     }
+    lane.stop.remove();
     lane.facts.textContent = labels.labelTotal.replace("%(seconds)s", seconds) + " ";
     if (lane.conversation) {
       const link = document.createElement("a");

@@ -147,3 +147,34 @@ async def test_stop_ends_every_lane_and_each_keeps_what_arrived(
     assert len(replies) == 2 and all(m.status == Message.Status.STOPPED for m in replies)
     assert await LedgerEntry.objects.acount() == 2
     await ws.disconnect()
+
+
+async def test_a_stop_for_one_lane_ends_that_lane_alone(
+    people: People, fake_model: ChatModel, second_model: ChatModel, fake_upstream: FakeUpstream
+) -> None:
+    """A student ends a slow or rambling model and keeps the other (Stop stopped them all)."""
+    fake_upstream.default = Behaviour(chunks=["one ", "two ", "three ", "four"], delay=0.3)
+    ws = await connected(people.student)
+    await ws.send_json_to({"type": "compare.send", "conversation": None, "models": MODELS, "content": "Long?"})
+    await ws_frames_until(ws, {"chat.delta"})
+    await ws.send_json_to({"type": "chat.stop", "lane": 1})
+    frames = await ws_frames_until(ws, {"compare.done"}, timeout=20)
+    done = {f["lane"]: f["status"] for f in frames if f["type"] == "chat.done"}
+    assert done == {0: "complete", 1: "stopped"}
+    assert await LedgerEntry.objects.acount() == 2
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize("lane", [2, -1, "0", True, 0.5])
+async def test_a_stop_for_a_lane_that_is_not_there_is_a_bad_request(
+    people: People, fake_model: ChatModel, second_model: ChatModel, fake_upstream: FakeUpstream, lane: Any
+) -> None:
+    fake_upstream.default = Behaviour(chunks=["one ", "two ", "three "], delay=0.2)
+    ws = await connected(people.student)
+    await ws.send_json_to({"type": "compare.send", "conversation": None, "models": MODELS, "content": "Long?"})
+    await ws_frames_until(ws, {"chat.delta"})
+    await ws.send_json_to({"type": "chat.stop", "lane": lane})
+    frames = await ws_frames_until(ws, {"compare.done"}, timeout=20)
+    assert [f["code"] for f in frames if f["type"] == "chat.error" and "lane" not in f] == ["bad_request"]
+    assert {f["lane"]: f["status"] for f in frames if f["type"] == "chat.done"} == {0: "complete", 1: "complete"}
+    await ws.disconnect()
