@@ -46,6 +46,14 @@ async def connected(user: Any):  # type: ignore[no-untyped-def]
     return communicator
 
 
+async def comparing(people: People) -> Any:
+    """A comparison of MODELS under way: its first piece has arrived."""
+    ws = await connected(people.student)
+    await ws.send_json_to({"type": "compare.send", "conversation": None, "models": MODELS, "content": "Long?"})
+    await ws_frames_until(ws, {"chat.delta"})
+    return ws
+
+
 async def compare(ws: Any, **send: Any) -> list[dict[str, Any]]:
     await ws.send_json_to({"type": "compare.send", "conversation": None, "models": MODELS, **send})
     return await ws_frames_until(ws, {"compare.done", "chat.error"}, timeout=20)
@@ -136,9 +144,7 @@ async def test_stop_ends_every_lane_and_each_keeps_what_arrived(
     people: People, fake_model: ChatModel, second_model: ChatModel, fake_upstream: FakeUpstream
 ) -> None:
     fake_upstream.default = Behaviour(chunks=["one ", "two ", "three ", "four"], delay=0.3)
-    ws = await connected(people.student)
-    await ws.send_json_to({"type": "compare.send", "conversation": None, "models": MODELS, "content": "Long?"})
-    await ws_frames_until(ws, {"chat.delta"})
+    ws = await comparing(people)
     await ws.send_json_to({"type": "chat.stop"})
     frames = await ws_frames_until(ws, {"compare.done"}, timeout=20)
     done = [f for f in frames if f["type"] == "chat.done"]
@@ -154,9 +160,7 @@ async def test_a_stop_for_one_lane_ends_that_lane_alone(
 ) -> None:
     """A student ends a slow or rambling model and keeps the other (Stop stopped them all)."""
     fake_upstream.default = Behaviour(chunks=["one ", "two ", "three ", "four"], delay=0.3)
-    ws = await connected(people.student)
-    await ws.send_json_to({"type": "compare.send", "conversation": None, "models": MODELS, "content": "Long?"})
-    await ws_frames_until(ws, {"chat.delta"})
+    ws = await comparing(people)
     await ws.send_json_to({"type": "chat.stop", "lane": 1})
     frames = await ws_frames_until(ws, {"compare.done"}, timeout=20)
     done = {f["lane"]: f["status"] for f in frames if f["type"] == "chat.done"}
@@ -170,9 +174,7 @@ async def test_a_stop_for_a_lane_that_is_not_there_is_a_bad_request(
     people: People, fake_model: ChatModel, second_model: ChatModel, fake_upstream: FakeUpstream, lane: Any
 ) -> None:
     fake_upstream.default = Behaviour(chunks=["one ", "two ", "three "], delay=0.2)
-    ws = await connected(people.student)
-    await ws.send_json_to({"type": "compare.send", "conversation": None, "models": MODELS, "content": "Long?"})
-    await ws_frames_until(ws, {"chat.delta"})
+    ws = await comparing(people)
     await ws.send_json_to({"type": "chat.stop", "lane": lane})
     frames = await ws_frames_until(ws, {"compare.done"}, timeout=20)
     assert [f["code"] for f in frames if f["type"] == "chat.error" and "lane" not in f] == ["bad_request"]
