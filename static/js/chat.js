@@ -407,6 +407,14 @@
           content.value = content.value ? pending.text + "\n" + content.value : pending.text;
           draftSave();
         }
+        // A model no longer offered (the teacher switched it off while the page was open)
+        // leaves the menu, so the next send goes to one that is.
+        var gone = frame.code === "model_not_allowed" && model.options.length > 1 &&
+          Array.prototype.find.call(model.options, function (option) { return option.value === pending.model; });
+        if (gone) {
+          gone.remove();
+          model.dispatchEvent(new Event("change"));
+        }
         pending = null;
         content.focus();
       }
@@ -464,7 +472,7 @@
     stopEditing();
     var bubble = addMessage("user", text);
     bubble.article.classList.add("pending");
-    pending = {text: content.value, article: bubble.article, regenerate: false, removed: removed};
+    pending = {text: content.value, article: bubble.article, regenerate: false, removed: removed, model: model.value};
     socket.send(JSON.stringify(frame));
     clearTimeout(draftTimer); // what was typed is sent: no late save of it
     content.value = ""; // the draft stays stored until the server takes the message
@@ -504,7 +512,7 @@
         var asked = messages.querySelector('article.msg-user[data-message="' + question + '"]');
         if (asked && asked.nextElementSibling) removed = detachFrom(asked.nextElementSibling);
       }
-      pending = {text: "", article: null, regenerate: true, removed: removed};
+      pending = {text: "", article: null, regenerate: true, removed: removed, model: model.value};
       socket.send(JSON.stringify(frame));
       setBusy(true);
     });

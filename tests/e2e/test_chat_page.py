@@ -424,3 +424,26 @@ def test_a_keyboard_keeps_its_place_after_stop_and_regenerate(
     page.keyboard.press("Enter")
     page.wait_for_selector("#send:not([hidden])")
     assert page.evaluate("document.activeElement.id") == "content"
+
+
+def test_a_model_switched_off_while_the_page_is_open_leaves_the_menu(
+    people: People, fake_model: ChatModel, demo_model: ChatModel, page_for: Any
+) -> None:
+    """The teacher switched the chosen model off mid-lesson: the refusal says so, the text
+    comes back to the box, and the model leaves the menu (it stayed, refusing every send)."""
+    from apps.providers.services import class_models_set
+
+    page = page_for("en-US")
+    open_chat(page)
+    class_models_set(classroom=people.classroom, allowed_models=[demo_model], default_model=demo_model)
+    send(page, "still there?")
+    page.wait_for_selector("#chat-error:not([hidden])")
+    assert "fakeai/fake-model" in page.inner_text("#chat-error")
+    assert page.input_value("#content") == "still there?"
+    values = page.eval_on_selector_all("#model option", "options => options.map(o => o.value)")
+    assert "fakeai/fake-model" not in values and page.input_value("#model") == "demo/demo-tutor"
+    answered = page.locator(".msg-assistant").count()
+    page.fill("#content", "")
+    send(page, "and now?")
+    expect(page.locator(".msg-assistant")).to_have_count(answered + 1, timeout=20_000)
+    expect(page.locator("#chat-error")).to_be_hidden()
