@@ -372,6 +372,35 @@ def ledger_for_user(*, user: User, start: datetime, end: datetime) -> QuerySet[L
     )
 
 
+class _LocalDate(TruncDate):
+    """The day, in the site's time zone, of a moment in [since, until). On SQLite Django's
+    TruncDate calls a Python function for every row (1.5 s of a 200,000-row class month's
+    chart); when the zone's offset is the same over the whole range (always in China; in a
+    zone with summer time, unless the range crosses a change), SQLite's own date() adds it."""
+
+    def __init__(self, expression: str, *, since: datetime, until: datetime | None) -> None:
+        super().__init__(expression, tzinfo=timezone.get_current_timezone())
+        self.offset_minutes = _offset_minutes_throughout(self.tzinfo, since=since, until=until or timezone.now())
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> tuple[str, tuple[Any, ...]]:
+        if self.offset_minutes is None:
+            return self.as_sql(compiler, connection, **extra_context)
+        sql, params = compiler.compile(self.lhs)
+        return f"date({sql}, %s)", (*params, f"{self.offset_minutes:+d} minutes")
+
+
+def _offset_minutes_throughout(tz: Any, *, since: datetime, until: datetime) -> int | None:
+    """The zone's UTC offset in minutes if it holds from `since` to `until` (looked at every
+    day: zones change offset at most a few times a year), else None."""
+    offsets = {(since + timedelta(days=day)).astimezone(tz).utcoffset() for day in range((until - since).days + 1)} | {
+        until.astimezone(tz).utcoffset()
+    }
+    if len(offsets) != 1:
+        return None
+    (offset,) = offsets
+    return int(offset.total_seconds()) // 60 if offset is not None else None
+
+
 class DailyUsage(TypedDict):
     """One day of a user's usage. Requests count charges; tokens and cost include the
     corrections recorded that day, so the days add up to the ledger."""
@@ -392,7 +421,7 @@ def user_daily_usage(*, user: User, start: datetime, end: datetime) -> list[Dail
     grouped = {
         row["day"]: row
         for row in LedgerEntry.objects.filter(user=user, created_at__gte=start, created_at__lt=end)
-        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .annotate(day=_LocalDate("created_at", since=start, until=end))
         .values("day")
         .annotate(
             requests=Count("id", filter=charge),
@@ -433,11 +462,14 @@ class ModelDayUsage(TypedDict):
     cost: Decimal
 
 
-def _daily_usage_by_model(rows: QuerySet[LedgerEntry]) -> list[ModelDayUsage]:
-    """Tokens and cost per day (in the site's time zone) and model of these ledger rows,
-    corrections included; days without use have no rows (the chart fills them in). One query."""
+def _daily_usage_by_model(
+    rows: QuerySet[LedgerEntry], *, since: datetime, until: datetime | None
+) -> list[ModelDayUsage]:
+    """Tokens and cost per day (in the site's time zone) and model of these ledger rows (in
+    [since, until)), corrections included; days without use have no rows (the chart fills
+    them in). One query."""
     grouped = (
-        rows.annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        rows.annotate(day=_LocalDate("created_at", since=since, until=until))
         .values("day", "model_id", "provider_slug", "route_name", "model__name", "model__display_name")
         .annotate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost_billing"))
         .order_by("day", "model_id")
@@ -458,7 +490,9 @@ def _daily_usage_by_model(rows: QuerySet[LedgerEntry]) -> list[ModelDayUsage]:
 
 def user_daily_usage_by_model(*, user: User, start: datetime, end: datetime) -> list[ModelDayUsage]:
     """The /usage/ page's chart: the user's own ledger rows in [start, end)."""
-    return _daily_usage_by_model(LedgerEntry.objects.filter(user=user, created_at__gte=start, created_at__lt=end))
+    return _daily_usage_by_model(
+        LedgerEntry.objects.filter(user=user, created_at__gte=start, created_at__lt=end), since=start, until=end
+    )
 
 
 @dataclass(frozen=True)
@@ -541,7 +575,9 @@ def classroom_usage_by_model(
 
 def classroom_daily_usage_by_model(*, classroom: Classroom, since: datetime, until: datetime) -> list[ModelDayUsage]:
     """Tokens and cost per day and model in [since, until), for the class's chart."""
-    return _daily_usage_by_model(_classroom_ledger(classroom=classroom, since=since, until=until))
+    return _daily_usage_by_model(
+        _classroom_ledger(classroom=classroom, since=since, until=until), since=since, until=until
+    )
 
 
 def classroom_usage_by_student(

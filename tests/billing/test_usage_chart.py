@@ -134,3 +134,43 @@ def test_the_token_axis_is_labelled_in_whole_tokens(tokens: int, ticks: list[int
     rows = [row(2, 1, tokens)] if tokens else []
     chart = usage_chart(first=date(2026, 3, 1), last=date(2026, 3, 3), rows=rows, other_label="Other")
     assert chart["token_ticks"] == ticks and all(isinstance(tick, int) for tick in chart["token_ticks"])
+
+
+@pytest.mark.parametrize(
+    ("zone", "moments", "days"),
+    [
+        # Shanghai (UTC+8 all year): 15:59:59 UTC is the 3rd, 16:00 UTC already the 4th.
+        (
+            "Asia/Shanghai",
+            [datetime(2026, 3, 3, 15, 59, 59, tzinfo=UTC), datetime(2026, 3, 3, 16, 0, tzinfo=UTC)],
+            [date(2026, 3, 3), date(2026, 3, 4)],
+        ),
+        # Berlin's summer time starts on 29 March: the range crosses it (the per-row path).
+        (
+            "Europe/Berlin",
+            [datetime(2026, 3, 27, 22, 59, tzinfo=UTC), datetime(2026, 3, 30, 22, 30, tzinfo=UTC)],
+            [date(2026, 3, 27), date(2026, 3, 31)],
+        ),
+    ],
+    ids=["constant-offset", "across-summer-time"],
+)
+def test_usage_is_counted_on_the_local_day_it_happened(
+    people: People, fake_model: ChatModel, settings: Any, zone: str, moments: list[datetime], days: list[date]
+) -> None:
+    """A day is the site's day, whichever way it is worked out (on SQLite, the offset added
+    in SQL when it holds over the whole range)."""
+    from django.utils import timezone
+
+    from apps.billing.selectors import classroom_daily_usage_by_model, user_daily_usage
+
+    settings.TIME_ZONE = zone
+    policy_set(people.classroom, student_token_limit=100_000)
+    for moment in moments:
+        with time_machine.travel(moment, tick=False):
+            settle(take(people.student, people.classroom, fake_model, prompt=100, max_tokens=100), 100, 50)
+    with timezone.override(zone):
+        since, until = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC)
+        chart = classroom_daily_usage_by_model(classroom=people.classroom, since=since, until=until)
+        own = user_daily_usage(user=people.student, start=since, end=until)
+    assert [row["day"] for row in chart] == days
+    assert [day["day"] for day in own if day["requests"]] == days
