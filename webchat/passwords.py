@@ -5,7 +5,9 @@ rounds). When a class logs in at once, every login ran its hash on its own threa
 same time: thirty of them took both cores, and the chats already running stalled for
 seconds (first tokens at 8.5 s instead of 0.5 s). Here at most PASSWORD_HASHING_CONCURRENCY
 hashes run at once (one fewer than the cores, at least one): logins queue among themselves,
-and the rest of the server keeps a core. The hashes are Django's own, stored alike.
+and the rest of the server keeps a core. A hash waits at most PASSWORD_HASHING_WAIT seconds
+for its turn: anyone can send made-up logins (they are hashed too, so the answer takes as
+long), and an endless queue would hold every real login back. The hashes are Django's own.
 """
 
 from __future__ import annotations
@@ -36,5 +38,13 @@ class PBKDF2OneCoreAtATimeHasher(PBKDF2PasswordHasher):
     answer takes as long) goes through `encode` too."""
 
     def encode(self, password: str, salt: str, iterations: int | None = None) -> Any:
-        with hashing_slots():
+        # A queue that never gives up could be filled by anyone (made-up usernames are hashed
+        # too, and a client may leave as soon as it sent the form): past
+        # PASSWORD_HASHING_WAIT seconds a hash runs without its turn, as it did before.
+        slots = hashing_slots()
+        turn = slots.acquire(timeout=getattr(settings, "PASSWORD_HASHING_WAIT", 5.0))
+        try:
             return super().encode(password, salt, iterations)
+        finally:
+            if turn:
+                slots.release()

@@ -186,6 +186,9 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
 PASSWORD_HASHING_CONCURRENCY = env.int("PASSWORD_HASHING_CONCURRENCY", default=0) or None
+# How long a hash waits for its turn before it runs anyway (a flood of logins must not hold
+# every real one back without end).
+PASSWORD_HASHING_WAIT = env.float("PASSWORD_HASHING_WAIT", default=5.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -283,7 +283,7 @@ class RosterError(ValidationError):
 ROSTER_TITLES = frozenset(
     {
         # the username column
-        "username", "user", "login", "account", "id", "studentid", "studentnumber", "number", "no",
+        "username", "user", "login", "account", "id", "studentid", "studentnumber",
         "用户名", "用户", "账号", "帐号", "账户", "登录名", "学号", "编号", "序号",
         # the display name column
         "name", "displayname", "fullname", "studentname", "姓名", "名字", "显示名", "显示名称", "学生姓名",
@@ -314,7 +314,9 @@ def roster_parse(*, text: str) -> list[RosterLine]:
             cells = [cell.strip() for cell in row] + ["", ""]
             if first:
                 first = False
-                if any(_is_title(cell) for cell in cells if cell):
+                # Titles only: the username column's, or every cell of the row. A student
+                # whose name or password happens to be a title word ("Name") is a student.
+                if _is_title(cells[0]) or all(_is_title(cell) for cell in cells if cell):
                     continue
             # The username as the login form will read it (NFKC: full-width letters are letters).
             username, display_name, password = User.normalize_username(cells[0]), cells[1], cells[2]

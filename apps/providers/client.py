@@ -513,6 +513,19 @@ class _ReplyTokens:
         self.pending_bytes = 0
         return False
 
+    def fitting(self, text: str) -> str:
+        """After `over` refused `text`: its longest beginning that keeps the reply within the
+        cap (a reply that came in one piece, a whole JSON reply, is cut there, not dropped)."""
+        if self.cap is None:
+            return text
+        encoding = encoding_get(encoding_for_model(self.model_name)[0])
+        room = self.cap - self.counted - len(encoding.encode("".join(self.pending), disallowed_special=()))
+        if room <= 0:
+            return ""
+        kept = encoding.decode_bytes(encoding.encode(text, disallowed_special=())[:room]).decode(errors="ignore")
+        self.counted += room
+        return kept
+
 
 def reply_bytes_cap(max_tokens: int | None) -> int:
     """The most bytes of text and tool calls a reply asked for `max_tokens` may relay."""
@@ -652,13 +665,18 @@ async def _call(
                         if text:
                             size = len(text) if text.isascii() else len(text.encode())
                             if text_bytes + size > cap:
-                                # Keep what fits, then end the call: nothing past the cap is
-                                # relayed or stored.
+                                # Keep what fits, in bytes and in tokens, then end the call:
+                                # nothing past the caps is relayed, stored or billed.
                                 kept = _text_cut_to_bytes(text, cap - text_bytes)
+                                if kept and reply_tokens.over(kept, len(kept.encode())):
+                                    kept = reply_tokens.fitting(kept)
                                 if kept:
                                     yield kept
                                 raise UpstreamError(ErrorCode.UPSTREAM_TOO_LARGE, f"reply over {cap} bytes")
                             if reply_tokens.over(text, size):
+                                kept = reply_tokens.fitting(text)
+                                if kept:
+                                    yield kept
                                 raise UpstreamError(ErrorCode.UPSTREAM_TOO_LARGE, "reply past max_tokens")
                             text_bytes += size
                             yield text

@@ -165,3 +165,15 @@ def test_a_valid_join_link_names_the_class_and_no_refusal(people: People) -> Non
     code = join_code_regenerate(classroom=people.classroom)
     page = Client().get(reverse("register") + f"?code={code}").content.decode()
     assert 'id="joining"' in page and 'id="code-refused"' not in page
+
+
+@pytest.mark.parametrize(
+    "first", ["alice01,Alice Wang,password", "no,Nora,", "alice01,Name,"], ids=["password", "no", "name"]
+)
+def test_a_first_student_whose_name_or_password_is_a_title_word_is_a_student(people: People, first: str) -> None:
+    """Only a row of titles, or one whose username cell is one, is the header: a student
+    whose password is "password" (or called "Name") was dropped without a word."""
+    from apps.accounts.services import roster_parse
+
+    lines = roster_parse(text=f"{first}\nbob02,Bob Li,\n")
+    assert [line.username for line in lines] == [first.split(",")[0], "bob02"]

@@ -64,3 +64,18 @@ def test_a_password_hashed_by_djangos_own_hasher_still_checks(settings: Any) -> 
     assert stored.startswith("pbkdf2_sha256$")
     assert check_password("correct-horse-battery-42", stored)
     assert not check_password("wrong", stored)
+
+
+def test_a_hash_waits_for_its_turn_no_longer_than_the_limit(one_at_a_time: list[int], settings: Any) -> None:
+    """A flood of made-up logins filled the queue: a real one waited 13 s. Past the wait
+    it runs anyway."""
+    settings.PASSWORD_HASHING_WAIT = 0.2
+    slots = passwords.hashing_slots()
+    slots.acquire()  # the one slot, held by a flood
+    try:
+        started = time.perf_counter()
+        stored = make_password("correct-horse-battery-42")
+        assert check_password("correct-horse-battery-42", stored)
+        assert time.perf_counter() - started < 2.0
+    finally:
+        slots.release()

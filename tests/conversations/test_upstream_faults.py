@@ -160,8 +160,11 @@ async def test_a_20_mb_reply_is_not_relayed_or_stored_whole(
 
     assert frames[-1]["error_code"] == "upstream_too_large"
     reply = await Message.objects.aget(pk=frames[-1]["message"])
-    # Cut where no reply of the max_tokens asked for could reach (far below the 1 MB cap).
-    assert len(reply.content) == reply_bytes_cap(fake_upstream.chat_requests()[0].body["max_tokens"]) < 1_000_000
+    # Cut where no reply of the max_tokens asked for could reach (far below the 1 MB cap): at
+    # its bytes, and at its tokens (max_tokens + 256), whichever comes first.
+    asked = fake_upstream.chat_requests()[0].body["max_tokens"]
+    assert 0 < len(reply.content) <= reply_bytes_cap(asked) < 1_000_000
+    assert count_text_tokens(text=reply.content, model_name="fake-model").tokens <= asked + REPLY_OVERSHOOT_TOKENS
 
 
 async def test_a_provider_that_ignores_max_tokens_is_cut_and_billed_for_what_arrived_not_its_claim(
@@ -490,6 +493,12 @@ async def test_a_json_reply_past_the_length_is_cut_as_a_stream_would_be(
     assert frames[-1]["error_code"] == "upstream_too_large"
     reply = await Message.objects.aget(role=Message.Role.ASSISTANT)
     assert 0 < len(reply.content) <= reply_bytes_cap(1024)
+    # Cut at max_tokens + 256 tokens too (a byte a token of dense text passed the byte cap
+    # at 32 times that, and was billed so), and billed no more.
+    tokens = count_text_tokens(text=reply.content, model_name="fake-model").tokens
+    entry = await LedgerEntry.objects.aget()
+    assert 1024 <= tokens <= 1024 + REPLY_OVERSHOOT_TOKENS
+    assert entry.completion_tokens <= 1024 + REPLY_OVERSHOOT_TOKENS
 
 
 async def test_a_stream_labelled_application_json_is_still_read_as_a_stream(
