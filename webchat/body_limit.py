@@ -42,7 +42,6 @@ class BodyLimit:
         if announced is not None and (not announced.isdigit() or int(announced) > self.max_bytes):
             return await self._refuse(scope, send)
         received = 0
-        started = False
 
         async def counted_receive() -> dict[str, Any]:
             nonlocal received
@@ -53,16 +52,13 @@ class BodyLimit:
                     raise BodyTooLarge
             return message
 
-        async def watched_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        # `send` goes as it is (not wrapped: a streamed reply's every piece passes it).
+        # Django reads the whole body before it answers, so a body too large is found before
+        # any response has begun.
         try:
-            await self.app(scope, counted_receive, watched_send)
+            await self.app(scope, counted_receive, send)
         except BodyTooLarge:
-            if not started:
-                await self._refuse(scope, send)
+            await self._refuse(scope, send)
 
     async def _refuse(self, scope: dict[str, Any], send: Any) -> None:
         with translation.override(_language(scope)):

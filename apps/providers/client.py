@@ -636,11 +636,10 @@ async def _call(
                             finished = True
                             whole = not (text or tool_calls or reasoning)
                             yield _Finish(finish)
-                        elif text or tool_calls or reasoning:
-                            whole = False
-                        if usage is not None and finished:
-                            whole = True
+                        elif whole and (text or tool_calls or reasoning):
+                            whole = False  # more came after the end (mid-stream: `whole` is False, nothing checked)
                         if usage is not None:
+                            whole = whole or finished
                             yield usage
                         if reasoning:
                             # Thinking is billed as output, so max_tokens bounds it with the
